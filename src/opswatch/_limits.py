@@ -1,0 +1,35 @@
+"""Every limit the SDK enforces, in one table, with why it has the value it has.
+
+Each limit has a test at its edge (tests/test_limits.py). Server-side limits live in
+``opswatch.server.limits``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Longest string value kept in a record; longer ones are cut and end with ``TRUNCATION_MARKER``.
+#: Sentry keeps 8 KiB of a log message; we keep twice that so SQL in a field survives whole.
+MAX_STRING_LENGTH: Final = 16_384
+
+#: Largest serialized record in bytes. Relay's per-item limit is 1 MiB; past ours the largest fields are
+#: cut until it fits, and the record says so in ``_truncated``.
+MAX_RECORD_BYTES: Final = 256 * 1024
+
+#: Deepest nesting walked in a field; deeper values become ``"[depth limit]"``.
+MAX_DEPTH: Final = 12
+
+#: Most items kept from one list, tuple, set or dict inside a field; the rest is summarized.
+MAX_CONTAINER_ITEMS: Final = 1_000
+
+#: Keys and short strings whose redaction verdict is remembered, per cache, before it is cleared.
+REDACTION_CACHE_SIZE: Final = 4_096
+
+#: Longest string whose redaction result is cached (messages repeat; payload blobs do not).
+REDACTION_CACHE_MAX_STRING: Final = 256
+
+#: How long a buffered console/file write may wait before it is flushed, in seconds. Error and fatal
+#: records, and process exit, flush at once.
+CONSOLE_FLUSH_INTERVAL: Final = 0.5
+
+TRUNCATION_MARKER: Final = "…[truncated]"

@@ -1,0 +1,256 @@
+"""The pipeline that turns a logging call into one redacted record and hands it to every sink.
+
+``emit`` is the hot path: merge context and fields, redact once, add the fields every record carries,
+then give the same dict to each sink whose level it reaches. Sinks never raise here: a failing sink is
+counted and reported once on stderr. ``STATE`` holds the active runtime; before ``opswatch.init()`` the
+first record builds one from the environment, so a program that never calls ``init`` still logs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .config import Settings
+from ._context import _fields as _context_fields
+from .record import FATAL, LEVEL_NAMES, TRACE, Record, format_timestamp, new_event_id, serialize_exception
+from .redact import Redactor
+from .sinks import Sink
+
+SinkFactory = Callable[[Settings], "Sink | None"]
+
+#: Optional sinks, built by ``init`` in this order when their module says they apply. Each entry is
+#: ``(module, function)``; the function takes the settings and returns a sink or ``None``. Imported lazily
+#: so that an app without a DSN never imports the transport.
+OPTIONAL_SINKS: list[tuple[str, str]] = [
+    ("opswatch.sinks.server", "from_settings"),
+    ("opswatch.sinks.sentry", "from_settings"),
+    ("opswatch.alerts.sink", "from_settings"),
+]
+
+class Runtime:
+    """Settings, the redactor and the sinks of one ``init()``; immutable except for added sinks."""
+
+    def __init__(self, settings: Settings, sinks: list[Sink]) -> None:
+        self.settings = settings
+        self.sinks = list(sinks)
+        self.redactor = Redactor(
+            censor=settings.censor,
+            mask_emails=settings.mask_emails,
+            extra_keys=settings.redact_keys,
+            paths=settings.redact_paths,
+            mode=settings.redact_mode,
+            enabled=settings.redact,
+        )
+        self.redacting = settings.redact
+        self.static: dict[str, Any] = {
+            "service": settings.service,
+            "environment": settings.environment,
+            "release": settings.release,
+            "host": settings.host,
+            "pid": os.getpid(),
+        }
+        self.min_level = FATAL + 1
+        self._recompute()
+
+    def _recompute(self) -> None:
+        self.min_level = min((s.level for s in self.sinks), default=FATAL + 1)
+
+    def add_sink(self, sink: Sink) -> None:
+        """Attach a sink (used by ``opswatch.testing``)."""
+        self.sinks = [*self.sinks, sink]
+        self._recompute()
+        STATE.min_level = self.min_level
+
+    def remove_sink(self, sink: Sink) -> None:
+        """Detach a sink added with ``add_sink``."""
+        self.sinks = [s for s in self.sinks if s is not sink]
+        self._recompute()
+        STATE.min_level = self.min_level
+
+    def build(
+        self,
+        levelno: int,
+        logger: str,
+        message: Any,
+        bound: Mapping[str, Any] | None,
+        fields: Mapping[str, Any] | None,
+        error: BaseException | None,
+    ) -> Record:
+        """Make the redacted record for one call (without sending it)."""
+        context = _context_fields.get()
+        if context:
+            user: dict[str, Any] = {**context, **bound, **fields} if bound else {**context, **fields}
+        elif bound:
+            user = {**bound, **fields}
+        else:
+            user = dict(fields) if fields else {}
+        text = message if type(message) is str else _message_text(message)
+        redactor = self.redactor
+        if self.redacting:
+            text = redactor.redact_text(text)
+        timestamp = format_timestamp(time.time())
+        level = LEVEL_NAMES.get(levelno) or _level_name(levelno)
+        record: Record = {"timestamp": timestamp, "level": level, "logger": logger, "message": text}
+        if user:
+            clean = redactor.redact(user) if self.redacting else user
+            record.update(clean)
+            if len(record) != 4 + len(clean):  # a field named like a core key: the core value wins
+                record.update(timestamp=timestamp, level=level, logger=logger, message=text)
+        if error is not None:
+            serialized = serialize_exception(error)
+            record["error"] = redactor.redact(serialized) if self.redacting else serialized
+        record["event_id"] = new_event_id()
+        record.update(self.static)
+        return record
+
+    def dispatch(self, record: Record, levelno: int) -> None:
+        """Give ``record`` to every sink whose level it reaches; never raises."""
+        for sink in self.sinks:
+            if levelno >= sink.level:
+                try:
+                    sink.write(record)
+                except Exception as err:
+                    sink.report_failure(err)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Flush every sink within ``timeout`` seconds in total; True when all are drained."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = True
+        for sink in self.sinks:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                done = sink.flush(left) and done
+            except Exception as err:
+                sink.report_failure(err)
+                done = False
+        return done
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush and close every sink within ``timeout`` seconds in total."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for sink in self.sinks:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                sink.close(left)
+            except Exception as err:
+                sink.report_failure(err)
+
+
+def _message_text(message: Any) -> str:
+    try:
+        return str(message)
+    except Exception:
+        return f"<unprintable {type(message).__name__}>"
+
+
+def _level_name(levelno: int) -> str:
+    from .record import level_name
+
+    return level_name(levelno)
+
+
+def build_sinks(settings: Settings) -> list[Sink]:
+    """The console sink (unless disabled) and every optional sink that applies to ``settings``."""
+    from .sinks.console import ConsoleSink
+
+    sinks: list[Sink] = []
+    if settings.console:
+        sinks.append(ConsoleSink.from_settings(settings))
+    for module_name, function in OPTIONAL_SINKS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:  # not built yet in this checkout / extra not installed
+                continue
+            raise
+        sink = getattr(module, function)(settings)
+        if sink is not None:
+            sinks.append(sink)
+    return sinks
+
+
+class _State:
+    """The active runtime and the lowest level any sink takes (read on every logging call)."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+        self.min_level = TRACE  # until a runtime exists, let calls through so the first one builds it
+        self.lock = threading.RLock()
+
+    def get(self) -> Runtime:
+        runtime = self.runtime
+        if runtime is None:
+            with self.lock:
+                if self.runtime is None:
+                    settings = Settings.load()
+                    self.install(Runtime(settings, build_sinks(settings)))
+                runtime = self.runtime
+                assert runtime is not None
+        return runtime
+
+    def install(self, runtime: Runtime) -> Runtime | None:
+        with self.lock:
+            old, self.runtime = self.runtime, runtime
+            self.min_level = runtime.min_level
+        return old
+
+    def emit(
+        self,
+        levelno: int,
+        logger: str,
+        message: Any,
+        bound: Mapping[str, Any] | None,
+        fields: Mapping[str, Any] | None,
+        error: BaseException | None,
+    ) -> Record | None:
+        """Build and dispatch one record; return it, or None when no sink wanted it. Never raises."""
+        try:
+            runtime = self.runtime or self.get()
+            if levelno < runtime.min_level:
+                return None
+            record = runtime.build(levelno, logger, message, bound, fields, error)
+            runtime.dispatch(record, levelno)
+            return record
+        except Exception as err:  # the last line of defence: monitoring never breaks the app
+            _internal_error(err)
+            return None
+
+
+STATE = _State()
+
+_internal_reported = False
+
+
+def _internal_error(err: BaseException) -> None:
+    global _internal_reported
+    if not _internal_reported:
+        _internal_reported = True
+        try:
+            sys.stderr.write(f"opswatch: internal error while logging ({type(err).__name__}: {err})\n")
+        except Exception:
+            pass
+
+
+def _after_fork_in_child() -> None:
+    runtime = STATE.runtime
+    if runtime is not None:
+        runtime.static = {**runtime.static, "pid": os.getpid()}
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _at_exit() -> None:
+    runtime = STATE.runtime
+    if runtime is not None:
+        runtime.close(timeout=5.0)
+
+
+atexit.register(_at_exit)

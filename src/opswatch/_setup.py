@@ -1,0 +1,54 @@
+"""``init``, ``flush`` and ``shutdown``: installing and tearing down the runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._runtime import STATE, Runtime, build_sinks
+from .config import Settings
+from .log import stdlib
+
+
+def init(**settings: Any) -> Settings:
+    """Configure opswatch: explicit ``settings`` > environment variables > defaults.
+
+    Builds the console sink and every sink the settings enable (server transport, Sentry, alerts),
+    installs the stdlib ``logging`` bridge unless ``capture_stdlib=False``, and returns the settings in
+    force. Raises ``opswatch.ConfigError`` naming the bad setting; calling ``init`` again replaces the
+    previous configuration (its sinks are flushed and closed).
+    """
+    resolved = Settings.load(**settings)
+    runtime = Runtime(resolved, build_sinks(resolved))
+    old = STATE.install(runtime)
+    if old is not None:
+        old.close(timeout=2.0)
+    if resolved.capture_stdlib:
+        stdlib.install()
+    else:
+        stdlib.uninstall()
+    return resolved
+
+
+def flush(timeout: float | None = 5.0) -> bool:
+    """Deliver everything pending in every sink, waiting at most ``timeout`` seconds.
+
+    Returns True when nothing is left pending. Safe to call from any thread; never raises.
+    """
+    runtime = STATE.runtime
+    return True if runtime is None else runtime.flush(timeout)
+
+
+def shutdown(timeout: float | None = 5.0) -> None:
+    """Flush and close every sink and remove the stdlib bridge. Logging afterwards starts afresh."""
+    with STATE.lock:
+        runtime = STATE.runtime
+        STATE.runtime = None
+        STATE.min_level = 0
+    stdlib.uninstall()
+    if runtime is not None:
+        runtime.close(timeout)
+
+
+def settings() -> Settings:
+    """The settings in force (building them from the environment if ``init`` was never called)."""
+    return STATE.get().settings

@@ -1,0 +1,281 @@
+"""One settings object for the SDK: explicit arguments win over the environment, which wins over defaults.
+
+``Settings.load(**overrides)`` is the only place the SDK reads the environment. Every field is listed in
+the README's configuration table (a test keeps the two in step). A bad value raises ``ConfigError`` naming
+the setting and the environment variable it came from, so ``opswatch.init()`` fails loudly and early.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from typing import IO, Any, Literal
+from urllib.parse import urlsplit
+
+from .record import INFO, DEBUG, parse_level
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value. ``setting`` names it; the message says what is wrong and what is allowed."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"opswatch setting {setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+
+@dataclasses.dataclass(frozen=True)
+class Dsn:
+    """A parsed DSN, ``scheme://KEY[:secret]@host[:port][/prefix]/PROJECT`` (the Sentry shape)."""
+
+    scheme: str
+    key: str
+    host: str
+    port: int
+    prefix: str
+    project: str
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host:port/prefix`` with no trailing slash."""
+        return f"{self.scheme}://{self.host}:{self.port}{self.prefix}"
+
+    @classmethod
+    def parse(cls, value: str, setting: str = "dsn") -> Dsn:
+        """Parse ``value`` or raise ``ConfigError`` naming ``setting``."""
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https"):
+            raise ConfigError(setting, f"{value!r} is not a DSN: expected http(s)://KEY@HOST[:PORT]/PROJECT")
+        if not parts.username:
+            raise ConfigError(setting, "the DSN has no key (expected http(s)://KEY@HOST[:PORT]/PROJECT)")
+        if not parts.hostname:
+            raise ConfigError(setting, "the DSN has no host")
+        path = parts.path.rstrip("/")
+        prefix, _, project = path.rpartition("/")
+        if not project:
+            raise ConfigError(setting, "the DSN has no project (expected .../PROJECT at the end)")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as err:
+            raise ConfigError(setting, f"bad port in DSN: {err}") from None
+        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        return cls(parts.scheme, parts.username, host, port, prefix, project)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the SDK can be told. Field docs double as the README's configuration table."""
+
+    #: Name of the service that logs (``OPSWATCH_SERVICE``); defaults to the program's name.
+    service: str = ""
+    #: ``production``, ``staging``, ``development`` ... (``OPSWATCH_ENVIRONMENT``, then ``ENVIRONMENT``).
+    environment: str = "development"
+    #: Version of the code that runs (``OPSWATCH_RELEASE``).
+    release: str | None = None
+    #: Console level (``OPSWATCH_LOG_LEVEL``): trace, debug, info, warn, error, fatal.
+    level: int = INFO
+    #: Console format (``OPSWATCH_LOG_FORMAT``): ``pretty``, ``json`` or ``auto`` (pretty on a terminal
+    #: outside production, JSON otherwise).
+    format: Literal["pretty", "json", "auto"] = "auto"
+    #: Where the console writes; ``None`` means stdout.
+    stream: IO[str] | None = None
+    #: Colour in pretty output: ``True``, ``False`` or ``None`` for "when the stream is a terminal"
+    #: (``NO_COLOR`` turns it off).
+    color: bool | None = None
+    #: Write to the console at all.
+    console: bool = True
+    #: Redact secrets and PII before any sink (on by default; turning it off is for benchmarks).
+    redact: bool = True
+    #: Extra paths to redact, pino style: ``user.address``, ``*.ssn``, ``items[*].secret``.
+    redact_paths: tuple[str, ...] = ()
+    #: Extra key words to treat as secret, on top of the built-in list.
+    redact_keys: tuple[str, ...] = ()
+    #: What happens at a redacted path: ``censor`` (replace) or ``remove`` (drop the key).
+    redact_mode: Literal["censor", "remove"] = "censor"
+    #: The text that replaces a secret.
+    censor: str = "[REDACTED]"
+    #: Mask email addresses as ``j***@example.com``.
+    mask_emails: bool = True
+    #: Route records from the stdlib ``logging`` module through opswatch.
+    capture_stdlib: bool = True
+    #: Where to ship records (``OPSWATCH_DSN``): ``http://KEY@HOST:PORT/PROJECT``.
+    dsn: Dsn | None = None
+    #: Lowest level shipped to the opswatch server (``OPSWATCH_SERVER_LEVEL``).
+    server_level: int = DEBUG
+    #: Directory for the transport's disk spool when the server is unreachable (``OPSWATCH_SPOOL_DIR``).
+    spool_dir: str | None = None
+    #: Sentry DSN to forward errors and check-ins to (``SENTRY_DSN``).
+    sentry_dsn: str | None = None
+    #: Forward to Sentry (``SENTRY_ENABLED``); default: only in production.
+    sentry_enabled: bool | None = None
+    #: Slack incoming webhook for the app's own critical alerts (``SLACK_WEBHOOK_URL``).
+    slack_webhook_url: str | None = None
+    #: Generic JSON webhook for alerts, signed the Standard Webhooks way (``OPSWATCH_ALERT_WEBHOOK_URL``).
+    alert_webhook_url: str | None = None
+    #: Secret for signing the generic webhook (``OPSWATCH_ALERT_WEBHOOK_SECRET``).
+    alert_webhook_secret: str | None = None
+    #: Send alerts (``OPSWATCH_ALERTS_ENABLED``); default: only in production.
+    alerts_enabled: bool | None = None
+    #: Alert routes (list of dicts); ``None`` means the seed's default table.
+    alert_routes: tuple[Mapping[str, Any], ...] | None = None
+    #: TOML file with alert routes (``OPSWATCH_ALERTS_FILE``).
+    alerts_file: str | None = None
+    #: Bearer secret that cron endpoints check (``CRON_SECRET``).
+    cron_secret: str | None = None
+    #: Host name put on every record.
+    host: str = ""
+
+    @property
+    def is_production(self) -> bool:
+        """True when the environment is ``production`` or ``prod``."""
+        return self.environment.lower() in ("production", "prod")
+
+    @property
+    def sentry_active(self) -> bool:
+        """Whether errors and check-ins go to Sentry."""
+        enabled = self.is_production if self.sentry_enabled is None else self.sentry_enabled
+        return bool(self.sentry_dsn) and enabled
+
+    @property
+    def alerts_active(self) -> bool:
+        """Whether error and fatal records are routed to alert channels."""
+        enabled = self.is_production if self.alerts_enabled is None else self.alerts_enabled
+        return enabled and bool(self.slack_webhook_url or self.alert_webhook_url)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``overrides`` > ``environ`` (default ``os.environ``) > defaults.
+
+        Raises ``ConfigError`` naming the first bad or unknown setting.
+        """
+        env = os.environ if environ is None else environ
+        known = {f.name for f in dataclasses.fields(cls)}
+        for name in overrides:
+            if name not in known:
+                raise ConfigError(name, f"unknown setting (known: {', '.join(sorted(known))})")
+        values: dict[str, Any] = {}
+        for name, (variables, kind) in _FROM_ENV.items():
+            for variable in variables:
+                raw = env.get(variable)
+                if raw is not None and raw != "":
+                    values[name] = _convert(name, variable, kind, raw)
+                    break
+        for name, value in overrides.items():
+            values[name] = _convert(name, name, _KINDS.get(name, "any"), value)
+        values.setdefault("service", _default_service())
+        values.setdefault("host", socket.gethostname())
+        if values.get("release") is None:
+            values["release"] = None
+        return cls(**values)
+
+
+# setting -> (environment variables in order of preference, kind)
+_FROM_ENV: dict[str, tuple[tuple[str, ...], str]] = {
+    "service": (("OPSWATCH_SERVICE",), "str"),
+    "environment": (("OPSWATCH_ENVIRONMENT", "ENVIRONMENT"), "str"),
+    "release": (("OPSWATCH_RELEASE",), "str"),
+    "level": (("OPSWATCH_LOG_LEVEL",), "level"),
+    "format": (("OPSWATCH_LOG_FORMAT",), "format"),
+    "dsn": (("OPSWATCH_DSN",), "dsn"),
+    "server_level": (("OPSWATCH_SERVER_LEVEL",), "level"),
+    "spool_dir": (("OPSWATCH_SPOOL_DIR",), "str"),
+    "sentry_dsn": (("SENTRY_DSN",), "str"),
+    "sentry_enabled": (("SENTRY_ENABLED",), "bool"),
+    "slack_webhook_url": (("SLACK_WEBHOOK_URL",), "url"),
+    "alert_webhook_url": (("OPSWATCH_ALERT_WEBHOOK_URL",), "url"),
+    "alert_webhook_secret": (("OPSWATCH_ALERT_WEBHOOK_SECRET",), "str"),
+    "alerts_enabled": (("OPSWATCH_ALERTS_ENABLED",), "bool"),
+    "alerts_file": (("OPSWATCH_ALERTS_FILE",), "str"),
+    "cron_secret": (("CRON_SECRET",), "str"),
+}
+
+_KINDS: dict[str, str] = {name: kind for name, (_, kind) in _FROM_ENV.items()} | {
+    "stream": "stream",
+    "color": "optional_bool",
+    "console": "bool",
+    "redact": "bool",
+    "redact_paths": "str_tuple",
+    "redact_keys": "str_tuple",
+    "redact_mode": "redact_mode",
+    "censor": "str",
+    "mask_emails": "bool",
+    "capture_stdlib": "bool",
+    "alert_routes": "routes",
+    "host": "str",
+}
+
+
+def _default_service() -> str:
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    name = argv0.removesuffix(".py")
+    return name if name and name not in ("-c", "-m", "python", "python3") else "python"
+
+
+def _convert(name: str, source: str, kind: str, value: Any) -> Any:
+    """Turn a raw value into the setting's type; ``source`` is what the user wrote (argument or variable)."""
+    where = name if source == name else f"{name} (from {source})"
+    if kind == "str":
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(where, f"expected text, got {type(value).__name__}")
+        return value
+    if kind == "level":
+        try:
+            return parse_level(value)
+        except ValueError as err:
+            raise ConfigError(where, str(err)) from None
+    if kind == "format":
+        if value not in ("pretty", "json", "auto"):
+            raise ConfigError(where, f"unknown format {value!r} (expected pretty, json or auto)")
+        return value
+    if kind in ("bool", "optional_bool"):
+        if value is None and kind == "optional_bool":
+            return None
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+            return value.strip().lower() in TRUE_WORDS
+        raise ConfigError(where, f"expected true or false, got {value!r}")
+    if kind == "dsn":
+        if value is None or isinstance(value, Dsn):
+            return value
+        if not isinstance(value, str):
+            raise ConfigError(where, f"expected a DSN string, got {type(value).__name__}")
+        return Dsn.parse(value, where)
+    if kind == "url":
+        if value is None:
+            return None
+        if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
+            raise ConfigError(where, f"expected an http(s) URL, got {value!r}")
+        if not urlsplit(value).hostname:
+            raise ConfigError(where, f"the URL {value!r} has no host")
+        return value
+    if kind == "stream":
+        if value is not None and not callable(getattr(value, "write", None)):
+            raise ConfigError(where, "expected a writable text stream (an object with .write())")
+        return value
+    if kind == "str_tuple":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(where, "expected a list of strings")
+        return tuple(value)
+    if kind == "redact_mode":
+        if value not in ("censor", "remove"):
+            raise ConfigError(where, f"expected 'censor' or 'remove', got {value!r}")
+        return value
+    if kind == "routes":
+        if value is None:
+            return None
+        if not isinstance(value, Sequence) or not all(isinstance(v, Mapping) for v in value):
+            raise ConfigError(where, "expected a list of route tables (dicts)")
+        return tuple(value)
+    return value
