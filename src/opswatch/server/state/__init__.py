@@ -1,0 +1,1 @@
+"""The state store (SQLite by default, PostgreSQL by URL): projects, keys, issues, monitors, alerts."""

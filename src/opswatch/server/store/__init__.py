@@ -1,0 +1,1 @@
+"""Event stores: where every event lives (DuckDB embedded, ClickHouse later)."""
