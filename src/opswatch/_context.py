@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 _EMPTY: Mapping[str, Any] = {}
-_fields: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("opswatch_context", default=_EMPTY)
+_fields: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "opswatch_context", default=_EMPTY
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")

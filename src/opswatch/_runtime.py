@@ -9,6 +9,7 @@ first record builds one from the environment, so a program that never calls ``in
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import os
 import sys
@@ -17,11 +18,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .config import Settings
 from ._context import _fields as _context_fields
-from .record import FATAL, LEVEL_NAMES, TRACE, Record, format_timestamp, new_event_id, serialize_exception
+from .config import Settings
+from .record import FATAL, LEVEL_NAMES, TRACE, Record, format_millis, new_event_id, serialize_exception
 from .redact import Redactor
 from .sinks import Sink
+
+_EMPTY: Mapping[str, Any] = {}
+_time = time.time
 
 SinkFactory = Callable[[Settings], "Sink | None"]
 
@@ -56,6 +60,9 @@ class Runtime:
             "host": settings.host,
             "pid": os.getpid(),
         }
+        self._fixed_size = 5 + len(self.static)
+        self._millis = -1
+        self._timestamp = ""
         self.min_level = FATAL + 1
         self._recompute()
 
@@ -83,31 +90,36 @@ class Runtime:
         fields: Mapping[str, Any] | None,
         error: BaseException | None,
     ) -> Record:
-        """Make the redacted record for one call (without sending it)."""
-        context = _context_fields.get()
-        if context:
-            user: dict[str, Any] = {**context, **bound, **fields} if bound else {**context, **fields}
-        elif bound:
-            user = {**bound, **fields}
-        else:
-            user = dict(fields) if fields else {}
+        """Make the redacted record for one call (without sending it).
+
+        This is the hot path, written flat on purpose: one merge of context, bound and call fields, one
+        redaction walk over them, and one dict display for the record.
+        """
+        user = {**_context_fields.get(), **(bound or _EMPTY), **(fields or _EMPTY)}
         text = message if type(message) is str else _message_text(message)
-        redactor = self.redactor
-        if self.redacting:
-            text = redactor.redact_text(text)
-        timestamp = format_timestamp(time.time())
+        millis = int(_time() * 1000)
+        if millis != self._millis:  # bursts of records share a millisecond: format it once
+            self._millis, self._timestamp = millis, format_millis(millis)
+        timestamp = self._timestamp
         level = LEVEL_NAMES.get(levelno) or _level_name(levelno)
-        record: Record = {"timestamp": timestamp, "level": level, "logger": logger, "message": text}
-        if user:
-            clean = redactor.redact(user) if self.redacting else user
-            record.update(clean)
-            if len(record) != 4 + len(clean):  # a field named like a core key: the core value wins
-                record.update(timestamp=timestamp, level=level, logger=logger, message=text)
+        if self.redacting:
+            text = self.redactor.redact_text(text)
+            if user:
+                user = self.redactor.redact(user)
+        record: Record = {
+            "timestamp": timestamp,
+            "level": level,
+            "logger": logger,
+            "message": text,
+            **user,
+            "event_id": new_event_id(),
+            **self.static,
+        }
+        if len(record) != self._fixed_size + len(user):  # a field named like a core key: core wins
+            record.update(timestamp=timestamp, level=level, logger=logger, message=text)
         if error is not None:
             serialized = serialize_exception(error)
-            record["error"] = redactor.redact(serialized) if self.redacting else serialized
-        record["event_id"] = new_event_id()
-        record.update(self.static)
+            record["error"] = self.redactor.redact(serialized) if self.redacting else serialized
         return record
 
     def dispatch(self, record: Record, levelno: int) -> None:
@@ -216,7 +228,12 @@ class _State:
             if levelno < runtime.min_level:
                 return None
             record = runtime.build(levelno, logger, message, bound, fields, error)
-            runtime.dispatch(record, levelno)
+            for sink in runtime.sinks:  # dispatch(), inlined: this runs on every logging call
+                if levelno >= sink.level:
+                    try:
+                        sink.write(record)
+                    except Exception as err:
+                        sink.report_failure(err)
             return record
         except Exception as err:  # the last line of defence: monitoring never breaks the app
             _internal_error(err)
@@ -232,10 +249,8 @@ def _internal_error(err: BaseException) -> None:
     global _internal_reported
     if not _internal_reported:
         _internal_reported = True
-        try:
+        with contextlib.suppress(Exception):
             sys.stderr.write(f"opswatch: internal error while logging ({type(err).__name__}: {err})\n")
-        except Exception:
-            pass
 
 
 def _after_fork_in_child() -> None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any, Literal
 from urllib.parse import urlsplit
 
-from .record import INFO, DEBUG, parse_level
+from .record import DEBUG, INFO, parse_level
 
 
 class ConfigError(ValueError):
@@ -201,7 +201,7 @@ _KINDS: dict[str, str] = {name: kind for name, (_, kind) in _FROM_ENV.items()} |
     "color": "optional_bool",
     "console": "bool",
     "redact": "bool",
-    "redact_paths": "str_tuple",
+    "redact_paths": "paths",
     "redact_keys": "str_tuple",
     "redact_mode": "redact_mode",
     "censor": "str",
@@ -268,6 +268,16 @@ def _convert(name: str, source: str, kind: str, value: Any) -> Any:
         if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
             raise ConfigError(where, "expected a list of strings")
         return tuple(value)
+    if kind == "paths":
+        from .redact import parse_path
+
+        paths = _convert(name, source, "str_tuple", value)
+        for path in paths:
+            try:
+                parse_path(path)
+            except ValueError as err:
+                raise ConfigError(where, str(err)) from None
+        return paths
     if kind == "redact_mode":
         if value not in ("censor", "remove"):
             raise ConfigError(where, f"expected 'censor' or 'remove', got {value!r}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import sysconfig
 import time
 import types
@@ -114,14 +113,18 @@ _second_cache: tuple[int, str] = (-1, "")
 
 def format_timestamp(epoch: float) -> str:
     """Format seconds since the epoch as RFC 3339 UTC with milliseconds: ``2025-11-01T02:00:00.123Z``."""
+    return format_millis(int(epoch * 1000))
+
+
+def format_millis(millis: int) -> str:
+    """Format milliseconds since the epoch as RFC 3339 UTC with milliseconds."""
     global _second_cache
-    whole = int(epoch)
+    whole, fraction = divmod(millis, 1000)
     cached_second, prefix = _second_cache
     if whole != cached_second:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         _second_cache = (whole, prefix)
-    millis = int((epoch - whole) * 1000)
-    return f"{prefix}.{millis:03d}Z"
+    return f"{prefix}.{fraction:03d}Z"
 
 
 def now_timestamp() -> str:
@@ -133,6 +136,7 @@ def now_timestamp() -> str:
 
 _STDLIB = sysconfig.get_paths()["stdlib"]
 _OWN_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_dumps = orjson.dumps
 _JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 _MAX_FRAMES = 100
 _MAX_CHAIN = 10
@@ -185,7 +189,8 @@ def serialize_exception(error: BaseException) -> dict[str, Any]:
         seen.add(id(exc))
         kind = type(exc)
         module = kind.__module__
-        current["type"] = kind.__qualname__ if module in ("builtins", "__main__") else f"{module}.{kind.__qualname__}"
+        name = kind.__qualname__
+        current["type"] = name if module in ("builtins", "__main__") else f"{module}.{name}"
         try:
             current["message"] = str(exc)
         except Exception:  # a broken __str__ must not break logging
@@ -218,7 +223,7 @@ def to_json(record: Record) -> bytes:
     larger than ``MAX_RECORD_BYTES`` has its largest fields cut and carries ``"_truncated": true``.
     """
     try:
-        data = orjson.dumps(record, default=_json_fallback, option=_JSON_OPTIONS)
+        data = _dumps(record, default=_json_fallback, option=_JSON_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
         from .redact import Redactor
 

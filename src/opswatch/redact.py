@@ -25,6 +25,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import itertools
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -241,25 +242,7 @@ class Redactor:
         if depth >= self.max_depth:
             return "[depth limit]"
         if kind is dict or isinstance(value, Mapping):
-            marker = id(value)
-            if marker in seen:
-                return "[circular]"
-            seen.add(marker)
-            out: dict[str, Any] = {}
-            count = 0
-            for key, item in value.items():
-                if count >= _limits.MAX_CONTAINER_ITEMS:
-                    out["…"] = f"[{len(value) - count} more keys]"
-                    break
-                name = key if type(key) is str else str(key)
-                if self.enabled and self.key_is_secret(name) and item is not None and type(item) is not bool:
-                    if not self.remove:
-                        out[name] = self.censor
-                else:
-                    out[name] = self._walk(item, depth + 1, seen)
-                count += 1
-            seen.discard(marker)
-            return out
+            return self._walk_mapping(value, depth, seen)
         if kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
             marker = id(value)
             if marker in seen:
@@ -274,6 +257,43 @@ class Redactor:
             seen.discard(marker)
             return out_list
         return self._walk(_plain(value), depth + 1, seen)
+
+    def _walk_mapping(self, value: Mapping[Any, Any], depth: int, seen: set[int]) -> Any:
+        # The hot loop of every logging call: primitives and cached verdicts are handled inline.
+        marker = id(value)
+        if marker in seen:
+            return "[circular]"
+        seen.add(marker)
+        out: dict[str, Any] = {}
+        items: Iterable[tuple[Any, Any]] = value.items()
+        overflow = len(value) - _limits.MAX_CONTAINER_ITEMS
+        if overflow > 0:
+            items = itertools.islice(items, _limits.MAX_CONTAINER_ITEMS)
+        enabled = self.enabled
+        key_cache = self._key_cache
+        str_cache = self._str_cache
+        for key, item in items:
+            name = key if type(key) is str else str(key)
+            kind = type(item)
+            if enabled:
+                secret = key_cache.get(name)
+                if secret is None:
+                    secret = self.key_is_secret(name)
+                if secret and item is not None and kind is not bool:
+                    if not self.remove:
+                        out[name] = self.censor
+                    continue
+            if kind is str:
+                cached = str_cache.get(item)
+                out[name] = cached if cached is not None else self.redact_text(item)
+            elif kind is float or kind is bool or item is None or (kind is int and -(10**12) < item < 10**12):
+                out[name] = item
+            else:
+                out[name] = self._walk(item, depth + 1, seen)
+        if overflow > 0:
+            out["…"] = f"[{overflow} more keys]"
+        seen.discard(marker)
+        return out
 
     def _scrub(self, text: str) -> str:
         censor = self.censor

@@ -1,7 +1,7 @@
 """Logging: the Logger, request context over contextvars, and the bridge from the stdlib."""
 
-from ._logger import Logger, get_logger
 from .._context import bind_context, clear_context, context, current_context, unbind_context, with_context
+from ._logger import Logger, get_logger
 
 __all__ = [
     "Logger",

@@ -33,7 +33,10 @@ def _make(levelno: int, name: str) -> Any:
     ) -> None:
         if levelno < STATE.min_level:
             return
-        self._log(levelno, message, context, error, fields)
+        if context is None and error is None and "error" not in fields and "exc_info" not in fields:
+            STATE.emit(levelno, self._name, message, self._bound, fields, None)  # the common case
+        else:
+            self._log(levelno, message, context, error, fields)
 
     method.__name__ = name
     method.__qualname__ = f"Logger.{name}"
@@ -92,7 +95,7 @@ class Logger:
         **fields: Any,
     ) -> None:
         """Log at ``error`` with the exception being handled (``sys.exception()``) attached."""
-        if ERROR < STATE.min_level:
+        if STATE.min_level > ERROR:
             return
         self._log(ERROR, message, context, sys.exc_info()[1], fields)
 

@@ -6,6 +6,7 @@ sinks that do I/O over the network queue the record and send it from a backgroun
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from typing import Any
@@ -45,13 +46,11 @@ class Sink:
         if self._reported:
             return
         self._reported = True
-        try:
+        with contextlib.suppress(Exception):
             sys.stderr.write(
                 f"opswatch: the {self.name} sink failed ({type(error).__name__}: {error}); "
                 "further failures are counted, not printed\n"
             )
-        except Exception:
-            pass
 
     def stats(self) -> dict[str, Any]:
         """Counters for diagnostics: failures and drops."""

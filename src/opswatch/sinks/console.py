@@ -15,9 +15,11 @@ import time
 import weakref
 from typing import IO, Any, Literal
 
-from .._limits import CONSOLE_FLUSH_INTERVAL
+import orjson
+
+from .._limits import CONSOLE_FLUSH_INTERVAL, MAX_RECORD_BYTES
 from ..config import Settings
-from ..record import CORE_FIELDS, ERROR, LEVEL_NUMBERS, Record, to_json
+from ..record import CORE_FIELDS, Record, to_json
 from . import Sink
 
 _COLORS = {
@@ -31,6 +33,9 @@ _COLORS = {
 _DIM = "\x1b[2m"
 _BOLD = "\x1b[1m"
 _RESET = "\x1b[0m"
+_dumps = orjson.dumps
+_JSON_LINE = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+_FLUSH_NOW = frozenset({"error", "fatal"})
 _HIDDEN_IN_PRETTY = frozenset(CORE_FIELDS) | {"error"}
 
 
@@ -50,8 +55,11 @@ class ConsoleSink(Sink):
         super().__init__(level)
         self._explicit_stream = stream
         self.format = format
+        self.json = format == "json"
         self.color = color
         self._pending = False
+        self._last_stream: Any = None
+        self._binary = False
         _register(self)
 
     @classmethod
@@ -79,17 +87,22 @@ class ConsoleSink(Sink):
         return render_pretty(record, self.color)
 
     def write(self, record: Record) -> None:
-        stream = self.stream
+        stream = self._explicit_stream or sys.stdout
+        if stream is not self._last_stream:
+            self._last_stream, self._binary = stream, _is_binary(stream)
         try:
-            if self.format == "json":
-                data = to_json(record)
-                if isinstance(stream, (io.RawIOBase, io.BufferedIOBase)):
-                    stream.write(data)
-                else:
-                    stream.write(data.decode("utf-8"))
+            if self.json:
+                try:
+                    data = _dumps(record, option=_JSON_LINE)  # records are plain after redaction
+                except TypeError:
+                    data = to_json(record)  # unserializable values (redaction off), cycles
+                if len(data) > MAX_RECORD_BYTES:
+                    data = to_json(record)
+                stream.write(data if self._binary else data.decode("utf-8"))
             else:
-                stream.write(render_pretty(record, self.color))
-            if LEVEL_NUMBERS.get(record["level"], 0) >= ERROR:
+                text = render_pretty(record, self.color)
+                stream.write(text.encode("utf-8") if self._binary else text)
+            if record["level"] in _FLUSH_NOW:
                 stream.flush()
             else:
                 self._pending = True
@@ -105,6 +118,10 @@ class ConsoleSink(Sink):
             self.report_failure(err)
             return False
         return True
+
+
+def _is_binary(stream: Any) -> bool:
+    return isinstance(stream, (io.RawIOBase, io.BufferedIOBase)) or "b" in str(getattr(stream, "mode", ""))
 
 
 def _isatty(stream: Any) -> bool:
@@ -155,7 +172,8 @@ def render_traceback(error: dict[str, Any]) -> str:
         parts.append("Traceback (most recent call last):")
         for frame in exc.get("stack") or []:
             if isinstance(frame, dict):
-                parts.append(f'  File "{frame.get("file")}", line {frame.get("line")}, in {frame.get("function")}')
+                file, line, function = frame.get("file"), frame.get("line"), frame.get("function")
+                parts.append(f'  File "{file}", line {line}, in {function}')
         message = exc.get("message")
         parts.append(f"{exc.get('type')}: {message}" if message else str(exc.get("type")))
     return "\n".join(parts)
@@ -164,7 +182,10 @@ def render_traceback(error: dict[str, Any]) -> str:
 def _short(value: Any) -> str:
     if isinstance(value, str):
         return value if value and " " not in value and len(value) <= 200 else repr(value[:200])
-    text = to_json(value).decode("utf-8").rstrip("\n") if isinstance(value, (dict, list)) else str(value)
+    if isinstance(value, (dict, list)):
+        text = orjson.dumps(value, default=str).decode("utf-8")
+    else:
+        text = str(value)
     return text if len(text) <= 200 else text[:200] + "…"
 
 
