@@ -30,9 +30,10 @@ def _fresh_opswatch(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 class JsonStream(io.StringIO):
-    """A text stream that parses what the console sink wrote as JSON lines."""
+    """A text stream that parses what the console sink wrote as JSON lines (after a flush)."""
 
     def records(self) -> list[dict[str, Any]]:
+        opswatch.flush()
         return [orjson.loads(line) for line in self.getvalue().splitlines() if line.strip()]
 
 

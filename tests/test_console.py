@@ -42,6 +42,7 @@ def test_it_colours_pretty_output_on_a_terminal(monkeypatch: pytest.MonkeyPatch)
     stream = TtyStream()
     opswatch.init(stream=stream)
     opswatch.get_logger("x").warn("careful")
+    opswatch.flush()
     assert "\x1b[33m" in stream.getvalue()
     assert not stream.getvalue().startswith("{")
 
@@ -51,6 +52,7 @@ def test_no_color_turns_colour_off(monkeypatch: pytest.MonkeyPatch) -> None:
     stream = TtyStream()
     opswatch.init(stream=stream)
     opswatch.get_logger("x").warn("careful")
+    opswatch.flush()
     assert "\x1b[" not in stream.getvalue()
 
 
@@ -62,6 +64,7 @@ def test_it_picks_pretty_on_a_terminal_outside_production(tty: bool, environment
     stream = TtyStream() if tty else io.StringIO()
     opswatch.init(stream=stream, environment=environment)
     opswatch.get_logger("x").info("hello")
+    opswatch.flush()
     is_json = stream.getvalue().startswith("{")
     assert is_json == (expected == "json")
 
@@ -138,3 +141,19 @@ def test_json_lines_hold_unserializable_values_with_a_marker(json_console: Any) 
     assert record["raw"] == "abc"
     assert record["loop"] == {"me": "[circular]"}
     assert record["tags"] == [1]
+
+
+def test_buffered_lines_are_written_at_exit() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import opswatch\n"
+        "opswatch.init(format='json')\n"
+        "log = opswatch.get_logger('nightly')\n"
+        "for i in range(3):\n"
+        "    log.info('step', i=i)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    steps = [orjson.loads(line)["i"] for line in result.stdout.splitlines()]
+    assert steps == [0, 1, 2]

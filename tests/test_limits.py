@@ -57,6 +57,7 @@ def test_a_record_under_the_limit_is_untouched() -> None:
 def test_huge_fields_through_the_logger_are_bounded(json_console: Any) -> None:
     stream = json_console()
     opswatch.get_logger("x").info("big", payload=["z" * 16_000] * 40)
+    opswatch.flush()
     line = stream.getvalue().splitlines()[0]
     assert len(line.encode()) <= _limits.MAX_RECORD_BYTES
     assert orjson.loads(line)["_truncated"] is True

@@ -54,6 +54,7 @@ def test_it_prints_each_line_once_replacing_the_roots_stream_handlers(root_handl
     stream = io.StringIO()
     opswatch.init(stream=stream, format="json")
     logging.getLogger("app.module").warning("only once")
+    opswatch.flush()
     assert stream.getvalue().count("only once") == 1
     assert plain.getvalue() == ""
     opswatch.shutdown()
@@ -72,6 +73,7 @@ def test_it_takes_over_uvicorns_non_propagating_loggers(root_handlers: Any) -> N
         stream = io.StringIO()
         opswatch.init(stream=stream, format="json")
         uvicorn.info("Started server process")
+        opswatch.flush()
         assert stream.getvalue().count("Started server process") == 1
         assert own.getvalue() == ""
     finally:

@@ -95,7 +95,11 @@ class Runtime:
         This is the hot path, written flat on purpose: one merge of context, bound and call fields, one
         redaction walk over them, and one dict display for the record.
         """
-        user = {**_context_fields.get(), **(bound or _EMPTY), **(fields or _EMPTY)}
+        context = _context_fields.get()
+        if context or bound:
+            user: Mapping[str, Any] = {**context, **(bound or _EMPTY), **(fields or _EMPTY)}
+        else:
+            user = fields or _EMPTY  # never mutated below: the record is a new dict
         text = message if type(message) is str else _message_text(message)
         millis = int(_time() * 1000)
         if millis != self._millis:  # bursts of records share a millisecond: format it once
