@@ -6,7 +6,10 @@ The public API, and nothing else. ``init()`` configures; ``get_logger()`` logs; 
 
 from ._setup import flush, init, settings, shutdown
 from ._version import __version__
+from .alerts.api import send_slack_notification
+from .alerts.templates import SlackNotifications
 from .config import ConfigError, Settings
+from .crons import cron_job, execute_cron_job, verify_cron_auth
 from .log import (
     Logger,
     bind_context,
@@ -17,6 +20,8 @@ from .log import (
     unbind_context,
     with_context,
 )
+from .metrics import CATALOG as metrics  # the catalog object; opswatch.metrics.* modules stay importable
+from .perf import start_timer, track_external_call, track_performance, track_query
 
 #: The default logger, for the seed's ``logger.info(...)`` shape.
 logger = get_logger("app")
@@ -25,17 +30,27 @@ __all__ = [
     "ConfigError",
     "Logger",
     "Settings",
+    "SlackNotifications",
     "__version__",
     "bind_context",
     "clear_context",
     "context",
+    "cron_job",
     "current_context",
+    "execute_cron_job",
     "flush",
     "get_logger",
     "init",
     "logger",
+    "metrics",
+    "send_slack_notification",
     "settings",
     "shutdown",
+    "start_timer",
+    "track_external_call",
+    "track_performance",
+    "track_query",
     "unbind_context",
+    "verify_cron_auth",
     "with_context",
 ]

@@ -61,6 +61,8 @@ class OpswatchHandler(logging.Handler):
                 key: value for key, value in record.__dict__.items() if key not in _STANDARD_ATTRS
             }
             error = record.exc_info[1] if record.exc_info else None
+            if error is not None and getattr(error, "__opswatch_logged__", False):
+                return  # a framework's "Internal Server Error" line for an exception our middleware logged
             if record.stack_info:
                 fields["stack_info"] = record.stack_info
             STATE.emit(levelno, record.name, message, None, fields, error)

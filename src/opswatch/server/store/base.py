@@ -29,6 +29,39 @@ class QueryError(Exception):
     """A query was refused or failed; the message is safe to show to the user."""
 
 
+class QueryRefused(QueryError):
+    """The SQL is not allowed (not a single read-only SELECT over the allowed views, or too long)."""
+
+
+class QueryTimeout(QueryError):
+    """The query ran past its time limit and was interrupted."""
+
+
+class StoreClosed(Exception):
+    """The store was closed (or opened read-only) and cannot take writes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaInfo:
+    """What SQL can name: the allowed ``tables`` (views) and their ``columns``.
+
+    ``aliases`` maps each camelCase alias column to the snake_case column it stands for; the query layer
+    leaves aliases out of ``SELECT *``.
+    """
+
+    tables: tuple[str, ...]
+    columns: tuple[str, ...]
+    aliases: dict[str, str]
+
+
+@dataclasses.dataclass
+class TailPage:
+    """Records newer than a cursor, oldest first, and the cursor to pass next time."""
+
+    records: list[Record]
+    cursor: int
+
+
 class EventStore(Protocol):
     """What the server needs from an event store."""
 
@@ -38,6 +71,33 @@ class EventStore(Protocol):
 
     def query(self, sql: str, *, max_rows: int, timeout: float) -> QueryResult:
         """Run one read-only statement (already checked by ``opswatch.server.query``)."""
+        ...
+
+    def describe(self) -> SchemaInfo:
+        """The views SQL may read and their columns (for checking and rewriting SQL)."""
+        ...
+
+    def tail(
+        self,
+        after: int | None = None,
+        *,
+        level: str | None = None,
+        operation: str | None = None,
+        text: str | None = None,
+        project_id: int | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> TailPage:
+        """Records stored after cursor ``after`` (or the latest ``limit`` when None), filtered.
+
+        ``level`` keeps that level and above; ``operation`` matches exactly, or as a prefix when it
+        ends with ``*``; ``text`` is a case-insensitive substring of the message. Pass the returned
+        ``cursor`` back to get only newer records (``opswatch tail -f``, the dashboard's live view).
+        """
+        ...
+
+    def get_events(self, event_ids: Sequence[str], *, project_id: int | None = None) -> dict[str, Record]:
+        """The stored records with these event ids, as records (attributes back as fields)."""
         ...
 
     def delete_older_than(self, days: int) -> int:

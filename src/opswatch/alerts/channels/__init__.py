@@ -1,0 +1,39 @@
+"""Alert channels, one module each, registered by kind in ``CHANNELS`` (a plain dict).
+
+``CHANNELS["slack"](url)`` and ``CHANNELS["webhook"](url, secret=...)`` build channels; the notifier
+only needs ``deliver(alert, text_only=...)``, ``status`` and ``close()``. A new channel is a subclass of
+``Channel`` with ``encode`` (and ``judge`` when its answers need more than HTTP status rules).
+"""
+
+from __future__ import annotations
+
+from .base import (
+    Answer,
+    Channel,
+    ChannelStatus,
+    DeliveryError,
+    Transport,
+    TransportError,
+    validate_url,
+)
+from .slack import SlackChannel
+from .webhook import WebhookChannel
+
+#: Channel kinds by name.
+CHANNELS: dict[str, type[Channel]] = {
+    "slack": SlackChannel,
+    "webhook": WebhookChannel,
+}
+
+__all__ = [
+    "CHANNELS",
+    "Answer",
+    "Channel",
+    "ChannelStatus",
+    "DeliveryError",
+    "SlackChannel",
+    "Transport",
+    "TransportError",
+    "WebhookChannel",
+    "validate_url",
+]

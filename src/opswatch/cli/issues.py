@@ -1,0 +1,243 @@
+"""``opswatch issues``: list, show, resolve, ignore and reopen the issues of a running server.
+
+Talks to the server's ``/api/0/issues`` endpoints at ``--url`` (default ``OPSWATCH_URL`` or
+http://127.0.0.1:8321) with the admin token from ``OPSWATCH_ADMIN_TOKEN`` (or ``--token``). Tables for
+people, ``--format json`` for programs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import getpass
+import json
+import re
+import sys
+from typing import Any
+
+from . import CommandError, _admin_api
+
+_SPARK = "▁▂▃▄▅▆▇█"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def register(subparsers: Any) -> None:
+    """Add ``issues`` and its subcommands."""
+    parser = subparsers.add_parser("issues", help="list and manage the server's issues (grouped errors)")
+    parser.set_defaults(handler=lambda _args: _usage(parser))
+    commands = parser.add_subparsers(dest="issues_command", metavar="SUBCOMMAND")
+
+    listing = commands.add_parser("list", help="issues, most recent first")
+    listing.add_argument(
+        "--status",
+        default="unresolved",
+        help="unresolved (default, includes regressed), regressed, resolved, ignored or all",
+    )
+    listing.add_argument("--level", help="error or fatal")
+    listing.add_argument(
+        "--query",
+        "-q",
+        help="words in title/culprit/operation; key:value for operation, release, environment, type",
+    )
+    listing.add_argument(
+        "--sort", default="last_seen", help="last_seen, first_seen, times_seen (freq) or level"
+    )
+    listing.add_argument("--limit", type=int, default=25)
+    listing.add_argument("--project", type=int, help="only this project id")
+    _common(listing)
+    listing.set_defaults(handler=_list)
+
+    show = commands.add_parser("show", help="one issue whole: counts, releases, activity, latest event")
+    show.add_argument("issue_id", type=int)
+    _common(show)
+    show.set_defaults(handler=_show)
+
+    for name, helptext in (("resolve", "mark issues resolved"), ("reopen", "make issues unresolved again")):
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("issue_ids", type=int, nargs="+", metavar="ISSUE_ID")
+        _common(sub)
+        sub.set_defaults(handler=_move, move=name)
+
+    ignore = commands.add_parser("ignore", help="ignore issues forever, for a while, or for N more events")
+    ignore.add_argument("issue_ids", type=int, nargs="+", metavar="ISSUE_ID")
+    when = ignore.add_mutually_exclusive_group()
+    when.add_argument("--for", dest="duration", help="how long: 30m, 2h, 7d, 1w (seconds without a unit)")
+    when.add_argument("--until", help="until this time (ISO 8601; UTC when no offset is given)")
+    ignore.add_argument("--count", type=int, help="until this many more events")
+    _common(ignore)
+    ignore.set_defaults(handler=_move, move="ignore")
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    _admin_api.add_arguments(parser)
+
+
+def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
+    with _admin_api.client(args) as http:
+        return _admin_api.call(http, method, path, **kwargs)
+
+
+# -- handlers ------------------------------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"status": args.status, "sort": args.sort, "limit": args.limit}
+    for name in ("level", "query", "project"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    page = _request(args, "GET", "/api/0/issues", params=params)
+    if args.format == "json":
+        _print_json(page)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{page['total']} issue(s)", title_justify="left")
+    for column in ("ID", "Status", "Level", "Events", "24h", "Last seen", "Title", "Culprit"):
+        table.add_column(column, overflow="fold" if column in ("Title", "Culprit") else "ellipsis")
+    for issue in page["items"]:
+        table.add_row(
+            str(issue["id"]),
+            issue["status"],
+            issue["level"],
+            str(issue["count"]),
+            sparkline(issue.get("counts_24h") or []),
+            _ago(issue["last_seen"]),
+            issue["title"],
+            issue["culprit"] or "",
+        )
+    Console().print(table)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    issue = _request(args, "GET", f"/api/0/issues/{args.issue_id}")
+    if args.format == "json":
+        _print_json(issue)
+        return 0
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    console.print(f"[bold]#{issue['id']} {issue['title']}[/bold]", markup=True)
+    rows = [
+        (
+            "status",
+            issue["status"]
+            + (f" (ignored until {issue['ignore_until']})" if issue.get("ignore_until") else ""),
+        ),
+        ("level", issue["level"]),
+        ("culprit", issue["culprit"]),
+        ("operation", issue.get("operation")),
+        ("events", f"{issue['count']}   last 24h {sparkline(issue.get('counts_24h') or [])}"),
+        ("first seen", f"{issue['first_seen']} ({issue.get('first_release') or 'no release'})"),
+        ("last seen", f"{issue['last_seen']} ({issue.get('last_release') or 'no release'})"),
+        ("releases", ", ".join(f"{r['value']} ({r['count']})" for r in issue.get("releases", []))),
+        ("environments", ", ".join(f"{e['value']} ({e['count']})" for e in issue.get("environments", []))),
+        ("grouping", f"v{issue['grouping']['version']} by {issue['grouping'].get('method')}"),
+    ]
+    for label, value in rows:
+        if value:
+            console.print(f"{label:>13}  {value}", markup=False)
+    event = issue.get("latest_event") or {}
+    error = event.get("error")
+    if isinstance(error, dict):
+        console.print("\nlatest event " + str(event.get("event_id", "")), markup=False)
+        for frame in (error.get("stack") or [])[-10:]:
+            marker = " " if frame.get("in_app", True) else "·"
+            console.print(
+                f" {marker} {frame.get('file')}:{frame.get('line')} in {frame.get('function')}", markup=False
+            )
+        console.print(f"   {error.get('type')}: {error.get('message')}", markup=False)
+    if issue.get("activity"):
+        console.print("\nactivity", markup=False)
+        for item in issue["activity"]:
+            console.print(f"   {item['at']}  {item['kind']:<14} {item['actor']}", markup=False)
+    return 0
+
+
+def _move(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"actor": f"cli:{_user()}"}
+    if args.move == "ignore":
+        if args.duration is not None:
+            body["duration"] = parse_duration(args.duration)
+        if args.until is not None:
+            body["until"] = _parse_until(args.until)
+        if args.count is not None:
+            if args.count < 1:
+                raise CommandError("--count: expected at least 1")
+            body["count"] = args.count
+    results = [
+        _request(args, "POST", f"/api/0/issues/{issue_id}/{args.move}", json=body)
+        for issue_id in args.issue_ids
+    ]
+    if args.format == "json":
+        _print_json(results if len(results) > 1 else results[0])
+        return 0
+    for issue in results:
+        print(f"#{issue['id']} {issue['status']}: {issue['title']}")
+    return 0
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    """``30m``, ``2h``, ``7d``, ``1w`` or plain seconds as seconds; raises ``CommandError``."""
+    match = _DURATION.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise CommandError(f"--for: expected a duration such as 30m, 2h, 7d or 1w, got {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _parse_until(text: str) -> str:
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(
+            f"--until: expected an ISO 8601 time such as 2025-11-03T09:00, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.isoformat()
+
+
+def sparkline(counts: list[int]) -> str:
+    """Counts as block characters scaled to the largest (blank string for no counts)."""
+    if not counts:
+        return ""
+    top = max(counts)
+    if top == 0:
+        return _SPARK[0] * len(counts)
+    return "".join(_SPARK[min(len(_SPARK) - 1, (c * (len(_SPARK) - 1) + top - 1) // top)] for c in counts)
+
+
+def _ago(stamp: str | None) -> str:
+    if not stamp:
+        return ""
+    try:
+        moment = datetime.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    seconds = (datetime.datetime.now(datetime.UTC) - moment).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return "just now"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")

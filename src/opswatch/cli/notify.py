@@ -1,0 +1,139 @@
+"""``opswatch notify test``: send the seed's test notification through a channel and report the answer.
+
+The message is the seed's own test (a payment failure for "Test Church", "Test error - please ignore"),
+sent once, synchronously, through the same channel code the notifier uses, with the same rules: one
+text-only retry on ``invalid_blocks``, no redirects, a fixed timeout. Exit code 0 when delivered, 1 when
+the endpoint refused or did not answer, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import CommandError
+
+
+def register(subparsers: Any) -> None:
+    """Add ``notify`` and ``notify test``."""
+    parser = subparsers.add_parser("notify", help="check alert channels (Slack, webhook)")
+    actions = parser.add_subparsers(dest="notify_command", metavar="ACTION")
+    test = actions.add_parser(
+        "test",
+        help="send the seed's test notification and report the answer",
+        description="Send the seed's test notification (a payment failure for 'Test Church') and report "
+        "what the endpoint answered.",
+    )
+    test.add_argument(
+        "--channel",
+        choices=["slack", "webhook"],
+        help="which channel (default: slack when SLACK_WEBHOOK_URL or --url is set, else webhook)",
+    )
+    test.add_argument(
+        "--url", help="webhook URL (default: SLACK_WEBHOOK_URL, or OPSWATCH_ALERT_WEBHOOK_URL for webhook)"
+    )
+    test.add_argument(
+        "--secret",
+        help="whsec_ signing secret for --channel webhook (default: OPSWATCH_ALERT_WEBHOOK_SECRET)",
+    )
+    test.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer (max 30)")
+    test.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    test.set_defaults(handler=_test)
+    parser.set_defaults(handler=lambda args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _shown(url: str) -> str:
+    """The URL without its path: a Slack webhook's path is its secret."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…" if parts.path not in ("", "/") else url
+
+
+def _test(args: argparse.Namespace) -> int:
+    from ..alerts.channels import Channel, DeliveryError, SlackChannel, WebhookChannel
+    from ..alerts.limits import HTTP_MAX_TIMEOUT
+    from ..alerts.templates import SlackNotifications
+    from ..config import ConfigError, Settings
+
+    if not 0 < args.timeout <= HTTP_MAX_TIMEOUT:
+        raise CommandError(f"--timeout must be more than 0 and at most {HTTP_MAX_TIMEOUT:g} seconds")
+    try:
+        settings = Settings.load()
+    except ConfigError as err:
+        raise CommandError(str(err)) from None
+    kind = args.channel
+    if kind is None:
+        kind = (
+            "slack" if args.url or settings.slack_webhook_url or not settings.alert_webhook_url else "webhook"
+        )
+    default_url = settings.slack_webhook_url if kind == "slack" else settings.alert_webhook_url
+    url = args.url or default_url
+    if not url:
+        variable = "SLACK_WEBHOOK_URL" if kind == "slack" else "OPSWATCH_ALERT_WEBHOOK_URL"
+        raise CommandError(f"no {kind} URL: pass --url or set {variable}")
+    try:
+        channel: Channel
+        if kind == "webhook":
+            secret = args.secret or settings.alert_webhook_secret
+            channel = WebhookChannel(
+                url, secret=secret, timeout=args.timeout, setting="--url", secret_setting="--secret"
+            )
+        else:
+            channel = SlackChannel(url, timeout=args.timeout, setting="--url")
+    except ConfigError as err:
+        raise CommandError(f"{err.setting}: {err.problem}") from None
+
+    alert = SlackNotifications.payment_failed(
+        amount=100, church_name="Test Church", error="Test error - please ignore"
+    )
+    result: dict[str, Any] = {"channel": kind, "url": _shown(url), "delivered": False}
+    started = time.perf_counter()
+    try:
+        try:
+            answer = channel.deliver(alert)
+        except DeliveryError as err:
+            if not err.text_only:
+                raise
+            result["text_only_retry"] = True
+            answer = channel.deliver(alert, text_only=True)
+        result.update(delivered=True, status=answer.status, answer=answer.body)
+    except DeliveryError as err:
+        result.update(
+            status=err.answer.status if err.answer else None,
+            answer=err.answer.body if err.answer else None,
+            error=err.reason,
+            permanent=err.permanent,
+        )
+    finally:
+        channel.close()
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    _print(result, args.format)
+    return 0 if result["delivered"] else 1
+
+
+def _print(result: dict[str, Any], form: str) -> None:
+    if form == "json":
+        print(json.dumps(result))
+        return
+    rows = [(key, "" if value is None else str(value)) for key, value in result.items()]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # the SDK without the server extra: plain lines
+        width = max(len(k) for k, _ in rows)
+        for key, value in rows:
+            print(f"{key.ljust(width)}  {value}")
+        return
+    table = Table(title="opswatch notify test", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in rows:
+        table.add_row(key, value)
+    Console().print(table)

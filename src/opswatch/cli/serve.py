@@ -1,0 +1,101 @@
+"""``opswatch serve``: run the server (ingest, store, API) until interrupted.
+
+Settings: ``--host``, ``--port``, ``--data-dir`` > ``OPSWATCH_HOST``/``OPSWATCH_PORT``/``OPSWATCH_DATA_DIR``
+> 127.0.0.1:8321 and ./opswatch-data (see ``opswatch.server.config``). At start it prints where it
+listens, the admin token and the default project's DSN; Ctrl-C (or SIGTERM) stops it gracefully,
+committing everything acknowledged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import socket
+import sys
+from typing import Any
+
+from . import CommandError
+
+
+def register(subparsers: Any) -> None:
+    """Add ``serve``."""
+    parser = subparsers.add_parser("serve", help="run the opswatch server")
+    parser.add_argument("--host", help="interface to bind (default: $OPSWATCH_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: $OPSWATCH_PORT or 8321)")
+    parser.add_argument(
+        "--data-dir", help="where the stores live (default: $OPSWATCH_DATA_DIR or ./opswatch-data)"
+    )
+    parser.set_defaults(handler=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Start the server and block until it stops; returns the exit code."""
+    try:
+        import uvicorn
+
+        from ..server.app import create_app
+        from ..server.config import ServerSettings
+        from ..server.context import open_context
+    except ModuleNotFoundError as err:
+        raise CommandError(
+            f"the server needs its extra: pip install 'opswatch[server]' ({err.name} missing)"
+        ) from None
+    import opswatch
+
+    from ..config import ConfigError
+
+    try:
+        settings = ServerSettings.load(host=args.host, port=args.port, data_dir=args.data_dir)
+    except ConfigError as err:
+        raise CommandError(str(err)) from None
+    # The server logs to its console; it never ships its own records to itself, even when the shell
+    # exports an OPSWATCH_DSN meant for the apps.
+    opswatch.init(service="opswatch-server", dsn=None)
+    sock = _listen(settings.host, settings.port)
+    try:
+        ctx = open_context(settings)
+        app = create_app(ctx)
+    except BaseException:
+        sock.close()
+        raise
+    port = sock.getsockname()[1]
+    if port != settings.port:  # --port 0: the system chose one
+        settings = dataclasses.replace(settings, port=port)
+        ctx.settings = settings
+    key = ctx.default_project.keys[0].key
+    out = sys.stdout
+    out.write(
+        f"opswatch {opswatch.__version__} listening on {settings.base_url} (data in {settings.data_dir})\n"
+    )
+    out.write(f"OPSWATCH_ADMIN_TOKEN={settings.admin_token}\n")
+    out.write(f"OPSWATCH_DSN={settings.dsn(key, ctx.default_project.id)}\n")
+    out.flush()
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        ctx.close()
+    return 0 if server.started else 1
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or ``CommandError`` saying why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise CommandError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise CommandError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+    sock.set_inheritable(True)
+    return sock

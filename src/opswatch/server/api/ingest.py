@@ -1,0 +1,132 @@
+"""Ingest endpoints: native batches, Sentry envelopes and the legacy store, Sentry's HTTP check-ins.
+
+* ``POST /api/<project>/events/``: NDJSON (gzip allowed), key as ``Authorization: Bearer`` or
+  ``X-Opswatch-Key``. Answers ``200 {"accepted", "duplicates", "rejected": [{"index", "reason"}]}`` once
+  the accepted events are durable; 400 with the same body when no event was valid; 401 bad key; 413
+  too large; 429 with Retry-After when the server is full.
+* ``POST /api/<project>/envelope/`` and ``/store/``: what Sentry SDKs send; key in ``X-Sentry-Auth``,
+  ``?sentry_key=`` or the envelope header's ``dsn``. Answers ``200 {"id": ...}``.
+* ``GET|POST /api/<project>/cron/<slug>/<key>/?status=...``: Sentry's check-in URL. Answers 202.
+
+Handlers bound, authenticate and parse; ``opswatch.server.pipeline`` redacts and stores.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ...record import format_timestamp
+from .. import limits
+from ..auth import native_key, project_for_key, sentry_key
+from ..context import ServerContext
+from ..ingest.body import IngestError, decompress, read_body
+from ..ingest.native import parse_batch
+from ..ingest.pings import sentry_check_in_record
+from ..ingest.records import Refused, normalize
+from ..ingest.sentry_envelope import SentryBatch, read_envelope, read_store_body
+from ._answers import count_rejections, durable, json_response, run_ingest
+
+router = APIRouter(tags=["ingest"])
+
+
+def _received(ctx: ServerContext) -> tuple[float, str]:
+    epoch = ctx.now().timestamp()
+    return epoch, format_timestamp(epoch)
+
+
+@router.post("/api/{project}/events/")
+@router.post("/api/{project}/events", include_in_schema=False)
+async def native_events(project: str, request: Request) -> Response:
+    """Take a native NDJSON batch (see the module docstring)."""
+
+    async def work(ctx: ServerContext) -> Response:
+        project_id = project_for_key(ctx, project, native_key(request))
+        raw = await read_body(request)
+        body = decompress(raw, request.headers.get("content-encoding"), limits.MAX_NATIVE_DECOMPRESSED_BYTES)
+        epoch, received_at = _received(ctx)
+        batch = parse_batch(body, epoch, received_at)
+        count_rejections(ctx, batch.rejected)
+        rejected = [r.as_dict() for r in batch.rejected]
+        if not batch.records:
+            detail = "the body holds no events" if not rejected else "no event in the batch is valid"
+            return json_response(
+                {"detail": detail, "accepted": 0, "duplicates": 0, "rejected": rejected}, 400
+            )
+        outcome = await durable(ctx, project_id, batch.records, "native")
+        return json_response(
+            {"accepted": outcome.stored, "duplicates": outcome.duplicates, "rejected": rejected}
+        )
+
+    return await run_ingest(request, "native", work)
+
+
+@router.post("/api/{project}/envelope/")
+@router.post("/api/{project}/envelope", include_in_schema=False)
+async def sentry_envelope(project: str, request: Request) -> Response:
+    """Take a Sentry envelope."""
+
+    async def work(ctx: ServerContext) -> Response:
+        key = sentry_key(request)
+        project_id = project_for_key(ctx, project, key) if key else None
+        body = await _sentry_body(request)
+        epoch, received_at = _received(ctx)
+        batch = read_envelope(body, epoch, received_at)
+        if project_id is None:  # a tunnel: the DSN travels in the envelope header
+            project_id = project_for_key(ctx, project, urlsplit(batch.dsn).username if batch.dsn else None)
+        return await _answer_sentry(ctx, project_id, batch)
+
+    return await run_ingest(request, "envelope", work, sentry=True)
+
+
+@router.post("/api/{project}/store/")
+@router.post("/api/{project}/store", include_in_schema=False)
+async def sentry_store(project: str, request: Request) -> Response:
+    """Take one event the legacy way."""
+
+    async def work(ctx: ServerContext) -> Response:
+        project_id = project_for_key(ctx, project, sentry_key(request))
+        body = await _sentry_body(request)
+        epoch, received_at = _received(ctx)
+        return await _answer_sentry(ctx, project_id, read_store_body(body, epoch, received_at))
+
+    return await run_ingest(request, "store", work, sentry=True)
+
+
+@router.api_route("/api/{project}/cron/{slug}/{key}/", methods=["GET", "POST"])
+@router.api_route("/api/{project}/cron/{slug}/{key}", methods=["GET", "POST"], include_in_schema=False)
+async def sentry_cron(project: str, slug: str, key: str, request: Request) -> Response:
+    """Sentry's HTTP check-in: ``?status=in_progress|ok|error``, optional ``check_in_id``, ``duration``."""
+
+    async def work(ctx: ServerContext) -> Response:
+        project_id = project_for_key(ctx, project, key)
+        record = sentry_check_in_record(slug, request.query_params)
+        epoch, received_at = _received(ctx)
+        try:
+            normalize(record, epoch, received_at)
+        except Refused as refused:
+            raise IngestError(400, refused.code, str(refused)) from None
+        await durable(ctx, project_id, [record], "sentry")
+        return json_response({"id": record.get("check_in_id") or record["event_id"]}, 202)
+
+    return await run_ingest(request, "sentry_cron", work, sentry=True)
+
+
+async def _sentry_body(request: Request) -> bytes:
+    raw = await read_body(request)
+    return decompress(raw, request.headers.get("content-encoding"), limits.MAX_DECOMPRESSED_BYTES)
+
+
+async def _answer_sentry(ctx: ServerContext, project_id: int, batch: SentryBatch) -> Response:
+    count_rejections(ctx, batch.rejected)
+    rejected = [r.as_dict() for r in batch.rejected]
+    if not batch.records and rejected:
+        return json_response({"detail": "no item in the envelope is valid", "rejected": rejected}, 400)
+    if batch.records:
+        await durable(ctx, project_id, batch.records, "sentry")
+    answer: dict[str, object] = {"id": batch.event_id} if batch.event_id else {}
+    if rejected:
+        answer["rejected"] = rejected
+    return json_response(answer)

@@ -1,0 +1,112 @@
+"""The FastAPI application: ``create_app(ctx)`` and the two extension lists.
+
+* ``ROUTERS``: HTTP API modules, each exposing ``router = fastapi.APIRouter()``. A bare name means
+  ``opswatch.server.api.<name>``; a dotted name is imported as written. Modules that do not exist (yet, or
+  in this install) are skipped; an import error inside an existing module is raised.
+* ``SUBSYSTEMS``: ``"module:function"`` names; ``function(ctx)`` runs once per context before the app
+  serves, and adds hooks (``ctx.hooks``), background workers (``ctx.background``) and tables. Missing
+  modules are skipped like routers.
+
+The lifespan starts the committer and the background workers when the server starts, and on shutdown
+stops the workers, commits everything queued (every acknowledged event is durable already; queued ones
+are committed before the store closes), and closes the stores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import AsyncIterator
+from types import ModuleType
+
+from fastapi import FastAPI
+
+from .._version import __version__
+from ..log import get_logger
+from .context import ServerContext
+from .state.base import Base
+
+_log = get_logger("opswatch.server")
+
+#: HTTP API modules included in the app, in order.
+ROUTERS: list[str] = [
+    "health",
+    "metrics",
+    "ingest",
+    "pings",
+    "events",
+    "projects",
+    "query",
+    "issues",
+    "monitors",
+]
+
+#: Subsystems installed on every server context, in order: ``"module:function"``.
+SUBSYSTEMS: list[str] = [
+    "opswatch.server.issues:install",
+    "opswatch.server.monitors:install",
+    "opswatch.server.store.retention:install",
+]
+
+_INSTALLED = "_opswatch_subsystems_installed"
+
+
+def _import_optional(name: str) -> ModuleType | None:
+    """Import ``name``; None when that module (or a package on its path) does not exist."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name is not None and (name == err.name or name.startswith(err.name + ".")):
+            return None
+        raise
+
+
+def install_subsystems(ctx: ServerContext) -> list[str]:
+    """Run every ``SUBSYSTEMS`` entry on ``ctx`` once; return the names that were installed."""
+    if ctx.extras.get(_INSTALLED) is not None:
+        installed: list[str] = ctx.extras[_INSTALLED]
+        return installed
+    installed = []
+    for entry in SUBSYSTEMS:
+        module_name, _, function = entry.partition(":")
+        module = _import_optional(module_name)
+        if module is None:
+            continue
+        getattr(module, function or "install")(ctx)
+        installed.append(entry)
+    Base.metadata.create_all(ctx.engine)
+    ctx.extras[_INSTALLED] = installed
+    return installed
+
+
+def create_app(ctx: ServerContext) -> FastAPI:
+    """The application for ``ctx``: subsystems installed, every available router included."""
+    install_subsystems(ctx)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        ctx.start()
+        try:
+            yield
+        finally:
+            ctx.close()
+
+    app = FastAPI(
+        title="opswatch",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.ctx = ctx
+    for name in ROUTERS:
+        module = _import_optional(name if "." in name else f"opswatch.server.api.{name}")
+        if module is None:
+            continue
+        router = getattr(module, "router", None)
+        if router is None:
+            _log.warn("a module in ROUTERS has no router", {"module": name})
+            continue
+        app.include_router(router)
+    return app

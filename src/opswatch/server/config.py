@@ -1,0 +1,181 @@
+"""The server's settings: explicit arguments win over the environment, which wins over defaults.
+
+``ServerSettings.load(**overrides)`` is the only place the server reads its environment. A bad value
+raises ``opswatch.ConfigError`` naming the setting (and the variable it came from), so ``opswatch serve``
+fails at start, not at the first request. The admin token, when not given, is generated once and kept in
+``<data_dir>/admin_token`` (mode 0600) so that restarts keep it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..config import FALSE_WORDS, TRUE_WORDS, ConfigError
+from . import limits
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    """Everything ``opswatch serve`` can be told."""
+
+    #: Directory holding the event store, the state store and the admin token (``OPSWATCH_DATA_DIR``).
+    data_dir: Path = Path("opswatch-data")
+    #: Interface to bind (``OPSWATCH_HOST``); 127.0.0.1 unless told otherwise.
+    host: str = "127.0.0.1"
+    #: Port to listen on (``OPSWATCH_PORT``).
+    port: int = 8321
+    #: Bearer token for the query and management API (``OPSWATCH_ADMIN_TOKEN``); generated and kept in
+    #: the data directory when not given.
+    admin_token: str = ""
+    #: SQLAlchemy URL of the state store (``OPSWATCH_DATABASE_URL``); default SQLite in the data dir.
+    database_url: str = ""
+    #: URL of an external event store (``OPSWATCH_EVENTS_URL``, ClickHouse later); default the embedded
+    #: DuckDB file in the data dir.
+    events_url: str | None = None
+    #: Days events are kept (``OPSWATCH_RETENTION_DAYS``).
+    retention_days: int = 30
+    #: Base URL put in the DSNs the server prints (``OPSWATCH_PUBLIC_URL``); default from host and port.
+    public_url: str | None = None
+    #: Slack incoming webhook for the server's notifications (``SLACK_WEBHOOK_URL``).
+    slack_webhook_url: str | None = None
+    #: Generic JSON webhook for the server's notifications (``OPSWATCH_ALERT_WEBHOOK_URL``).
+    alert_webhook_url: str | None = None
+    #: Secret that signs the generic webhook (``OPSWATCH_ALERT_WEBHOOK_SECRET``).
+    alert_webhook_secret: str | None = None
+    #: Events waiting for the durable append before ingest answers 429 (``OPSWATCH_MAX_PENDING_EVENTS``).
+    max_pending_events: int = limits.MAX_PENDING_EVENTS
+    #: Redact what arrives before it is stored (``OPSWATCH_SERVER_REDACT``); on unless benchmarking.
+    redact: bool = True
+
+    @property
+    def state_url(self) -> str:
+        """The state store's URL: ``database_url`` or SQLite at ``<data_dir>/state.db``."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'state.db'}"
+
+    @property
+    def events_path(self) -> Path:
+        """The embedded event store's file."""
+        return self.data_dir / "events.duckdb"
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach this server: ``public_url`` or ``http://host:port``."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def dsn(self, key: str, project_id: int) -> str:
+        """The DSN an app uses to send to ``project_id`` with ingest ``key``."""
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{key}@{parts.netloc}{parts.path}/{project_id}"
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:
+        """Build settings from ``overrides`` > ``environ`` (default ``os.environ``) > defaults.
+
+        ``None`` in ``overrides`` means "not given" (so argparse defaults of ``None`` fall through to the
+        environment). Creates the data directory and, when no admin token is given, reads or creates
+        ``<data_dir>/admin_token``. Raises ``ConfigError`` naming the first bad or unknown setting.
+        """
+        env = os.environ if environ is None else environ
+        known = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for name, variable in _FROM_ENV.items():
+            raw = env.get(variable)
+            if raw is not None and raw != "":
+                values[name] = _convert(name, f"{name} (from {variable})", raw)
+        for name, value in overrides.items():
+            if name not in known:
+                raise ConfigError(name, f"unknown server setting (known: {', '.join(sorted(known))})")
+            if value is not None:
+                values[name] = _convert(name, name, value)
+        settings = cls(**values)
+        return settings._with_token()
+
+    def _with_token(self) -> ServerSettings:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError("data_dir", f"cannot create {self.data_dir}: {err.strerror}") from None
+        if self.admin_token:
+            return self
+        return dataclasses.replace(self, admin_token=_stored_token(self.data_dir))
+
+
+_FROM_ENV: dict[str, str] = {
+    "data_dir": "OPSWATCH_DATA_DIR",
+    "host": "OPSWATCH_HOST",
+    "port": "OPSWATCH_PORT",
+    "admin_token": "OPSWATCH_ADMIN_TOKEN",
+    "database_url": "OPSWATCH_DATABASE_URL",
+    "events_url": "OPSWATCH_EVENTS_URL",
+    "retention_days": "OPSWATCH_RETENTION_DAYS",
+    "public_url": "OPSWATCH_PUBLIC_URL",
+    "slack_webhook_url": "SLACK_WEBHOOK_URL",
+    "alert_webhook_url": "OPSWATCH_ALERT_WEBHOOK_URL",
+    "alert_webhook_secret": "OPSWATCH_ALERT_WEBHOOK_SECRET",
+    "max_pending_events": "OPSWATCH_MAX_PENDING_EVENTS",
+    "redact": "OPSWATCH_SERVER_REDACT",
+}
+
+
+def _stored_token(data_dir: Path) -> str:
+    """Read ``<data_dir>/admin_token``, creating it (0600) with a new random token the first time."""
+    path = data_dir / "admin_token"
+    try:
+        token = path.read_text().strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise ConfigError("admin_token", f"cannot read {path}: {err.strerror}") from None
+    token = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+    except OSError as err:
+        raise ConfigError("admin_token", f"cannot write {path}: {err.strerror}") from None
+    return token
+
+
+def _convert(name: str, where: str, value: Any) -> Any:
+    """Turn a raw value into the setting's type, or raise ``ConfigError`` naming ``where``."""
+    if name == "data_dir":
+        if not isinstance(value, (str, os.PathLike)) or not str(value):
+            raise ConfigError(where, "expected a directory path")
+        return Path(value).expanduser()
+    if name in ("port", "retention_days", "max_pending_events"):
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(where, f"expected a whole number, got {value!r}") from None
+        low, high = {"port": (0, 65535), "retention_days": (1, 36500), "max_pending_events": (1, 10**8)}[name]
+        if not low <= number <= high:
+            raise ConfigError(where, f"expected {low}..{high}, got {number}")
+        return number
+    if name == "redact":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+            return value.strip().lower() in TRUE_WORDS
+        raise ConfigError(where, f"expected true or false, got {value!r}")
+    if not isinstance(value, str):
+        raise ConfigError(where, f"expected text, got {type(value).__name__}")
+    if name in ("public_url", "slack_webhook_url", "alert_webhook_url"):
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(where, f"expected an http(s) URL with a host, got {value!r}")
+    if name == "host" and not value.strip():
+        raise ConfigError(where, "expected an interface address such as 127.0.0.1")
+    return value

@@ -1,0 +1,32 @@
+"""Issues: every error or fatal record that reaches the server belongs to one.
+
+``grouping`` decides which (pure), ``upsert`` counts events in, ``lifecycle`` moves issues between
+unresolved, resolved, regressed and ignored, ``read`` answers the API and CLI, ``notify`` builds the
+messages for new and regressed issues, and ``service.IssueService`` ties them to the state store.
+``install(ctx)`` plugs the subsystem into a server (listed in ``SUBSYSTEMS`` in ``server/app.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .service import IssueService, IssueSettings, install_tables
+from .worker import IssueHook, IssueSweeper
+
+__all__ = ["EXTRA", "IssueHook", "IssueService", "IssueSettings", "IssueSweeper", "install"]
+
+#: Where ``install`` keeps the service in ``ctx.extras``.
+EXTRA = "issues"
+
+
+def install(ctx: Any) -> IssueService:
+    """Create the issues tables, register the ingest hook (error and fatal records of every durable
+    batch) and the background sweeper (auto-resolve, timed ignores, pruning); return the service."""
+    install_tables(ctx.engine)
+    settings = IssueSettings.from_server_settings(ctx.settings)
+    service = IssueService(ctx.engine, now=ctx.now)
+    base_url = str(getattr(ctx.settings, "base_url", "") or "")
+    ctx.hooks.append(IssueHook(service, settings, base_url))
+    ctx.background.append(IssueSweeper(service, settings))
+    ctx.extras[EXTRA] = service
+    return service

@@ -1,0 +1,145 @@
+"""Every limit the server enforces at ingest, in one table, with why it has the value it has.
+
+Each limit has a test at its edge (tests/test_ingest_limits.py). Anything over a limit is refused with a
+4xx and a reason naming the limit; nothing is silently cut. Where Sentry's ingest proxy (Relay) has a
+figure for the same thing we use it, so a payload Sentry accepts is accepted here too.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .. import _limits as _sdk_limits
+
+KiB: Final = 1024
+MiB: Final = 1024 * KiB
+
+# -- a request ------------------------------------------------------------------------------------------
+
+#: Largest request body on the wire (compressed or not). Relay's ``max_api_payload_size`` is 20 MiB;
+#: the SDK's transport sends batches far below this. Checked against Content-Length before reading and
+#: again while a chunked body streams in.
+MAX_BODY_BYTES: Final = 20 * MiB
+
+#: Largest body after decompression. Relay allows 200 MiB for a decompressed envelope (attachments
+#: included); a compression ratio of 1000:1 turns a small body into a bomb, so decompression stops at this
+#: many bytes rather than after it (the "bomb" test sends a few KiB that inflate to gigabytes).
+MAX_DECOMPRESSED_BYTES: Final = 200 * MiB
+
+#: Largest decompressed native batch: 10,000 events of the SDK's largest record size fit in 64 MiB
+#: only when most are small, which is what a batch is. Keeps one request's parsed objects in memory
+#: well under a gigabyte.
+MAX_NATIVE_DECOMPRESSED_BYTES: Final = 64 * MiB
+
+#: Most events in one native batch, and most log records in one Sentry envelope. The SDK's transport
+#: sends at most 1,000; Sentry's SDKs send logs in containers of 100.
+MAX_EVENTS_PER_BATCH: Final = 10_000
+
+#: Most items in one Sentry envelope (events, log containers, check-ins, attachments ...).
+MAX_ENVELOPE_ITEMS: Final = 1_000
+
+# -- an event -------------------------------------------------------------------------------------------
+
+#: Largest single event (one NDJSON line, one Sentry event/transaction/log item). Relay's limit for
+#: event, log and span items is 1 MiB; the SDK cuts its own records at 256 KiB, so a native event over
+#: 1 MiB did not come from our SDK.
+MAX_EVENT_BYTES: Final = 1 * MiB
+
+#: Largest Sentry ``log`` item: a container of up to 100 logs from the SDKs, each far under 1 MiB.
+#: The envelope's log records together are also bounded by ``MAX_EVENTS_PER_BATCH``.
+MAX_LOG_CONTAINER_BYTES: Final = 10 * MiB
+
+#: Largest Sentry check-in item (Relay: 100 KiB).
+MAX_CHECK_IN_BYTES: Final = 100 * KiB
+
+#: Most top-level fields in one event. Fields become attribute columns in the store's key catalog; a
+#: sender that puts ids in key names would otherwise create a column per event. The SDK keeps 1,000
+#: items per container; 500 top-level keys is far above any real log line.
+MAX_FIELDS_PER_EVENT: Final = 500
+
+#: Longest field name, in characters (a column name in SQL).
+MAX_FIELD_NAME_LENGTH: Final = 128
+
+#: Deepest nesting of objects and arrays inside an event. The SDK cuts its own records at 12 levels;
+#: Sentry events nest ``contexts.trace.data.x`` or ``exception.values[].stacktrace.frames[].vars.a.b``
+#: deeper, so the server allows more, and refuses more than this rather than walking without end.
+MAX_DEPTH: Final = 32
+
+#: Longest ``event_id``: 32 hex characters from our SDK and Sentry's, 36 for a UUID with dashes.
+MAX_EVENT_ID_LENGTH: Final = 64
+
+# -- pings ----------------------------------------------------------------------------------------------
+
+#: Longest ping body kept as the run's output (scripts post the tail of their log). Healthchecks keeps
+#: 100 KiB; we keep the SDK's longest string (``opswatch._limits.MAX_STRING_LENGTH``, 16 KiB), because
+#: redaction on arrival cuts every longer string anyway. Longer bodies are cut, not refused, and the
+#: record says so in ``output_truncated``: a ping must never fail because a log was long.
+MAX_PING_BODY_BYTES: Final = _sdk_limits.MAX_STRING_LENGTH
+
+#: Longest monitor slug in a ping or check-in.
+MAX_SLUG_LENGTH: Final = 128
+
+# -- the pipeline ---------------------------------------------------------------------------------------
+
+#: Most events waiting for the durable append. Past this, ingest answers 429 with Retry-After instead
+#: of queueing without bound: senders (our transport) back off and retry, and memory stays bounded.
+MAX_PENDING_EVENTS: Final = 200_000
+
+#: Most events written in one group commit; a larger backlog is written in several commits.
+MAX_EVENTS_PER_COMMIT: Final = 50_000
+
+#: Seconds a client is told to wait in ``Retry-After`` when the pipeline is full.
+RETRY_AFTER_SECONDS: Final = 1
+
+#: Event ids remembered per generation for answering ``duplicates`` (two generations are kept, so
+#: between this many and twice this many of the latest ids). The store is the real guard against
+#: duplicates; this window only makes the count exact for retries that come soon after.
+RECENT_IDS_PER_GENERATION: Final = 200_000
+
+# -- the event store and SQL (opswatch.server.store, opswatch.server.query) -----------------------------
+
+#: Rows a cold attribute key must appear in before it gets its own typed column. Below this it lives in
+#: the ``attributes`` JSON container (still a column of the ``logs`` view, only slower to scan). A key
+#: seen in a hundred events is a field the application logs on purpose, not a one-off.
+STORE_PROMOTE_AFTER: Final = 100
+
+#: Most attribute keys with their own typed column. A DuckDB column that is NULL in most rows costs
+#: almost nothing on disk (constant segments), but every column costs at insert and in the catalog;
+#: SigNoz and PostHog materialize tens to a few hundred keys.
+STORE_MAX_PROMOTED_COLUMNS: Final = 256
+
+#: Most keys in the key catalog, that is, keys that are columns of the ``logs`` view. Keys past this
+#: (ids used as key names) stay in the ``attributes`` container, reachable as ``attributes->>'key'``.
+STORE_MAX_CATALOG_KEYS: Final = 2_000
+
+#: Most rows written in one group commit; a longer queue of appends is written in several commits.
+STORE_MAX_ROWS_PER_COMMIT: Final = 50_000
+
+#: WAL size that makes DuckDB checkpoint on commit. The default (16 MiB) checkpoints every few
+#: thousand events and holds loading to ~35 k rows/s with 10 k-row commits; 1 GiB keeps it >100 k rows/s.
+#: A larger WAL only costs replay time after a crash (seconds per GiB).
+STORE_CHECKPOINT_THRESHOLD_BYTES: Final = 1024 * MiB
+
+#: The writer checkpoints on its own after this many idle seconds when the WAL has grown past
+#: ``STORE_IDLE_CHECKPOINT_MIN_WAL_BYTES``, so a quiet server restarts fast.
+STORE_IDLE_CHECKPOINT_SECONDS: Final = 5.0
+STORE_IDLE_CHECKPOINT_MIN_WAL_BYTES: Final = 64 * MiB
+
+#: Seconds between two retention runs (events older than ``OPSWATCH_RETENTION_DAYS`` are deleted).
+RETENTION_INTERVAL_SECONDS: Final = 3600.0
+
+#: Most records one ``tail``/``get_events`` call returns.
+TAIL_MAX_LIMIT: Final = 1_000
+
+#: Longest SQL text accepted by ``POST /api/0/query`` and ``opswatch query``.
+QUERY_MAX_SQL_CHARS: Final = 100_000
+
+#: Rows a query answers by default; more are cut and the answer says ``truncated``.
+QUERY_DEFAULT_MAX_ROWS: Final = 10_000
+
+#: Most rows a caller may ask for (results are held in memory and sent as one JSON document).
+QUERY_MAX_ROWS: Final = 100_000
+
+#: Seconds a query may run by default before it is interrupted, and the most a caller may ask for.
+QUERY_DEFAULT_TIMEOUT_SECONDS: Final = 30.0
+QUERY_MAX_TIMEOUT_SECONDS: Final = 300.0

@@ -1,0 +1,154 @@
+"""The outbox: state changes go from ``monitor_changes`` to the event store and to the notifier.
+
+Changes are written in the same transaction as the monitor state they describe (see ``service``); this
+worker, run by the clock after each tick, copies the rows not yet ``stored`` into the event store as
+records with ``kind="state_change"`` (idempotent by their ``event_id``, so a crash between the append
+and the mark only repeats an append the store ignores), then sends the notifications that rows call
+for. A notification row is claimed with ``UPDATE ... SET notified_at = :now WHERE id = :id AND
+notified_at IS NULL`` before it is sent, so two servers sharing a database never both send it.
+
+The outbox never runs inside the ingest committer thread: appending from there would wait on itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, and_, false, select, update
+
+from ...log import get_logger
+from ...record import format_timestamp
+from ..state.monitors import CHANGES
+from . import notify
+
+_log = get_logger("opswatch.server.monitors")
+
+#: Rows copied to the event store per round, and notifications sent per round.
+STORE_BATCH = 2_000
+NOTIFY_BATCH = 100
+
+_LEVELS = {"failing": "error", "missed": "warn", "timeout": "warn"}
+
+#: Appends state-change records of one project durably (``pipeline.ingest`` or ``store.append``).
+Sink = Callable[[int, list[dict[str, Any]]], object]
+
+
+class AlertSender(Protocol):
+    """What the outbox needs from ``alerts.delivery.Notifier``."""
+
+    def send(self, alert: Any, *, channels: Sequence[str] | None = None, route: str = "send") -> Any:
+        """Queue an alert; never blocks."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DrainReport:
+    """One round: how many changes were stored and how many notifications were sent."""
+
+    stored: int
+    notified: int
+
+
+def change_record(row: Any) -> dict[str, Any]:
+    """The event-store record of a ``monitor_changes`` row (``kind="state_change"``)."""
+    details = dict(row.details or {})
+    record: dict[str, Any] = {
+        "event_id": row.event_id,
+        "timestamp": format_timestamp(row.at),
+        "received_at": format_timestamp(row.created_at),
+        "kind": "state_change",
+        "level": _LEVELS.get(row.kind, "info"),
+        "logger": "opswatch.monitors",
+        "operation": f"monitor.{row.kind}",
+        "message": f"monitor {row.slug}: {row.kind}",
+        "project_id": row.project_id,
+        "monitor_slug": row.slug,
+        "change": row.kind,
+        "status": row.status,
+    }
+    for key, value in details.items():
+        if key.endswith(("_at", "since")) and isinstance(value, (int, float)):
+            value = format_timestamp(value)
+        record.setdefault(key, value)
+    return record
+
+
+class Outbox:
+    """Moves state changes out of the state store; ``drain`` is called by the clock."""
+
+    def __init__(self, engine: Engine, sink: Sink | None, notifier: AlertSender | None) -> None:
+        self.engine = engine
+        self.sink = sink
+        self.notifier = notifier
+        self.failures = 0
+
+    def drain(self, now: float) -> DrainReport:
+        """Copy pending changes to the event store and send pending notifications. Never raises."""
+        stored = notified = 0
+        try:
+            stored = self._store()
+        except Exception as err:
+            self.failures += 1
+            _log.error("monitor state changes could not be stored; will retry", error=err)
+        try:
+            notified = self._notify(now)
+        except Exception as err:
+            self.failures += 1
+            _log.error("monitor notifications could not be sent; will retry", error=err)
+        return DrainReport(stored, notified)
+
+    def _store(self) -> int:
+        total = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = list(
+                    conn.execute(
+                        select(CHANGES)
+                        .where(CHANGES.c.stored == false())  # matches the partial index
+                        .order_by(CHANGES.c.id)
+                        .limit(STORE_BATCH)
+                    )
+                )
+            if not rows:
+                return total
+            if self.sink is not None:
+                by_project: dict[int, list[dict[str, Any]]] = {}
+                for row in rows:
+                    by_project.setdefault(row.project_id, []).append(change_record(row))
+                for project_id, records in by_project.items():
+                    self.sink(project_id, records)
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(CHANGES).where(CHANGES.c.id.in_([row.id for row in rows])).values(stored=True)
+                )
+            total += len(rows)
+            if len(rows) < STORE_BATCH:
+                return total
+
+    def _notify(self, now: float) -> int:
+        with self.engine.connect() as conn:
+            rows = list(
+                conn.execute(
+                    select(CHANGES)
+                    .where(and_(CHANGES.c.notify.is_not(None), CHANGES.c.notified_at.is_(None)))
+                    .order_by(CHANGES.c.id)
+                    .limit(NOTIFY_BATCH)
+                )
+            )
+        sent = 0
+        for row in rows:
+            with self.engine.begin() as conn:
+                claimed = conn.execute(
+                    update(CHANGES)
+                    .where(and_(CHANGES.c.id == row.id, CHANGES.c.notified_at.is_(None)))
+                    .values(notified_at=now)
+                ).rowcount
+            if not claimed or self.notifier is None:
+                continue  # another server sent it, or there is nowhere to send it any more
+            alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, dict(row.details or {}))
+            if alert is not None:
+                self.notifier.send(alert, route=notify.ROUTE)
+                sent += 1
+        return sent

@@ -1,0 +1,288 @@
+"""The ingest pipeline: redact, then a durable group commit, then the hooks. One instance per server.
+
+``submit(project_id, records, source)`` is called by every ingest handler with records that passed
+validation (``opswatch.server.ingest``). It redacts each record with the SDK's rules
+(``opswatch.server.redaction``), so what reaches the store is redacted even when the sender did not,
+stamps ``project_id``, and queues the batch.
+It returns a future that completes only after the store's ``append`` returned, that is, when the
+records are durable: a handler answers 2xx only after awaiting it.
+
+One committer thread drains the queue: every batch that arrived while the previous commit ran goes into
+the next single ``append`` (a group commit), so a thousand small concurrent requests cost a few commits,
+not a thousand. After each commit it runs ``ctx.hooks`` with the newly stored records (before any of the
+requests is answered, so a client that got 2xx can rely on the hooks having seen its events), then
+completes the futures.
+
+Bounded: past ``max_pending_events`` waiting events, ``submit`` raises ``Overloaded`` (the handler answers
+429 with Retry-After). Idempotent: event ids stored recently are remembered (two generations of
+``RECENT_IDS_PER_GENERATION``), so a retried batch is answered with exact ``duplicates`` and not written
+again; older repeats are caught by the store itself, which is idempotent by ``event_id``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from ..log import get_logger
+from ..record import format_timestamp
+from . import limits
+from .ingest.records import KINDS, Refused, normalize
+from .redaction import ServerRedactor
+
+if TYPE_CHECKING:
+    from .context import ServerContext
+
+_log = get_logger("opswatch.server.pipeline")
+
+
+class Overloaded(Exception):
+    """Too many events are waiting for the store; try again after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int = limits.RETRY_AFTER_SECONDS) -> None:
+        super().__init__(f"the server is busy; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(Exception):
+    """The store refused the append, or the server is shutting down; nothing of the batch is promised."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a submitted batch ended: ``stored`` new events and ``duplicates`` already stored."""
+
+    stored: int
+    duplicates: int
+
+
+@dataclasses.dataclass(eq=False)
+class _Job:
+    records: list[dict[str, Any]]
+    source: str
+    future: Future[Outcome]
+    duplicates: int = 0
+
+
+_STOP = object()
+
+
+class _RecentIds:
+    """Event ids stored lately: two generations of sets, the older dropped when the newer fills."""
+
+    def __init__(self, per_generation: int) -> None:
+        self.per_generation = per_generation
+        self.current: set[str] = set()
+        self.previous: set[str] = set()
+
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self.current or event_id in self.previous
+
+    def add_all(self, ids: Sequence[str]) -> None:
+        self.current.update(ids)
+        if len(self.current) >= self.per_generation:
+            self.previous, self.current = self.current, set()
+
+
+class Pipeline:
+    """Redaction, group commit and hooks for one server (see the module docstring)."""
+
+    def __init__(self, ctx: ServerContext, redactor: ServerRedactor | None = None) -> None:
+        self.ctx = ctx
+        self.redactor = redactor if redactor is not None else ServerRedactor(enabled=ctx.settings.redact)
+        self.redacting = ctx.settings.redact
+        self.max_pending = ctx.settings.max_pending_events
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._recent = _RecentIds(limits.RECENT_IDS_PER_GENERATION)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # -- the request side -----------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True while the committer runs and batches are taken."""
+        return not self._closed and self._thread is not None and self._thread.is_alive()
+
+    @property
+    def pending(self) -> int:
+        """Events submitted and not yet durable (the queue depth)."""
+        return self._pending
+
+    def submit(self, project_id: int, records: list[dict[str, Any]], source: str) -> Future[Outcome]:
+        """Redact ``records`` (normalized by ingest), stamp ``project_id``, and queue them for the store.
+
+        Raises ``Overloaded`` when the queue is full and ``StoreUnavailable`` after ``stop``. The records
+        passed in are not changed; redacted copies are stored.
+        """
+        future: Future[Outcome] = Future()
+        if not records:
+            future.set_result(Outcome(0, 0))
+            return future
+        count = len(records)
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailable("the server is shutting down")
+            if self._pending + count > self.max_pending and self._pending > 0:
+                raise Overloaded()
+            self._pending += count
+        try:
+            clean = self._prepare(project_id, records)
+        except BaseException:
+            with self._lock:
+                self._pending -= count
+            raise
+        self._queue.put(_Job(clean, source, future))
+        return future
+
+    def ingest(
+        self, project_id: int, records: list[dict[str, Any]], source: str, timeout: float = 30.0
+    ) -> Outcome:
+        """``submit`` and wait for durability: for subsystems that write records from the server itself.
+
+        Records are normalized here (any kind, ``state_change`` included; a ``received_at`` they carry is
+        kept); a record that cannot be normalized raises ``ValueError``. Never call this
+        from a hook: hooks run on the committer thread, which would wait for itself (``RuntimeError``).
+        """
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("Pipeline.ingest called from an ingest hook; queue the records instead")
+        epoch = self.ctx.now().timestamp()
+        stamp = format_timestamp(epoch)
+        ready: list[dict[str, Any]] = []
+        for record in records:
+            copy = dict(record)
+            given = copy.get("received_at")
+            try:
+                normalize(copy, epoch, stamp, KINDS)
+            except Refused as refused:
+                raise ValueError(f"a record cannot be stored: {refused}") from None
+            if isinstance(given, str) and given:
+                copy["received_at"] = given
+            ready.append(copy)
+        return self.submit(project_id, ready, source).result(timeout)
+
+    def _prepare(self, project_id: int, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        redact = self.redactor.redact_record
+        out: list[dict[str, Any]] = []
+        for record in records:
+            clean = redact(record) if self.redacting else dict(record)
+            clean["project_id"] = project_id
+            out.append(clean)
+        return out
+
+    # -- the committer --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the committer thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="opswatch-committer", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Refuse new batches, commit every queued one, stop the thread; True when all were committed."""
+        with self._lock:
+            if self._closed:
+                return self._thread is None or not self._thread.is_alive()
+            self._closed = True
+        if self._thread is None:
+            return self._pending == 0
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, _Job)
+            group = [item]
+            size = len(item.records)
+            stop_after = False
+            while size < limits.MAX_EVENTS_PER_COMMIT:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop_after = True
+                    break
+                assert isinstance(more, _Job)
+                group.append(more)
+                size += len(more.records)
+            self._commit(group, size)
+            if stop_after:
+                return
+
+    def _commit(self, group: list[_Job], size: int) -> None:
+        """One durable append for the whole group, then hooks, then the answers. Never raises."""
+        ctx = self.ctx
+        metrics = ctx.metrics
+        started = time.perf_counter()
+        fresh: list[dict[str, Any]] = []
+        fresh_ids: list[str] = []
+        seen: set[str] = set()
+        recent = self._recent
+        kinds: dict[tuple[str, str], int] = {}
+        for job in group:
+            for record in job.records:
+                event_id = record["event_id"]
+                if event_id in seen or event_id in recent:
+                    job.duplicates += 1
+                else:
+                    seen.add(event_id)
+                    fresh.append(record)
+                    fresh_ids.append(event_id)
+                    key = (job.source, record.get("kind") or "log")
+                    kinds[key] = kinds.get(key, 0) + 1
+        try:
+            stored = ctx.store.append(fresh) if fresh else 0
+        except Exception as err:
+            _log.error("the event store refused an append", {"events": len(fresh)}, err)
+            failure = StoreUnavailable(f"the event store failed: {type(err).__name__}")
+            self._finish(group, size, lambda job: job.future.set_exception(failure))
+            return
+        recent.add_all(fresh_ids)
+        store_duplicates = len(fresh) - stored
+        metrics.batch_latency.observe(time.perf_counter() - started)
+        if fresh:
+            self._run_hooks(fresh)
+        for (source, kind), count in kinds.items():
+            metrics.accepted.inc(count, source=source, kind=kind)
+
+        def answer(job: _Job) -> None:
+            nonlocal store_duplicates
+            # The store only says how many of the group it had already; those were new to this process
+            # (older than the recent-id window), which happens after a restart. Count them against the
+            # first jobs; exact whenever the group is one request, the usual case for a retry.
+            extra = min(store_duplicates, len(job.records) - job.duplicates)
+            store_duplicates -= extra
+            duplicates = job.duplicates + extra
+            if duplicates:
+                metrics.duplicates.inc(duplicates, source=job.source)
+            job.future.set_result(Outcome(len(job.records) - duplicates, duplicates))
+
+        self._finish(group, size, answer)
+
+    def _finish(self, group: list[_Job], size: int, complete: Callable[[_Job], None]) -> None:
+        with self._lock:
+            self._pending -= size
+        for job in group:
+            with contextlib.suppress(Exception):  # a future cancelled by a client that went away
+                complete(job)
+
+    def _run_hooks(self, records: list[dict[str, Any]]) -> None:
+        for hook in list(self.ctx.hooks):
+            try:
+                hook(self.ctx, records)
+            except Exception as err:
+                name = getattr(hook, "__qualname__", repr(hook))
+                _log.error("an ingest hook failed", {"hook": name, "events": len(records)}, err)

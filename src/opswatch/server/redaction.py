@@ -1,0 +1,148 @@
+"""Redaction on arrival: the SDK's rules (``opswatch.redact.Redactor``), made cheap enough for ingest.
+
+The server redacts every record it stores, whatever sent it, with the SDK's ``Redactor`` and its rules
+unchanged. Two things make that affordable at tens of thousands of records per second:
+
+* **A cheaper first look at a string.** The SDK rules out most strings with one combined regular
+  expression, which costs 3-7 µs for a 30-character id because Python's ``re`` retries every
+  alternative at every position. Here an ASCII string is first searched for what every secret shape must
+  contain (``@`` for emails, ``://`` for URLs, ``PRIVATE KEY``, ``eyJ``, ``_live_``, ``AKIA`` ..., the
+  words bearer/basic/token in any case, a run of 11 or more digits, spaces and dashes for cards and SSNs)
+  with plain substring tests; only a string that has one of them goes through the SDK's patterns. Each
+  test is implied by the SDK pattern it stands for, so nothing the SDK would redact gets past. Non-ASCII
+  strings take the SDK's path unchanged (Unicode digits and case folding are subtle).
+* **No walk over what the server itself wrote.** ``event_id``, ``timestamp``, ``level``, ``kind`` and
+  ``received_at`` were checked or produced by ingest; they are copied, not searched. ``trace_id``,
+  ``span_id`` and ``check_in_id`` are copied when they look like ids (hex, dashes), searched otherwise.
+  (They must be: a 32-hex id can hold a Luhn-valid run of 13 digits, and censoring an id breaks
+  idempotency.)
+
+Strings that turned out clean are remembered (short ones only), because log fields repeat.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from ..redact import Redactor
+
+#: Fields ingest has validated or produced; never searched for secrets.
+_TRUSTED: Final = frozenset({"event_id", "timestamp", "level", "kind", "received_at", "project_id"})
+#: Id fields copied as they are when they look like ids.
+_ID_FIELDS: Final = frozenset({"trace_id", "span_id", "parent_span_id", "check_in_id"})
+_ID_LIKE = re.compile(r"[0-9a-fA-F-]{1,64}")
+
+_LITERALS: Final = (
+    "@",
+    "://",
+    "PRIVATE KEY",
+    "eyJ",
+    "_live_",
+    "_test_",
+    "whsec_",
+    "AKIA",
+    "ASIA",
+    "AGPA",
+    "AIDA",
+    "AROA",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "xox",
+)
+_WORDS: Final = ("bearer", "basic", "token")
+_DIGIT_RUN = re.compile(r"[0-9][0-9 -]{9,}[0-9]")
+
+_CLEAN_CACHE_SIZE: Final = 50_000
+_CLEAN_CACHE_MAX_STRING: Final = 256
+
+
+def may_hold_secret(text: str) -> bool:
+    """False only when no SDK value pattern can match the ASCII string ``text``.
+
+    Every SDK pattern needs one of: a literal in ``_LITERALS`` (emails ``@``; URL credentials and Slack
+    webhooks ``://``; PEM keys, JWTs, Stripe, AWS, GitHub and Slack tokens their prefixes), a word in
+    ``_WORDS`` in any case (bearer/basic tokens), or 11+ characters of digits, spaces and dashes that start
+    and end with a digit (SSNs are 11 such characters, card numbers 13 or more).
+    """
+    for literal in _LITERALS:
+        if literal in text:
+            return True
+    lowered = text.lower()
+    for word in _WORDS:
+        if word in lowered:
+            return True
+    return _DIGIT_RUN.search(text) is not None
+
+
+class ServerRedactor(Redactor):
+    """The SDK's ``Redactor`` with a cheaper first look and a record-level entry point for ingest."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._clean: set[str] = set()
+
+    def redact_text(self, text: str) -> str:
+        """Same result as ``Redactor.redact_text``; faster for ASCII strings without a secret's shape."""
+        if not self.enabled or not text.isascii():
+            return super().redact_text(text)
+        if text in self._clean:
+            return text
+        if len(text) > self.max_string:
+            return super().redact_text(text)
+        if may_hold_secret(text):
+            return self._scrub(text)
+        if len(text) <= _CLEAN_CACHE_MAX_STRING:
+            if len(self._clean) >= _CLEAN_CACHE_SIZE:
+                self._clean.clear()
+            self._clean.add(text)
+        return text
+
+    def redact_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A redacted copy of an ingested record (the fields ingest vouches for are copied as they are).
+
+        Equivalent to ``redact`` on the rest of the record; never raises (a record the walk cannot handle
+        becomes the SDK's marker in place of each offending field).
+        """
+        if not self.enabled:
+            return dict(record)
+        out: dict[str, Any] = {}
+        censor = self.censor
+        remove = self.remove
+        key_cache = self._key_cache
+        redact_text = self.redact_text
+        for key, value in record.items():
+            if key in _TRUSTED:
+                out[key] = value
+                continue
+            kind = type(value)
+            if key in _ID_FIELDS and kind is str and _ID_LIKE.fullmatch(value):
+                out[key] = value
+                continue
+            if value is None or kind is bool:
+                out[key] = value
+                continue
+            secret = key_cache.get(key)
+            if secret is None:
+                secret = self.key_is_secret(key)
+            if secret:
+                if not remove:
+                    out[key] = censor
+                continue
+            if kind is str:
+                out[key] = redact_text(value)
+            elif kind is float:
+                out[key] = value
+            else:
+                try:
+                    out[key] = self._walk(value, 1, set())
+                except Exception as err:  # the SDK's behaviour: a marker instead of the value
+                    out[key] = f"[unredactable: {type(err).__name__}]"
+        if self.paths:
+            for path in self.paths:
+                self._apply_path(out, path)
+        return out

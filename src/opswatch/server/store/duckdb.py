@@ -1,0 +1,664 @@
+"""The embedded event store: one DuckDB file, one writer thread, readers on their own cursors.
+
+Layout and why: ``layout.py``; the attribute key catalog and promotion: ``catalog.py``; the single
+writer and group commit: ``writer.py``. This module ties them together:
+
+* **Durable appends.** ``append`` returns after the transaction holding its records committed, that
+  is, after DuckDB wrote and synced its WAL: a ``kill -9`` afterwards loses none of them. Concurrent
+  appends are merged into one transaction by the writer thread (group commit).
+* **Idempotent by event_id, across restarts.** Before inserting, the writer looks up the batch's
+  event ids among stored events *in the same hours as the batch's timestamps* (a retried record carries
+  the same timestamp). Time-ordered appends keep the ``timestamp`` zone maps tight, so the look-up reads
+  a few row groups, not the table (~10 ms for 10 k ids on 5 M events), and it costs no index: a
+  primary key on event_id measured 40 % slower loading, falling with size, and 3.4x the file size.
+* **Fast loading.** Rows go to DuckDB as one JSON document per commit, parsed by ``from_json`` in C++
+  (no per-value Python conversion), and ``checkpoint_threshold`` is raised to 1 GiB (the default 16 MiB
+  checkpoints every few thousand rows: the 35 k rows/s trap). A quiet writer checkpoints a grown WAL.
+* **Safe reads.** The database is opened with external access disabled and its configuration locked:
+  no file, network or extension access for anything that runs on it, whatever SQL gets through.
+  ``query`` has a time limit (DuckDB's interrupt, from a timer) and a row cap.
+* **Retention.** ``delete_older_than(days)`` deletes by event time and checkpoints, so the freed
+  blocks are reused by later appends (the file keeps its size, it does not grow).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import orjson
+
+from ...config import ConfigError
+from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
+from .. import limits
+from . import layout
+from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
+from .catalog import KeyCatalog, KeyInfo, Plan
+from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
+from .rows import place, split, to_json_line, to_record
+from .writer import WriterThread
+
+#: The event store's file name inside a data directory.
+EVENTS_FILENAME: Final = "events.duckdb"
+
+
+class StoreError(Exception):
+    """The store's file cannot be opened as asked (in use, missing, or from a newer opswatch)."""
+
+
+class _Prepared:
+    """An append's records, taken apart in the caller's thread (while the writer is inside DuckDB)."""
+
+    __slots__ = ("pending", "rows")
+
+    def __init__(self, rows: list[dict[str, Any]], pending: list[dict[str, Any] | None]) -> None:
+        self.rows = rows
+        self.pending = pending
+
+
+class DuckDBStore:
+    """The event store in one DuckDB file (``EventStore``; see the module docstring).
+
+    Options (keyword-only; a bad value raises ``ConfigError`` naming it): ``read_only`` (no writer;
+    for ``opswatch query --data-dir`` on a stopped server), ``promote_after``,
+    ``max_promoted_columns``, ``max_catalog_keys``, ``max_rows_per_commit``,
+    ``checkpoint_threshold_bytes``, ``idle_checkpoint_seconds``, ``memory_limit`` (DuckDB's, e.g.
+    ``"2GB"``), ``threads`` and ``clock`` (epoch seconds; retention and defaults use it).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        promote_after: int = limits.STORE_PROMOTE_AFTER,
+        max_promoted_columns: int = limits.STORE_MAX_PROMOTED_COLUMNS,
+        max_catalog_keys: int = limits.STORE_MAX_CATALOG_KEYS,
+        max_rows_per_commit: int = limits.STORE_MAX_ROWS_PER_COMMIT,
+        checkpoint_threshold_bytes: int = limits.STORE_CHECKPOINT_THRESHOLD_BYTES,
+        idle_checkpoint_seconds: float = limits.STORE_IDLE_CHECKPOINT_SECONDS,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        _positive("promote_after", promote_after)
+        _positive("max_promoted_columns", max_promoted_columns, allow_zero=True)
+        _positive("max_catalog_keys", max_catalog_keys, allow_zero=True)
+        _positive("max_rows_per_commit", max_rows_per_commit)
+        _positive("checkpoint_threshold_bytes", checkpoint_threshold_bytes)
+        _positive("threads", threads)
+        if idle_checkpoint_seconds <= 0:
+            raise ConfigError(
+                "idle_checkpoint_seconds", f"expected seconds > 0, got {idle_checkpoint_seconds!r}"
+            )
+        self.path = Path(path)
+        self.read_only = read_only
+        self._clock = clock
+        self._read_lock = threading.Lock()
+        self._closed = False
+        config: dict[str, Any] = {
+            "enable_external_access": False,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "checkpoint_threshold": f"{checkpoint_threshold_bytes}B",
+        }
+        if memory_limit is not None:
+            config["memory_limit"] = memory_limit
+        if threads is not None:
+            config["threads"] = threads
+        if read_only and not self.path.exists():
+            raise StoreError(f"no event store at {self.path}")
+        try:
+            conn = duckdb.connect(str(self.path), read_only=read_only, config=config)
+        except duckdb.IOException as err:
+            if "lock" in str(err).lower():
+                raise StoreError(
+                    f"the event store {self.path} is in use by another process (a running server?)"
+                ) from None
+            raise StoreError(f"cannot open the event store {self.path}: {err}") from None
+        except duckdb.InvalidInputException as err:
+            raise ConfigError("memory_limit", str(err)) from None
+        try:
+            keys = self._open_schema(conn)
+            self._catalog = KeyCatalog(
+                keys,
+                reserved=layout.RESERVED,
+                promote_after=promote_after,
+                max_columns=max_promoted_columns,
+                max_keys=max_catalog_keys,
+            )
+            self._schema = layout.view_statements(keys)[1]
+            self._count = int(_scalar(conn, f"SELECT count(*) FROM {EVENTS_TABLE}"))
+            self._next_seq = int(_scalar(conn, f"SELECT coalesce(max({SEQ}), 0) FROM {EVENTS_TABLE}")) + 1
+            conn.execute("SET lock_configuration = true")
+            self._read_root = conn.cursor()
+        except BaseException:
+            conn.close()
+            raise
+        self._checkpoint_min_wal = min(limits.STORE_IDLE_CHECKPOINT_MIN_WAL_BYTES, checkpoint_threshold_bytes)
+        self.duplicates_skipped = 0
+        self.rows_written = 0
+        self.last_commit_ms = 0.0
+        self._writer: WriterThread[_Prepared] | None = None
+        if read_only:
+            self._read_only_conn = conn
+        else:
+            self._writer = WriterThread(
+                conn,
+                self._commit,
+                max_rows=max_rows_per_commit,
+                on_idle=self._idle_checkpoint,
+                idle_seconds=idle_checkpoint_seconds,
+            )
+
+    # -- opening -----------------------------------------------------------------------------------
+
+    def _open_schema(self, conn: Any) -> list[KeyInfo]:
+        """Create or upgrade the schema (read-write) or check it (read-only); return the catalog."""
+        tables = {row[0] for row in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        version: int | None = None
+        if layout.META_TABLE in tables:
+            found = conn.execute(
+                f"SELECT value FROM {layout.META_TABLE} WHERE key = 'schema_version'"
+            ).fetchone()
+            version = int(found[0]) if found else None
+        if version is not None and version > layout.SCHEMA_VERSION:
+            raise StoreError(
+                f"the event store {self.path} has schema version {version}, newer than this opswatch "
+                f"understands ({layout.SCHEMA_VERSION}); upgrade opswatch"
+            )
+        if self.read_only:
+            if version is None:
+                raise StoreError(f"{self.path} is not an opswatch event store")
+            if version < layout.SCHEMA_VERSION:
+                raise StoreError(
+                    f"the event store {self.path} has schema version {version}; start the server once "
+                    f"to upgrade it to {layout.SCHEMA_VERSION}"
+                )
+            return _load_catalog(conn)
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            if version is None:
+                if EVENTS_TABLE in tables:
+                    raise StoreError(f"{self.path} holds an {EVENTS_TABLE} table but no schema version")
+                conn.execute(f"CREATE TABLE {layout.META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+                for statement in layout.create_statements():
+                    conn.execute(statement)
+                version = layout.SCHEMA_VERSION
+                conn.execute(
+                    f"INSERT INTO {layout.META_TABLE} VALUES ('schema_version', ?), ('created_at', ?)",
+                    [str(version), format_timestamp(self._clock())],
+                )
+            while version < layout.SCHEMA_VERSION:
+                layout.MIGRATIONS[version](conn)
+                version += 1
+                conn.execute(
+                    f"UPDATE {layout.META_TABLE} SET value = ? WHERE key = 'schema_version'", [str(version)]
+                )
+            keys = _load_catalog(conn)
+            for statement in layout.view_statements(keys)[0]:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return keys
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def append(self, records: Sequence[Record]) -> int:
+        """Store ``records`` durably; return how many were new.
+
+        Blocks until the group commit holding them is done. A record whose ``event_id`` is already
+        stored (or earlier in the same call) is skipped: retrying a batch stores nothing twice. Records
+        are not changed. Raises ``StoreClosed`` after ``close`` or on a read-only store.
+        """
+        writer = self._writer
+        if writer is None:
+            raise StoreClosed("the event store was opened read-only")
+        if not records:
+            return 0
+        received_at = format_timestamp(self._clock())
+        placements = self._catalog.placements
+        rows: list[dict[str, Any]] = []
+        pending: list[dict[str, Any] | None] = []
+        for record in records:
+            row, rest = split(record, received_at, placements)
+            rows.append(row)
+            pending.append(rest)
+        count: int = writer.append(_Prepared(rows, pending), len(rows)).result()
+        return count
+
+    def _commit(self, conn: Any, batches: Sequence[_Prepared]) -> list[int]:
+        """One transaction for the merged appends (runs on the writer thread); new rows per append.
+
+        The prepared rows are not changed (a failed group is retried append by append): rows with
+        pending values are copied when they are placed, and ``seq`` is set afresh on every attempt.
+        """
+        started = time.perf_counter()
+        rows: list[dict[str, Any]] = []
+        pending: list[dict[str, Any] | None] = []
+        owners: list[int] = []
+        seen: set[str] = set()
+        for index, batch in enumerate(batches):
+            for row, rest in zip(batch.rows, batch.pending, strict=True):
+                event_id = row["event_id"]
+                if event_id in seen:
+                    continue
+                seen.add(event_id)
+                rows.append(row)
+                pending.append(rest)
+                owners.append(index)
+        submitted = sum(len(batch.rows) for batch in batches)
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            stored = _stored_ids(conn, rows)
+            if stored:
+                keep = [i for i, row in enumerate(rows) if row["event_id"] not in stored]
+                rows = [rows[i] for i in keep]
+                pending = [pending[i] for i in keep]
+                owners = [owners[i] for i in keep]
+            unsettled = [(i, rest) for i, rest in enumerate(pending) if rest]
+            plan = self._catalog.plan([(rows[i]["timestamp"], rest) for i, rest in unsettled])
+            schema = _apply_plan(conn, plan)
+            lower = self._catalog.lower
+            for i, rest in unsettled:
+                rows[i] = place(rows[i], rest, plan.keys, lower)
+            if rows:
+                seq = self._next_seq
+                for row in rows:
+                    row[SEQ] = seq
+                    seq += 1
+                _insert(conn, rows, plan.keys)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                conn.execute("ROLLBACK")
+            raise
+        self._catalog.adopt(plan)
+        if schema is not None:
+            self._schema = schema
+        self._next_seq += len(rows)
+        self._count += len(rows)
+        self.rows_written += len(rows)
+        self.duplicates_skipped += submitted - len(rows)
+        self.last_commit_ms = (time.perf_counter() - started) * 1000
+        counts = [0] * len(batches)
+        for owner in owners:
+            counts[owner] += 1
+        return counts
+
+    def _idle_checkpoint(self, conn: Any) -> None:
+        wal = Path(str(self.path) + ".wal")
+        try:
+            size = wal.stat().st_size
+        except OSError:
+            return
+        if size >= self._checkpoint_min_wal:
+            conn.execute("CHECKPOINT")
+
+    def delete_older_than(self, days: int) -> int:
+        """Delete events whose timestamp is more than ``days`` days before now; return how many went.
+
+        Checkpoints afterwards, so the freed space is reused by later appends.
+        """
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            raise ValueError(f"days must be a whole number >= 0, got {days!r}")
+        writer = self._writer
+        if writer is None:
+            raise StoreClosed("the event store was opened read-only")
+        cutoff = format_timestamp(self._clock() - days * 86_400)
+
+        def work(conn: Any) -> int:
+            sql = f"DELETE FROM {EVENTS_TABLE} WHERE {quote('timestamp')} < ?::TIMESTAMP"
+            deleted = int(_scalar(conn, sql, [cutoff]))
+            if deleted:
+                self._count -= deleted
+                # A reader may hold the checkpoint off; the next one frees the space then.
+                with contextlib.suppress(duckdb.Error):
+                    conn.execute("CHECKPOINT")
+            return deleted
+
+        return writer.call(work)
+
+    def checkpoint(self) -> None:
+        """Write the WAL into the file now (the writer also does this by itself when idle)."""
+        writer = self._writer
+        if writer is not None:
+            writer.call(lambda conn: conn.execute("CHECKPOINT"))
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _cursor(self) -> Any:
+        with self._read_lock:
+            if self._closed:
+                raise StoreClosed("the event store is closed")
+            return self._read_root.cursor()
+
+    def describe(self) -> SchemaInfo:
+        """The views SQL may read (``logs``, ``events``), their columns and camelCase aliases."""
+        return self._schema
+
+    def query(self, sql: str, *, max_rows: int, timeout: float) -> QueryResult:
+        """Run one statement on a fresh cursor; at most ``max_rows`` rows, at most ``timeout`` seconds.
+
+        The SQL is not checked here: callers pass SQL checked by ``opswatch.server.query`` or their
+        own. Raises ``QueryTimeout`` when interrupted and ``QueryError`` for any failure.
+        """
+        cursor = self._cursor()
+        guard = threading.Lock()
+        finished = False
+        fired = False
+
+        def interrupt() -> None:
+            nonlocal fired
+            with guard:
+                if not finished:
+                    fired = True
+                    cursor.interrupt()
+
+        timer = threading.Timer(timeout, interrupt)
+        timer.daemon = True
+        started = time.perf_counter()
+        try:
+            timer.start()
+            cursor.execute(sql)
+            rows = cursor.fetchmany(max_rows + 1)
+            columns = [column[0] for column in cursor.description or ()]
+        except duckdb.Error as err:
+            if fired or isinstance(err, duckdb.InterruptException):
+                raise QueryTimeout(
+                    f"the query ran longer than {timeout:g} s and was stopped; "
+                    "narrow it (a time range, fewer columns) or allow more time"
+                ) from None
+            raise QueryError(_error_text(err)) from None
+        finally:
+            with guard:
+                finished = True
+            timer.cancel()
+            cursor.close()
+        truncated = len(rows) > max_rows
+        return QueryResult(
+            columns=columns,
+            rows=[tuple(row) for row in rows[:max_rows]],
+            truncated=truncated,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _physical(self) -> tuple[list[str], dict[str, KeyInfo]]:
+        promoted = {info.column: info for info in self._catalog.keys.values() if info.column}
+        return [SEQ, *layout.CORE_NAMES, CONTAINER, *promoted], promoted
+
+    def tail(
+        self,
+        after: int | None = None,
+        *,
+        level: str | None = None,
+        operation: str | None = None,
+        text: str | None = None,
+        project_id: int | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> TailPage:
+        """Records stored after cursor ``after``, oldest first (see ``EventStore.tail``).
+
+        With ``after`` None: the latest ``limit`` matching records, and a cursor at the newest stored
+        event. Raises ``ValueError`` for an unknown level or a limit outside 1..``TAIL_MAX_LIMIT``.
+        """
+        if not 1 <= limit <= limits.TAIL_MAX_LIMIT:
+            raise ValueError(f"limit must be 1..{limits.TAIL_MAX_LIMIT}, got {limit}")
+        where: list[str] = []
+        params: list[Any] = []
+        if level is not None:
+            floor = parse_level(level)
+            where.append("level IN (SELECT unnest(?::VARCHAR[]))")
+            params.append([name for number, name in LEVEL_NAMES.items() if number >= floor])
+        if operation:
+            if operation.endswith("*"):
+                where.append("starts_with(operation, ?)")
+                params.append(operation[:-1])
+            else:
+                where.append("operation = ?")
+                params.append(operation)
+        if text:
+            where.append("contains(lower(message), ?)")
+            params.append(text.lower())
+        if project_id is not None:
+            where.append("project_id = ?")
+            params.append(project_id)
+        if kind:
+            where.append("kind = ?")
+            params.append(kind)
+        columns, promoted = self._physical()
+        select = ", ".join(quote(c) for c in columns)
+        cursor = self._cursor()
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            newest = int(_scalar(cursor, f"SELECT coalesce(max({SEQ}), 0) FROM {EVENTS_TABLE}"))
+            if after is None:
+                condition = " AND ".join(where) or "true"
+                found = cursor.execute(
+                    f"SELECT {select} FROM {EVENTS_TABLE} WHERE {condition} "
+                    f"ORDER BY {SEQ} DESC LIMIT {limit}",
+                    params,
+                ).fetchall()
+                found.reverse()
+                next_cursor = newest
+            else:
+                condition = " AND ".join([f"{SEQ} > ?", *where])
+                found = cursor.execute(
+                    f"SELECT {select} FROM {EVENTS_TABLE} WHERE {condition} ORDER BY {SEQ} LIMIT {limit}",
+                    [after, *params],
+                ).fetchall()
+                next_cursor = found[-1][0] if len(found) == limit else max(after, newest)
+            cursor.execute("COMMIT")
+        finally:
+            cursor.close()
+        records = [to_record(row[1:], columns[1:], promoted) for row in found]
+        return TailPage(records=records, cursor=int(next_cursor))
+
+    def get_events(self, event_ids: Sequence[str], *, project_id: int | None = None) -> dict[str, Record]:
+        """The stored records with these event ids (at most ``TAIL_MAX_LIMIT`` ids), by event id."""
+        ids = [event_id for event_id in dict.fromkeys(event_ids) if isinstance(event_id, str)]
+        if not ids:
+            return {}
+        if len(ids) > limits.TAIL_MAX_LIMIT:
+            raise ValueError(f"at most {limits.TAIL_MAX_LIMIT} event ids per call, got {len(ids)}")
+        columns, promoted = self._physical()
+        select = ", ".join(quote(c) for c in columns)
+        sql = f"SELECT {select} FROM {EVENTS_TABLE} WHERE event_id IN (SELECT unnest(?::VARCHAR[]))"
+        params: list[Any] = [ids]
+        if project_id is not None:
+            sql += " AND project_id = ?"
+            params.append(project_id)
+        cursor = self._cursor()
+        try:
+            found = cursor.execute(sql + f" ORDER BY {SEQ}", params).fetchall()
+        finally:
+            cursor.close()
+        records = (to_record(row[1:], columns[1:], promoted) for row in found)
+        return {record["event_id"]: record for record in records}
+
+    # -- the rest ----------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``/metrics`` and ``opswatch serve``: events stored, file sizes, queue, catalog."""
+        writer = self._writer
+        wal = Path(str(self.path) + ".wal")
+        return {
+            "events": self._count,
+            "file_bytes": _size(self.path),
+            "wal_bytes": _size(wal),
+            "queue_depth": writer.pending_items if writer else 0,
+            "queue_rows": writer.pending_rows if writer else 0,
+            "commits": writer.commits if writer else 0,
+            "rows_written": self.rows_written,
+            "duplicates_skipped": self.duplicates_skipped,
+            "last_commit_ms": self.last_commit_ms,
+            "attribute_keys": len(self._catalog.keys),
+            "promoted_columns": self._catalog.promoted_count,
+            "schema_version": layout.SCHEMA_VERSION,
+        }
+
+    def close(self) -> None:
+        """Commit everything queued, then release the file (idempotent)."""
+        with self._read_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._read_root.close()
+        if self._writer is not None:
+            self._writer.close()
+        else:
+            self._read_only_conn.close()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- the write path's statements ---------------------------------------------------------------------
+
+_MAX_RANGES: Final = 8
+
+
+def _stored_ids(conn: Any, rows: list[dict[str, Any]]) -> set[str]:
+    """Event ids of ``rows`` already stored, looked up only in the hours the rows' timestamps fall in."""
+    if not rows:
+        return set()
+    by_hour: dict[str, list[str]] = {}
+    for row in rows:
+        by_hour.setdefault(row["timestamp"][:13], []).append(row["event_id"])
+    hours = sorted(by_hour)
+    ranges: list[tuple[str, str, list[str]]] = []  # [start, end) and the ids inside
+    for hour in hours:
+        start = _hour_start(hour)
+        end = start + datetime.timedelta(hours=1)
+        if ranges and ranges[-1][1] == start.isoformat():
+            first, _, ids = ranges[-1]
+            ranges[-1] = (first, end.isoformat(), ids + by_hour[hour])
+        else:
+            ranges.append((start.isoformat(), end.isoformat(), list(by_hour[hour])))
+    if len(ranges) > _MAX_RANGES:
+        ranges = [(ranges[0][0], ranges[-1][1], [row["event_id"] for row in rows])]
+    found: set[str] = set()
+    column = quote("timestamp")
+    for start_text, end_text, ids in ranges:
+        # Literal bounds (not parameters) so the scan's zone maps prune by them.
+        sql = (
+            f"SELECT event_id FROM {EVENTS_TABLE} WHERE {column} >= TIMESTAMP '{start_text}' "
+            f"AND {column} < TIMESTAMP '{end_text}' AND event_id IN (SELECT unnest(?::VARCHAR[]))"
+        )
+        found.update(row[0] for row in conn.execute(sql, [ids]).fetchall())
+    return found
+
+
+def _hour_start(hour: str) -> datetime.datetime:
+    return datetime.datetime.strptime(hour, "%Y-%m-%dT%H")
+
+
+def _apply_plan(conn: Any, plan: Plan) -> SchemaInfo | None:
+    """The schema work of a catalog plan, in the open transaction; the new view schema if it changed."""
+    table = EVENTS_TABLE
+    for info in plan.promoted:
+        assert info.column is not None
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {quote(info.column)} {layout.sql_type(info)}")
+    for info in plan.backfill:
+        assert info.column is not None and info.cold_first and info.cold_last
+        column = quote("timestamp")
+        conn.execute(
+            f"UPDATE {table} SET {quote(info.column)} = {layout.cold_expression(info)} "
+            f"WHERE {column} >= ?::TIMESTAMP AND {column} <= ?::TIMESTAMP "
+            f"AND json_exists({quote(CONTAINER)}, {layout.json_pointer(info.name)})",
+            [info.cold_first, info.cold_last],
+        )
+    for info in plan.widened:
+        assert info.column is not None
+        column_type = layout.sql_type(info)
+        conn.execute(f"ALTER TABLE {table} ALTER COLUMN {quote(info.column)} SET DATA TYPE {column_type}")
+    if plan.changed:
+        fields = ("key", "name", "type", "column_name", "seen", "cold_first", "cold_last")
+        values = [
+            [info.key for info in plan.changed],
+            [info.name for info in plan.changed],
+            [info.type for info in plan.changed],
+            [info.column for info in plan.changed],
+            [info.seen for info in plan.changed],
+            [info.cold_first for info in plan.changed],
+            [info.cold_last for info in plan.changed],
+        ]
+        unnest = ", ".join(f"unnest(${i + 1}) AS {name}" for i, name in enumerate(fields))
+        conn.execute(f"INSERT OR REPLACE INTO {layout.CATALOG_TABLE} SELECT {unnest}", values)
+    if not plan.view_changed:
+        return None
+    statements, schema = layout.view_statements(plan.keys.values())
+    for statement in statements:
+        conn.execute(statement)
+    return schema
+
+
+def _insert(conn: Any, rows: list[dict[str, Any]], keys: dict[str, KeyInfo]) -> None:
+    """Insert built rows as one NDJSON text, split and parsed by ``from_json`` in C++.
+
+    One parameter instead of a Python value per cell: per-value conversion from Python costs more than
+    the insert itself. (One JSON array unnested as a whole measured 2.7x the CPU of per-line parsing.)
+    orjson escapes newlines inside strings, so a newline always ends a row.
+    """
+    types: dict[str, str] = {SEQ: "BIGINT", CONTAINER: "JSON"}
+    types.update((column.name, column.sql_type) for column in layout.CORE_COLUMNS)
+    types.update((info.column, info.type) for info in keys.values() if info.column)
+    present: set[str] = set()
+    for row in rows:
+        present.update(row)
+    columns = [column for column in types if column in present]
+    structure = orjson.dumps({column: types[column] for column in columns}).decode()
+    names = ", ".join(quote(column) for column in columns)
+    picks = ", ".join(f"r.{quote(column)}" for column in columns)
+    document = b"\n".join([to_json_line(row) for row in rows]).decode()
+    conn.execute(
+        f"INSERT INTO {EVENTS_TABLE} ({names}) SELECT {picks} FROM (SELECT from_json(line, "
+        f"{layout.literal(structure)}) AS r FROM (SELECT unnest(string_split(?, chr(10))) AS line))",
+        [document],
+    )
+
+
+def _load_catalog(conn: Any) -> list[KeyInfo]:
+    found = conn.execute(
+        f"SELECT key, name, type, column_name, seen, cold_first, cold_last FROM {layout.CATALOG_TABLE}"
+    ).fetchall()
+    return [KeyInfo(*row) for row in found]
+
+
+def _scalar(conn: Any, sql: str, params: list[Any] | None = None) -> Any:
+    row = conn.execute(sql, params or []).fetchone()
+    return row[0] if row else None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _error_text(err: Exception) -> str:
+    """DuckDB's message without the trailing source excerpt, which repeats the SQL."""
+    text = str(err).strip()
+    return text.split("\n\nLINE ")[0].strip() or type(err).__name__
+
+
+def _positive(name: str, value: int | None, *, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(name, f"expected a whole number >= {low}, got {value!r}")

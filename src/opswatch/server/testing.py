@@ -1,0 +1,121 @@
+"""Test helper: a real opswatch server on a free 127.0.0.1 port, in a thread of the test process.
+
+::
+
+    from opswatch.server.testing import running_server
+
+    def test_it_stores_a_ping(tmp_path):
+        with running_server(tmp_path) as server:
+            httpx.get(f"{server.url}/ping/{server.key}/nightly")
+            assert server.ctx.store.tail().records[-1]["monitor_slug"] == "nightly"
+
+The server is the one ``opswatch serve`` runs (uvicorn, the same app, the real stores in
+``<tmp_path>/opswatch-data``), so tests talk HTTP to it with any client: ``server.dsn`` for the SDK and
+Sentry SDKs, ``server.admin_headers`` for the management API. Settings are ``ServerSettings`` fields;
+the process environment is ignored unless ``environ`` is given. Leaving the block stops the server the
+graceful way (everything acknowledged is durable, the stores are closed). Starting twice on the same
+``tmp_path`` reopens the same data, as a restart would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from .app import create_app
+from .config import ServerSettings
+from .context import ServerContext, open_context
+from .store.base import EventStore
+
+
+@dataclasses.dataclass(frozen=True)
+class RunningServer:
+    """A server started by ``running_server``."""
+
+    url: str
+    dsn: str
+    key: str
+    project_id: int
+    admin_token: str
+    ctx: ServerContext
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """``Authorization`` for the management API."""
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    @property
+    def settings(self) -> ServerSettings:
+        """The settings the server runs with."""
+        return self.ctx.settings
+
+
+@contextlib.contextmanager
+def running_server(
+    tmp_path: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    store: EventStore | None = None,
+    now: Callable[[], datetime.datetime] | None = None,
+    notifier: Any | None = None,
+    start_timeout: float = 30.0,
+    **settings: Any,
+) -> Iterator[RunningServer]:
+    """Start a server for the block; see the module docstring. ``store``/``now``/``notifier`` are
+    handed to ``open_context``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        settings.setdefault("data_dir", Path(tmp_path) / "opswatch-data")
+        resolved = ServerSettings.load(
+            environ={} if environ is None else environ, host="127.0.0.1", port=port, **settings
+        )
+        ctx = open_context(resolved, store=store, now=now, notifier=notifier)
+        try:
+            app = create_app(ctx)
+        except BaseException:
+            ctx.close()
+            raise
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="opswatch-test-server", daemon=True
+        )
+        thread.start()
+        deadline = time.monotonic() + start_timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                thread.join(10)
+                ctx.close()
+                raise RuntimeError("the opswatch test server did not start")
+            time.sleep(0.01)
+        key = ctx.default_project.keys[0].key
+        try:
+            yield RunningServer(
+                url=f"http://127.0.0.1:{port}",
+                dsn=resolved.dsn(key, ctx.default_project.id),
+                key=key,
+                project_id=ctx.default_project.id,
+                admin_token=resolved.admin_token,
+                ctx=ctx,
+            )
+        finally:
+            server.should_exit = True
+            thread.join(30)
+            ctx.close()  # already closed by the lifespan unless the server died
+    finally:
+        sock.close()

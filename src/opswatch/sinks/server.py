@@ -1,0 +1,582 @@
+"""The server sink: ships records to an opswatch server (``OPSWATCH_DSN``) from one background thread.
+
+Promises:
+
+- ``write`` only appends to a bounded in-memory queue: it never blocks on I/O and never raises. A full
+  queue drops the new record and counts it (``stats()["dropped_queue_full"]``).
+- One daemon thread, ``opswatch-transport``, takes batches from the queue (up to ``batch_size`` records or
+  ``batch_bytes`` of JSON, at least every ``batch_interval`` seconds), serializes them with
+  ``opswatch.record.to_json``, gzips them and posts NDJSON to ``<base>/api/<project>/events/`` with
+  ``Authorization: Bearer <key>``.
+- Connection errors, timeouts, 408, 429 and 5xx are transient: the batch goes to the backlog (a disk spool,
+  or memory when no directory is usable) and is retried with exponential backoff and jitter, never
+  sooner than a ``Retry-After`` asks. While older batches wait, new ones queue behind them on disk, so a
+  returning server gets everything in order. A retry resends the same bytes, with the same
+  ``event_id``s, so the server stores nothing twice.
+- 413 splits the batch in halves and sends each; any other 4xx refuses that batch for good (counted,
+  printed once on stderr). Per-record rejections in a 200 answer are counted too.
+- The backlog is bounded (``max_spool_bytes``); past the bound the oldest batches are dropped and counted.
+- After ``fork()`` the child starts with an empty queue, a fresh connection pool and its own thread (the
+  parent keeps delivering what it queued); the spool directory is shared safely.
+- ``flush(timeout)`` waits until everything written before it is delivered (or refused) and says whether
+  it was; ``close(timeout)`` flushes what it can in time and spools the rest for the next run.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import random
+import sys
+import threading
+import time
+import weakref
+from typing import Any
+
+from ..config import ConfigError, Dsn, Settings
+from ..record import DEBUG, Record, new_event_id, to_json
+from . import Sink, _native
+from ._spool import Backlog, DiskSpool, MemoryBacklog, default_spool_dir
+from ._transport import HttpxTransport, Request, Response, Transport, TransportError
+
+THREAD_NAME = "opswatch-transport"
+
+# -- defaults: every bound of the transport in one place, and why it has its value ---------------------
+
+#: Most records in one batch. The server takes 10,000 (``MAX_EVENTS_PER_BATCH``); 1,000 typical records
+#: are ~0.5 MB of JSON and ~10-60 KB gzipped: big enough to amortize a request, small enough to retry.
+BATCH_SIZE = 1000
+#: Most bytes of JSON in one batch (before gzip); one record over it still goes, alone. The server reads
+#: up to 64 MiB decompressed per batch; records are at most 256 KiB each (``MAX_RECORD_BYTES``).
+BATCH_BYTES = 1024 * 1024
+#: Longest a record waits in the queue before its batch goes, in seconds (Sentry's log batcher: 5 s).
+BATCH_INTERVAL = 1.0
+#: Most records waiting in memory. Past it new records are dropped and counted: a dead or slow server
+#: costs the app bounded memory, never a blocked call (typical records: a few MB in all).
+MAX_QUEUE = 10_000
+#: Most bytes of gzipped batches kept on disk while the server is unreachable (about a million typical
+#: records); past it the oldest batches go first, counted.
+MAX_SPOOL_BYTES = 64 * 1024 * 1024
+#: First retry delay and the cap, in seconds; each failure doubles the delay, with jitter.
+BACKOFF_BASE = 0.5
+BACKOFF_MAX = 30.0
+#: Longest ``Retry-After`` obeyed, in seconds: a server asking for an hour gets five minutes.
+MAX_RETRY_AFTER = 300.0
+#: gzip level. Measured on log records (benchmarks/bench_transport.py): level 1 costs ~0.5 µs per record
+#: and level 6 ~1.9 µs, for bodies ~10% smaller. The CPU is the app's, the bandwidth is cheap: level 1.
+COMPRESSLEVEL = 1
+#: Seconds to connect, and to wait for each read of the answer; fixed, so a hung server costs a retry.
+CONNECT_TIMEOUT = 5.0
+TIMEOUT = 15.0
+
+
+def from_settings(settings: Settings) -> ServerSink | None:
+    """The server sink when ``settings.dsn`` is set (taking ``settings.server_level`` and above), else None.
+
+    Raises ``ConfigError`` naming ``spool_dir`` when an explicit spool directory cannot be used.
+    """
+    if settings.dsn is None:
+        return None
+    return ServerSink(settings.dsn, level=settings.server_level, spool_dir=settings.spool_dir)
+
+
+class ServerSink(Sink):
+    """Batches, compresses and posts records to an opswatch server; see the module docstring."""
+
+    name = "server"
+
+    def __init__(
+        self,
+        dsn: Dsn | str,
+        *,
+        level: int = DEBUG,
+        spool_dir: str | None = None,
+        spool: bool = True,
+        transport: Transport | None = None,
+        batch_size: int = BATCH_SIZE,
+        batch_bytes: int = BATCH_BYTES,
+        batch_interval: float = BATCH_INTERVAL,
+        max_queue: int = MAX_QUEUE,
+        max_spool_bytes: int = MAX_SPOOL_BYTES,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_max: float = BACKOFF_MAX,
+        max_retry_after: float = MAX_RETRY_AFTER,
+        compresslevel: int = COMPRESSLEVEL,
+        timeout: float = TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        """Ship records at ``level`` and above to ``dsn``; start the background thread.
+
+        ``spool_dir`` is where undelivered batches wait (default: a private per-DSN directory under the
+        temp dir; ``spool=False`` keeps them in memory only). ``transport`` replaces the HTTP client
+        (tests, proxies). The other arguments are the bounds in the defaults table above. Raises
+        ``ConfigError`` naming the argument when one is out of range or the spool directory is unusable.
+        """
+        super().__init__(level)
+        self.dsn = Dsn.parse(dsn) if isinstance(dsn, str) else dsn
+        for setting, value in (
+            ("batch_size", batch_size),
+            ("batch_bytes", batch_bytes),
+            ("max_queue", max_queue),
+            ("max_spool_bytes", max_spool_bytes),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(setting, f"expected a positive whole number, got {value!r}")
+        for setting, number in (
+            ("batch_interval", batch_interval),
+            ("backoff_base", backoff_base),
+            ("backoff_max", backoff_max),
+            ("timeout", timeout),
+            ("connect_timeout", connect_timeout),
+        ):
+            if not isinstance(number, (int, float)) or number <= 0:
+                raise ConfigError(setting, f"expected a positive number of seconds, got {number!r}")
+        if not 0 <= compresslevel <= 9:
+            raise ConfigError("compresslevel", f"expected 0 to 9, got {compresslevel!r}")
+        self.url = _native.events_url(self.dsn)
+        self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
+        self.batch_interval = float(batch_interval)
+        self.max_queue = max_queue
+        self.backoff_base = float(backoff_base)
+        self.backoff_max = float(backoff_max)
+        self.max_retry_after = float(max_retry_after)
+        self.compresslevel = compresslevel
+        self._timeouts = (float(connect_timeout), float(timeout))
+        self._headers = _native.request_headers(self.dsn)
+        self._owns_transport = transport is None
+        self._transport: Transport | None = transport
+        self.spool_dir: str | None = None
+        self._backlog = self._open_backlog(spool, spool_dir, max_spool_bytes)
+        self._closed = False
+        self._warned: set[str] = set()
+        self._reset_runtime_state()
+        _SINKS.add(self)
+        self._ensure_worker()  # replays a spool left by an earlier run even before the first record
+
+    def _open_backlog(self, spool: bool, directory: str | None, max_bytes: int) -> Backlog:
+        if not spool:
+            return MemoryBacklog(max_bytes)
+        if directory is not None:
+            try:
+                backlog = DiskSpool(directory, max_bytes)
+            except OSError as err:
+                raise ConfigError("spool_dir", f"cannot use {directory!r} as the spool: {err}") from None
+            self.spool_dir = directory
+            return backlog
+        try:
+            path = default_spool_dir(f"{self.dsn.base_url}/{self.dsn.project}#{self.dsn.key}")
+            backlog = DiskSpool(path, max_bytes)
+        except OSError as err:
+            _stderr(f"opswatch: no disk spool ({err}); undelivered batches are kept in memory only")
+            return MemoryBacklog(max_bytes)
+        self.spool_dir = path
+        return backlog
+
+    def _reset_runtime_state(self) -> None:
+        """Fresh queue, locks, thread and counters: at construction and in a forked child."""
+        self._queue: collections.deque[Record] = collections.deque()
+        self._wake = threading.Event()
+        self._cond = threading.Condition(threading.Lock())
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._busy = False  # the worker holds records taken from the queue and not yet settled
+        self._flushers = 0
+        self._stopping = False
+        self._deadline = float("inf")
+        self._in_hand: tuple[bytes, int] | None = None
+        self._last_take = time.monotonic()
+        self._attempt = 0
+        self._next_attempt = 0.0
+        self.failures = 0
+        self.dropped = 0
+        self._counts = dict.fromkeys(
+            (
+                "dropped_queue_full",
+                "dropped_spool_full",
+                "dropped_unstorable",
+                "sent",
+                "accepted",
+                "duplicates",
+                "rejected",
+                "refused",
+                "batches",
+                "retries",
+                "send_errors",
+                "spooled",
+            ),
+            0,
+        )
+        self._last_error: str | None = None
+        self._last_status: int | None = None
+
+    # -- the application's side ------------------------------------------------------------------------
+
+    def write(self, record: Record) -> None:
+        """Queue ``record`` for the background thread; drop and count it when the queue is full."""
+        queue = self._queue
+        if self._closed or len(queue) >= self.max_queue:
+            self._counts["dropped_queue_full"] += 1
+            self.dropped += 1
+            return
+        queue.append(record)
+        if self._thread is None:
+            self._ensure_worker()
+        if len(queue) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send everything queued now and wait until it is delivered; False when ``timeout`` ran out first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._thread is None and not self._closed:
+            self._ensure_worker()
+        with self._cond:
+            self._flushers += 1
+        try:
+            self._wake.set()
+            with self._cond:
+                while not self._idle():
+                    if self._thread is None or not self._thread.is_alive():
+                        return False
+                    left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                return True
+        except Exception as err:  # flush is called from the app and from atexit: never raise
+            self.report_failure(err)
+            return False
+        finally:
+            with self._cond:
+                self._flushers -= 1
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what can be delivered within ``timeout`` seconds, spool the rest, stop the thread."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._stopping = True
+            if timeout is not None:
+                self._deadline = time.monotonic() + timeout
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        if thread is not None and thread.is_alive():
+            self._abandon()  # stuck in a slow request: keep its batch and the queue on disk
+        elif thread is None:
+            self._close_transport()
+        _SINKS.discard(self)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: queued, sent, accepted, duplicates, rejected, refused, retries, spooled, drops ..."""
+        try:
+            batches, records, size = self._backlog.pending()
+        except OSError:
+            batches = records = size = -1
+        return {
+            "failures": self.failures,
+            "dropped": self.dropped,
+            **self._counts,
+            "queued": len(self._queue),
+            "backlog_batches": batches,
+            "backlog_records": records,
+            "backlog_bytes": size,
+            "spool_dir": self.spool_dir,
+            "last_status": self._last_status,
+            "last_error": self._last_error,
+        }
+
+    # -- the worker ------------------------------------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._closed:
+                thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def _idle(self) -> bool:
+        """Nothing queued, nothing in hand, nothing waiting in the backlog (call with ``_cond`` held)."""
+        if self._queue or self._busy:
+            return False
+        try:
+            return self._backlog.empty()
+        except OSError:
+            return False
+
+    def _notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                if self._cycle():
+                    break
+            except Exception as err:  # a bug here must not kill delivery for good
+                with self._cond:
+                    self._busy = False
+                    self._in_hand = None
+                self.report_failure(err)
+                self._wake.wait(0.1)
+        self._close_transport()  # here, not in close(): a request may outlive close's timeout
+        self._notify()
+
+    def _close_transport(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None and self._owns_transport:
+            try:
+                transport.close()
+            except Exception as err:
+                self.report_failure(err)
+
+    def _cycle(self) -> bool:
+        """Do one thing (ship a batch, replay one stored batch) or wait; True when the thread should end."""
+        self._wake.clear()
+        now = time.monotonic()
+        queue = self._queue
+        if self._stopping and now >= self._deadline:
+            self._store_queue()  # out of time: what is left waits on disk for the next run
+            return True
+        urgent = self._stopping or self._flushers > 0
+        due = urgent or len(queue) >= self.batch_size or now - self._last_take >= self.batch_interval
+        if queue and due:
+            with self._cond:
+                self._busy = True
+            try:
+                self._last_take = now
+                lines = self._take_lines()
+                if lines:
+                    self._ship(lines)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._in_hand = None
+                    self._cond.notify_all()
+            return False
+        backlog_empty = self._backlog.empty()
+        if self._stopping and not queue and (backlog_empty or now < self._next_attempt):
+            return True  # done, or the server is down and the backlog waits on disk for the next run
+        if not backlog_empty and now >= self._next_attempt:
+            self._replay_one()
+            self._notify()
+            return False
+        self._notify()
+        wait = self.batch_interval - (now - self._last_take) if queue else self.batch_interval
+        if not backlog_empty:
+            wait = min(wait, self._next_attempt - now)
+        if self._stopping:
+            wait = min(wait, self._deadline - now)
+        self._wake.wait(max(wait, 0.001))
+        return False
+
+    def _take_lines(self) -> list[bytes]:
+        lines: list[bytes] = []
+        size = 0
+        queue = self._queue
+        while len(lines) < self.batch_size:
+            try:
+                record = queue.popleft()
+            except IndexError:
+                break
+            if "event_id" not in record:
+                record = {**record, "event_id": new_event_id()}
+            line = to_json(record)
+            if lines and size + len(line) > self.batch_bytes:
+                queue.appendleft(record)  # starts the next batch
+                break
+            lines.append(line)
+            size += len(line)
+        return lines
+
+    def _compress(self, lines: list[bytes]) -> bytes:
+        return _native.encode(lines, self.compresslevel)
+
+    def _ship(self, lines: list[bytes]) -> None:
+        """Send a fresh batch, or queue it behind older ones while they wait."""
+        body = self._compress(lines)
+        self._in_hand = (body, len(lines))
+        if time.monotonic() < self._next_attempt or not self._backlog.empty():
+            self._store(body, len(lines))
+            return
+        for left_body, count in self._deliver(body, len(lines), lines):
+            self._store(left_body, count)
+
+    def _replay_one(self) -> None:
+        try:
+            entry = self._backlog.take()
+        except OSError as err:
+            self._last_error = f"spool: {err}"
+            self.report_failure(err)
+            self._back_off(None)
+            return
+        if entry is None:  # every stored batch is claimed by another process: look again later
+            self._next_attempt = time.monotonic() + self.batch_interval
+            return
+        self._counts["retries"] += 1
+        leftovers = self._deliver(entry.body, entry.count, None)
+        if len(leftovers) == 1 and leftovers[0][0] is entry.body:
+            self._backlog.back(entry)
+            return
+        self._backlog.done(entry)
+        for body, count in leftovers:
+            self._store(body, count)
+
+    def _deliver(self, body: bytes, count: int, lines: list[bytes] | None) -> list[tuple[bytes, int]]:
+        """Post one batch (splitting it on 413); return the parts to retry later."""
+        outcome, response = self._post(body)
+        if outcome == "ok" and response is not None:
+            self._settle(response, count)
+            return []
+        if outcome == "too_large" and count > 1:
+            parts = lines if lines is not None else _native.decode(body)
+            if parts is not None and len(parts) > 1:
+                half = len(parts) // 2
+                leftovers: list[tuple[bytes, int]] = []
+                for part in (parts[:half], parts[half:]):
+                    part_body = self._compress(part)
+                    if leftovers:  # the first half must wait: so must the second, to keep the order
+                        leftovers.append((part_body, len(part)))
+                    else:
+                        leftovers.extend(self._deliver(part_body, len(part), part))
+                return leftovers
+        if outcome in ("permanent", "too_large"):
+            status = response.status if response is not None else 0
+            rejected = len(_native.parse_answer(response, count).rejected) if response is not None else 0
+            rejected = min(rejected, count)  # a 400 may list why each record was refused
+            self._counts["rejected"] += rejected
+            self._counts["refused"] += count - rejected
+            self._warn_once(
+                f"refused-{status}",
+                f"opswatch: the server refused a batch of {count} records with HTTP {status}"
+                f" ({_native.reason(response)}); such batches are dropped and counted, not retried",
+            )
+            return []
+        self._back_off(_native.retry_after(response))
+        return [(body, count)]
+
+    def _post(self, body: bytes) -> tuple[_native.Outcome, Response | None]:
+        transport = self._transport
+        if transport is None:
+            connect, read = self._timeouts
+            transport = self._transport = HttpxTransport(connect_timeout=connect, timeout=read)
+        try:
+            response = transport.send(Request(self.url, self._headers, body))
+        except TransportError as err:
+            self._counts["send_errors"] += 1
+            self._last_error = str(err)
+            return "transient", None
+        except Exception as err:  # a broken custom transport: treat like a failed connection
+            self._counts["send_errors"] += 1
+            self._last_error = f"{type(err).__name__}: {err}"
+            self.report_failure(err)
+            return "transient", None
+        self._last_status = response.status
+        outcome = _native.classify(response.status)
+        if outcome != "ok":
+            self._counts["send_errors"] += 1
+            self._last_error = f"HTTP {response.status}: {_native.reason(response)}"
+        return outcome, response
+
+    def _settle(self, response: Response, count: int) -> None:
+        """Count a 2xx answer and reset the backoff: the server is up."""
+        self._attempt = 0
+        self._next_attempt = 0.0
+        answer = _native.parse_answer(response, count)
+        counts = self._counts
+        counts["batches"] += 1
+        counts["accepted"] += answer.accepted
+        counts["duplicates"] += answer.duplicates
+        counts["sent"] += answer.accepted + answer.duplicates
+        if answer.rejected:
+            counts["rejected"] += len(answer.rejected)
+            index, why = answer.rejected[0]
+            self._warn_once(
+                "rejected",
+                f"opswatch: the server rejected {len(answer.rejected)} of {count} records (first: index"
+                f" {index}: {why}); further rejections are counted, not printed",
+            )
+
+    def _back_off(self, retry_after: float | None) -> None:
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** min(self._attempt, 30))
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # "equal jitter": spread, never near zero
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_retry_after))
+        self._attempt += 1
+        self._next_attempt = time.monotonic() + delay
+
+    def _store(self, body: bytes, count: int) -> None:
+        """Put a batch in the backlog; count it dropped when even that fails (disk full ...)."""
+        before = self._backlog.dropped
+        try:
+            self._backlog.put(body, count)
+        except OSError as err:
+            self._counts["dropped_unstorable"] += count
+            self.dropped += count
+            self._last_error = f"spool: {err}"
+            self.report_failure(err)
+            return
+        self._counts["spooled"] += count
+        lost = self._backlog.dropped - before
+        if lost:
+            self._counts["dropped_spool_full"] += lost
+            self.dropped += lost
+            self._warn_once(
+                "spool-full",
+                "opswatch: the spool is full; the oldest undelivered records are dropped and counted",
+            )
+
+    def _store_queue(self) -> None:
+        while self._queue:
+            lines = self._take_lines()
+            if lines:
+                self._store(self._compress(lines), len(lines))
+
+    def _abandon(self) -> None:
+        """At close, when the worker is still busy: store its batch and the queue from this thread.
+
+        The worker keeps storing what it holds if it gets that far: a batch may be spooled twice, and
+        the server drops the repeat, which beats losing it when the process exits.
+        """
+        in_hand = self._in_hand
+        try:
+            self._store_queue()
+            if in_hand is not None:
+                self._store(*in_hand)  # maybe delivered as well: the server drops the repeat
+        except Exception as err:
+            self.report_failure(err)
+
+    # -- reporting -------------------------------------------------------------------------------------
+
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            _stderr(text)
+
+    def _after_fork_in_child(self) -> None:
+        if self._owns_transport:
+            self._transport = None  # the parent's pooled sockets are the parent's; never touch them
+        if isinstance(self._backlog, MemoryBacklog):
+            self._backlog = MemoryBacklog(self._backlog.max_bytes)  # the parent still delivers its own
+        self._reset_runtime_state()
+
+
+def _stderr(text: str) -> None:
+    with contextlib.suppress(Exception):
+        sys.stderr.write(text + "\n")
+
+
+_SINKS: weakref.WeakSet[ServerSink] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for sink in list(_SINKS):
+        with contextlib.suppress(Exception):
+            sink._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)

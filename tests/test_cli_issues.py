@@ -1,0 +1,113 @@
+"""``opswatch issues`` against a real server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from opswatch.cli import main
+from opswatch.cli.issues import parse_duration, sparkline
+from opswatch.record import format_timestamp, serialize_exception
+from opswatch.server.testing import RunningServer, running_server
+
+pytestmark = pytest.mark.slow
+
+
+class PaymentError(Exception):
+    pass
+
+
+def charge_card(donation_id: int) -> None:
+    raise PaymentError(f"Payment failed for donation {donation_id}")
+
+
+def error_record(n: int) -> dict[str, Any]:
+    try:
+        charge_card(n)
+    except PaymentError as err:
+        error = serialize_exception(err)
+    return {
+        "event_id": f"{n:032x}",
+        "timestamp": format_timestamp(time.time()),
+        "level": "error",
+        "message": "payment failed",
+        "operation": "payment.stripe.charge",
+        "release": "2.4.1",
+        "environment": "production",
+        "error": error,
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("cli")) as running:
+        answer = httpx.post(
+            f"{running.url}/api/{running.project_id}/events/",
+            content=b"".join(orjson.dumps(error_record(n)) + b"\n" for n in (1, 2, 3)),
+            headers={"Authorization": f"Bearer {running.key}"},
+            trust_env=False,
+        )
+        assert answer.status_code == 200
+        yield running
+
+
+def run(server: RunningServer, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["issues", *argv, "--url", server.url, "--token", server.admin_token])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_it_lists_issues_as_json_and_as_a_table(server: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(server, capsys, "list", "--format", "json")
+    assert code == 0
+    page = json.loads(out)
+    assert page["total"] == 1
+    assert page["items"][0]["count"] == 3
+    code, out, _ = run(server, capsys, "list")
+    assert code == 0
+    assert "PaymentError: Payment failed" in out
+
+
+def test_it_shows_one_issue(server: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    issue_id = json.loads(run(server, capsys, "list", "--format", "json")[1])["items"][0]["id"]
+    code, out, _ = run(server, capsys, "show", str(issue_id))
+    assert code == 0
+    assert "charge_card" in out
+    assert "2.4.1 (3)" in out
+    assert "created" in out
+
+
+def test_it_resolves_ignores_and_reopens(server: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    issue_id = str(json.loads(run(server, capsys, "list", "--format", "json")[1])["items"][0]["id"])
+    assert run(server, capsys, "resolve", issue_id)[1].startswith(f"#{issue_id} resolved")
+    code, out, _ = run(server, capsys, "ignore", issue_id, "--for", "2h", "--format", "json")
+    assert code == 0 and json.loads(out)["ignore_until"] is not None
+    assert run(server, capsys, "reopen", issue_id)[1].startswith(f"#{issue_id} unresolved")
+    code, out, _ = run(server, capsys, "show", issue_id, "--format", "json")
+    actors = {a["actor"] for a in json.loads(out)["activity"] if a["kind"] != "created"}
+    assert len(actors) == 1 and actors.pop().startswith("cli:")
+
+
+def test_it_exits_with_a_reason(server: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(server, capsys, "show", "424242")
+    assert code == 2 and "no issue 424242" in err
+    code, _, err = run(server, capsys, "list", "--status", "open-ish")
+    assert code == 2 and "status" in err
+    code, _, err = run(server, capsys, "ignore", "1", "--for", "soon")
+    assert code == 2 and "--for" in err
+    code = main(["issues", "list", "--url", server.url, "--token", "wrong"])
+    assert code == 2 and "token" in capsys.readouterr().err
+
+
+def test_it_reads_durations_and_draws_sparklines() -> None:
+    assert parse_duration("90") == 90
+    assert parse_duration("30m") == 1800
+    assert parse_duration("1w") == 604800
+    assert sparkline([0, 1, 2, 4]) == "▁▃▅█"
+    assert sparkline([0, 0]) == "▁▁"

@@ -1,0 +1,164 @@
+"""The ingest pipeline: group commit, hooks after durability, bounded queue (429), graceful drain."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ingest_helpers import donation, http, post_native, stored_by_id
+from opswatch.server.testing import RunningServer, running_server
+
+
+class Gate:
+    """A hook that holds the committer until ``open()``: what a slow disk looks like to ingest."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def __call__(self, _ctx: Any, _records: list[dict[str, Any]]) -> None:
+        self.calls += 1
+        self.entered.set()
+        assert self.release.wait(30)
+
+    def open(self) -> None:
+        self.release.set()
+
+
+def in_background(fn: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread, list[Any]]:
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(fn(*args, **kwargs)))
+    thread.start()
+    return thread, result
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    with running_server(tmp_path, max_pending_events=10) as running:
+        yield running
+
+
+def test_it_answers_429_with_retry_after_when_the_queue_is_full(server: RunningServer) -> None:
+    gate = Gate()
+    server.ctx.hooks.append(gate)
+    first = [donation() for _ in range(5)]
+    thread, result = in_background(post_native, server, first)
+    assert gate.entered.wait(10)
+    refused = post_native(server, [donation() for _ in range(6)])
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "1"
+    assert "busy" in refused.json()["detail"]
+    sentry = http().post(f"{server.url}/api/1/envelope/?sentry_key={server.key}",
+                         content=b'{}\n{"type":"event"}\n' + b'{"message":"m","event_id":"%032x"}' % 7 * 1)
+    assert sentry.status_code in (200, 429)  # one event fits (5 + 1 <= 10); make it not fit:
+    too_many = http().post(
+        f"{server.url}/api/1/envelope/?sentry_key={server.key}",
+        content=b"{}\n" + b"".join(b'{"type":"event"}\n{"message":"m"}\n' for _ in range(6)),
+    )
+    assert too_many.status_code == 429
+    assert too_many.headers["x-sentry-rate-limits"] == "1::organization:overloaded"
+    gate.open()
+    thread.join(10)
+    assert result[0].status_code == 200
+    assert post_native(server, [donation() for _ in range(6)]).status_code == 200
+    assert server.ctx.metrics.rejected.value(reason="overloaded") == 2
+
+
+def test_it_takes_one_batch_larger_than_the_queue_when_nothing_waits(server: RunningServer) -> None:
+    answer = post_native(server, [donation() for _ in range(25)])
+    assert answer.status_code == 200
+    assert answer.json()["accepted"] == 25
+
+
+def test_it_merges_batches_that_wait_into_one_commit(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        gate = Gate()
+        server.ctx.hooks.append(gate)
+        commits_before = server.ctx.metrics.batch_latency.count
+        first, first_result = in_background(post_native, server, [donation()])
+        assert gate.entered.wait(10)
+        waiting = [in_background(post_native, server, [donation(), donation()]) for _ in range(8)]
+        deadline = threading.Event()
+        while server.ctx.pipeline.pending < 1 + 16 and not deadline.wait(0.01):
+            pass
+        gate.open()
+        first.join(10)
+        for thread, _ in waiting:
+            thread.join(10)
+        assert first_result[0].status_code == 200
+        assert all(result[0].json()["accepted"] == 2 for _, result in waiting)
+        assert server.ctx.metrics.batch_latency.count - commits_before == 2
+        assert gate.calls == 2
+
+
+def test_it_runs_hooks_once_per_new_record_before_answering(tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    with running_server(tmp_path) as server:
+        server.ctx.hooks.append(lambda _ctx, records: seen.extend(records))
+        batch = [donation(password="hunter2"), donation()]
+        post_native(server, batch)
+        assert [r["event_id"] for r in seen] == [r["event_id"] for r in batch]  # before the answer
+        post_native(server, batch)
+        post_native(server, [batch[0], donation()])
+    assert len(seen) == 3
+    assert seen[0]["password"] == "[REDACTED]"
+    assert seen[0]["project_id"] == server.project_id
+    assert seen[0]["kind"] == "log"
+    assert "received_at" in seen[0]
+
+
+def test_it_keeps_events_when_a_hook_fails(tmp_path: Path) -> None:
+    def broken(_ctx: Any, _records: list[dict[str, Any]]) -> None:
+        raise RuntimeError("the hook broke")
+
+    with running_server(tmp_path) as server:
+        server.ctx.hooks.append(broken)
+        record = donation()
+        answer = post_native(server, [record])
+        assert answer.status_code == 200
+        assert record["event_id"] in stored_by_id(server)
+
+
+def test_it_commits_what_is_queued_when_the_server_stops(tmp_path: Path) -> None:
+    gate = Gate()
+    queued = [donation() for _ in range(3)]
+    with running_server(tmp_path) as server:
+        server.ctx.hooks.append(gate)
+        futures = [server.ctx.pipeline.submit(server.project_id, [dict(r, received_at="x")], "test")
+                   for r in queued]
+        assert gate.entered.wait(10)
+        threading.Timer(0.2, gate.open).start()
+    assert all(f.result(0).stored == 1 for f in futures)
+    with running_server(tmp_path) as again:
+        records = stored_by_id(again)
+        assert all(r["event_id"] in records for r in queued)
+        assert again.ctx.default_project.keys == server.ctx.default_project.keys
+
+
+def test_it_refuses_new_events_after_stopping(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        pass
+    with pytest.raises(httpx.ConnectError):
+        post_native(server, [donation()])
+    from opswatch.server.pipeline import StoreUnavailable
+
+    with pytest.raises(StoreUnavailable):
+        server.ctx.pipeline.submit(1, [donation()], "test")
+
+
+def test_it_lets_the_server_write_its_own_records_through_ingest(server: RunningServer) -> None:
+    outcome = server.ctx.pipeline.ingest(
+        server.project_id, [{"kind": "state_change", "message": "monitor nightly is failing", "level": "error"}],
+        "monitors",
+    )
+    assert outcome.stored == 1
+    (record,) = [r for r in stored_by_id(server).values() if r["kind"] == "state_change"]
+    assert record["message"] == "monitor nightly is failing"
+    with pytest.raises(ValueError, match="kind"):
+        server.ctx.pipeline.ingest(server.project_id, [{"kind": "bogus"}], "monitors")
