@@ -425,3 +425,31 @@ def test_it_forgets_event_mappings_past_retention(issues: IssueService, clock: C
     assert issues.prune(retention_days=30) == 2  # one mapping, one hourly count
     assert [e["event_id"] for e in issues.events(issue_id)] == [new["event_id"]]
     assert issues.get(issue_id)["count"] == 2  # the issue's own count is history, kept
+
+
+# -- grouping versions -----------------------------------------------------------------------------------
+
+
+def test_it_keeps_history_when_the_grouping_version_changes(
+    issues: IssueService, engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An issue made by an older algorithm keeps its events when the current one hashes them anew."""
+    from sqlalchemy import update
+
+    from opswatch.server.issues import grouping
+    from opswatch.server.state.issues import IssueHash
+
+    issues.record([occurrence(clock.at)])
+    issue_id = issues.list_issues().items[0]["id"]
+    with engine.begin() as conn:  # make the stored hash look like one an older version computed
+        conn.execute(update(IssueHash).values(hash="0" * 32, grouping_version=0))
+
+    def version_zero(record: Any) -> grouping.Grouping:
+        return grouping.Grouping("0" * 32, 0, "legacy", (), "", "", None, "")
+
+    monkeypatch.setitem(grouping.PREVIOUS_VERSIONS, 0, version_zero)
+    assert issues.record([occurrence(clock.advance(minutes=1))]) == []
+    issue = issues.get(issue_id)
+    assert issue["count"] == 2
+    assert sorted(h["grouping_version"] for h in issue["hashes"]) == [0, grouping.GROUPING_VERSION]
+    assert issues.list_issues(status="all").total == 1

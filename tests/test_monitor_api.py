@@ -20,6 +20,7 @@ import pytest
 import sentry_sdk
 from sentry_sdk.crons import capture_checkin
 
+import opswatch
 from opswatch.server.testing import RunningServer, running_server
 from slack_receiver import SlackReceiver
 
@@ -235,6 +236,23 @@ def test_it_creates_a_monitor_from_a_sentry_sdk_check_in_with_monitor_config(
     assert monitor["settings"]["max_runtime_seconds"] == 900
     assert monitor["runs"][0]["duration_ms"] == 1500.0
     assert monitor["status"] == "ok"
+
+
+def test_it_creates_a_monitor_from_the_sdks_cron_job_wrapper(
+    api: httpx.Client, server: RunningServer
+) -> None:
+    opswatch.init(dsn=server.dsn, console=False, capture_stdlib=False)
+    result = opswatch.execute_cron_job(
+        "cleanup-pending-donations", lambda: 42, schedule="0 3 * * 0", max_runtime_minutes=10
+    )
+    assert result == 42
+    assert opswatch.flush(10)
+    monitor = api.get("/api/0/monitors/cleanup-pending-donations").json()
+    assert monitor["settings"]["schedule"] == "0 3 * * 0"
+    assert monitor["settings"]["max_runtime_seconds"] == 600
+    assert monitor["status"] == "ok"
+    [run] = monitor["runs"]
+    assert run["status"] == "ok" and run["run_id"] is not None and run["duration_ms"] is not None
 
 
 def test_it_keeps_state_changes_in_the_event_store(

@@ -112,7 +112,10 @@ def _list(args: argparse.Namespace) -> int:
             issue["title"],
             issue["culprit"] or "",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped: do not squeeze titles into 80 columns
+        console = Console(width=200)
+    console.print(table)
     return 0
 
 

@@ -47,7 +47,10 @@ def install(ctx: Any) -> MonitorService:
     notifier = getattr(ctx, "notifier", None)
     wanted = bool(getattr(ctx.settings, "notify_cron_failures", True))
     service = MonitorService(
-        ctx.engine, now=epoch_clock(ctx.now), notifications=notifier is not None and wanted
+        ctx.engine,
+        now=epoch_clock(ctx.now),
+        notifications=notifier is not None and wanted,
+        retention_days=int(getattr(ctx.settings, "retention_days", 30) or 30),
     )
     outbox = Outbox(ctx.engine, _sink(ctx), notifier)
     clock = CronClock(service, outbox)

@@ -30,6 +30,7 @@ class CronClock:
         *,
         now: Callable[[], float] | None = None,
         interval: float = 1.0,
+        prune_every: float = 3600.0,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -39,6 +40,9 @@ class CronClock:
         self.interval = interval
         #: Seconds a tick may spend judging before it hands the rest to the next tick.
         self.budget = 0.5 * interval
+        #: Seconds between prunings of old run history (``MonitorService.prune``).
+        self.prune_every = prune_every
+        self._pruned_at: float | None = None
         self.ticks = 0
         self.failures = 0
         self.last_tick: TickReport | None = None
@@ -57,6 +61,9 @@ class CronClock:
         self.ticks += 1
         self.last_tick = report
         drained = self.outbox.drain(when) if self.outbox is not None else None
+        if self._pruned_at is None or when - self._pruned_at >= self.prune_every:
+            self._pruned_at = when
+            self.service.prune(when)
         return report, drained
 
     def wake(self) -> None:

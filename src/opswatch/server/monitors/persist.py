@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, bindparam, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, or_, select, true, update
 
 from ...record import new_event_id
 from ..state.monitors import CHANGES as _changes
@@ -177,6 +177,22 @@ def recent_changes(engine: Engine, monitor_id: int, limit: int) -> list[Any]:
     with engine.connect() as conn:
         query = select(_changes).where(_changes.c.monitor_id == monitor_id).order_by(_changes.c.id.desc())
         return list(conn.execute(query.limit(limit)))
+
+
+def prune(engine: Engine, before: float) -> int:
+    """Delete finished runs started before ``before``, and state changes made before it that are
+    stored and, when they called for one, announced. Returns the number of rows deleted."""
+    with engine.begin() as conn:
+        runs = conn.execute(
+            delete(_runs).where(and_(_runs.c.started_at < before, _runs.c.status != "in_progress"))
+        ).rowcount
+        delivered = or_(_changes.c.notify.is_(None), _changes.c.notified_at.is_not(None))
+        changes = conn.execute(
+            delete(_changes).where(
+                and_(_changes.c.created_at < before, _changes.c.stored == true(), delivered)
+            )
+        ).rowcount
+    return int(runs or 0) + int(changes or 0)
 
 
 # -- writing -----------------------------------------------------------------------------------------

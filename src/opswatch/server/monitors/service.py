@@ -75,9 +75,12 @@ class MonitorService:
         *,
         now: Callable[[], float] = time.time,
         notifications: bool = False,
+        retention_days: int = 30,
     ) -> None:
         self.engine = engine
         self.now = now
+        #: Run history and stored state changes older than this are pruned (``prune``).
+        self.retention_days = retention_days
         #: When True, failing episodes and their recoveries are marked for notification.
         self.notifications = notifications
         #: Called (outside the request's critical work) when check-ins produced state changes, so the
@@ -503,6 +506,12 @@ class MonitorService:
             raise RuntimeError(f"monitor {entry.slug!r} kept changing; try again")
 
     # -- history -------------------------------------------------------------------------------------
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete finished runs and delivered state changes older than ``retention_days``; returns how
+        many rows went. Runs still in progress and changes not yet stored or announced are kept."""
+        before = (self.now() if now is None else now) - self.retention_days * 86400
+        return persist.prune(self.engine, before)
 
     def runs(self, entry: Entry, limit: int = 50) -> list[Any]:
         """The monitor's latest runs, newest first."""
