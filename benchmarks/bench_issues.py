@@ -44,9 +44,23 @@ def frames(seed: int) -> list[dict[str, Any]]:
 
 
 def event(n: int, issue: int, now: datetime.datetime) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": "ConnectionError", "message": f"reset by peer {n}", "stack": frames(issue + 2)}
-    error = {"type": "StripeError", "message": f"card ch_{n:024d} declined", "stack": frames(issue + 1), "cause": error}
-    error = {"type": "PaymentError", "message": f"Payment failed for donation {n}", "stack": frames(issue), "cause": error}
+    error: dict[str, Any] = {
+        "type": "ConnectionError",
+        "message": f"reset by peer {n}",
+        "stack": frames(issue + 2),
+    }
+    error = {
+        "type": "StripeError",
+        "message": f"card ch_{n:024d} declined",
+        "stack": frames(issue + 1),
+        "cause": error,
+    }
+    error = {
+        "type": "PaymentError",
+        "message": f"Payment failed for donation {n}",
+        "stack": frames(issue),
+        "cause": error,
+    }
     return {
         "event_id": f"{n:032x}",
         "timestamp": now.isoformat(),
@@ -94,7 +108,9 @@ def main() -> None:
     rng = random.Random(7)
     print(f"events: {args.events:,}, event size ~{len(orjson.dumps(event(1, 1, now))):,} bytes\n")
     print(f"{'case':<44}{'result':>16}{'vs 1,000/s':>12}")
-    spread_events = {spread: [event(n, rng.randrange(spread), now) for n in range(args.events)] for spread in (1, 50, 1000)}
+    spread_events = {
+        spread: [event(n, rng.randrange(spread), now) for n in range(args.events)] for spread in (1, 50, 1000)
+    }
     micro = bench_grouping(spread_events[50][:5000])
     print(f"{'group() per event':<44}{micro:>13.1f} µs{1e6 / micro / TARGET_EVENTS_PER_SECOND:>11.1f}x")
     for spread, events in spread_events.items():

@@ -10,12 +10,14 @@ import atexit
 import functools
 import gzip
 import itertools
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
 import orjson
 
+from opswatch.record import format_timestamp
 from opswatch.server.testing import RunningServer
 
 _ids = itertools.count(1)
@@ -33,7 +35,7 @@ def donation(**fields: Any) -> dict[str, Any]:
     """The donations service logs a completed donation (the seed's business metric)."""
     number = next(_ids)
     record = {
-        "timestamp": "2025-11-01T02:00:00.123Z",
+        "timestamp": format_timestamp(time.time()),
         "level": "info",
         "logger": "donations",
         "message": "Donation completed",

@@ -27,7 +27,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_it_creates_lists_and_shows_a_monitor(server: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_it_creates_lists_and_shows_a_monitor(
+    server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(
         capsys, "crons", "create", "nightly-report", "--schedule", "0 2 * * *", "--checkin-margin", "5",
         "--max-runtime", "90s", "--timezone", "Europe/Berlin", "--format", "json",
@@ -51,7 +53,9 @@ def test_it_creates_lists_and_shows_a_monitor(server: RunningServer, capsys: pyt
     assert code == 0 and "nightly-report" in out and "recent runs" in out and "5m" in out
 
 
-def test_it_edits_pauses_resumes_and_deletes(server: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_it_edits_pauses_resumes_and_deletes(
+    server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     run(capsys, "crons", "create", "sync", "--schedule", "@hourly")
     code, out, _ = run(capsys, "crons", "edit", "sync", "--failure-threshold", "3", "--format", "json")
     assert code == 0 and json.loads(out)["settings"]["failure_threshold"] == 3

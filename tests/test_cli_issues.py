@@ -63,7 +63,9 @@ def run(server: RunningServer, capsys: pytest.CaptureFixture[str], *argv: str) -
     return code, out, err
 
 
-def test_it_lists_issues_as_json_and_as_a_table(server: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_it_lists_issues_as_json_and_as_a_table(
+    server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(server, capsys, "list", "--format", "json")
     assert code == 0
     page = json.loads(out)

@@ -28,7 +28,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("envelope")) as running:
+    with running_server(tmp_path_factory.mktemp("envelope"), retention_days=36500) as running:
         yield running
 
 

@@ -27,7 +27,7 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("limits")) as running:
+    with running_server(tmp_path_factory.mktemp("limits"), retention_days=36500) as running:
         yield running
 
 

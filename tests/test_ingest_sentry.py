@@ -25,7 +25,7 @@ class CardDeclined(Exception):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("sentry")) as running:
+    with running_server(tmp_path_factory.mktemp("sentry"), retention_days=36500) as running:
         yield running
 
 

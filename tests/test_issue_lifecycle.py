@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import os
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from opswatch.record import format_timestamp, serialize_exception
 from opswatch.server.issues.lifecycle import IssueNotFound
@@ -73,9 +75,33 @@ def occurrence(at: datetime.datetime, fn: Any = charge_card, *args: Any, **field
     return record
 
 
+#: A PostgreSQL server to run these tests on as well (they always run on SQLite), e.g.
+#: ``TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/issues``.
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty state store: a SQLite file, or a schema of its own on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("set TEST_POSTGRES_URL to run on PostgreSQL too")
+    schema = f"issues_{uuid.uuid4().hex[:12]}"
+    admin = create_engine_for(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine_for(database_url)
     install_tables(engine)
     yield engine
     engine.dispose()
@@ -325,9 +351,8 @@ def test_it_auto_resolves_after_n_quiet_days(issues: IssueService, clock: Clock)
 # -- concurrency ---------------------------------------------------------------------------------------------
 
 
-def test_it_creates_one_issue_when_writers_race(tmp_path: Path, clock: Clock) -> None:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    engines = [create_engine_for(url) for _ in range(4)]
+def test_it_creates_one_issue_when_writers_race(database_url: str, clock: Clock) -> None:
+    engines = [create_engine_for(database_url) for _ in range(4)]
     install_tables(engines[0])
     services = [IssueService(e, now=clock) for e in engines]
     barrier = threading.Barrier(len(services))
@@ -355,9 +380,8 @@ def test_it_creates_one_issue_when_writers_race(tmp_path: Path, clock: Clock) ->
             e.dispose()
 
 
-def test_it_reports_one_regression_when_writers_race(tmp_path: Path, clock: Clock) -> None:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    engines = [create_engine_for(url) for _ in range(4)]
+def test_it_reports_one_regression_when_writers_race(database_url: str, clock: Clock) -> None:
+    engines = [create_engine_for(database_url) for _ in range(4)]
     install_tables(engines[0])
     services = [IssueService(e, now=clock) for e in engines]
     services[0].record([occurrence(clock.at)])

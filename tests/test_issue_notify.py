@@ -15,7 +15,6 @@ from opswatch.record import format_timestamp, serialize_exception
 from opswatch.server.issues import IssueHook, IssueService, IssueSettings
 from opswatch.server.issues.service import install_tables
 from opswatch.server.state.base import create_engine_for
-
 from slack_receiver import SlackReceiver
 
 NOW = datetime.datetime(2025, 11, 2, 9, 0, tzinfo=datetime.UTC)
@@ -96,7 +95,9 @@ def test_it_sends_one_message_for_a_new_issue_with_a_link(
     assert buttons[0]["elements"][0]["url"] == f"http://ops.example.org/issues/{issue_id}"
 
 
-def test_it_sends_one_message_per_regression(service: IssueService, notifier: Notifier, slack: SlackReceiver) -> None:
+def test_it_sends_one_message_per_regression(
+    service: IssueService, notifier: Notifier, slack: SlackReceiver
+) -> None:
     hook = IssueHook(service, IssueSettings(notify_new=False), "http://ops.example.org")
     hook(Server(notifier), [occurrence()])
     issue_id = service.list_issues().items[0]["id"]
@@ -123,7 +124,9 @@ def test_it_sends_nothing_for_changes_that_are_switched_off(
     assert slack.messages == []
 
 
-def test_it_marks_a_fatal_issue_critical(service: IssueService, notifier: Notifier, slack: SlackReceiver) -> None:
+def test_it_marks_a_fatal_issue_critical(
+    service: IssueService, notifier: Notifier, slack: SlackReceiver
+) -> None:
     IssueHook(service, IssueSettings(), "http://x")(Server(notifier), [occurrence(level="fatal")])
     assert notifier.flush(10)
     [message] = slack.wait_for(1)

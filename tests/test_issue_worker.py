@@ -1,4 +1,4 @@
-"""The issues subsystem inside a server: the sweeper thread, and ``install`` on a server context."""
+"""The issue sweeper: auto-resolve from its own thread, on time, and a stop that stops."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from opswatch.server.monitors import MonitorService
+from opswatch.server.monitors.checkins import from_record
 from opswatch.server.monitors.errors import MonitorConfigError
 from opswatch.server.state.base import create_engine_for
 
@@ -62,10 +63,7 @@ def test_it_recognises_a_duplicate_result_after_a_restart(state_engine: Any) -> 
     [reason] = restarted.process([checkin("sync", "ok", check_in_id="r1")], now=at("2025-01-01T00:00:40"))
     assert reason is None
     result = restarted.checkin(
-        __import__("opswatch.server.monitors.checkins", fromlist=["from_record"]).from_record(
-            checkin("sync", "in_progress", check_in_id="r1")
-        ),
-        now=at("2025-01-01T00:00:41"),
+        from_record(checkin("sync", "in_progress", check_in_id="r1")), now=at("2025-01-01T00:00:41")
     )
     assert result.ignored is not None and "already finished" in result.ignored
     runs = restarted.runs(restarted.find("sync", 1))

@@ -17,7 +17,7 @@ from opswatch.server.testing import RunningServer, running_server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("pings")) as running:
+    with running_server(tmp_path_factory.mktemp("pings"), retention_days=36500) as running:
         yield running
 
 

@@ -319,8 +319,8 @@ def test_it_spools_while_the_server_is_down_and_replays_in_order_when_it_returns
 
     returned = IngestServer(port)
     try:
-        assert sink.flush(5.0)
-        assert returned.messages() == [f"first {n}" for n in range(3)] + [f"second {n}" for n in range(3)]
+        ok = sink.flush(5.0)
+        assert returned.messages() == [f"first {n}" for n in range(3)] + [f"second {n}" for n in range(3)], (ok, sink.stats(), returned.requests)
         assert spooled_files(tmp_path / "spool") == []
         assert sink.stats()["backlog_records"] == 0
     finally:
@@ -364,7 +364,7 @@ def test_it_drops_the_oldest_spooled_batches_past_the_bound_and_counts_them(
         sink.close(0)  # stop retrying on the long backoff; the next run replays the spool
         replay = make_sink(f"http://{KEY}@127.0.0.1:{port}/1")
         assert replay.flush(5.0)
-        assert returned.messages() == [f"batch {n}" for n in range(6 - kept, 6)]  # the newest survive
+        assert returned.messages() == [f"batch {n}" for n in range(6 - kept, 6)], (stats, replay.stats(), returned.requests, sink.stats())
     finally:
         returned.stop()
 

@@ -277,7 +277,7 @@ def test_it_filters_the_tail_by_level_operation_and_text(store: DuckDBStore) -> 
 
 def test_it_stops_a_query_that_runs_too_long(store: DuckDBStore) -> None:
     store.append([log_line(i) for i in range(3000)])
-    with pytest.raises(QueryTimeout, match="longer than 0.2 s"):
+    with pytest.raises(QueryTimeout, match=r"longer than 0\.2 s"):
         store.query("SELECT count(*) FROM logs a, logs b, logs c", max_rows=10, timeout=0.2)
     assert scalar(store, "SELECT count(*) FROM logs") == 3000  # the store still answers
 

@@ -128,7 +128,11 @@ def _table(headers: list[str], rows: list[tuple[Any, ...]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*headers, box=None, pad_edge=False)
+    # Keys and DSNs are copied from here: never cut them. Fold on a narrow terminal; piped, keep lines.
+    table = Table(box=None, pad_edge=False)
+    for header in headers:
+        table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
-    Console(soft_wrap=True).print(table)
+    console = Console() if sys.stdout.isatty() else Console(width=1000, no_color=True)
+    console.print(table)

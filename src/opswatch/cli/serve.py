@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import socket
 import sys
 from typing import Any
@@ -74,9 +75,14 @@ def serve(args: argparse.Namespace) -> int:
         app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10
     )
     server = uvicorn.Server(config)
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to the handlers that were
+    # there before it ran. Ours only note it, so a graceful stop ends with exit code 0.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=[sock])
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         sock.close()
         ctx.close()
     return 0 if server.started else 1

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...record import LEVEL_NUMBERS
+from .. import limits
 from ..auth import get_context, require_admin
 from ..ingest.records import KINDS
 from ._answers import json_response
@@ -31,7 +32,7 @@ async def list_events(
     text: Annotated[str | None, Query(max_length=200)] = None,
     project: Annotated[int | None, Query(ge=1)] = None,
     kind: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=limits.TAIL_MAX_LIMIT)] = 100,
 ) -> Response:
     """A page of events, oldest first, with the cursor for the next poll."""
     if level is not None and level.lower() not in LEVEL_NUMBERS:

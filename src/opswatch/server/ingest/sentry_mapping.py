@@ -20,7 +20,6 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from ...record import level_name
 from .records import Refused, canonical_level
 
 Record = dict[str, Any]
@@ -40,6 +39,7 @@ _LOG_ATTRIBUTE_FIELDS = {
     "sentry.message.template": "message_template",
 }
 _TEMPLATE_PARAMETER = "sentry.message.parameter."
+_OTEL_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 #: Sentry log attributes that repeat what the record says already.
 _LOG_ATTRIBUTES_DROPPED = frozenset(
     {"sentry.severity_number", "sentry.severity_text", "sentry.sdk.name", "sentry.sdk.version"}
@@ -323,8 +323,9 @@ def _log_record(log: Mapping[str, Any], raw: bytes, index: int) -> Record:
     if log.get("timestamp") is not None:
         record["timestamp"] = log["timestamp"]
     level = log.get("level")
-    if level is None and isinstance(log.get("severity_number"), int):
-        level = level_name(int(log["severity_number"]) * 2)  # OpenTelemetry 1..24 onto 2..48
+    severity = log.get("severity_number")
+    if level is None and isinstance(severity, int) and 1 <= severity <= 24:
+        level = _OTEL_LEVELS[(severity - 1) // 4]  # OpenTelemetry: four numbers per level
     record["level"] = canonical_level(level) if level is not None else "info"
     for key in ("trace_id", "span_id"):
         if isinstance(log.get(key), str):

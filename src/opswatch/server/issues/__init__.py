@@ -1,8 +1,9 @@
 """Issues: every error or fatal record that reaches the server belongs to one.
 
 ``grouping`` decides which (pure), ``upsert`` counts events in, ``lifecycle`` moves issues between
-unresolved, resolved, regressed and ignored, ``read`` answers the API and CLI, ``notify`` builds the
-messages for new and regressed issues, and ``service.IssueService`` ties them to the state store.
+unresolved, resolved, regressed and ignored (each move logged by ``activity``), ``read`` answers the API
+and CLI, ``notify`` builds the messages for new and regressed issues, ``service.IssueService`` ties them
+to the state store, and ``worker`` holds the ingest hook and the background sweeper.
 ``install(ctx)`` plugs the subsystem into a server (listed in ``SUBSYSTEMS`` in ``server/app.py``).
 """
 

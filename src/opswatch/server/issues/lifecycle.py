@@ -20,7 +20,7 @@ from typing import Final
 from sqlalchemy import Connection, select, update
 
 from ..state.issues import OPEN_STATUSES, Issue
-from .upsert import activity
+from .activity import activity
 
 #: Attempts at a move when a concurrent writer changes the status between our read and our write.
 MAX_ATTEMPTS: Final = 5

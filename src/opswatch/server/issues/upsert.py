@@ -18,27 +18,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, Integer, String, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...record import ERROR, LEVEL_NUMBERS, new_event_id
 from ..state.issues import (
     Issue,
-    IssueActivity,
-    IssueEvent,
     IssueHash,
-    IssueHourlyCount,
-    IssueTagValue,
-    UtcDateTime,
 )
 from . import grouping
 from ._sql import insert_for, parse_time
+from ._statements import Statements, statements
+from .activity import activity
 
 #: Parameter sets per executemany chunk.
 CHUNK: Final = 500
@@ -132,103 +128,6 @@ class _Group:
         return max(reversed(self.occurrences), key=lambda o: o.when)  # ties: the last one sent
 
 
-# -- statements, built once per dialect (SQLAlchemy caches their compiled form) ---------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class _Statements:
-    claim: Any
-    latest: Any
-    counts: Any
-    hours: Any
-    tags: Any
-    link: Any
-    hashes: Any
-    states: Any
-
-
-def _p(name: str, kind: Any) -> Any:
-    return bindparam(name, type_=kind)
-
-
-@functools.cache
-def _statements(dialect: str) -> _Statements:
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    make_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    claim = (
-        make_insert(IssueEvent).on_conflict_do_nothing().returning(IssueEvent.project_id, IssueEvent.event_id)
-    )
-    latest = (
-        update(Issue)
-        .where(Issue.id == _p("b_id", Integer), Issue.last_seen <= _p("b_last", UtcDateTime()))
-        .values(
-            latest_event_id=_p("b_event_id", String),
-            latest_event=_p("b_event", String),
-            last_release=func.coalesce(_p("b_release", String), Issue.last_release),
-        )
-    )
-    first_at, last_at, level = (
-        _p("b_first", UtcDateTime()),
-        _p("b_last", UtcDateTime()),
-        _p("b_level", Integer),
-    )
-    counts = (
-        update(Issue)
-        .where(Issue.id == _p("b_id", Integer))
-        .values(
-            times_seen=Issue.times_seen + _p("b_n", Integer),
-            first_seen=case((Issue.first_seen > first_at, first_at), else_=Issue.first_seen),
-            last_seen=case((Issue.last_seen < last_at, last_at), else_=Issue.last_seen),
-            level=case((Issue.level < level, level), else_=Issue.level),
-            operation=func.coalesce(Issue.operation, _p("b_operation", String)),
-            first_release=func.coalesce(Issue.first_release, _p("b_first_release", String)),
-        )
-    )
-    hours_insert = make_insert(IssueHourlyCount)
-    hours = hours_insert.on_conflict_do_update(
-        index_elements=["issue_id", "hour"],
-        set_={"count": IssueHourlyCount.count + hours_insert.excluded.count},
-    )
-    tags_insert = make_insert(IssueTagValue)
-    new = tags_insert.excluded
-    tags = tags_insert.on_conflict_do_update(
-        index_elements=["issue_id", "key", "value"],
-        set_={
-            "times_seen": IssueTagValue.times_seen + new.times_seen,
-            "first_seen": case(
-                (IssueTagValue.first_seen > new.first_seen, new.first_seen), else_=IssueTagValue.first_seen
-            ),
-            "last_seen": case(
-                (IssueTagValue.last_seen < new.last_seen, new.last_seen), else_=IssueTagValue.last_seen
-            ),
-        },
-    )
-    link = (
-        update(IssueEvent)
-        .where(
-            IssueEvent.project_id == _p("b_project", Integer), IssueEvent.event_id == _p("b_event", String)
-        )
-        .values(issue_id=_p("b_issue", Integer))
-    )
-    hashes = select(IssueHash.hash, IssueHash.issue_id).where(
-        IssueHash.project_id == _p("b_project", Integer),
-        IssueHash.hash.in_(bindparam("b_hashes", expanding=True)),
-    )
-    states = select(
-        Issue.id,
-        Issue.status,
-        Issue.times_seen,
-        Issue.resolved_at,
-        Issue.ignore_until,
-        Issue.ignore_until_count,
-        Issue.title,
-        Issue.culprit,
-        Issue.level,
-    ).where(Issue.id.in_(bindparam("b_ids", expanding=True)))
-    return _Statements(claim, latest, counts, hours, tags, link, hashes, states)
-
-
 def _executemany(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
     for start in range(0, len(rows), CHUNK):
         conn.execute(statement, rows[start : start + CHUNK])
@@ -248,7 +147,7 @@ def record_events(
     occurrences = [_occurrence(r, now) for r in records if is_error_record(r)]
     if not occurrences:
         return []
-    sql = _statements(conn.dialect.name)
+    sql = statements(conn.dialect.name)
     fresh = _claim_events(conn, sql, occurrences)
     groups: dict[tuple[int, str], _Group] = {}
     for occ in occurrences:
@@ -267,7 +166,7 @@ def record_events(
     return _transitions(conn, sql, list(groups.values()), now)
 
 
-def _claim_events(conn: Connection, sql: _Statements, occurrences: list[_Occurrence]) -> set[tuple[int, str]]:
+def _claim_events(conn: Connection, sql: Statements, occurrences: list[_Occurrence]) -> set[tuple[int, str]]:
     rows = {
         (occ.project_id, occ.event_id): {
             "project_id": occ.project_id,
@@ -278,7 +177,7 @@ def _claim_events(conn: Connection, sql: _Statements, occurrences: list[_Occurre
         }
         for occ in occurrences
     }
-    values = list(rows.values())
+    values = [rows[key] for key in sorted(rows)]  # one order for every writer: no lock-order deadlocks
     fresh: set[tuple[int, str]] = set()
     for start in range(0, len(values), CHUNK):
         result = conn.execute(sql.claim, values[start : start + CHUNK])
@@ -286,11 +185,12 @@ def _claim_events(conn: Connection, sql: _Statements, occurrences: list[_Occurre
     return fresh
 
 
-def _resolve_issues(conn: Connection, sql: _Statements, groups: list[_Group], now: datetime.datetime) -> None:
+def _resolve_issues(conn: Connection, sql: Statements, groups: list[_Group], now: datetime.datetime) -> None:
     by_project: dict[int, list[_Group]] = defaultdict(list)
     for group in groups:
         by_project[group.project_id].append(group)
-    for project_id, members in by_project.items():
+    for project_id, members in sorted(by_project.items()):
+        members.sort(key=lambda g: g.occurrences[0].grouping.hash)
         hashes = [g.occurrences[0].grouping.hash for g in members]
         known: dict[str, int] = {}
         for start in range(0, len(hashes), CHUNK):
@@ -401,7 +301,7 @@ def _create_issue(
     return int(issue_id), True
 
 
-def _update_issues(conn: Connection, sql: _Statements, groups: list[_Group]) -> None:
+def _update_issues(conn: Connection, sql: Statements, groups: list[_Group]) -> None:
     latest_rows: list[dict[str, Any]] = []
     count_rows: list[dict[str, Any]] = []
     hour_counts: dict[tuple[int, datetime.datetime], int] = defaultdict(int)
@@ -446,9 +346,10 @@ def _update_issues(conn: Connection, sql: _Statements, groups: list[_Group]) -> 
                     entry[0] += 1
                     entry[1] = min(entry[1], occ.when)
                     entry[2] = max(entry[2], occ.when)
-    # The latest event first: its WHERE compares with last_seen before the counts move it.
-    _executemany(conn, sql.latest, latest_rows)
-    _executemany(conn, sql.counts, count_rows)
+    # Rows in issue-id order for every writer (no lock-order deadlocks on PostgreSQL). The latest event
+    # first: its WHERE compares with last_seen before the counts move it.
+    _executemany(conn, sql.latest, sorted(latest_rows, key=lambda row: row["b_id"]))
+    _executemany(conn, sql.counts, sorted(count_rows, key=lambda row: row["b_id"]))
     _executemany(
         conn, sql.hours, [{"issue_id": i, "hour": h, "count": n} for (i, h), n in sorted(hour_counts.items())]
     )
@@ -460,11 +361,11 @@ def _update_issues(conn: Connection, sql: _Statements, groups: list[_Group]) -> 
             for (i, k, v), (n, f, la) in sorted(tags.items(), key=lambda item: item[0])
         ],
     )
-    _executemany(conn, sql.link, links)
+    _executemany(conn, sql.link, sorted(links, key=lambda row: row["b_event"]))
 
 
 def _transitions(
-    conn: Connection, sql: _Statements, groups: list[_Group], now: datetime.datetime
+    conn: Connection, sql: Statements, groups: list[_Group], now: datetime.datetime
 ) -> list[IssueChange]:
     by_id = {g.issue_id: g for g in groups}
     states: dict[int, Any] = {}
@@ -473,7 +374,7 @@ def _transitions(
         for row in conn.execute(sql.states, {"b_ids": ids[start : start + CHUNK]}):
             states[int(row.id)] = row
     changes: list[IssueChange] = []
-    for issue_id, group in by_id.items():
+    for issue_id, group in sorted(by_id.items()):
         row = states[issue_id]
         latest = group.latest
 
@@ -531,27 +432,3 @@ def _maybe_unignore(conn: Connection, row: Any, now: datetime.datetime) -> None:
     if done:
         counted = {"times_seen": int(row.times_seen)}
         activity(conn, int(row.id), now, reason, "unignored", "ignored", "unresolved", counted)
-
-
-def activity(
-    conn: Connection,
-    issue_id: int,
-    at: datetime.datetime,
-    actor: str,
-    kind: str,
-    from_status: str | None,
-    to_status: str,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """Record a state change of an issue: who or what (``actor``), when, from which status to which."""
-    conn.execute(
-        insert(IssueActivity).values(
-            issue_id=issue_id,
-            at=at,
-            actor=actor[:100],
-            kind=kind,
-            from_status=from_status,
-            to_status=to_status,
-            data=data,
-        )
-    )

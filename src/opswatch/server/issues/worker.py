@@ -22,12 +22,13 @@ class IssueHook:
     messages for new and regressed issues to the notifier (which queues them; this never waits on I/O
     other than the state store)."""
 
-    __qualname__ = "IssueHook"
-
     def __init__(self, service: IssueService, settings: IssueSettings, base_url: str) -> None:
         self.service = service
         self.settings = settings
         self.base_url = base_url
+
+    def __repr__(self) -> str:
+        return "IssueHook()"
 
     def __call__(self, ctx: Any, records: list[dict[str, Any]]) -> None:
         changes = self.service.record(records)

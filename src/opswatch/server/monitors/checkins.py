@@ -11,6 +11,10 @@ items and the Sentry cron route, and pings. The fields read, with the spellings 
 - configuration: ``monitor_config`` (also ``monitorConfig``), Sentry's shape or ours (see ``config``)
 
 ``missed`` and ``timeout`` are the server's to decide, so a client sending them is refused.
+
+A check-in is dated by the server's clock when it is applied (right after it is stored), not by the
+record's ``timestamp``: a client whose clock is wrong cannot move a run in time, and the engine sees
+time only move forward. The client's ``duration`` is kept as the run's duration when it sent one.
 """
 
 from __future__ import annotations

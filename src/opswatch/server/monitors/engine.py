@@ -19,11 +19,13 @@ The rules, and the promises they keep:
   start is timed out, even if newer runs finished meanwhile. A late result for a timed-out run records
   its duration; the run stays timed out and the result does not count as an ``ok``.
 - **Failing / recovered.** ``failure_threshold`` consecutive bad outcomes (error, missed, timeout) open
-  a failing episode, dated at the first bad outcome of the streak; ``recovery_threshold`` consecutive
-  ``ok`` close it. One episode produces one ``failing`` and one ``recovered`` change, however many slots
-  it misses.
-- **Duplicates.** A second result for a finished run and an ``in_progress`` for a started or finished
-  run are ignored (``Outcome.ignored`` says why).
+  a failing episode, dated at the first bad outcome of the streak (a catch-up miss counts once per slot
+  it covers); ``recovery_threshold`` consecutive ``ok`` close it. One episode produces one ``failing``
+  and one ``recovered`` change, however many slots it misses.
+- **Runs.** A result closes the run with its ``run_id``; without one it closes the latest run that was
+  started without one (as pings pair ``/start`` with the next ping), or stands alone. A second result
+  for a finished run and an ``in_progress`` for a started or finished run are ignored
+  (``Outcome.ignored`` says why).
 - **Paused.** A paused monitor keeps a run history but is never missed, timed out or failed; resuming
   starts counting from the resume time.
 """
@@ -177,7 +179,7 @@ def checkin(rules: Rules, state: MonitorState, ci: CheckIn, now: float) -> Outco
                 return out
         elif finished is not None:
             if finished.status == "timeout" and finished.finished_at is None:
-                _late_result(state, finished, ci, now, out)
+                _late_result(rules, state, finished, ci, now, out)
             else:
                 out.ignored = f"duplicate {ci.status} for run {key} (already {finished.status})"
             return out
@@ -394,9 +396,11 @@ def _good(rules: Rules, state: MonitorState, at: float, out: Outcome) -> None:
         out.changes.append(Change("recovered", at, details))
 
 
-def _late_result(state: MonitorState, run: Run, ci: CheckIn, now: float, out: Outcome) -> None:
-    """A result for a timed-out run: keep its duration, never its status."""
+def _late_result(rules: Rules, state: MonitorState, run: Run, ci: CheckIn, now: float, out: Outcome) -> None:
+    """A result for a timed-out run: keep its duration, never its status. It is still a check-in."""
     state.last_checkin_at = now
+    if not state.paused:
+        _satisfy_slot(rules, state, now)
     run.finished_at = now
     if ci.duration is not None and ci.duration >= 0:
         run.duration = ci.duration

@@ -28,6 +28,8 @@ _log = get_logger("opswatch.server.monitors")
 #: Rows copied to the event store per round, and notifications sent per round.
 STORE_BATCH = 2_000
 NOTIFY_BATCH = 100
+#: While the store keeps failing, one error is logged per this many rounds (about a minute).
+REPORT_EVERY = 60
 
 _LEVELS = {"failing": "error", "missed": "warn", "timeout": "warn"}
 
@@ -83,21 +85,33 @@ class Outbox:
         self.sink = sink
         self.notifier = notifier
         self.failures = 0
+        self._failing_rounds = 0
 
     def drain(self, now: float) -> DrainReport:
         """Copy pending changes to the event store and send pending notifications. Never raises."""
         stored = notified = 0
+        failed = False
         try:
             stored = self._store()
         except Exception as err:
-            self.failures += 1
-            _log.error("monitor state changes could not be stored; will retry", error=err)
+            failed = True
+            self._report("monitor state changes could not be stored; will retry", err)
         try:
             notified = self._notify(now)
         except Exception as err:
-            self.failures += 1
-            _log.error("monitor notifications could not be sent; will retry", error=err)
+            failed = True
+            self._report("monitor notifications could not be sent; will retry", err)
+        if not failed:
+            self._failing_rounds = 0
         return DrainReport(stored, notified)
+
+    def _report(self, message: str, err: Exception) -> None:
+        """Log the first failure of a streak and then one per ``REPORT_EVERY`` rounds (the clock retries
+        every second; the log should not)."""
+        self.failures += 1
+        if self._failing_rounds % REPORT_EVERY == 0:
+            _log.error(message, {"failed_rounds": self._failing_rounds + 1}, err)
+        self._failing_rounds += 1
 
     def _store(self) -> int:
         total = 0

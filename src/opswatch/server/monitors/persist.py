@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -79,24 +80,26 @@ class Pending:
 # -- reading -----------------------------------------------------------------------------------------
 
 
-def entry_from_row(row: Any, open_runs: Iterable[Any] = ()) -> Entry:
-    """An ``Entry`` from a ``monitors`` row and its ``in_progress`` run rows."""
-    state = MonitorState(**{name: getattr(row, name) for name in STATE_FIELDS})
+def entry_from_row(row: Any, open_runs: Iterable[Any] = (), rules: Rules | None = None) -> Entry:
+    """An ``Entry`` from a ``monitors`` row and its ``in_progress`` run rows (``rules`` if known)."""
+    mapping = row._mapping
+    state = MonitorState(**{name: mapping[name] for name in STATE_FIELDS})
     state.paused = bool(state.paused)
     for run_row in open_runs:
         run = run_from_row(run_row)
         state.open_runs[run.key] = run
+    config = mapping["config"]
     entry = Entry(
-        id=row.id,
-        project_id=row.project_id,
-        slug=row.slug,
-        config=dict(row.config or {}),
-        rules=monitor_config.rules_for(row.config),
+        id=mapping["id"],
+        project_id=mapping["project_id"],
+        slug=mapping["slug"],
+        config=dict(config or {}),
+        rules=rules or monitor_config.rules_for(config),
         state=state,
-        version=row.version,
-        announced=bool(row.episode_announced),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        version=mapping["version"],
+        announced=bool(mapping["episode_announced"]),
+        created_at=mapping["created_at"],
+        updated_at=mapping["updated_at"],
     )
     entry.refresh_deadline()
     return entry
@@ -115,13 +118,31 @@ def run_from_row(row: Any) -> Run:
 
 
 def load_all(engine: Engine) -> list[Entry]:
-    """Every monitor, with its open runs (at start)."""
-    with engine.connect() as conn:
-        open_runs: dict[int, list[Any]] = {}
-        query = select(_runs).where(_runs.c.status == "in_progress").order_by(_runs.c.id)
-        for run_row in conn.execute(query):
-            open_runs.setdefault(run_row.monitor_id, []).append(run_row)
-        return [entry_from_row(row, open_runs.get(row.id, ())) for row in conn.execute(select(_monitors))]
+    """Every monitor, with its open runs (at start).
+
+    Monitors with the same configuration share one ``Rules`` (it is immutable), and the garbage
+    collector is paused while the entries are built: 100,000 monitors load in seconds, not tens.
+    """
+    rules_by_config: dict[str, Rules] = {}
+    entries: list[Entry] = []
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with engine.connect() as conn:
+            open_runs: dict[int, list[Any]] = {}
+            query = select(_runs).where(_runs.c.status == "in_progress").order_by(_runs.c.id)
+            for run_row in conn.execute(query):
+                open_runs.setdefault(run_row.monitor_id, []).append(run_row)
+            for row in conn.execute(select(_monitors)):
+                key = _dumps(row.config)
+                rules = rules_by_config.get(key)
+                if rules is None:
+                    rules = rules_by_config[key] = monitor_config.rules_for(row.config)
+                entries.append(entry_from_row(row, open_runs.get(row.id, ()), rules))
+    finally:
+        if collecting:
+            gc.enable()
+    return entries
 
 
 def load_one(conn: Connection, monitor_id: int) -> Entry | None:

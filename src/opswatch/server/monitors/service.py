@@ -356,16 +356,14 @@ class MonitorService:
     def _judge(self, due: list[Entry], when: float) -> int:
         """Run the engine on due entries and write what it decided; returns the number of changes."""
         batch: list[Pending] = []
-        changes = 0
         for entry in due:
             outcome = rules_engine.tick(entry.rules, entry.state, when)
             if outcome.changes or outcome.runs:
                 item = Pending(entry, [], [])
                 self._collect(entry, outcome, when, {entry.id: item})
                 batch.append(item)
-                changes += len(item.changes)
         try:
-            self._write_tick(batch, when)
+            changes = self._write_tick(batch, when)
         except Exception as err:  # keep memory equal to what is stored, and keep ticking
             _log.error("the cron clock could not save a tick", {"monitors": len(batch)}, err)
             for item in batch:
@@ -376,15 +374,17 @@ class MonitorService:
                 self._index.schedule(entry)
         return changes
 
-    def _write_tick(self, batch: list[Pending], now: float) -> None:
+    def _write_tick(self, batch: list[Pending], now: float) -> int:
+        """Write a tick's decisions; returns the number of state changes written."""
         if not batch:
-            return
+            return 0
         with self.engine.begin() as conn:
             if persist.write(conn, batch, now):
-                return
+                return sum(len(item.changes) for item in batch)
             conn.rollback()
         # Someone else changed some of these monitors: reload them all and decide again one by one.
         self.counters["conflicts"] += 1
+        written = 0
         for item in batch:
             fresh = self._reload_entry(item.entry.id)
             if fresh is None:
@@ -397,11 +397,14 @@ class MonitorService:
                 self._collect(fresh, outcome, now, {fresh.id: single})
                 with self.engine.begin() as conn:
                     if persist.write(conn, [single], now):
+                        written += len(single.changes)
+                        self._index.schedule(fresh)
                         break
                     conn.rollback()
                 fresh = self._reload_entry(item.entry.id)
                 if fresh is None:
                     break
+        return written
 
     # -- recording changes ---------------------------------------------------------------------------
 
