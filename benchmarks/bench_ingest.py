@@ -214,8 +214,9 @@ def client_main(spec: dict[str, Any]) -> None:
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSWATCH_")}
     env["OPSWATCH_RETENTION_DAYS"] = "36500"
+    command = os.environ.get("BENCH_SERVER_COMMAND", "-m opswatch serve").split()
     server = subprocess.Popen(
-        [sys.executable, "-m", "opswatch", "serve", "--port", "0", "--data-dir", str(data_dir)],
+        [sys.executable, *command, "--port", "0", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
     )
     assert server.stdout is not None

@@ -34,6 +34,35 @@ def test_it_redacts_a_record_exactly_as_the_sdk_does(record: dict[str, Any]) -> 
     assert ServerRedactor().redact_record(record) == Redactor().redact(record)
 
 
+frames = st.fixed_dictionaries(
+    {"file": text, "line": st.integers(), "function": text | st.none()},
+    optional={"module": text, "in_app": st.booleans(), "column": st.integers(), "context_line": text,
+              "vars": values},
+)
+errors = st.recursive(
+    st.fixed_dictionaries({"type": text, "message": text, "stack": st.lists(frames, max_size=3)},
+                          optional={"handled": st.booleans(), "password": text}),
+    lambda inner: st.fixed_dictionaries({"type": text, "message": text, "stack": st.lists(frames, max_size=2),
+                                         "cause": inner}),
+    max_leaves=14,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(errors)
+def test_it_redacts_an_error_chain_exactly_as_the_sdk_does(error: dict[str, Any]) -> None:
+    record = {"message": "failed", "error": error}
+    assert ServerRedactor().redact_record(record) == Redactor().redact(record)
+
+
+def test_it_marks_a_chain_past_the_depth_limit_as_the_sdk_does() -> None:
+    error: dict[str, Any] = {"type": "E0", "message": "m", "stack": [{"file": "a.py", "line": 1}]}
+    for level in range(1, 14):
+        error = {"type": f"E{level}", "message": "jane.doe@example.com", "stack": [], "cause": error}
+    record = {"error": error}
+    assert ServerRedactor().redact_record(record) == Redactor().redact(record)
+
+
 @settings(max_examples=2000, deadline=None)
 @given(text)
 def test_it_only_skips_strings_no_sdk_pattern_can_match(value: str) -> None:

@@ -39,6 +39,7 @@ ROUTERS: list[str] = [
     "query",
     "issues",
     "monitors",
+    "ui",
 ]
 
 #: Subsystems installed on every server context, in order: ``"module:function"``.

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+from .. import _limits
 from ..redact import Redactor
 
 #: Fields ingest has validated or produced; never searched for secrets.
@@ -56,6 +57,9 @@ _LITERALS: Final = (
 )
 _WORDS: Final = ("bearer", "basic", "token")
 _DIGIT_RUN = re.compile(r"[0-9][0-9 -]{9,}[0-9]")
+
+#: The keys of a frame in a record's ``error.stack`` (the SDK's and the Sentry mapping's); none is secret.
+_FRAME_KEYS: Final = frozenset({"file", "line", "function", "module", "in_app", "column", "context_line"})
 
 _CLEAN_CACHE_SIZE: Final = 50_000
 _CLEAN_CACHE_MAX_STRING: Final = 256
@@ -137,6 +141,8 @@ class ServerRedactor(Redactor):
                 out[key] = redact_text(value)
             elif kind is float:
                 out[key] = value
+            elif key == "error" and kind is dict:
+                out[key] = self._error(value, 1)
             else:
                 try:
                     out[key] = self._walk(value, 1, set())
@@ -145,4 +151,48 @@ class ServerRedactor(Redactor):
         if self.paths:
             for path in self.paths:
                 self._apply_path(out, path)
+        return out
+
+    # -- the error shape, walked without the generic walk's per-node cost -------------------------
+    # Same result as ``_walk`` (same depth markers, same censoring); it only knows that frames are flat
+    # dicts whose keys are never secret, so their strings go straight to ``redact_text``.
+
+    def _error(self, node: Any, depth: int) -> Any:
+        if type(node) is not dict or depth >= self.max_depth or len(node) > _limits.MAX_CONTAINER_ITEMS:
+            return self._walk(node, depth, set())
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            kind = type(value)
+            if key == "stack" and kind is list:
+                out[key] = self._stack(value, depth + 1)
+            elif key == "cause" and kind is dict:
+                out[key] = self._error(value, depth + 1)
+            elif kind is str and not self.key_is_secret(key):
+                out[key] = self.redact_text(value)
+            else:
+                single = self._walk({key: value}, depth, set())
+                if key in single:
+                    out[key] = single[key]
+        return out
+
+    def _stack(self, frames: list[Any], depth: int) -> Any:
+        if depth >= self.max_depth or len(frames) > _limits.MAX_CONTAINER_ITEMS:
+            return self._walk(frames, depth, set())
+        frame_depth = depth + 1
+        out: list[Any] = []
+        redact_text = self.redact_text
+        for frame in frames:
+            if type(frame) is not dict or frame_depth >= self.max_depth or not frame.keys() <= _FRAME_KEYS:
+                out.append(self._walk(frame, frame_depth, set()))
+                continue
+            clean: dict[str, Any] = {}
+            for key, value in frame.items():
+                kind = type(value)
+                if kind is str:
+                    clean[key] = redact_text(value)
+                elif value is None or kind is bool or (kind is int and -(10**12) < value < 10**12):
+                    clean[key] = value
+                else:
+                    clean[key] = self._walk(value, frame_depth + 1, set())
+            out.append(clean)
         return out

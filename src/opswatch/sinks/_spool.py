@@ -202,7 +202,12 @@ class DiskSpool:
                 os.rename(entry.path, _unclaimed_path(entry.path))
 
     def empty(self) -> bool:
-        return not self._scan()
+        # Names only: a stat could miss a file another thread is renaming (claiming or giving back).
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return True
+        return not any(_is_batch(name) for name in names)
 
     def pending(self) -> tuple[int, int, int]:
         files = self._scan()
@@ -211,13 +216,25 @@ class DiskSpool:
     # -- the directory ---------------------------------------------------------------------------------
 
     def _scan(self, recover_own: bool = False) -> list[_File]:
-        """The batch files, oldest first, after giving back claims whose process is gone."""
+        """The batch files, oldest first, after giving back claims whose process is gone.
+
+        A file renamed while the directory is read (claimed or given back by another thread or process)
+        may vanish between the listing and its ``stat``: then the directory is read again.
+        """
+        for _ in range(5):
+            files, complete = self._read_directory(recover_own)
+            if complete:
+                break
+        return files
+
+    def _read_directory(self, recover_own: bool) -> tuple[list[_File], bool]:
         files: list[_File] = []
+        complete = True
         own = os.getpid()
         try:
             listing = list(os.scandir(self.directory))
         except FileNotFoundError:
-            return files
+            return files, True
         for item in listing:
             name = item.name
             claimed = name.endswith(CLAIM_SUFFIX)
@@ -241,10 +258,16 @@ class DiskSpool:
             try:
                 size = os.stat(os.path.join(self.directory, name)).st_size
             except FileNotFoundError:
+                complete = False  # renamed or delivered meanwhile
                 continue
             files.append(_File(name, size, count, claimed))
         files.sort(key=lambda f: f.name)
-        return files
+        return files, complete
+
+
+def _is_batch(name: str) -> bool:
+    base = _split_claim(name)[0] if name.endswith(CLAIM_SUFFIX) else name
+    return base.endswith(SUFFIX) and not base.startswith(".") and _count_of(base) is not None
 
 
 def _split_claim(name: str) -> tuple[str, int | None]:

@@ -181,7 +181,7 @@ class ServerSink(Sink):
         self._cond = threading.Condition(threading.Lock())
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._busy = False  # the worker holds records taken from the queue and not yet settled
+        self._busy = False  # the worker holds a batch (fresh or claimed from the backlog) not yet settled
         self._flushers = 0
         self._stopping = False
         self._deadline = float("inf")
@@ -361,8 +361,14 @@ class ServerSink(Sink):
         if self._stopping and not queue and (backlog_empty or now < self._next_attempt):
             return True  # done, or the server is down and the backlog waits on disk for the next run
         if not backlog_empty and now >= self._next_attempt:
-            self._replay_one()
-            self._notify()
+            with self._cond:
+                self._busy = True  # a flush must not see the backlog mid-claim and think it empty
+            try:
+                self._replay_one()
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
             return False
         self._notify()
         wait = self.batch_interval - (now - self._last_take) if queue else self.batch_interval

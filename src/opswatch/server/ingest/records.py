@@ -52,13 +52,18 @@ class Refused(ValueError):
 
 
 def normalize(
-    record: dict[str, Any], received_epoch: float, received_at: str, kinds: frozenset[str] = CLIENT_KINDS
+    record: dict[str, Any],
+    received_epoch: float,
+    received_at: str,
+    kinds: frozenset[str] = CLIENT_KINDS,
+    bounded: frozenset[str] = frozenset(),
 ) -> None:
     """Check ``record`` against the per-event limits and normalize it in place; raise ``Refused``.
 
     ``received_epoch``/``received_at`` (the same instant) stand in for a missing timestamp and become
     ``received_at``. ``kinds`` are the kinds the caller may set (the server's own writers add
-    ``state_change``).
+    ``state_change``). ``bounded`` names fields the caller built itself with a known, shallow depth
+    (the Sentry mapping's ``error``); their depth is not walked again.
     """
     if len(record) > limits.MAX_FIELDS_PER_EVENT:
         raise Refused(
@@ -72,7 +77,7 @@ def normalize(
                 f"field name {key[:40]!r}… is over {limits.MAX_FIELD_NAME_LENGTH} characters",
             )
         kind = type(value)
-        if (kind is dict or kind is list) and _too_deep(value, 2):
+        if (kind is dict or kind is list) and key not in bounded and _too_deep(value, 2):
             raise Refused("too_deep", f"field {key!r} nests deeper than {limits.MAX_DEPTH} levels")
 
     event_id = record.get("event_id")

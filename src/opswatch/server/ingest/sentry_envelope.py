@@ -142,7 +142,7 @@ def read_envelope(body: bytes, received_epoch: float, received_at: str) -> Sentr
                         f"the envelope holds more than {limits.MAX_EVENTS_PER_BATCH:,} log records",
                     )
             for record in records:
-                normalize(record, received_epoch, received_at)
+                normalize(record, received_epoch, received_at, bounded=sentry_mapping.BOUNDED_FIELDS)
         except Refused as refused:
             batch.rejected.append(Rejection(index, refused.code, f"item {index} ({kind}): {refused}"))
             continue
@@ -173,7 +173,7 @@ def read_store_body(body: bytes, received_epoch: float, received_at: str) -> Sen
             else sentry_mapping.map_event
         )
         record = mapper(payload, body)[0]
-        normalize(record, received_epoch, received_at)
+        normalize(record, received_epoch, received_at, bounded=sentry_mapping.BOUNDED_FIELDS)
     except Refused as refused:
         return SentryBatch([], [Rejection(0, refused.code, str(refused))], None)
     return SentryBatch([record], [], record["event_id"])

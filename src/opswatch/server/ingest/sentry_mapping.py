@@ -25,6 +25,10 @@ from .records import Refused, canonical_level
 Record = dict[str, Any]
 
 _MAX_CHAIN = 10
+
+#: Fields the mappers build from scalars with a fixed shape: at most ``_MAX_CHAIN`` causes, each with a
+#: list of flat frames, so never deeper than about 2 * _MAX_CHAIN + 3 levels (under ``MAX_DEPTH``).
+BOUNDED_FIELDS = frozenset({"error", "stack", "tags", "fingerprint"})
 _MAX_FRAMES = 100
 _MAX_BREADCRUMBS = 50
 _BUILTIN_MODULES = frozenset({"builtins", "__builtin__", "__main__", "exceptions"})
@@ -207,30 +211,33 @@ def _synthetic(exception: Any) -> bool:
 
 def frames(raw_frames: Any) -> list[dict[str, Any]]:
     """Sentry frames (caller to callee) as ``{file, line, function, module, in_app}`` dicts."""
-    if not isinstance(raw_frames, list):
+    if type(raw_frames) is not list:
         return []
+    if len(raw_frames) > _MAX_FRAMES:
+        half = _MAX_FRAMES // 2
+        raw_frames = raw_frames[:half] + raw_frames[-half:]
     out: list[dict[str, Any]] = []
     for frame in raw_frames:
-        if not isinstance(frame, Mapping):
+        if type(frame) is not dict:
             continue
-        path = frame.get("abs_path") or frame.get("filename") or ""
-        if not isinstance(path, str):
+        get = frame.get
+        path = get("abs_path") or get("filename") or ""
+        if type(path) is not str:
             path = str(path)
+        line, function, module, in_app = get("lineno"), get("function"), get("module"), get("in_app")
         entry: dict[str, Any] = {
             "file": path,
-            "line": frame.get("lineno") if isinstance(frame.get("lineno"), int) else None,
-            "function": frame.get("function") if isinstance(frame.get("function"), str) else None,
-            "module": frame.get("module") if isinstance(frame.get("module"), str) else None,
-            "in_app": frame["in_app"] if isinstance(frame.get("in_app"), bool) else _guess_in_app(path),
+            "line": line if type(line) is int else None,
+            "function": function if type(function) is str else None,
+            "module": module if type(module) is str else None,
+            "in_app": in_app if type(in_app) is bool else _guess_in_app(path),
         }
-        if isinstance(frame.get("colno"), int):
-            entry["column"] = frame["colno"]
-        if isinstance(frame.get("context_line"), str):
-            entry["context_line"] = frame["context_line"]
+        column, context_line = get("colno"), get("context_line")
+        if type(column) is int:
+            entry["column"] = column
+        if type(context_line) is str:
+            entry["context_line"] = context_line
         out.append(entry)
-    if len(out) > _MAX_FRAMES:
-        half = _MAX_FRAMES // 2
-        out = out[:half] + out[-half:]
     return out
 
 

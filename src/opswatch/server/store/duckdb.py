@@ -42,7 +42,7 @@ from . import layout
 from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
 from .catalog import KeyCatalog, KeyInfo, Plan
 from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
-from .rows import place, split, to_json_line, to_record
+from .rows import Prepared, fast_types, json_lines, place, prepare, to_record
 from .writer import WriterThread
 
 #: The event store's file name inside a data directory.
@@ -51,16 +51,6 @@ EVENTS_FILENAME: Final = "events.duckdb"
 
 class StoreError(Exception):
     """The store's file cannot be opened as asked (in use, missing, or from a newer opswatch)."""
-
-
-class _Prepared:
-    """An append's records, taken apart in the caller's thread (while the writer is inside DuckDB)."""
-
-    __slots__ = ("pending", "rows")
-
-    def __init__(self, rows: list[dict[str, Any]], pending: list[dict[str, Any] | None]) -> None:
-        self.rows = rows
-        self.pending = pending
 
 
 class DuckDBStore:
@@ -146,7 +136,7 @@ class DuckDBStore:
         self.duplicates_skipped = 0
         self.rows_written = 0
         self.last_commit_ms = 0.0
-        self._writer: WriterThread[_Prepared] | None = None
+        self._writer: WriterThread[Prepared] | None = None
         if read_only:
             self._read_only_conn = conn
         else:
@@ -225,58 +215,70 @@ class DuckDBStore:
             raise StoreClosed("the event store was opened read-only")
         if not records:
             return 0
-        received_at = format_timestamp(self._clock())
-        placements = self._catalog.placements
-        rows: list[dict[str, Any]] = []
-        pending: list[dict[str, Any] | None] = []
-        for record in records:
-            row, rest = split(record, received_at, placements)
-            rows.append(row)
-            pending.append(rest)
-        count: int = writer.append(_Prepared(rows, pending), len(rows)).result()
+        prepared = prepare(records, format_timestamp(self._clock()), self._catalog.placements)
+        count: int = writer.append(prepared, len(prepared)).result()
         return count
 
-    def _commit(self, conn: Any, batches: Sequence[_Prepared]) -> list[int]:
+    def _commit(self, conn: Any, batches: Sequence[Prepared]) -> list[int]:
         """One transaction for the merged appends (runs on the writer thread); new rows per append.
 
-        The prepared rows are not changed (a failed group is retried append by append): rows with
-        pending values are copied when they are placed, and ``seq`` is set afresh on every attempt.
+        The prepared appends are not changed (a failed group is retried append by append): slow rows
+        with pending values are copied when they are placed, and ``seq`` is set afresh on every attempt.
         """
         started = time.perf_counter()
-        rows: list[dict[str, Any]] = []
-        pending: list[dict[str, Any] | None] = []
-        owners: list[int] = []
+        # Every candidate as (batch, fast line number or -1, slow row index or -1), first occurrence wins.
+        ids: list[str] = []
+        stamps: list[str] = []
+        where: list[tuple[int, int, int]] = []
         seen: set[str] = set()
         for index, batch in enumerate(batches):
-            for row, rest in zip(batch.rows, batch.pending, strict=True):
+            for line, event_id in enumerate(batch.ids):
+                if event_id not in seen:
+                    seen.add(event_id)
+                    ids.append(event_id)
+                    stamps.append(batch.stamps[line])
+                    where.append((index, line, -1))
+            for slot, row in enumerate(batch.slow_rows):
                 event_id = row["event_id"]
-                if event_id in seen:
-                    continue
-                seen.add(event_id)
-                rows.append(row)
-                pending.append(rest)
-                owners.append(index)
-        submitted = sum(len(batch.rows) for batch in batches)
+                if event_id not in seen:
+                    seen.add(event_id)
+                    ids.append(event_id)
+                    stamps.append(row["timestamp"])
+                    where.append((index, -1, slot))
+        submitted = sum(len(batch) for batch in batches)
+        counts = [0] * len(batches)
         conn.execute("BEGIN TRANSACTION")
         try:
-            stored = _stored_ids(conn, rows)
-            if stored:
-                keep = [i for i, row in enumerate(rows) if row["event_id"] not in stored]
-                rows = [rows[i] for i in keep]
-                pending = [pending[i] for i in keep]
-                owners = [owners[i] for i in keep]
-            unsettled = [(i, rest) for i, rest in enumerate(pending) if rest]
-            plan = self._catalog.plan([(rows[i]["timestamp"], rest) for i, rest in unsettled])
+            stored = _stored_ids(conn, ids, stamps)
+            kept_lines: list[set[int]] = [set() for _ in batches]
+            slow: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+            for event_id, (index, line, slot) in zip(ids, where, strict=True):
+                if event_id in stored:
+                    continue
+                counts[index] += 1
+                if line >= 0:
+                    kept_lines[index].add(line)
+                else:
+                    slow.append((batches[index].slow_rows[slot], batches[index].slow_pending[slot]))
+            plan = self._catalog.plan([(row["timestamp"], rest) for row, rest in slow if rest])
             schema = _apply_plan(conn, plan)
-            lower = self._catalog.lower
-            for i, rest in unsettled:
-                rows[i] = place(rows[i], rest, plan.keys, lower)
-            if rows:
-                seq = self._next_seq
+            seq = self._next_seq
+            fast_count = sum(len(lines) for lines in kept_lines)
+            if fast_count:
+                chunks = [
+                    batch.fast_lines({i for i in range(len(batch.ids)) if i not in lines})
+                    for batch, lines in zip(batches, kept_lines, strict=True)
+                    if lines
+                ]
+                _insert_fast(conn, b"\n".join(chunks), seq, plan.keys, format_timestamp(self._clock()))
+                seq += fast_count
+            if slow:
+                lower = self._catalog.lower
+                rows = [place(row, rest, plan.keys, lower) if rest else dict(row) for row, rest in slow]
                 for row in rows:
                     row[SEQ] = seq
                     seq += 1
-                _insert(conn, rows, plan.keys)
+                _insert_rows(conn, rows, plan.keys)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):
@@ -285,14 +287,12 @@ class DuckDBStore:
         self._catalog.adopt(plan)
         if schema is not None:
             self._schema = schema
-        self._next_seq += len(rows)
-        self._count += len(rows)
-        self.rows_written += len(rows)
-        self.duplicates_skipped += submitted - len(rows)
+        stored_now = seq - self._next_seq
+        self._next_seq = seq
+        self._count += stored_now
+        self.rows_written += stored_now
+        self.duplicates_skipped += submitted - stored_now
         self.last_commit_ms = (time.perf_counter() - started) * 1000
-        counts = [0] * len(batches)
-        for owner in owners:
-            counts[owner] += 1
         return counts
 
     def _idle_checkpoint(self, conn: Any) -> None:
@@ -531,13 +531,13 @@ class DuckDBStore:
 _MAX_RANGES: Final = 8
 
 
-def _stored_ids(conn: Any, rows: list[dict[str, Any]]) -> set[str]:
-    """Event ids of ``rows`` already stored, looked up only in the hours the rows' timestamps fall in."""
-    if not rows:
+def _stored_ids(conn: Any, ids: list[str], stamps: list[str]) -> set[str]:
+    """Which of ``ids`` are stored already, looked up only in the hours their timestamps fall in."""
+    if not ids:
         return set()
     by_hour: dict[str, list[str]] = {}
-    for row in rows:
-        by_hour.setdefault(row["timestamp"][:13], []).append(row["event_id"])
+    for event_id, stamp in zip(ids, stamps, strict=True):
+        by_hour.setdefault(stamp[:13], []).append(event_id)
     hours = sorted(by_hour)
     ranges: list[tuple[str, str, list[str]]] = []  # [start, end) and the ids inside
     for hour in hours:
@@ -549,7 +549,7 @@ def _stored_ids(conn: Any, rows: list[dict[str, Any]]) -> set[str]:
         else:
             ranges.append((start.isoformat(), end.isoformat(), list(by_hour[hour])))
     if len(ranges) > _MAX_RANGES:
-        ranges = [(ranges[0][0], ranges[-1][1], [row["event_id"] for row in rows])]
+        ranges = [(ranges[0][0], ranges[-1][1], ids)]
     found: set[str] = set()
     column = quote("timestamp")
     for start_text, end_text, ids in ranges:
@@ -606,28 +606,52 @@ def _apply_plan(conn: Any, plan: Plan) -> SchemaInfo | None:
     return schema
 
 
-def _insert(conn: Any, rows: list[dict[str, Any]], keys: dict[str, KeyInfo]) -> None:
-    """Insert built rows as one NDJSON text, split and parsed by ``from_json`` in C++.
-
-    One parameter instead of a Python value per cell: per-value conversion from Python costs more than
-    the insert itself. (One JSON array unnested as a whole measured 2.7x the CPU of per-line parsing.)
-    orjson escapes newlines inside strings, so a newline always ends a row.
-    """
+def _column_types(keys: dict[str, KeyInfo]) -> dict[str, str]:
     types: dict[str, str] = {SEQ: "BIGINT", CONTAINER: "JSON"}
     types.update((column.name, column.sql_type) for column in layout.CORE_COLUMNS)
     types.update((info.column, info.type) for info in keys.values() if info.column)
-    present: set[str] = set()
-    for row in rows:
-        present.update(row)
+    return types
+
+
+def _insert_rows(conn: Any, rows: list[dict[str, Any]], keys: dict[str, KeyInfo]) -> None:
+    """Insert rows keyed by column name as one NDJSON text, split and parsed by ``from_json`` in C++.
+
+    One parameter instead of a Python value per cell: per-value conversion from Python costs more than
+    the insert itself. (One JSON array unnested as a whole measured 2.7x the CPU of per-line parsing.)
+    """
+    types = _column_types(keys)
+    present: set[str] = set().union(*rows)
     columns = [column for column in types if column in present]
     structure = orjson.dumps({column: types[column] for column in columns}).decode()
     names = ", ".join(quote(column) for column in columns)
     picks = ", ".join(f"r.{quote(column)}" for column in columns)
-    document = b"\n".join([to_json_line(row) for row in rows]).decode()
     conn.execute(
         f"INSERT INTO {EVENTS_TABLE} ({names}) SELECT {picks} FROM (SELECT from_json(line, "
         f"{layout.literal(structure)}) AS r FROM (SELECT unnest(string_split(?, chr(10))) AS line))",
-        [document],
+        [json_lines(rows).decode()],
+    )
+
+
+def _insert_fast(conn: Any, lines: bytes, first_seq: int, keys: dict[str, KeyInfo], now: str) -> None:
+    """Insert fast lines: the records as they came, keyed by field name; ``from_json`` maps each field
+    to its column (common fields by name, promoted keys to ``a_<key>``) and numbers the rows."""
+    fast = fast_types({info.name: (info.column, ()) for info in keys.values() if info.column})
+    promoted = {info.name: info for info in keys.values() if info.column and info.name in fast}
+    structure: dict[str, str] = {column.name: column.sql_type for column in layout.CORE_COLUMNS}
+    columns = [SEQ, *structure]
+    picks = ["? + i - 1", *(f"r.{quote(name)}" for name in structure)]
+    picks[columns.index("received_at")] = "coalesce(r.received_at, ?::TIMESTAMP)"
+    for name, info in promoted.items():
+        assert info.column is not None
+        structure[name] = info.type
+        columns.append(info.column)
+        picks.append(f"r.{quote(name)}")
+    text = orjson.dumps(structure).decode()
+    conn.execute(
+        f"INSERT INTO {EVENTS_TABLE} ({', '.join(quote(c) for c in columns)}) SELECT {', '.join(picks)} "
+        f"FROM (SELECT from_json(line, {layout.literal(text)}) AS r, i FROM (SELECT unnest(l) AS line, "
+        "unnest(range(1, len(l) + 1)) AS i FROM (SELECT string_split(?, chr(10)) AS l)))",
+        [first_seq, now, lines.decode()],
     )
 
 

@@ -14,6 +14,7 @@ DuckDB parses it in C++, and its text order is time order, which the idempotency
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -56,19 +57,28 @@ def canonical_timestamp(value: Any) -> str | None:
     return format_timestamp(epoch) if 0 <= epoch < 253_402_300_800 else None
 
 
+_valid_seconds: dict[str, bool] = {}
+
+
 def _is_canonical(stamp: str) -> bool:
-    return (
-        len(stamp) == 24
-        and stamp[23] == "Z"
-        and stamp[10] == "T"
-        and stamp[19] == "."
-        and stamp[4] == "-"
-        and stamp[7] == "-"
-        and stamp[13] == ":"
-        and stamp[16] == ":"
-        and stamp[:4].isdigit()
-        and stamp[20:23].isdigit()
-    )
+    """True for a real instant written exactly ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (the SDK's own format).
+
+    The date and time are checked for real (a month 13 would make DuckDB refuse the whole batch), once
+    per distinct second: events of one batch share seconds, so this is a dictionary look-up.
+    """
+    if len(stamp) != 24 or stamp[23] != "Z" or stamp[19] != "." or not stamp[20:23].isdigit():
+        return False
+    second = stamp[:19]
+    valid = _valid_seconds.get(second)
+    if valid is None:
+        try:
+            valid = second[10] == "T" and datetime.datetime.fromisoformat(second).year >= 1970
+        except ValueError:
+            valid = False
+        if len(_valid_seconds) >= 100_000:
+            _valid_seconds.clear()
+        _valid_seconds[second] = valid
+    return valid
 
 
 def _convert(kind: str, value: Any) -> Any:
@@ -100,6 +110,119 @@ def _convert(kind: str, value: Any) -> Any:
 Placements = Mapping[str, tuple[str, tuple[type, ...]]]
 
 
+_NONE: Final = type(None)
+_SAFE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+#: Python types each common field takes on the fast path (anything else goes through ``split``).
+_CORE_FAST: Final[dict[str, tuple[type, ...]]] = {
+    column.name: {
+        "text": (str, _NONE),
+        "timestamp": (str,),
+        "int": (int, _NONE),
+        "float": (float, int, _NONE),
+        "json": (dict, list, str, int, float, bool, _NONE),
+    }[column.kind]
+    for column in CORE_COLUMNS
+}
+_fast_cache: tuple[object, dict[str, tuple[type, ...]]] = (None, {})
+
+
+def fast_types(placements: Placements) -> dict[str, tuple[type, ...]]:
+    """Field name -> the Python types the fast path takes for it: common fields and promoted keys
+    (those whose name is a plain identifier, so it can name a field of ``from_json``'s structure)."""
+    global _fast_cache
+    owner, fast = _fast_cache
+    if owner is not placements:
+        fast = dict(_CORE_FAST)
+        for name, (_column, fits) in placements.items():
+            if _SAFE_NAME.fullmatch(name):
+                fast[name] = (*fits, _NONE)
+        _fast_cache = (placements, fast)
+    return fast
+
+
+class Prepared:
+    """An append's records, taken apart in the appending thread (while the writer is inside DuckDB).
+
+    Records whose every field has a column that takes its value as it is (the steady state: common
+    fields and promoted keys of the right type) are *fast*: serialized as they are into one buffer of
+    JSON lines (``lines``, line ``i`` ending at ``ends[i]``), with their ``ids`` and ``stamps``. The rest
+    are *slow*: ``split`` into a row and pending values for the writer to settle with the catalog.
+    One buffer, not a ``bytes`` or a dict per record: keeping thousands of fresh objects alive costs
+    page faults, and measured 8x the time of the serializing itself.
+    """
+
+    __slots__ = ("ends", "ids", "lines", "slow_pending", "slow_rows", "stamps")
+
+    def __init__(self) -> None:
+        self.lines = bytearray()
+        self.ends: list[int] = []
+        self.ids: list[str] = []
+        self.stamps: list[str] = []
+        self.slow_rows: list[dict[str, Any]] = []
+        self.slow_pending: list[dict[str, Any] | None] = []
+
+    def __len__(self) -> int:
+        return len(self.ids) + len(self.slow_rows)
+
+    def fast_lines(self, skip: set[int]) -> bytes:
+        """The fast lines (newline-separated, no final newline), leaving out line numbers in ``skip``."""
+        if not skip:
+            return bytes(self.lines[:-1])
+        kept = bytearray()
+        start = 0
+        for index, end in enumerate(self.ends):
+            if index not in skip:
+                kept += self.lines[start:end]
+            start = end
+        return bytes(kept[:-1])
+
+
+def prepare(records: Sequence[Mapping[str, Any]], received_at: str, placements: Placements) -> Prepared:
+    """Take ``records`` apart for the writer (see ``Prepared``)."""
+    prepared = Prepared()
+    fast = fast_types(placements)
+    lines = prepared.lines
+    dumps = orjson.dumps
+    newline = orjson.OPT_APPEND_NEWLINE
+    for record in records:
+        stamp = record.get("timestamp")
+        event_id = record.get("event_id")
+        ok = type(stamp) is str and type(event_id) is str and _is_canonical(stamp)
+        if ok:
+            for name, value in record.items():
+                allowed = fast.get(name)
+                of = type(value)
+                if allowed is None or of not in allowed or (
+                    of is int and not _INT64_MIN <= value <= _INT64_MAX
+                ):
+                    ok = False
+                    break
+        if ok:
+            received = record.get("received_at")
+            pid = record.get("pid")
+            project = record.get("project_id")
+            ok = (
+                (received is None or _is_canonical(received))
+                and (type(pid) is not int or -_INT32 <= pid < _INT32)
+                and (type(project) is not int or -_INT32 <= project < _INT32)
+            )
+        if ok:
+            try:
+                lines += dumps(record, option=newline)
+            except orjson.JSONEncodeError:
+                ok = False
+            else:
+                prepared.ends.append(len(lines))
+                prepared.ids.append(event_id)  # type: ignore[arg-type]
+                prepared.stamps.append(stamp)  # type: ignore[arg-type]
+                continue
+        row, pending = split(record, received_at, placements)
+        prepared.slow_rows.append(row)
+        prepared.slow_pending.append(pending)
+    return prepared
+
+
 def split(
     record: Mapping[str, Any], received_at: str, placements: Placements
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -110,38 +233,49 @@ def split(
     a new one) and every attribute whose promoted column takes its value as it is. ``pending`` holds
     the rest (cold keys, new keys, values of another type, unconvertible common fields): the writer
     settles them with the catalog (``place``). In a steady state ``pending`` is None for most records.
+    This runs for every stored event, so the common cases are written out inline.
     """
     row: dict[str, Any] = {}
     pending: dict[str, Any] | None = None
     kinds = _KIND
     for name, value in record.items():
-        if value is None:
-            continue
         kind = kinds.get(name)
         if kind is None:
             target = placements.get(name)
-            if (
-                target is not None
-                and type(value) in target[1]
-                and target[0] not in row
-                and (type(value) is not int or _INT64_MIN <= value <= _INT64_MAX)
-            ):
-                row[target[0]] = value
-            else:
-                if pending is None:
-                    pending = {}
-                pending[name] = value
-            continue
-        if kind == "text" and type(value) is str:
-            row[name] = value  # the common case, without a call
-            continue
-        converted = _convert(kind, value)
-        if converted is _INVALID:
-            if pending is None:
-                pending = {}
-            pending[name] = value
+            if target is not None:
+                of = type(value)
+                if of in target[1] and (of is not int or _INT64_MIN <= value <= _INT64_MAX):
+                    row[target[0]] = value
+                    continue
+            if value is None:
+                continue
         else:
-            row[name] = converted
+            of = type(value)
+            if kind == "text":
+                if of is str:
+                    row[name] = value
+                    continue
+            elif kind == "timestamp":
+                if of is str and _is_canonical(value):
+                    row[name] = value
+                    continue
+            elif kind == "int":
+                if of is int and -_INT32 <= value < _INT32:
+                    row[name] = value
+                    continue
+            elif kind == "float":
+                if of is float or of is int:
+                    row[name] = value
+                    continue
+            if value is None:
+                continue
+            converted = _convert(kind, value)
+            if converted is not _INVALID:
+                row[name] = converted
+                continue
+        if pending is None:
+            pending = {}
+        pending[name] = value
     if "received_at" not in row:
         row["received_at"] = received_at
     if "timestamp" not in row:
@@ -171,12 +305,18 @@ def place(
     return row
 
 
-def to_json_line(row: Mapping[str, Any]) -> bytes:
-    """One row as a JSON line; integers past 64 bits (which orjson refuses) become text."""
-    try:
-        return orjson.dumps(row, default=str)
-    except orjson.JSONEncodeError:
-        return orjson.dumps(_wide_ints_as_text(row), default=str)
+def json_lines(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """Rows as newline-separated JSON (no final newline); integers past 64 bits become text.
+
+    orjson escapes newlines inside strings, so a newline always ends a row.
+    """
+    lines = bytearray()
+    for row in rows:
+        try:
+            lines += orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        except orjson.JSONEncodeError:  # an integer orjson refuses
+            lines += orjson.dumps(_wide_ints_as_text(row), default=str, option=orjson.OPT_APPEND_NEWLINE)
+    return bytes(lines[:-1])
 
 
 def _wide_ints_as_text(value: Any) -> Any:

@@ -1,0 +1,194 @@
+"""``opswatch demo``: the server plus a simulated church-management app, so a newcomer sees it all work.
+
+One process: the server (the same app ``opswatch serve`` runs) listens in a thread, and the simulated
+app (``opswatch.cli._church_app``) sends to it through its DSN with the real SDK, from its own threads:
+donations and campaign metrics, slow queries, card declines and database timeouts that group into
+issues, a heartbeat cron job every 10 seconds that sometimes fails, and one job that goes missed.
+
+It prints the dashboard's address with a one-time ``?token=`` login, the admin token and the DSN, then
+runs until Ctrl-C (or ``--duration`` seconds). The data lives in a temporary directory that is removed
+at the end, unless ``--data-dir`` names one. The demo never reads the data directory, database or
+notification settings of the environment (a real server's data and a team's Slack channel stay out
+of it); ``--slack-webhook-url`` / ``--webhook-url`` send its alerts somewhere on purpose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from . import CommandError
+
+#: Environment variables the demo's server reads (the rest of the server's settings keep defaults).
+_ENVIRONMENT: Final = ("OPSWATCH_HOST", "OPSWATCH_PORT", "OPSWATCH_ADMIN_TOKEN")
+#: Seconds between the app's one-line summaries.
+SUMMARY_EVERY: Final = 15.0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``demo``."""
+    parser = subparsers.add_parser(
+        "demo", help="run the server with a simulated app sending to it (see the dashboard at once)"
+    )
+    add = parser.add_argument
+    add("--host", help="interface to bind (default: $OPSWATCH_HOST or 127.0.0.1)")
+    add("--port", type=int, help="port (default: $OPSWATCH_PORT or 8321; 0 picks a free one)")
+    add("--data-dir", help="keep the data here (default: a temporary directory, removed at exit)")
+    add("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    add("--no-app", action="store_true", help="run only the server, without the simulated app")
+    add("--seed", type=int, help="seed the simulated app's random choices")
+    add("--slack-webhook-url", help="post the server's alerts (new issues, failing jobs) to Slack")
+    add("--webhook-url", help="post the server's alerts as JSON to this webhook")
+    parser.set_defaults(handler=demo)
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Run the demo until it is stopped; returns the exit code."""
+    try:
+        import uvicorn
+
+        from ..server.app import create_app
+        from ..server.config import ServerSettings
+        from ..server.context import open_context
+    except ModuleNotFoundError as err:
+        raise CommandError(
+            f"the demo needs the server extra: pip install 'opswatch[server]' ({err.name} missing)"
+        ) from None
+    import opswatch
+
+    from ..config import ConfigError
+    from .serve import _listen
+
+    if args.duration is not None and args.duration <= 0:
+        raise CommandError("--duration: expected a number of seconds above 0")
+    temporary = args.data_dir is None
+    data_dir = Path(tempfile.mkdtemp(prefix="opswatch-demo-")) if temporary else Path(args.data_dir)
+    try:
+        environ = {name: os.environ[name] for name in _ENVIRONMENT if os.environ.get(name)}
+        try:
+            settings = ServerSettings.load(
+                environ=environ,
+                host=args.host,
+                port=args.port,
+                data_dir=data_dir,
+                slack_webhook_url=args.slack_webhook_url,
+                alert_webhook_url=args.webhook_url,
+            )
+        except ConfigError as err:
+            raise CommandError(str(err)) from None
+        # Until the app starts, the process logs only its own warnings to the console, never to a DSN,
+        # Sentry or Slack that the shell exports.
+        opswatch.init(
+            service="opswatch-demo", level="warn", dsn=None, sentry_enabled=False, alerts_enabled=False
+        )
+        sock = _listen(settings.host, settings.port)
+        try:
+            ctx = open_context(settings)
+            app = create_app(ctx)
+        except BaseException:
+            sock.close()
+            raise
+        port = sock.getsockname()[1]
+        if port != settings.port:
+            settings = dataclasses.replace(settings, port=port)
+            ctx.settings = settings
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="opswatch-demo-server", daemon=True
+        )
+        try:
+            thread.start()
+            if not _wait_started(server, thread):
+                raise CommandError("the demo server did not start")
+            _banner(settings, ctx.default_dsn, data_dir, temporary, args.no_app)
+            _run(opswatch, ctx.default_dsn, args)
+        finally:
+            server.should_exit = True
+            thread.join(30)
+            sock.close()
+            ctx.close()
+    finally:
+        opswatch.shutdown(timeout=2.0)
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+def _wait_started(server: Any, thread: threading.Thread, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _banner(settings: Any, dsn: str, data_dir: Path, temporary: bool, no_app: bool) -> None:
+    import opswatch
+
+    where = f"{data_dir}, removed at exit" if temporary else str(data_dir)
+    what = "the server" if no_app else "the server and a simulated church-management app"
+    out = sys.stdout
+    out.write(f"opswatch demo: {what}\n")
+    out.write(f"opswatch {opswatch.__version__} listening on {settings.base_url} (data in {where})\n")
+    out.write(f"dashboard: {settings.base_url}/?token={settings.admin_token}\n")
+    out.write(f"OPSWATCH_ADMIN_TOKEN={settings.admin_token}\n")
+    out.write(f"OPSWATCH_DSN={dsn}\n")
+    out.write("Press Ctrl-C to stop.\n")
+    out.flush()
+
+
+def _run(opswatch: Any, dsn: str, args: argparse.Namespace) -> None:
+    """Run the app (unless ``--no-app``) until Ctrl-C, SIGTERM or the end of ``--duration``."""
+    from ._church_app import ChurchApp
+
+    stop = threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    church: ChurchApp | None = None
+    try:
+        if not args.no_app:
+            # The app's records go to the demo server only: no console noise, no Sentry, no Slack.
+            opswatch.init(
+                service="church-app",
+                environment="demo",
+                release="demo-1",
+                dsn=dsn,
+                console=False,
+                capture_stdlib=False,
+                sentry_enabled=False,
+                alerts_enabled=False,
+            )
+            church = ChurchApp(seed=args.seed)
+            church.start()
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        next_summary = time.monotonic() + SUMMARY_EVERY
+        while not stop.is_set():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if church is not None and now >= next_summary:
+                print(church.summary(), flush=True)
+                next_summary = now + SUMMARY_EVERY
+            stop.wait(min(1.0, (deadline - now) if deadline is not None else 1.0))
+    finally:
+        if church is not None:
+            church.stop()
+            opswatch.flush(5.0)
+            print(church.summary(), flush=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

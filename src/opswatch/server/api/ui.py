@@ -1,0 +1,350 @@
+"""The dashboard's routes: ``/``, ``/issues``, ``/crons``, ``/logs``, ``/query``, login and static files.
+
+Every page needs the admin token (``opswatch.server.ui.session`` says how it may be given); without
+it a browser is sent to ``/login``. Changes (resolve, ignore, reopen, run a query, log out) are POSTs
+with a CSRF token. Handlers only authenticate, parse and render; the data comes from
+``opswatch.server.ui.overview`` and ``opswatch.server.ui.pages``, the templates from ``ui/templates``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import mimetypes
+import urllib.parse
+from typing import Any, Final
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from .. import limits
+from ..auth import get_context
+from ..issues.lifecycle import IssueNotFound
+from ..ui import STATIC_DIR, pages, session
+from ..ui.overview import overview as gather_overview
+from ..ui.render import page, secure
+from ..ui.services import issue_service
+
+router = APIRouter(include_in_schema=False)
+
+#: Largest form body: the longest SQL, URL-encoded, plus the other fields.
+MAX_FORM_BYTES: Final = 3 * limits.QUERY_MAX_SQL_CHARS + 4096
+#: The static files, by name (anything else is 404: no paths reach the file system).
+_STATIC: Final = {path.name: path for path in STATIC_DIR.iterdir() if path.is_file()}
+_NAV: Final = (
+    ("/", "Overview"),
+    ("/issues", "Issues"),
+    ("/crons", "Crons"),
+    ("/logs", "Logs"),
+    ("/query", "Query"),
+)
+_BAD_TOKEN: Final = "That is not this server's admin token."
+
+
+# -- authentication --------------------------------------------------------------------------------
+
+
+def _token(request: Request) -> str:
+    return get_context(request).settings.admin_token
+
+
+def _now(request: Request) -> float:
+    return get_context(request).now().timestamp()
+
+
+def _authenticate(request: Request) -> session.Viewer | Response:
+    """The viewer, or the answer to give instead: 401 for a wrong Bearer token, a redirect that sets
+    the cookie for a good ``?token=``, the login page otherwise."""
+    token = _token(request)
+    header = request.headers.get("authorization")
+    if header is not None:
+        if session.token_matches(session.bearer(header), token):
+            return session.Viewer("bearer", session.csrf_token(token, None))
+        response = _error_page(request, 401, "The Authorization header does not carry the admin token.")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    cookie = request.cookies.get(session.COOKIE)
+    if session.session_valid(cookie, token, _now(request)):
+        return session.Viewer("cookie", session.csrf_token(token, cookie))
+    given = request.query_params.get("token")
+    if given is not None and request.method == "GET":
+        if not session.token_matches(given, token):
+            return _login_page(request, _here(request, drop="token"), _BAD_TOKEN, 401)
+        return _logged_in(request, _here(request, drop="token"))
+    target = urllib.parse.quote(_here(request), safe="/")
+    return secure(RedirectResponse(f"/login?next={target}", status_code=303))
+
+
+def _here(request: Request, drop: str | None = None) -> str:
+    """This request's path and query, without the ``drop`` parameter."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != drop]
+    encoded = urllib.parse.urlencode(query)
+    return request.url.path + (f"?{encoded}" if encoded else "")
+
+
+def _logged_in(request: Request, target: str) -> Response:
+    """A redirect to ``target`` that sets a new session cookie."""
+    response = RedirectResponse(session.safe_next(target), status_code=303)
+    response.set_cookie(
+        session.COOKIE,
+        session.new_session(_token(request), _now(request)),
+        max_age=session.SESSION_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return secure(response)
+
+
+async def _form(request: Request) -> dict[str, str] | Response:
+    """The URL-encoded form of a POST (first value of each field), or the error answer."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return _error_page(request, 413, f"The form is over {MAX_FORM_BYTES} bytes.")
+    if not body:
+        return {}
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        return _error_page(request, 415, "Expected a form (application/x-www-form-urlencoded).")
+    try:
+        fields = urllib.parse.parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        return _error_page(request, 400, "The form could not be read.")
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    return origin.rstrip("/").lower() == own.lower()
+
+
+async def _change(request: Request) -> tuple[session.Viewer, dict[str, str]] | Response:
+    """Authenticate a state-changing POST: the viewer, the same origin and the CSRF token."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
+    if not _same_origin(request):
+        return _error_page(request, 403, "The form was sent from another site.")
+    if viewer.via == "cookie" and not session.csrf_valid(
+        form.get("csrf"), _token(request), request.cookies.get(session.COOKIE)
+    ):
+        return _error_page(request, 403, "The form's CSRF token is missing or stale: reload and retry.")
+    return viewer, form
+
+
+# -- rendering ---------------------------------------------------------------------------------------
+
+
+def _render(request: Request, viewer: session.Viewer | None, name: str, active: str, code: int = 200,
+            **values: Any) -> Response:
+    """The template ``name`` as an answer with HTTP status ``code``."""
+    return page(name, {"viewer": viewer, "active": active, "nav": _NAV, "now": _now(request), **values}, code)
+
+
+def _error_page(
+    request: Request, status: int, message: str, viewer: session.Viewer | None = None
+) -> Response:
+    return _render(request, viewer, "error.html", "", status, status=status, message=message)
+
+
+def _login_page(request: Request, target: str, error: str | None = None, status: int = 200) -> Response:
+    return _render(request, None, "login.html", "", status, next=session.safe_next(target), error=error)
+
+
+# -- login -------------------------------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> Response:
+    """The login form (or straight on, for someone already logged in)."""
+    if session.session_valid(request.cookies.get(session.COOKIE), _token(request), _now(request)):
+        return secure(RedirectResponse(session.safe_next(next), status_code=303))
+    return _login_page(request, next)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """Check the token from the form; on success set the session cookie and go on."""
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
+    if not _same_origin(request):
+        return _error_page(request, 403, "The form was sent from another site.")
+    target = session.safe_next(form.get("next"))
+    if not session.token_matches(form.get("token"), _token(request)):
+        return _login_page(request, target, _BAD_TOKEN, 401)
+    return _logged_in(request, target)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """Forget the session cookie."""
+    checked = await _change(request)
+    if isinstance(checked, Response):
+        return checked
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(session.COOKIE, path="/", httponly=True, samesite="strict")
+    return secure(response)
+
+
+# -- pages -------------------------------------------------------------------------------------------
+
+
+@router.get("/")
+def overview_page(request: Request) -> Response:
+    """Events per hour and minute, errors, unresolved issues, failing monitors, alert channel health."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    data = gather_overview(get_context(request))
+    return _render(request, viewer, "overview.html", "Overview", data=data)
+
+
+@router.get("/issues")
+def issues_page(request: Request, status: str = "unresolved", query: str = "", offset: int = 0) -> Response:
+    """The issue list with status and text filters."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    if status not in pages.ISSUE_STATUSES:
+        return _error_page(request, 400, f"status: expected one of {', '.join(pages.ISSUE_STATUSES)}", viewer)
+    try:
+        listing = pages.issue_list(
+            get_context(request), status=status, query=query[:500], offset=max(offset, 0)
+        )
+    except pages.NotInstalled as err:
+        return _error_page(request, 404, str(err), viewer)
+    except ValueError as err:
+        return _error_page(request, 400, str(err), viewer)
+    return _render(request, viewer, "issues.html", "Issues", listing=listing, status=status, query=query,
+                   offset=max(offset, 0), statuses=pages.ISSUE_STATUSES, per_page=pages.ISSUES_PER_PAGE)
+
+
+@router.get("/issues/{issue_id}")
+def issue_page(request: Request, issue_id: int) -> Response:
+    """One issue: title, culprit, counts, status actions, the latest event with its stack."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        issue = pages.issue_detail(get_context(request), issue_id)
+    except LookupError as err:
+        return _error_page(request, 404, str(err), viewer)
+    return _render(request, viewer, "issue.html", "Issues", issue=issue, ignore_choices=pages.IGNORE_CHOICES)
+
+
+@router.post("/issues/{issue_id}/{action}")
+async def issue_action(request: Request, issue_id: int, action: str) -> Response:
+    """Resolve, reopen or ignore an issue, then show it again."""
+    checked = await _change(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, form = checked
+    if action not in ("resolve", "reopen", "ignore"):
+        return _error_page(request, 404, f"no action {action[:40]!r}: resolve, reopen or ignore", viewer)
+    service = issue_service(get_context(request))
+    if service is None:
+        return _error_page(request, 404, "issues are not installed on this server", viewer)
+    actor = "dashboard"
+    try:
+        if action == "resolve":
+            await run_in_threadpool(service.resolve, issue_id, actor)
+        elif action == "reopen":
+            await run_in_threadpool(service.reopen, issue_id, actor)
+        else:
+            seconds = form.get("duration", "")
+            if seconds and not seconds.isdigit():
+                return _error_page(request, 400, "duration: expected seconds", viewer)
+            duration = datetime.timedelta(seconds=int(seconds)) if seconds else None
+            await run_in_threadpool(lambda: service.ignore(issue_id, actor, duration=duration))
+    except IssueNotFound as err:
+        return _error_page(request, 404, str(err), viewer)
+    except ValueError as err:
+        return _error_page(request, 400, str(err), viewer)
+    return secure(RedirectResponse(f"/issues/{issue_id}", status_code=303))
+
+
+@router.get("/crons")
+def crons_page(request: Request) -> Response:
+    """Every cron monitor: status, next expected check-in, success rate, average duration."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        monitors = pages.monitor_list(get_context(request))
+    except pages.NotInstalled as err:
+        return _error_page(request, 404, str(err), viewer)
+    return _render(request, viewer, "crons.html", "Crons", monitors=monitors)
+
+
+@router.get("/crons/{slug}")
+def cron_page(request: Request, slug: str, project: int | None = None) -> Response:
+    """One monitor: its health, settings, run history and state changes."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        monitor = pages.monitor_detail(get_context(request), slug, project)
+    except LookupError as err:
+        return _error_page(request, 404, str(err), viewer)
+    return _render(request, viewer, "cron.html", "Crons", monitor=monitor)
+
+
+@router.get("/logs")
+def logs_page(
+    request: Request, level: str = "", operation: str = "", text: str = "", limit: str = ""
+) -> Response:
+    """The latest events, filtered by level, operation and text."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        filters = pages.LogFilters.parse(level, operation, text, limit)
+    except ValueError as err:
+        return _error_page(request, 400, str(err), viewer)
+    lines = pages.recent_events(get_context(request), filters)
+    return _render(request, viewer, "logs.html", "Logs", lines=lines, filters=filters,
+                   levels=("trace", "debug", "info", "warn", "error", "fatal"))
+
+
+@router.get("/query")
+def query_page(request: Request) -> Response:
+    """The SQL box, prefilled with the seed's donation query."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    return _render(request, viewer, "query.html", "Query", sql=pages.DEFAULT_SQL, answer=None)
+
+
+@router.post("/query")
+async def run_query_page(request: Request) -> Response:
+    """Run the SQL from the box through the read-only query layer and show the table."""
+    checked = await _change(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, form = checked
+    sql = form.get("sql", "")
+    answer = await run_in_threadpool(pages.run_sql, get_context(request), sql)
+    status = 200 if answer.error is None else 400
+    return _render(request, viewer, "query.html", "Query", status, sql=sql, answer=answer)
+
+
+@router.get("/static/{name}")
+def static_file(name: str) -> Response:
+    """The dashboard's CSS and JS (no login needed: nothing in them is private)."""
+    path = _STATIC.get(name)
+    if path is None:
+        return Response("not found", status_code=404, media_type="text/plain")
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    response = FileResponse(path, media_type=kind, headers={"Cache-Control": "public, max-age=300"})
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
