@@ -94,15 +94,26 @@ def sentry_event(index: int, run: str) -> dict[str, Any]:
         },
         "tags": {"operation": "payment.stripe.charge", "church": f"church_{index % 50}"},
         "contexts": {
-            "trace": {"trace_id": f"{index:032x}", "span_id": f"{index:016x}", "op": "http.server"},
+            "trace": {"trace_id": os.urandom(16).hex(), "span_id": os.urandom(8).hex(), "op": "http.server"},
             "runtime": {"name": "CPython", "version": "3.11.7"},
             "os": {"name": "Linux"},
         },
         "user": {"id": f"user-{index % 1000}"},
-        "request": {"method": "POST", "url": "https://api.example.org/donations",
-                    "headers": {"User-Agent": "Mozilla/5.0", "Accept": "application/json"}},
-        "breadcrumbs": {"values": [{"timestamp": 1764237600.0 + j, "category": "query",
-                                    "message": f"SELECT * FROM donations WHERE id = {j}"} for j in range(8)]},
+        "request": {
+            "method": "POST",
+            "url": "https://api.example.org/donations",
+            "headers": {"User-Agent": "Mozilla/5.0", "Accept": "application/json"},
+        },
+        "breadcrumbs": {
+            "values": [
+                {
+                    "timestamp": 1764237600.0 + j,
+                    "category": "query",
+                    "message": f"SELECT * FROM donations WHERE id = {j}",
+                }
+                for j in range(8)
+            ]
+        },
         "sdk": {"name": "sentry.python", "version": "2.75.0"},
     }
 
@@ -114,24 +125,32 @@ def build_requests(kind: str, count: int, host: str, key: str, run: str) -> tupl
     if kind == "log":
         batch = 1000
         for start in range(0, count, batch):
-            lines = b"".join(orjson.dumps(log_record(i, run)) + b"\n" for i in range(start, min(count, start + batch)))
+            lines = b"".join(
+                orjson.dumps(log_record(i, run)) + b"\n" for i in range(start, min(count, start + batch))
+            )
             raw += len(lines)
             body = gzip.compress(lines, 6)
-            head = (f"POST /api/1/events/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-                    f"Content-Type: application/x-ndjson\r\nContent-Encoding: gzip\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n")
+            head = (
+                f"POST /api/1/events/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+                f"Content-Type: application/x-ndjson\r\nContent-Encoding: gzip\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
             requests.append(head.encode() + body)
     else:
         for index in range(count):
             event = orjson.dumps(sentry_event(index, run))
             raw += len(event)
-            envelope = orjson.dumps({"event_id": f"{run}{index:024x}", "sent_at": "2025-11-27T10:00:00Z"}) + b"\n"
+            envelope = (
+                orjson.dumps({"event_id": f"{run}{index:024x}", "sent_at": "2025-11-27T10:00:00Z"}) + b"\n"
+            )
             envelope += orjson.dumps({"type": "event", "length": len(event)}) + b"\n" + event + b"\n"
             body = brotli.compress(envelope, quality=4)
             auth = f"Sentry sentry_key={key}, sentry_version=7, sentry_client=sentry.python/2.75.0"
-            head = (f"POST /api/1/envelope/ HTTP/1.1\r\nHost: {host}\r\nX-Sentry-Auth: {auth}\r\n"
-                    f"Content-Type: application/x-sentry-envelope\r\nContent-Encoding: br\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n")
+            head = (
+                f"POST /api/1/envelope/ HTTP/1.1\r\nHost: {host}\r\nX-Sentry-Auth: {auth}\r\n"
+                f"Content-Type: application/x-sentry-envelope\r\nContent-Encoding: br\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
             requests.append(head.encode() + body)
     return requests, count, raw
 
@@ -162,7 +181,9 @@ def read_response(sock: socket.socket, buffer: bytearray) -> int:
 
 def client_main(spec: dict[str, Any]) -> None:
     """The client process: build everything, say ready, wait for go, send, print the result."""
-    requests, events, raw = build_requests(spec["kind"], spec["count"], spec["host"], spec["key"], spec["run"])
+    requests, events, raw = build_requests(
+        spec["kind"], spec["count"], spec["host"], spec["key"], spec["run"]
+    )
     per_request = events // len(requests)
     print("ready", flush=True)
     sys.stdin.readline()
@@ -203,9 +224,19 @@ def client_main(spec: dict[str, Any]) -> None:
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    print(json.dumps({"elapsed": elapsed, "events": state["ok"] * per_request, "raw_bytes": raw,
-                      "requests": len(requests), "retried_429": state["retried"], "failed": state["failed"]}),
-          flush=True)
+    print(
+        json.dumps(
+            {
+                "elapsed": elapsed,
+                "events": state["ok"] * per_request,
+                "raw_bytes": raw,
+                "requests": len(requests),
+                "retried_429": state["retried"],
+                "failed": state["failed"],
+            }
+        ),
+        flush=True,
+    )
 
 
 # -- the harness ----------------------------------------------------------------------------------------
@@ -217,7 +248,10 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
     command = os.environ.get("BENCH_SERVER_COMMAND", "-m opswatch serve").split()
     server = subprocess.Popen(
         [sys.executable, *command, "--port", "0", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     assert server.stdout is not None
     url = key = ""
@@ -242,10 +276,20 @@ def run(kind: str, count: int, connections: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         server, url, key = start_server(Path(tmp) / "data")
         try:
-            spec = {"kind": kind, "count": count, "connections": connections, "key": key,
-                    "host": url.split("//")[1], "run": os.urandom(4).hex()}
-            client = subprocess.Popen([sys.executable, __file__, "--client", json.dumps(spec)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            spec = {
+                "kind": kind,
+                "count": count,
+                "connections": connections,
+                "key": key,
+                "host": url.split("//")[1],
+                "run": os.urandom(4).hex(),
+            }
+            client = subprocess.Popen(
+                [sys.executable, __file__, "--client", json.dumps(spec)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             assert client.stdin is not None and client.stdout is not None
             assert client.stdout.readline().strip() == "ready"
             cpu_before = cpu_seconds(server.pid)
@@ -266,25 +310,31 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short run (a few seconds each)")
     parser.add_argument("--logs", type=int, default=200_000, help="log records to send")
     parser.add_argument("--sentry", type=int, default=10_000, help="Sentry error events to send")
-    parser.add_argument("--connections", type=int, default=8, help="concurrent connections")
+    parser.add_argument("--connections", type=int, default=64, help="concurrent connections (clients)")
     args = parser.parse_args()
     if args.client:
         client_main(json.loads(args.client))
         return
-    counts = {"log": args.logs // 4 if args.quick else args.logs,
-              "sentry": args.sentry // 4 if args.quick else args.sentry}
-    print(f"{'workload':<16}{'events':>10}{'seconds':>9}{'events/s':>11}{'MB/s raw':>10}"
-          f"{'srv CPU µs/ev':>15}{'target':>9}{'ratio':>8}")
+    counts = {
+        "log": args.logs // 4 if args.quick else args.logs,
+        "sentry": args.sentry // 4 if args.quick else args.sentry,
+    }
+    print(
+        f"{'workload':<16}{'events':>10}{'seconds':>9}{'events/s':>11}{'MB/s raw':>10}"
+        f"{'srv CPU µs/ev':>15}{'target':>9}{'ratio':>8}"
+    )
     for kind in ("log", "sentry"):
         result = run(kind, counts[kind], args.connections)
         rate = result["events"] / result["elapsed"]
         name = "log records" if kind == "log" else "Sentry errors"
-        print(f"{name:<16}{result['events']:>10,}{result['elapsed']:>9.2f}{rate:>11,.0f}"
-              f"{result['raw_bytes'] / result['elapsed'] / 1e6:>10.1f}"
-              f"{result['server_cpu'] / max(result['events'], 1) * 1e6:>15.1f}"
-              f"{TARGETS[kind]:>9,}{rate / TARGETS[kind]:>7.2f}x"
-              + (f"  ({result['retried_429']} answers were 429, retried)" if result["retried_429"] else "")
-              + (f"  ({result['failed']} requests FAILED)" if result["failed"] else ""))
+        print(
+            f"{name:<16}{result['events']:>10,}{result['elapsed']:>9.2f}{rate:>11,.0f}"
+            f"{result['raw_bytes'] / result['elapsed'] / 1e6:>10.1f}"
+            f"{result['server_cpu'] / max(result['events'], 1) * 1e6:>15.1f}"
+            f"{TARGETS[kind]:>9,}{rate / TARGETS[kind]:>7.2f}x"
+            + (f"  ({result['retried_429']} answers were 429, retried)" if result["retried_429"] else "")
+            + (f"  ({result['failed']} requests FAILED)" if result["failed"] else "")
+        )
 
 
 if __name__ == "__main__":

@@ -17,20 +17,40 @@ import orjson
 
 
 def main() -> None:
-    url, key, total, batch, acked_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    url, key, total, batch, acked_path = (
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        sys.argv[5],
+    )
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     with open(acked_path, "a") as acked, httpx.Client(timeout=10, trust_env=False) as client:
         for start in range(0, total, batch):
             ids = [f"{index:032x}" for index in range(start, min(total, start + batch))]
-            body = gzip.compress(b"".join(
-                orjson.dumps({"event_id": event_id, "timestamp": stamp, "message": "durable", "seq": int(event_id, 16),
-                              "operation": "durability.test"}) + b"\n"
-                for event_id in ids
-            ), 1)
+            body = gzip.compress(
+                b"".join(
+                    orjson.dumps(
+                        {
+                            "event_id": event_id,
+                            "timestamp": stamp,
+                            "message": "durable",
+                            "seq": int(event_id, 16),
+                            "operation": "durability.test",
+                        }
+                    )
+                    + b"\n"
+                    for event_id in ids
+                ),
+                1,
+            )
             while True:
                 try:
-                    answer = client.post(f"{url}/api/1/events/", content=body,
-                                         headers={"Authorization": f"Bearer {key}", "Content-Encoding": "gzip"})
+                    answer = client.post(
+                        f"{url}/api/1/events/",
+                        content=body,
+                        headers={"Authorization": f"Bearer {key}", "Content-Encoding": "gzip"},
+                    )
                 except httpx.TransportError:
                     time.sleep(0.05)
                     continue

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     path: Path = tmp_path_factory.mktemp("api-query")
-    with running_server(path) as running:
+    with running_server(path, retention_days=36500) as running:  # the cast lives in November 2025
         running.ctx.store.append(
             [donation(i, church=f"church-{i % 3}", amount=10.0 * i) for i in range(30)]
             + [log_line(1000 + i) for i in range(3000)]

@@ -85,7 +85,8 @@ class BrokenWebhook:
 
 def the_donations_service(server: RunningServer) -> None:
     """What the donations service sends, through the real SDK and the server's DSN."""
-    opswatch.init(dsn=server.dsn, service="donations-api", console=False, capture_stdlib=False)
+    spool = str(server.settings.data_dir / "sdk-spool")
+    opswatch.init(dsn=server.dsn, service="donations-api", console=False, capture_stdlib=False, spool_dir=spool)
     log = opswatch.get_logger("donations")
     try:
         for index, church in enumerate(("grace", "grace", "st-marks")):
@@ -309,7 +310,7 @@ def test_it_shows_an_issue_with_its_counts_actions_and_latest_stack(server: Runn
     html = page(server, http, f"/issues/{target}").text
     assert "CardDeclinedError: card declined for $100" in html
     assert "charge_card" in html and "test_dashboard.py" in html  # frames of the latest event's stack
-    assert 'action="/issues/%d/resolve"' % target in html and 'action="/issues/%d/ignore"' % target in html
+    assert f'action="/issues/{target}/resolve"' in html and f'action="/issues/{target}/ignore"' in html
     assert "payment.stripe.charge" in html
     assert "Last 24 hours" in html and "Last 30 days" in html
 
@@ -334,7 +335,7 @@ def test_it_resolves_ignores_and_reopens_an_issue_from_its_page(server: RunningS
         return str(http.get(f"{server.url}/api/0/issues/{target}", headers=server.admin_headers).json()["status"])
 
     assert act("resolve") == "resolved"
-    assert 'action="/issues/%d/reopen"' % target in http.get(f"{server.url}/issues/{target}", headers=jar).text
+    assert f'action="/issues/{target}/reopen"' in http.get(f"{server.url}/issues/{target}", headers=jar).text
     assert act("reopen") == "unresolved"
     assert act("ignore", duration="3600") == "ignored"
     assert act("reopen") == "unresolved"

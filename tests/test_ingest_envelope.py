@@ -46,13 +46,25 @@ def node_error(event_id: str, **extra: Any) -> dict[str, Any]:
                     "value": "Cannot read properties of undefined (reading 'id')",
                     "stacktrace": {
                         "frames": [
-                            {"filename": "/app/node_modules/express/lib/router/layer.js",
-                             "module": "express.lib.router:layer", "function": "Layer.handle [as handle_request]",
-                             "lineno": 95, "colno": 5, "in_app": False},
-                            {"filename": "/app/src/donations.js", "module": "donations",
-                             "function": "createDonation", "lineno": 42, "colno": 17, "in_app": True,
-                             "pre_context": ["async function createDonation(req, res) {"],
-                             "context_line": "  const id = church.id;", "post_context": ["}"]},
+                            {
+                                "filename": "/app/node_modules/express/lib/router/layer.js",
+                                "module": "express.lib.router:layer",
+                                "function": "Layer.handle [as handle_request]",
+                                "lineno": 95,
+                                "colno": 5,
+                                "in_app": False,
+                            },
+                            {
+                                "filename": "/app/src/donations.js",
+                                "module": "donations",
+                                "function": "createDonation",
+                                "lineno": 42,
+                                "colno": 17,
+                                "in_app": True,
+                                "pre_context": ["async function createDonation(req, res) {"],
+                                "context_line": "  const id = church.id;",
+                                "post_context": ["}"],
+                            },
                         ]
                     },
                     "mechanism": {"type": "onuncaughtexception", "handled": False},
@@ -62,23 +74,31 @@ def node_error(event_id: str, **extra: Any) -> dict[str, Any]:
         "level": "fatal",
         "event_id": event_id,
         "platform": "node",
-        "contexts": {"trace": {"trace_id": TRACE_ID, "span_id": "a3ce929d0e0e4736"},
-                     "runtime": {"name": "node", "version": "v20.11.0"}},
+        "contexts": {
+            "trace": {"trace_id": TRACE_ID, "span_id": "a3ce929d0e0e4736"},
+            "runtime": {"name": "node", "version": "v20.11.0"},
+        },
         "server_name": "web-2",
         "timestamp": 1761962400.123,
         "environment": "production",
         "release": "donations@2.0.0",
         "sdk": NODE_SDK,
         "tags": {"operation": "donations.create"},
-        "request": {"method": "POST", "url": "http://localhost:3000/donations",
-                    "headers": {"content-type": "application/json", "cookie": "session=abc123"}},
+        "request": {
+            "method": "POST",
+            "url": "http://localhost:3000/donations",
+            "headers": {"content-type": "application/json", "cookie": "session=abc123"},
+        },
         "breadcrumbs": [{"timestamp": 1761962399.9, "category": "http", "message": "POST /donations"}],
         **extra,
     }
 
 
-def envelope(header: dict[str, Any], *items: tuple[dict[str, Any], bytes | dict[str, Any]],
-             trailing_newline: bool = False) -> bytes:
+def envelope(
+    header: dict[str, Any],
+    *items: tuple[dict[str, Any], bytes | dict[str, Any]],
+    trailing_newline: bool = False,
+) -> bytes:
     lines = [orjson.dumps(header)]
     for item_header, payload in items:
         lines.append(orjson.dumps(item_header))
@@ -92,8 +112,14 @@ def streamed(body: bytes) -> Iterator[bytes]:
         yield body[start : start + 16384]
 
 
-def send_like_node(server: RunningServer, body: bytes, *, key: str | None = None,
-                   headers: dict[str, str] | None = None, path: str = "envelope") -> httpx.Response:
+def send_like_node(
+    server: RunningServer,
+    body: bytes,
+    *,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+    path: str = "envelope",
+) -> httpx.Response:
     """POST the way @sentry/node does: key in the query, chunked, no Content-Length/Type; gzip > 32 KiB."""
     sent = dict(headers or {})
     if len(body) > 32 * 1024 and "Content-Encoding" not in sent:
@@ -107,10 +133,14 @@ def send_like_node(server: RunningServer, body: bytes, *, key: str | None = None
     return http().send(request)
 
 
-def test_it_stores_a_node_error_sent_chunked_with_no_length_and_no_content_type(server: RunningServer) -> None:
+def test_it_stores_a_node_error_sent_chunked_with_no_length_and_no_content_type(
+    server: RunningServer,
+) -> None:
     event_id = new_id()
-    body = envelope({"event_id": event_id, "sent_at": "2025-11-01T02:00:00.200Z", "sdk": NODE_SDK},
-                    ({"type": "event"}, node_error(event_id)))
+    body = envelope(
+        {"event_id": event_id, "sent_at": "2025-11-01T02:00:00.200Z", "sdk": NODE_SDK},
+        ({"type": "event"}, node_error(event_id)),
+    )
     answer = send_like_node(server, body)
     assert answer.status_code == 200
     assert answer.json() == {"id": event_id}
@@ -121,9 +151,15 @@ def test_it_stores_a_node_error_sent_chunked_with_no_length_and_no_content_type(
     assert record["error"]["type"] == "TypeError"
     assert record["error"]["handled"] is False
     frames = record["error"]["stack"]
-    assert frames[-1] == {"file": "/app/src/donations.js", "line": 42, "function": "createDonation",
-                          "module": "donations", "in_app": True, "column": 17,
-                          "context_line": "  const id = church.id;"}
+    assert frames[-1] == {
+        "file": "/app/src/donations.js",
+        "line": 42,
+        "function": "createDonation",
+        "module": "donations",
+        "in_app": True,
+        "column": 17,
+        "context_line": "  const id = church.id;",
+    }
     assert frames[0]["in_app"] is False
     assert record["message"] == "TypeError: Cannot read properties of undefined (reading 'id')"
     assert record["trace_id"] == TRACE_ID
@@ -135,8 +171,10 @@ def test_it_stores_a_node_error_sent_chunked_with_no_length_and_no_content_type(
 
 def test_it_takes_a_gzipped_node_envelope_above_32_kib(server: RunningServer) -> None:
     event_id = new_id()
-    crumbs = [{"timestamp": 1761962399.0 + i, "category": "console", "message": f"step {i} " + "x" * 100}
-              for i in range(400)]
+    crumbs = [
+        {"timestamp": 1761962399.0 + i, "category": "console", "message": f"step {i} " + "x" * 100}
+        for i in range(400)
+    ]
     body = envelope({"event_id": event_id}, ({"type": "event"}, node_error(event_id, breadcrumbs=crumbs)))
     assert len(body) > 32 * 1024
     answer = send_like_node(server, body)
@@ -147,11 +185,22 @@ def test_it_takes_a_gzipped_node_envelope_above_32_kib(server: RunningServer) ->
 def test_it_maps_a_captured_message_with_a_synthetic_exception_as_a_message(server: RunningServer) -> None:
     event_id = new_id()
     event = {
-        "event_id": event_id, "level": "info", "message": "Webhook retried", "timestamp": 1761962400.5,
+        "event_id": event_id,
+        "level": "info",
+        "message": "Webhook retried",
+        "timestamp": 1761962400.5,
         "platform": "node",
-        "exception": {"values": [{"value": "Webhook retried", "mechanism": {"type": "generic", "synthetic": True},
-                                  "stacktrace": {"frames": [{"filename": "/app/src/hooks.js", "lineno": 7,
-                                                             "function": "retry"}]}}]},
+        "exception": {
+            "values": [
+                {
+                    "value": "Webhook retried",
+                    "mechanism": {"type": "generic", "synthetic": True},
+                    "stacktrace": {
+                        "frames": [{"filename": "/app/src/hooks.js", "lineno": 7, "function": "retry"}]
+                    },
+                }
+            ]
+        },
     }
     send_like_node(server, envelope({"event_id": event_id}, ({"type": "event"}, event)))
     record = stored_by_id(server)[event_id]
@@ -162,16 +211,41 @@ def test_it_maps_a_captured_message_with_a_synthetic_exception_as_a_message(serv
 
 
 def test_it_stores_logs_in_the_older_container_shape_and_the_versioned_one(server: RunningServer) -> None:
-    older = {"items": [{"timestamp": 1761962401.25, "level": "warn", "body": "Slow query", "trace_id": TRACE_ID,
-                        "severity_number": 13,
-                        "attributes": {"sentry.environment": {"value": "production", "type": "string"},
-                                       "db.duration_ms": {"value": 812.5, "type": "double"},
-                                       "church_id": {"value": "church_7", "type": "string"}}}]}
-    versioned = {"version": 2, "items": [{"timestamp": 1761962402.0, "level": "info", "body": "Cache warmed",
-                                          "attributes": {"entries": {"value": 1200, "type": "integer"}}}]}
-    body = envelope({"sdk": NODE_SDK},
-                    ({"type": "log", "item_count": 1, "content_type": "application/vnd.sentry.items.log+json"}, older),
-                    ({"type": "log", "item_count": 1, "content_type": "application/vnd.sentry.items.log+json"}, versioned))
+    older = {
+        "items": [
+            {
+                "timestamp": 1761962401.25,
+                "level": "warn",
+                "body": "Slow query",
+                "trace_id": TRACE_ID,
+                "severity_number": 13,
+                "attributes": {
+                    "sentry.environment": {"value": "production", "type": "string"},
+                    "db.duration_ms": {"value": 812.5, "type": "double"},
+                    "church_id": {"value": "church_7", "type": "string"},
+                },
+            }
+        ]
+    }
+    versioned = {
+        "version": 2,
+        "items": [
+            {
+                "timestamp": 1761962402.0,
+                "level": "info",
+                "body": "Cache warmed",
+                "attributes": {"entries": {"value": 1200, "type": "integer"}},
+            }
+        ],
+    }
+    body = envelope(
+        {"sdk": NODE_SDK},
+        ({"type": "log", "item_count": 1, "content_type": "application/vnd.sentry.items.log+json"}, older),
+        (
+            {"type": "log", "item_count": 1, "content_type": "application/vnd.sentry.items.log+json"},
+            versioned,
+        ),
+    )
     answer = send_like_node(server, body)
     assert answer.status_code == 200
     assert answer.json() == {}
@@ -214,23 +288,45 @@ def test_it_skips_unknown_items_and_keeps_the_rest(server: RunningServer) -> Non
 def test_it_reads_an_envelope_without_a_trailing_newline_and_with_one(server: RunningServer) -> None:
     for trailing in (False, True):
         event_id = new_id()
-        body = envelope({"event_id": event_id}, ({"type": "event"}, node_error(event_id)), trailing_newline=trailing)
+        body = envelope(
+            {"event_id": event_id}, ({"type": "event"}, node_error(event_id)), trailing_newline=trailing
+        )
         assert send_like_node(server, body).status_code == 200
         assert event_id in stored_by_id(server)
 
 
 def test_it_stores_a_check_in_and_a_transaction_from_node(server: RunningServer) -> None:
-    check_in = {"check_in_id": "83a7c03ed0a04e1b97e2e3b18d38f244", "monitor_slug": "node-nightly",
-                "status": "error", "duration": 1.5, "release": "donations@2.0.0", "environment": "production",
-                "contexts": {"trace": {"trace_id": TRACE_ID}}}
+    check_in = {
+        "check_in_id": "83a7c03ed0a04e1b97e2e3b18d38f244",
+        "monitor_slug": "node-nightly",
+        "status": "error",
+        "duration": 1.5,
+        "release": "donations@2.0.0",
+        "environment": "production",
+        "contexts": {"trace": {"trace_id": TRACE_ID}},
+    }
     transaction_id = new_id()
-    transaction = {"event_id": transaction_id, "type": "transaction", "transaction": "GET /health",
-                   "start_timestamp": 1761962400.0, "timestamp": 1761962400.25, "platform": "node",
-                   "contexts": {"trace": {"op": "http.server", "status": "ok", "trace_id": TRACE_ID,
-                                          "span_id": "b3ce929d0e0e4736"}},
-                   "spans": [{"op": "db", "description": "SELECT 1"}], "measurements": {}}
-    body = envelope({"event_id": transaction_id}, ({"type": "check_in"}, check_in),
-                    ({"type": "transaction"}, transaction))
+    transaction = {
+        "event_id": transaction_id,
+        "type": "transaction",
+        "transaction": "GET /health",
+        "start_timestamp": 1761962400.0,
+        "timestamp": 1761962400.25,
+        "platform": "node",
+        "contexts": {
+            "trace": {
+                "op": "http.server",
+                "status": "ok",
+                "trace_id": TRACE_ID,
+                "span_id": "b3ce929d0e0e4736",
+            }
+        },
+        "spans": [{"op": "db", "description": "SELECT 1"}],
+        "measurements": {},
+    }
+    body = envelope(
+        {"event_id": transaction_id}, ({"type": "check_in"}, check_in), ({"type": "transaction"}, transaction)
+    )
     answer = send_like_node(server, body)
     assert answer.json() == {"id": transaction_id}
     records = stored_by_id(server)
@@ -248,8 +344,12 @@ def test_it_stores_a_check_in_and_a_transaction_from_node(server: RunningServer)
 def test_it_takes_every_encoding_relay_takes(server: RunningServer, encoding: str) -> None:
     event_id = new_id()
     body = envelope({"event_id": event_id}, ({"type": "event"}, node_error(event_id)))
-    packed = {"deflate": zlib.compress, "br": brotli.compress, "gzip": gzip.compress,
-              "zstd": zstandard.ZstdCompressor().compress}[encoding](body)
+    packed = {
+        "deflate": zlib.compress,
+        "br": brotli.compress,
+        "gzip": gzip.compress,
+        "zstd": zstandard.ZstdCompressor().compress,
+    }[encoding](body)
     answer = send_like_node(server, packed, headers={"Content-Encoding": encoding})
     assert answer.status_code == 200
     assert event_id in stored_by_id(server)
@@ -258,14 +358,21 @@ def test_it_takes_every_encoding_relay_takes(server: RunningServer, encoding: st
 def test_it_authenticates_with_the_x_sentry_auth_header_and_the_legacy_store(server: RunningServer) -> None:
     event_id = new_id()
     auth = f"Sentry sentry_key={server.key}, sentry_version=7, sentry_client=raven-python/6.10.0"
-    answer = http().post(f"{server.url}/api/{server.project_id}/store/", content=orjson.dumps(node_error(event_id)),
-                         headers={"X-Sentry-Auth": auth, "Content-Type": "application/json"})
+    answer = http().post(
+        f"{server.url}/api/{server.project_id}/store/",
+        content=orjson.dumps(node_error(event_id)),
+        headers={"X-Sentry-Auth": auth, "Content-Type": "application/json"},
+    )
     assert answer.status_code == 200
     assert answer.json() == {"id": event_id}
     old_id = new_id()
     packed = base64.b64encode(zlib.compress(orjson.dumps(node_error(old_id))))
-    assert http().post(f"{server.url}/api/{server.project_id}/store/", content=packed,
-                       headers={"X-Sentry-Auth": auth}).status_code == 200
+    assert (
+        http()
+        .post(f"{server.url}/api/{server.project_id}/store/", content=packed, headers={"X-Sentry-Auth": auth})
+        .status_code
+        == 200
+    )
     records = stored_by_id(server)
     assert event_id in records and old_id in records
 
@@ -275,7 +382,9 @@ def test_it_takes_a_tunnelled_envelope_that_carries_its_dsn(server: RunningServe
     body = envelope({"event_id": event_id, "dsn": server.dsn}, ({"type": "event"}, node_error(event_id)))
     answer = http().post(f"{server.url}/api/{server.project_id}/envelope/", content=body)
     assert answer.status_code == 200
-    wrong = envelope({"dsn": server.dsn.replace(server.key, "f" * 32)}, ({"type": "event"}, node_error(new_id())))
+    wrong = envelope(
+        {"dsn": server.dsn.replace(server.key, "f" * 32)}, ({"type": "event"}, node_error(new_id()))
+    )
     assert http().post(f"{server.url}/api/{server.project_id}/envelope/", content=wrong).status_code == 401
 
 
@@ -305,9 +414,14 @@ def test_it_refuses_broken_framing_with_a_reason(server: RunningServer, body: by
 
 def test_it_keeps_good_items_and_reports_bad_ones_by_index(server: RunningServer) -> None:
     event_id = new_id()
-    body = envelope({}, ({"type": "event"}, b"{broken"), ({"type": "event"}, node_error(event_id)),
-                    ({"type": "check_in"}, {"monitor_slug": "x"}), ({"type": "log"}, {"items": "nope"}),
-                    ({"type": "event"}, node_error(new_id(), level="screaming")))
+    body = envelope(
+        {},
+        ({"type": "event"}, b"{broken"),
+        ({"type": "event"}, node_error(event_id)),
+        ({"type": "check_in"}, {"monitor_slug": "x"}),
+        ({"type": "log"}, {"items": "nope"}),
+        ({"type": "event"}, node_error(new_id(), level="screaming")),
+    )
     answer = send_like_node(server, body)
     assert answer.status_code == 200
     assert answer.json()["id"] == event_id
@@ -327,5 +441,7 @@ def test_it_answers_400_when_no_item_is_valid_and_200_when_there_were_none(serve
 def test_it_uses_the_path_without_a_trailing_slash_too(server: RunningServer) -> None:
     event_id = new_id()
     body = envelope({}, ({"type": "event"}, node_error(event_id)))
-    answer = http().post(f"{server.url}/api/{server.project_id}/envelope?sentry_key={server.key}", content=body)
+    answer = http().post(
+        f"{server.url}/api/{server.project_id}/envelope?sentry_key={server.key}", content=body
+    )
     assert answer.status_code == 200

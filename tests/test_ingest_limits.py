@@ -50,7 +50,9 @@ def envelope(*items: tuple[dict[str, Any], bytes], header: dict[str, Any] | None
 
 def post_envelope(server: RunningServer, body: bytes, headers: dict[str, str] | None = None) -> Any:
     return http().post(
-        f"{server.url}/api/{server.project_id}/envelope/?sentry_key={server.key}", content=body, headers=headers
+        f"{server.url}/api/{server.project_id}/envelope/?sentry_key={server.key}",
+        content=body,
+        headers=headers,
     )
 
 
@@ -94,6 +96,7 @@ def gzip_of_zeros(size: int, members: int = 1) -> bytes:
     return member * members
 
 
+@pytest.mark.slow
 def test_it_takes_a_native_body_that_inflates_to_exactly_the_limit(server: RunningServer) -> None:
     line = orjson.dumps(donation()) + b"\n"
     body = line + b" " * (limits.MAX_NATIVE_DECOMPRESSED_BYTES - len(line))
@@ -112,6 +115,7 @@ def _max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
 def test_it_stops_a_decompression_bomb_without_inflating_it(server: RunningServer, encoding: str) -> None:
     # About a gibibyte of zeros in a few hundred KiB (brotli and deflate: 256 MiB, still past the limit).
@@ -152,7 +156,9 @@ def test_it_refuses_a_corrupt_or_unknown_encoding(server: RunningServer) -> None
     corrupt = post_native(server, b"\x1f\x8b not really gzip", headers={"Content-Encoding": "gzip"})
     assert corrupt.status_code == 400
     assert "gzip" in corrupt.json()["detail"]
-    truncated = post_native(server, gzip.compress(b'{"message": "x"}\n')[:-6], headers={"Content-Encoding": "gzip"})
+    truncated = post_native(
+        server, gzip.compress(b'{"message": "x"}\n')[:-6], headers={"Content-Encoding": "gzip"}
+    )
     assert truncated.status_code == 400
     unknown = post_native(server, b"{}", headers={"Content-Encoding": "lzma"})
     assert unknown.status_code == 415
@@ -257,8 +263,10 @@ def _check_in(size: int) -> bytes:
 
 
 def test_it_limits_a_check_in_item_to_100_kib(server: RunningServer) -> None:
-    items = [({"type": "check_in"}, _check_in(limits.MAX_CHECK_IN_BYTES)),
-             ({"type": "check_in"}, _check_in(limits.MAX_CHECK_IN_BYTES + 1))]
+    items = [
+        ({"type": "check_in"}, _check_in(limits.MAX_CHECK_IN_BYTES)),
+        ({"type": "check_in"}, _check_in(limits.MAX_CHECK_IN_BYTES + 1)),
+    ]
     answer = post_envelope(server, envelope(*items))
     assert answer.status_code == 200
     assert [r["index"] for r in answer.json()["rejected"]] == [1]
@@ -266,17 +274,23 @@ def test_it_limits_a_check_in_item_to_100_kib(server: RunningServer) -> None:
 
 def test_it_limits_a_log_container(server: RunningServer) -> None:
     def container(size: int) -> bytes:
-        body: dict[str, Any] = {"version": 2, "items": [{"timestamp": 1761962400.0, "level": "info", "body": ""}]}
+        body: dict[str, Any] = {
+            "version": 2,
+            "items": [{"timestamp": 1761962400.0, "level": "info", "body": ""}],
+        }
         body["items"][0]["body"] = "b" * (size - len(orjson.dumps(body)))
         return orjson.dumps(body)
 
-    items = [({"type": "log"}, container(limits.MAX_LOG_CONTAINER_BYTES)),
-             ({"type": "log"}, container(limits.MAX_LOG_CONTAINER_BYTES + 1))]
+    items = [
+        ({"type": "log"}, container(limits.MAX_LOG_CONTAINER_BYTES)),
+        ({"type": "log"}, container(limits.MAX_LOG_CONTAINER_BYTES + 1)),
+    ]
     answer = post_envelope(server, gzip.compress(envelope(*items), 1), {"Content-Encoding": "gzip"})
     assert answer.status_code == 200
     assert [r["index"] for r in answer.json()["rejected"]] == [1]
 
 
+@pytest.mark.slow
 def test_it_limits_the_log_records_of_one_envelope(server: RunningServer) -> None:
     logs = [{"timestamp": 1761962400.0, "level": "info", "body": f"line {i}"} for i in range(1000)]
     container = orjson.dumps({"version": 2, "items": logs})
@@ -296,6 +310,7 @@ def test_it_limits_the_items_of_an_envelope(server: RunningServer) -> None:
     assert answer.status_code == 413
 
 
+@pytest.mark.slow
 def test_it_takes_an_envelope_that_inflates_to_exactly_the_sentry_limit(server: RunningServer) -> None:
     head = orjson.dumps({}) + b"\n"
     event = _event_payload(1000)
@@ -315,8 +330,12 @@ def test_it_takes_an_envelope_that_inflates_to_exactly_the_sentry_limit(server: 
 
 
 def test_it_keeps_at_most_16_kib_of_a_ping_body_and_says_it_cut_it(server: RunningServer) -> None:
-    fits = http().post(f"{server.url}/ping/{server.key}/limits-fit", content=b"a" * limits.MAX_PING_BODY_BYTES)
-    over = http().post(f"{server.url}/ping/{server.key}/limits-over", content=b"b" * (limits.MAX_PING_BODY_BYTES + 1))
+    fits = http().post(
+        f"{server.url}/ping/{server.key}/limits-fit", content=b"a" * limits.MAX_PING_BODY_BYTES
+    )
+    over = http().post(
+        f"{server.url}/ping/{server.key}/limits-over", content=b"b" * (limits.MAX_PING_BODY_BYTES + 1)
+    )
     assert fits.status_code == over.status_code == 200
     records = {r.get("monitor_slug"): r for r in stored_by_id(server).values()}
     assert len(records["limits-fit"]["output"]) == limits.MAX_PING_BODY_BYTES

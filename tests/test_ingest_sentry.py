@@ -54,7 +54,7 @@ def sentry(server: RunningServer) -> Iterator[Any]:
 
 def charge(customer_email: str) -> None:
     try:
-        {}["card"]  # noqa: B018 - the lookup is the point
+        {}["card"]
     except KeyError as err:
         raise CardDeclined(f"card declined for {customer_email}") from err
 
@@ -146,9 +146,11 @@ def test_it_stores_check_ins_as_check_in_records(server: RunningServer, sentry: 
 
 def test_it_keeps_a_transaction_as_a_duration_record(server: RunningServer, sentry: Any) -> None:
     sentry(traces_sample_rate=1.0)
-    with sentry_sdk.start_transaction(name="POST /donations", op="http.server") as transaction:
-        with sentry_sdk.start_span(op="db.query", name="INSERT donation"):
-            pass
+    with (
+        sentry_sdk.start_transaction(name="POST /donations", op="http.server") as transaction,
+        sentry_sdk.start_span(op="db.query", name="INSERT donation"),
+    ):
+        pass
     sentry_sdk.flush(timeout=5)
     records = [r for r in stored(server) if r.get("kind") == "transaction"]
     (record,) = [r for r in records if r["trace_id"] == transaction.trace_id]

@@ -40,11 +40,17 @@ def test_it_reads_tags_as_a_map_or_as_pairs() -> None:
 
 
 def test_it_reads_an_exception_list_oldest_first_with_the_raised_one_on_top() -> None:
-    chain = exception_chain([
-        {"type": "KeyError", "value": "'card'", "module": "builtins"},
-        {"type": "CardDeclined", "value": "declined", "module": "payments.errors",
-         "mechanism": {"type": "generic", "handled": True}},
-    ])
+    chain = exception_chain(
+        [
+            {"type": "KeyError", "value": "'card'", "module": "builtins"},
+            {
+                "type": "CardDeclined",
+                "value": "declined",
+                "module": "payments.errors",
+                "mechanism": {"type": "generic", "handled": True},
+            },
+        ]
+    )
     assert chain is not None
     assert chain["type"] == "payments.errors.CardDeclined"
     assert chain["handled"] is True

@@ -61,7 +61,9 @@ def test_it_keeps_a_posted_body_as_the_runs_output_redacted(server: RunningServe
     log = b"backup done\nuploaded to s3://bucket/2025-11-01.tar.gz\nnotified ops@example.com\n"
     http().post(f"{server.url}/ping/{server.key}/backup-output/0", content=log)
     (run,) = runs(server, "backup-output")
-    assert run["output"] == "backup done\nuploaded to s3://bucket/2025-11-01.tar.gz\nnotified o***@example.com\n"
+    assert (
+        run["output"] == "backup done\nuploaded to s3://bucket/2025-11-01.tar.gz\nnotified o***@example.com\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,9 @@ def test_it_includes_listed_routers_and_installs_listed_subsystems(
     routers = [*server_app.ROUTERS, "extension_package.api", "no_such_api", "no_such_package.api"]
     monkeypatch.setattr(server_app, "ROUTERS", routers)
     monkeypatch.setattr(
-        server_app, "SUBSYSTEMS", [*server_app.SUBSYSTEMS, "server_extension:install", "no.such.module:install"]
+        server_app,
+        "SUBSYSTEMS",
+        [*server_app.SUBSYSTEMS, "server_extension:install", "no.such.module:install"],
     )
     with running_server(tmp_path) as server:
         extension = server.ctx.extras["extension"]

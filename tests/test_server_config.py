@@ -65,8 +65,9 @@ def test_it_reads_the_environment_and_lets_arguments_win(tmp_path: Path) -> None
         ({}, {"colour": "blue"}, "colour"),
     ],
 )
-def test_it_names_the_bad_setting(tmp_path: Path, environ: dict[str, str], overrides: dict[str, object],
-                                  named: str) -> None:
+def test_it_names_the_bad_setting(
+    tmp_path: Path, environ: dict[str, str], overrides: dict[str, object], named: str
+) -> None:
     with pytest.raises(ConfigError) as raised:
         ServerSettings.load(environ=environ, data_dir=tmp_path, **overrides)
     assert raised.value.setting == named

@@ -40,7 +40,9 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSWATCH_")}
     return subprocess.Popen(
         [sys.executable, "-m", "opswatch", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
 
 
@@ -70,9 +72,17 @@ def test_it_stores_every_acknowledged_event_exactly_once_across_two_kills(tmp_pa
         wait_until(lambda: (data_dir / "state.db").exists() and _key(data_dir) is not None, 60)
         key = _key(data_dir)
         client = subprocess.Popen(
-            [sys.executable, str(HERE / "durability_client.py"), f"http://127.0.0.1:{port}", str(key),
-             str(TOTAL), str(BATCH), str(acked)],
-            stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(HERE / "durability_client.py"),
+                f"http://127.0.0.1:{port}",
+                str(key),
+                str(TOTAL),
+                str(BATCH),
+                str(acked),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for threshold in (TOTAL // 4, TOTAL // 2):
             wait_until(lambda threshold=threshold: acked_count(acked) >= threshold, 120)
@@ -97,12 +107,14 @@ def test_it_stores_every_acknowledged_event_exactly_once_across_two_kills(tmp_pa
     with DuckDBStore(data_dir / "events.duckdb", read_only=True) as store:
         result = store.query(
             "SELECT count(*), count(DISTINCT event_id) FROM events WHERE operation = 'durability.test'",
-            max_rows=1, timeout=60,
+            max_rows=1,
+            timeout=60,
         )
-        (stored, distinct), = result.rows
+        ((stored, distinct),) = result.rows
         assert stored == distinct == TOTAL
-        ids = store.query("SELECT event_id FROM events WHERE operation = 'durability.test'",
-                          max_rows=TOTAL + 1, timeout=60)
+        ids = store.query(
+            "SELECT event_id FROM events WHERE operation = 'durability.test'", max_rows=TOTAL + 1, timeout=60
+        )
     assert {row[0] for row in ids.rows} == set(acknowledged)
 
 

@@ -127,8 +127,9 @@ def test_it_commits_what_is_queued_when_the_server_stops(tmp_path: Path) -> None
     queued = [donation() for _ in range(3)]
     with running_server(tmp_path) as server:
         server.ctx.hooks.append(gate)
-        futures = [server.ctx.pipeline.submit(server.project_id, [dict(r, received_at="x")], "test")
-                   for r in queued]
+        futures = [
+            server.ctx.pipeline.submit(server.project_id, [dict(r, received_at="x")], "test") for r in queued
+        ]
         assert gate.entered.wait(10)
         threading.Timer(0.2, gate.open).start()
     assert all(f.result(0).stored == 1 for f in futures)
@@ -151,7 +152,8 @@ def test_it_refuses_new_events_after_stopping(tmp_path: Path) -> None:
 
 def test_it_lets_the_server_write_its_own_records_through_ingest(server: RunningServer) -> None:
     outcome = server.ctx.pipeline.ingest(
-        server.project_id, [{"kind": "state_change", "message": "monitor nightly is failing", "level": "error"}],
+        server.project_id,
+        [{"kind": "state_change", "message": "monitor nightly is failing", "level": "error"}],
         "monitors",
     )
     assert outcome.stored == 1

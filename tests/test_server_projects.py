@@ -54,23 +54,35 @@ def test_it_upgrades_an_older_schema_step_by_step_and_refuses_a_newer_one(tmp_pa
 
 def test_it_creates_projects_whose_keys_ingest_only_into_them(tmp_path: Path) -> None:
     with running_server(tmp_path) as server:
-        created = http().post(f"{server.url}/api/0/projects", json={"name": "checkout-api"},
-                              headers=server.admin_headers)
+        created = http().post(
+            f"{server.url}/api/0/projects", json={"name": "checkout-api"}, headers=server.admin_headers
+        )
         assert created.status_code == 201
         project = created.json()
         key = project["keys"][0]["key"]
-        assert project["keys"][0]["dsn"] == f"http://{key}@127.0.0.1:{server.url.rsplit(':', 1)[1]}/{project['id']}"
+        assert (
+            project["keys"][0]["dsn"]
+            == f"http://{key}@127.0.0.1:{server.url.rsplit(':', 1)[1]}/{project['id']}"
+        )
         assert post_native(server, [donation()], key=key, project=project["id"]).status_code == 200
         assert post_native(server, [donation()], key=key, project=server.project_id).status_code == 401
-        taken = http().post(f"{server.url}/api/0/projects", json={"name": "checkout-api"}, headers=server.admin_headers)
+        taken = http().post(
+            f"{server.url}/api/0/projects", json={"name": "checkout-api"}, headers=server.admin_headers
+        )
         assert taken.status_code == 409
-        assert http().post(f"{server.url}/api/0/projects", json={"name": " "},
-                           headers=server.admin_headers).status_code == 400
+        assert (
+            http()
+            .post(f"{server.url}/api/0/projects", json={"name": " "}, headers=server.admin_headers)
+            .status_code
+            == 400
+        )
 
 
 def test_it_adds_revokes_and_enables_keys(tmp_path: Path) -> None:
     with running_server(tmp_path) as server:
-        added = http().post(f"{server.url}/api/0/projects/1/keys", json={"label": "ci"}, headers=server.admin_headers)
+        added = http().post(
+            f"{server.url}/api/0/projects/1/keys", json={"label": "ci"}, headers=server.admin_headers
+        )
         assert added.status_code == 201
         key = added.json()["key"]
         assert post_native(server, [donation()], key=key).status_code == 200
@@ -81,8 +93,14 @@ def test_it_adds_revokes_and_enables_keys(tmp_path: Path) -> None:
         assert post_native(server, [donation()], key=key).status_code == 200
         listed = http().get(f"{server.url}/api/0/projects/1/keys", headers=server.admin_headers).json()
         assert [k["label"] for k in listed["keys"]] == ["default", "ci"]
-        assert http().post(f"{server.url}/api/0/projects/99/keys", headers=server.admin_headers).status_code == 404
-        assert http().post(f"{server.url}/api/0/keys/nope/revoke", headers=server.admin_headers).status_code == 404
+        assert (
+            http().post(f"{server.url}/api/0/projects/99/keys", headers=server.admin_headers).status_code
+            == 404
+        )
+        assert (
+            http().post(f"{server.url}/api/0/keys/nope/revoke", headers=server.admin_headers).status_code
+            == 404
+        )
 
 
 @pytest.fixture
@@ -122,5 +140,8 @@ def test_it_explains_a_missing_or_wrong_token_and_an_unreachable_server(
     assert "OPSWATCH_ADMIN_TOKEN" in capsys.readouterr().err
     assert main(["projects", "--token", "wrong"]) == 2
     assert "refused" in capsys.readouterr().err
-    assert main(["projects", "create", "x", "--token", cli_server.admin_token, "--url", "http://127.0.0.1:9"]) == 2
+    assert (
+        main(["projects", "create", "x", "--token", cli_server.admin_token, "--url", "http://127.0.0.1:9"])
+        == 2
+    )
     assert "cannot reach" in capsys.readouterr().err

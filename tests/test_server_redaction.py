@@ -11,24 +11,63 @@ from opswatch.redact import Redactor
 from opswatch.server.redaction import ServerRedactor, may_hold_secret
 
 FRAGMENTS = [
-    "jane.doe@example.com", "Bearer abcdefgh12345678", "basic dXNlcjpwYXNz", "TOKEN  zzzzzzzzzz",
-    "4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111", "078-05-1120", "sk_live_abcdefgh1234",
-    "whsec_abcdefghijklmnop1234", "AKIAABCDEFGHIJKLMNOP", "ghp_" + "a" * 36, "xoxb-12345678-abcd",
-    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "https://user:pass@example.com/x",
-    "https://hooks.slack.com/services/T0/B0/xyz", "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----",
-    "2025-11-01T02:00:00.123Z", "order 12345", "church_7", "Donation completed", "ünïcødé ٤١١١١١١١١١١١١١١١",
-    "1234567890", "12345678901", " ", "-", "@", "://",
+    "jane.doe@example.com",
+    "Bearer abcdefgh12345678",
+    "basic dXNlcjpwYXNz",
+    "TOKEN  zzzzzzzzzz",
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1111",
+    "4111111111111111",
+    "078-05-1120",
+    "sk_live_abcdefgh1234",
+    "whsec_abcdefghijklmnop1234",
+    "AKIAABCDEFGHIJKLMNOP",
+    "ghp_" + "a" * 36,
+    "xoxb-12345678-abcd",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+    "https://user:pass@example.com/x",
+    "https://hooks.slack.com/services/T0/B0/xyz",
+    "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----",
+    "2025-11-01T02:00:00.123Z",
+    "order 12345",
+    "church_7",
+    "Donation completed",
+    "ünïcødé ٤١١١١١١١١١١١١١١١",
+    "1234567890",
+    "12345678901",
+    " ",
+    "-",
+    "@",
+    "://",
 ]
 text = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=12), max_size=4).map("".join)
-keys = st.sampled_from(["message", "password", "api_key", "sort_key", "accessToken", "tokensUsed", "note",
-                        "card_number", "user", "amount", "church_id", "session_id", "author"])
+keys = st.sampled_from(
+    [
+        "message",
+        "password",
+        "api_key",
+        "sort_key",
+        "accessToken",
+        "tokensUsed",
+        "note",
+        "card_number",
+        "user",
+        "amount",
+        "church_id",
+        "session_id",
+        "author",
+    ]
+)
 scalars = text | st.integers() | st.floats(allow_nan=False) | st.booleans() | st.none()
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
-                      max_leaves=8)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=8,
+)
 records = st.dictionaries(keys, values, max_size=8)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(records)
 def test_it_redacts_a_record_exactly_as_the_sdk_does(record: dict[str, Any]) -> None:
     assert ServerRedactor().redact_record(record) == Redactor().redact(record)
@@ -36,19 +75,27 @@ def test_it_redacts_a_record_exactly_as_the_sdk_does(record: dict[str, Any]) -> 
 
 frames = st.fixed_dictionaries(
     {"file": text, "line": st.integers(), "function": text | st.none()},
-    optional={"module": text, "in_app": st.booleans(), "column": st.integers(), "context_line": text,
-              "vars": values},
+    optional={
+        "module": text,
+        "in_app": st.booleans(),
+        "column": st.integers(),
+        "context_line": text,
+        "vars": values,
+    },
 )
 errors = st.recursive(
-    st.fixed_dictionaries({"type": text, "message": text, "stack": st.lists(frames, max_size=3)},
-                          optional={"handled": st.booleans(), "password": text}),
-    lambda inner: st.fixed_dictionaries({"type": text, "message": text, "stack": st.lists(frames, max_size=2),
-                                         "cause": inner}),
+    st.fixed_dictionaries(
+        {"type": text, "message": text, "stack": st.lists(frames, max_size=3)},
+        optional={"handled": st.booleans(), "password": text},
+    ),
+    lambda inner: st.fixed_dictionaries(
+        {"type": text, "message": text, "stack": st.lists(frames, max_size=2), "cause": inner}
+    ),
     max_leaves=14,
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(errors)
 def test_it_redacts_an_error_chain_exactly_as_the_sdk_does(error: dict[str, Any]) -> None:
     record = {"message": "failed", "error": error}
@@ -63,7 +110,7 @@ def test_it_marks_a_chain_past_the_depth_limit_as_the_sdk_does() -> None:
     assert ServerRedactor().redact_record(record) == Redactor().redact(record)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(text)
 def test_it_only_skips_strings_no_sdk_pattern_can_match(value: str) -> None:
     if value.isascii() and not may_hold_secret(value):

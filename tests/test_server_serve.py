@@ -61,8 +61,9 @@ def test_it_prints_the_dsn_and_token_and_takes_events_at_that_dsn(
     assert dsn.startswith("http://") and "@127.0.0.1:" in dsn
     assert len(banner["OPSWATCH_ADMIN_TOKEN"]) >= 40
     record = donation()
-    answer = http().post(f"{banner['url']}/api/1/events/", content=ndjson([record]),
-                         headers={"Authorization": f"Bearer {key}"})
+    answer = http().post(
+        f"{banner['url']}/api/1/events/", content=ndjson([record]), headers={"Authorization": f"Bearer {key}"}
+    )
     assert answer.status_code == 200
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
@@ -77,7 +78,9 @@ def test_it_says_when_the_port_is_taken(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         process = subprocess.run(
             [sys.executable, "-m", "opswatch", "serve", "--port", str(port), "--data-dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert process.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in process.stderr

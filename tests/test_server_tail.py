@@ -22,12 +22,17 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningS
     with running_server(tmp_path) as running:
         monkeypatch.setenv("OPSWATCH_URL", running.url)
         monkeypatch.setenv("OPSWATCH_ADMIN_TOKEN", running.admin_token)
-        post_native(running, [
-            donation(message="Donation completed"),
-            donation(message="Card declined for order 7", level="error", operation="payment.stripe.charge"),
-            donation(message="Refund issued", level="warn", operation="payment.stripe.refund"),
-            donation(message="Cache warmed", level="debug", operation="cache.warm"),
-        ])
+        post_native(
+            running,
+            [
+                donation(message="Donation completed"),
+                donation(
+                    message="Card declined for order 7", level="error", operation="payment.stripe.charge"
+                ),
+                donation(message="Refund issued", level="warn", operation="payment.stripe.refund"),
+                donation(message="Cache warmed", level="debug", operation="cache.warm"),
+            ],
+        )
         yield running
 
 
@@ -43,7 +48,12 @@ def messages(page: dict[str, object]) -> list[str]:
 
 def test_it_lists_the_latest_events_oldest_first(server: RunningServer) -> None:
     page = events(server)
-    assert messages(page) == ["Donation completed", "Card declined for order 7", "Refund issued", "Cache warmed"]
+    assert messages(page) == [
+        "Donation completed",
+        "Card declined for order 7",
+        "Refund issued",
+        "Cache warmed",
+    ]
     assert messages(events(server, limit=2)) == ["Refund issued", "Cache warmed"]
 
 
@@ -87,8 +97,21 @@ def test_it_prints_the_tail_for_people_and_for_programs(
 
 @pytest.mark.slow
 def test_it_follows_new_events(server: RunningServer) -> None:
-    command = [sys.executable, "-m", "opswatch", "tail", "-f", "--interval", "0.1", "-n", "1",
-               "--format", "json", "--operation", "payment.*"]
+    command = [
+        sys.executable,
+        "-m",
+        "opswatch",
+        "tail",
+        "-f",
+        "--interval",
+        "0.1",
+        "-n",
+        "1",
+        "--format",
+        "json",
+        "--operation",
+        "payment.*",
+    ]
     env = {**os.environ, "OPSWATCH_URL": server.url, "OPSWATCH_ADMIN_TOKEN": server.admin_token}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as follower:
         try:
@@ -96,8 +119,13 @@ def test_it_follows_new_events(server: RunningServer) -> None:
             first = json.loads(follower.stdout.readline())
             assert first["message"] == "Refund issued"
             time.sleep(0.3)
-            post_native(server, [donation(message="Not a payment", operation="cache.warm"),
-                                 donation(message="Charge retried", operation="payment.stripe.charge")])
+            post_native(
+                server,
+                [
+                    donation(message="Not a payment", operation="cache.warm"),
+                    donation(message="Charge retried", operation="payment.stripe.charge"),
+                ],
+            )
             followed = json.loads(follower.stdout.readline())
             assert followed["message"] == "Charge retried"
         finally:

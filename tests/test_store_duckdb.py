@@ -127,6 +127,26 @@ def test_it_keeps_common_fields_that_do_not_fit_their_column(store: DuckDBStore)
     assert scalar(store, "SELECT pid FROM logs") is None
 
 
+def test_it_stores_a_batch_mixing_plain_and_unusual_records(store: DuckDBStore) -> None:
+    store.append([donation(i, church="church-1", amount=1.0) for i in range(5)])  # promotes the keys
+    plain = donation(10, church="church-2", amount=2.0)
+    odd = [
+        donation(11, church="church-2", amount="a lot"),  # a value of another type
+        donation(12, church="church-2", amount=3.0, pid=2**40),  # a common field out of range
+        donation(13, church="church-2", amount=4.0, timestamp="2025-13-01T00:00:00.000Z"),  # no such month
+        donation(14, church="church-2", amount=5.0, brand_new="x"),  # a key never seen
+        dict(plain, message="the same event again"),  # a repeat inside the batch
+    ]
+    assert store.append([plain, *odd]) == 5
+    found = store.get_events([f"{i:032x}" for i in range(10, 15)])
+    assert found[f"{10:032x}"] == {**plain, "amount": "2.0"}  # "a lot" widened amount to text
+    assert found[f"{11:032x}"]["amount"] == "a lot"
+    assert found[f"{12:032x}"]["pid"] == 2**40
+    assert found[f"{13:032x}"]["timestamp"] == found[f"{13:032x}"]["received_at"]
+    assert found[f"{14:032x}"]["brand_new"] == "x"
+    assert store.append([plain, *odd]) == 0
+
+
 def test_it_converts_timestamps_with_offsets_to_utc(store: DuckDBStore) -> None:
     store.append([log_line(1, timestamp="2025-11-01T02:00:00+02:00"), log_line(2, timestamp=NOV_1 + 60)])
     stamps = [r["timestamp"] for r in store.tail().records]

@@ -85,11 +85,7 @@ def demo(args: argparse.Namespace) -> int:
             )
         except ConfigError as err:
             raise CommandError(str(err)) from None
-        # Until the app starts, the process logs only its own warnings to the console, never to a DSN,
-        # Sentry or Slack that the shell exports.
-        opswatch.init(
-            service="opswatch-demo", level="warn", dsn=None, sentry_enabled=False, alerts_enabled=False
-        )
+        _quiet_sdk(opswatch)
         sock = _listen(settings.host, settings.port)
         try:
             ctx = open_context(settings)
@@ -113,7 +109,7 @@ def demo(args: argparse.Namespace) -> int:
             if not _wait_started(server, thread):
                 raise CommandError("the demo server did not start")
             _banner(settings, ctx.default_dsn, data_dir, temporary, args.no_app)
-            _run(opswatch, ctx.default_dsn, args)
+            _run(opswatch, ctx.default_dsn, data_dir, args)
         finally:
             server.should_exit = True
             thread.join(30)
@@ -124,6 +120,14 @@ def demo(args: argparse.Namespace) -> int:
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
     return 0
+
+
+def _quiet_sdk(opswatch: Any) -> None:
+    """The SDK for the demo process itself: its warnings on the console, never to a DSN, Sentry or Slack
+    that the shell exports."""
+    opswatch.init(
+        service="opswatch-demo", level="warn", dsn=None, sentry_enabled=False, alerts_enabled=False
+    )
 
 
 def _wait_started(server: Any, thread: threading.Thread, timeout: float = 30.0) -> bool:
@@ -150,8 +154,9 @@ def _banner(settings: Any, dsn: str, data_dir: Path, temporary: bool, no_app: bo
     out.flush()
 
 
-def _run(opswatch: Any, dsn: str, args: argparse.Namespace) -> None:
-    """Run the app (unless ``--no-app``) until Ctrl-C, SIGTERM or the end of ``--duration``."""
+def _run(opswatch: Any, dsn: str, data_dir: Path, args: argparse.Namespace) -> None:
+    """Run the app (unless ``--no-app``) until Ctrl-C, SIGTERM or the end of ``--duration``; at the end,
+    deliver what it sent and detach the SDK from the server before the server stops."""
     from ._church_app import ChurchApp
 
     stop = threading.Event()
@@ -168,6 +173,7 @@ def _run(opswatch: Any, dsn: str, args: argparse.Namespace) -> None:
                 environment="demo",
                 release="demo-1",
                 dsn=dsn,
+                spool_dir=str(data_dir / "sdk-spool"),  # a backlog stays with the demo's data
                 console=False,
                 capture_stdlib=False,
                 sentry_enabled=False,
@@ -189,6 +195,7 @@ def _run(opswatch: Any, dsn: str, args: argparse.Namespace) -> None:
         if church is not None:
             church.stop()
             opswatch.flush(5.0)
+            _quiet_sdk(opswatch)
             print(church.summary(), flush=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -3,6 +3,9 @@
 * ``ROUTERS``: HTTP API modules, each exposing ``router = fastapi.APIRouter()``. A bare name means
   ``opswatch.server.api.<name>``; a dotted name is imported as written. Modules that do not exist (yet, or
   in this install) are skipped; an import error inside an existing module is raised.
+  A router module may also export ``FAST_PATHS``, ``[(compiled path pattern, endpoint)]``: POSTs
+  whose path matches are answered by ``endpoint(request)`` before the middleware stack and the router
+  (the ingest endpoints, where per-request overhead is a large part of the cost).
 * ``SUBSYSTEMS``: ``"module:function"`` names; ``function(ctx)`` runs once per context before the app
   serves, and adds hooks (``ctx.hooks``), background workers (``ctx.background``) and tables. Missing
   modules are skipped like routers.
@@ -16,10 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import ModuleType
 
 from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from .._version import __version__
 from ..log import get_logger
@@ -80,6 +87,28 @@ def install_subsystems(ctx: ServerContext) -> list[str]:
     return installed
 
 
+FastPath = tuple[re.Pattern[str], Callable[[Request], Awaitable[Response]]]
+
+
+class OpswatchApp(FastAPI):
+    """FastAPI, plus ``fast_paths`` answered before the middleware stack (see the module docstring)."""
+
+    fast_paths: list[FastPath]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            for pattern, endpoint in self.fast_paths:
+                match = pattern.fullmatch(path)
+                if match is not None:
+                    scope["app"] = self
+                    scope["path_params"] = match.groupdict()
+                    response = await endpoint(Request(scope, receive, send))
+                    await response(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(ctx: ServerContext) -> FastAPI:
     """The application for ``ctx``: subsystems installed, every available router included."""
     install_subsystems(ctx)
@@ -92,7 +121,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         finally:
             ctx.close()
 
-    app = FastAPI(
+    app = OpswatchApp(
         title="opswatch",
         version=__version__,
         lifespan=lifespan,
@@ -101,6 +130,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.ctx = ctx
+    app.fast_paths = []
     for name in ROUTERS:
         module = _import_optional(name if "." in name else f"opswatch.server.api.{name}")
         if module is None:
@@ -110,4 +140,5 @@ def create_app(ctx: ServerContext) -> FastAPI:
             _log.warn("a module in ROUTERS has no router", {"module": name})
             continue
         app.include_router(router)
+        app.fast_paths.extend(getattr(module, "FAST_PATHS", ()))
     return app

@@ -5,8 +5,9 @@ with ``opswatch.server.auth.get_context``. Extension points:
 
 * ``ctx.hooks``: callables ``hook(ctx, records)`` run after every durable append with the newly stored
   records (redacted, with ``project_id``, ``kind`` and ``received_at``), on the committer thread, before
-  the ingest requests are answered. They must be quick and must not raise (a hook that raises is
-  logged and skipped; the events stay stored).
+  the ingest requests are answered. They must be quick, must not change the records (every hook gets
+  the same dicts) and should not raise (a hook that raises is logged and skipped; the events stay
+  stored). A hook must never wait for ``ctx.pipeline``: it runs on the thread that would answer.
 * ``ctx.background``: objects with ``start()`` and ``stop()``, started after the server is up and
   stopped (in reverse order) before the store closes.
 * ``ctx.extras``: a dict where a subsystem keeps its own state under its name.

@@ -17,7 +17,7 @@ unchanged. Two things make that affordable at tens of thousands of records per s
   (They must be: a 32-hex id can hold a Luhn-valid run of 13 digits, and censoring an id breaks
   idempotency.)
 
-Strings that turned out clean are remembered (short ones only), because log fields repeat.
+The results for short strings are remembered, because log fields repeat.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ _DIGIT_RUN = re.compile(r"[0-9][0-9 -]{9,}[0-9]")
 #: The keys of a frame in a record's ``error.stack`` (the SDK's and the Sentry mapping's); none is secret.
 _FRAME_KEYS: Final = frozenset({"file", "line", "function", "module", "in_app", "column", "context_line"})
 
-_CLEAN_CACHE_SIZE: Final = 50_000
-_CLEAN_CACHE_MAX_STRING: Final = 256
+#: Short strings whose result is remembered (log fields repeat: messages, releases, user emails ...).
+_KNOWN_SIZE: Final = 50_000
+_KNOWN_MAX_STRING: Final = 256
 
 
 def may_hold_secret(text: str) -> bool:
@@ -88,23 +89,21 @@ class ServerRedactor(Redactor):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._clean: set[str] = set()
+        self._known: dict[str, str] = {}
 
     def redact_text(self, text: str) -> str:
         """Same result as ``Redactor.redact_text``; faster for ASCII strings without a secret's shape."""
-        if not self.enabled or not text.isascii():
+        known = self._known.get(text)
+        if known is not None:
+            return known
+        if not self.enabled or not text.isascii() or len(text) > self.max_string:
             return super().redact_text(text)
-        if text in self._clean:
-            return text
-        if len(text) > self.max_string:
-            return super().redact_text(text)
-        if may_hold_secret(text):
-            return self._scrub(text)
-        if len(text) <= _CLEAN_CACHE_MAX_STRING:
-            if len(self._clean) >= _CLEAN_CACHE_SIZE:
-                self._clean.clear()
-            self._clean.add(text)
-        return text
+        result = self._scrub(text) if may_hold_secret(text) else text
+        if len(text) <= _KNOWN_MAX_STRING:
+            if len(self._known) >= _KNOWN_SIZE:
+                self._known.clear()
+            self._known[text] = result
+        return result
 
     def redact_record(self, record: dict[str, Any]) -> dict[str, Any]:
         """A redacted copy of an ingested record (the fields ingest vouches for are copied as they are).

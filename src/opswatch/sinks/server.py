@@ -27,18 +27,18 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import random
-import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from ..config import ConfigError, Dsn, Settings
 from ..record import DEBUG, Record, new_event_id, to_json
-from . import Sink, _native
+from . import Sink
+from ._delivery import Delivery, stderr
 from ._spool import Backlog, DiskSpool, MemoryBacklog, default_spool_dir
-from ._transport import HttpxTransport, Request, Response, Transport, TransportError
+from ._transport import Transport
 
 THREAD_NAME = "opswatch-transport"
 
@@ -134,23 +134,26 @@ class ServerSink(Sink):
                 raise ConfigError(setting, f"expected a positive number of seconds, got {number!r}")
         if not 0 <= compresslevel <= 9:
             raise ConfigError("compresslevel", f"expected 0 to 9, got {compresslevel!r}")
-        self.url = _native.events_url(self.dsn)
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
         self.batch_interval = float(batch_interval)
         self.max_queue = max_queue
-        self.backoff_base = float(backoff_base)
-        self.backoff_max = float(backoff_max)
-        self.max_retry_after = float(max_retry_after)
-        self.compresslevel = compresslevel
-        self._timeouts = (float(connect_timeout), float(timeout))
-        self._headers = _native.request_headers(self.dsn)
-        self._owns_transport = transport is None
-        self._transport: Transport | None = transport
         self.spool_dir: str | None = None
-        self._backlog = self._open_backlog(spool, spool_dir, max_spool_bytes)
         self._closed = False
-        self._warned: set[str] = set()
+        self._delivery = Delivery(
+            self,
+            self.dsn,
+            self._open_backlog(spool, spool_dir, max_spool_bytes),
+            transport,
+            compresslevel=compresslevel,
+            backoff_base=float(backoff_base),
+            backoff_max=float(backoff_max),
+            max_retry_after=float(max_retry_after),
+            retry_idle=self.batch_interval,
+            connect_timeout=float(connect_timeout),
+            timeout=float(timeout),
+        )
+        self.url = self._delivery.url
         self._reset_runtime_state()
         _SINKS.add(self)
         self._ensure_worker()  # replays a spool left by an earlier run even before the first record
@@ -169,7 +172,7 @@ class ServerSink(Sink):
             path = default_spool_dir(f"{self.dsn.base_url}/{self.dsn.project}#{self.dsn.key}")
             backlog = DiskSpool(path, max_bytes)
         except OSError as err:
-            _stderr(f"opswatch: no disk spool ({err}); undelivered batches are kept in memory only")
+            stderr(f"opswatch: no disk spool ({err}); undelivered batches are kept in memory only")
             return MemoryBacklog(max_bytes)
         self.spool_dir = path
         return backlog
@@ -185,31 +188,10 @@ class ServerSink(Sink):
         self._flushers = 0
         self._stopping = False
         self._deadline = float("inf")
-        self._in_hand: tuple[bytes, int] | None = None
         self._last_take = time.monotonic()
-        self._attempt = 0
-        self._next_attempt = 0.0
+        self._queue_drops = 0
         self.failures = 0
         self.dropped = 0
-        self._counts = dict.fromkeys(
-            (
-                "dropped_queue_full",
-                "dropped_spool_full",
-                "dropped_unstorable",
-                "sent",
-                "accepted",
-                "duplicates",
-                "rejected",
-                "refused",
-                "batches",
-                "retries",
-                "send_errors",
-                "spooled",
-            ),
-            0,
-        )
-        self._last_error: str | None = None
-        self._last_status: int | None = None
 
     # -- the application's side ------------------------------------------------------------------------
 
@@ -217,7 +199,7 @@ class ServerSink(Sink):
         """Queue ``record`` for the background thread; drop and count it when the queue is full."""
         queue = self._queue
         if self._closed or len(queue) >= self.max_queue:
-            self._counts["dropped_queue_full"] += 1
+            self._queue_drops += 1
             self.dropped += 1
             return
         queue.append(record)
@@ -229,11 +211,11 @@ class ServerSink(Sink):
     def flush(self, timeout: float | None = None) -> bool:
         """Send everything queued now and wait until it is delivered; False when ``timeout`` ran out first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self._thread is None and not self._closed:
-            self._ensure_worker()
         with self._cond:
             self._flushers += 1
         try:
+            if self._thread is None and not self._closed:
+                self._ensure_worker()  # a forked child that has not logged yet
             self._wake.set()
             with self._cond:
                 while not self._idle():
@@ -267,26 +249,32 @@ class ServerSink(Sink):
         if thread is not None and thread.is_alive():
             self._abandon()  # stuck in a slow request: keep its batch and the queue on disk
         elif thread is None:
-            self._close_transport()
+            self._delivery.close_transport()
         _SINKS.discard(self)
 
     def stats(self) -> dict[str, Any]:
-        """Counters: queued, sent, accepted, duplicates, rejected, refused, retries, spooled, drops ..."""
+        """Counters: queued, sent, accepted, duplicates, rejected, refused, retries, spooled, drops ...
+
+        ``dropped`` counts records lost to a bound (``dropped_queue_full``, ``dropped_spool_full``,
+        ``dropped_unstorable``); ``refused`` and ``rejected`` count records the server said no to.
+        """
+        delivery = self._delivery
         try:
-            batches, records, size = self._backlog.pending()
+            batches, records, size = delivery.backlog.pending()
         except OSError:
             batches = records = size = -1
         return {
             "failures": self.failures,
             "dropped": self.dropped,
-            **self._counts,
+            "dropped_queue_full": self._queue_drops,
+            **delivery.counts,
             "queued": len(self._queue),
             "backlog_batches": batches,
             "backlog_records": records,
             "backlog_bytes": size,
             "spool_dir": self.spool_dir,
-            "last_status": self._last_status,
-            "last_error": self._last_error,
+            "last_status": delivery.last_status,
+            "last_error": delivery.last_error,
         }
 
     # -- the worker ------------------------------------------------------------------------------------
@@ -303,7 +291,7 @@ class ServerSink(Sink):
         if self._queue or self._busy:
             return False
         try:
-            return self._backlog.empty()
+            return self._delivery.backlog.empty()
         except OSError:
             return False
 
@@ -319,65 +307,56 @@ class ServerSink(Sink):
             except Exception as err:  # a bug here must not kill delivery for good
                 with self._cond:
                     self._busy = False
-                    self._in_hand = None
                 self.report_failure(err)
                 self._wake.wait(0.1)
-        self._close_transport()  # here, not in close(): a request may outlive close's timeout
+        self._delivery.close_transport()  # here, not in close(): a request may outlive close's timeout
         self._notify()
-
-    def _close_transport(self) -> None:
-        transport, self._transport = self._transport, None
-        if transport is not None and self._owns_transport:
-            try:
-                transport.close()
-            except Exception as err:
-                self.report_failure(err)
 
     def _cycle(self) -> bool:
         """Do one thing (ship a batch, replay one stored batch) or wait; True when the thread should end."""
         self._wake.clear()
         now = time.monotonic()
         queue = self._queue
+        delivery = self._delivery
         if self._stopping and now >= self._deadline:
             self._store_queue()  # out of time: what is left waits on disk for the next run
             return True
         urgent = self._stopping or self._flushers > 0
         due = urgent or len(queue) >= self.batch_size or now - self._last_take >= self.batch_interval
         if queue and due:
-            with self._cond:
-                self._busy = True
-            try:
-                self._last_take = now
-                lines = self._take_lines()
-                if lines:
-                    self._ship(lines)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._in_hand = None
-                    self._cond.notify_all()
+            self._last_take = now
+            self._busy_with(self._ship_next)
             return False
-        backlog_empty = self._backlog.empty()
-        if self._stopping and not queue and (backlog_empty or now < self._next_attempt):
+        backlog_empty = delivery.backlog.empty()
+        if self._stopping and not queue and (backlog_empty or delivery.waiting(now)):
             return True  # done, or the server is down and the backlog waits on disk for the next run
-        if not backlog_empty and now >= self._next_attempt:
-            with self._cond:
-                self._busy = True  # a flush must not see the backlog mid-claim and think it empty
-            try:
-                self._replay_one()
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+        if not backlog_empty and not delivery.waiting(now):
+            # Busy even while replaying: a flush must not see the backlog mid-claim and think it empty.
+            self._busy_with(delivery.replay_one)
             return False
         self._notify()
         wait = self.batch_interval - (now - self._last_take) if queue else self.batch_interval
         if not backlog_empty:
-            wait = min(wait, self._next_attempt - now)
+            wait = min(wait, delivery.next_attempt - now)
         if self._stopping:
             wait = min(wait, self._deadline - now)
         self._wake.wait(max(wait, 0.001))
         return False
+
+    def _ship_next(self) -> None:
+        lines = self._take_lines()
+        if lines:
+            self._delivery.ship(lines)
+
+    def _busy_with(self, work: Callable[[], None]) -> None:
+        with self._cond:
+            self._busy = True
+        try:
+            work()
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
     def _take_lines(self) -> list[bytes]:
         lines: list[bytes] = []
@@ -398,148 +377,11 @@ class ServerSink(Sink):
             size += len(line)
         return lines
 
-    def _compress(self, lines: list[bytes]) -> bytes:
-        return _native.encode(lines, self.compresslevel)
-
-    def _ship(self, lines: list[bytes]) -> None:
-        """Send a fresh batch, or queue it behind older ones while they wait."""
-        body = self._compress(lines)
-        self._in_hand = (body, len(lines))
-        if time.monotonic() < self._next_attempt or not self._backlog.empty():
-            self._store(body, len(lines))
-            return
-        for left_body, count in self._deliver(body, len(lines), lines):
-            self._store(left_body, count)
-
-    def _replay_one(self) -> None:
-        try:
-            entry = self._backlog.take()
-        except OSError as err:
-            self._last_error = f"spool: {err}"
-            self.report_failure(err)
-            self._back_off(None)
-            return
-        if entry is None:  # every stored batch is claimed by another process: look again later
-            self._next_attempt = time.monotonic() + self.batch_interval
-            return
-        self._counts["retries"] += 1
-        leftovers = self._deliver(entry.body, entry.count, None)
-        if len(leftovers) == 1 and leftovers[0][0] is entry.body:
-            self._backlog.back(entry)
-            return
-        self._backlog.done(entry)
-        for body, count in leftovers:
-            self._store(body, count)
-
-    def _deliver(self, body: bytes, count: int, lines: list[bytes] | None) -> list[tuple[bytes, int]]:
-        """Post one batch (splitting it on 413); return the parts to retry later."""
-        outcome, response = self._post(body)
-        if outcome == "ok" and response is not None:
-            self._settle(response, count)
-            return []
-        if outcome == "too_large" and count > 1:
-            parts = lines if lines is not None else _native.decode(body)
-            if parts is not None and len(parts) > 1:
-                half = len(parts) // 2
-                leftovers: list[tuple[bytes, int]] = []
-                for part in (parts[:half], parts[half:]):
-                    part_body = self._compress(part)
-                    if leftovers:  # the first half must wait: so must the second, to keep the order
-                        leftovers.append((part_body, len(part)))
-                    else:
-                        leftovers.extend(self._deliver(part_body, len(part), part))
-                return leftovers
-        if outcome in ("permanent", "too_large"):
-            status = response.status if response is not None else 0
-            rejected = len(_native.parse_answer(response, count).rejected) if response is not None else 0
-            rejected = min(rejected, count)  # a 400 may list why each record was refused
-            self._counts["rejected"] += rejected
-            self._counts["refused"] += count - rejected
-            self._warn_once(
-                f"refused-{status}",
-                f"opswatch: the server refused a batch of {count} records with HTTP {status}"
-                f" ({_native.reason(response)}); such batches are dropped and counted, not retried",
-            )
-            return []
-        self._back_off(_native.retry_after(response))
-        return [(body, count)]
-
-    def _post(self, body: bytes) -> tuple[_native.Outcome, Response | None]:
-        transport = self._transport
-        if transport is None:
-            connect, read = self._timeouts
-            transport = self._transport = HttpxTransport(connect_timeout=connect, timeout=read)
-        try:
-            response = transport.send(Request(self.url, self._headers, body))
-        except TransportError as err:
-            self._counts["send_errors"] += 1
-            self._last_error = str(err)
-            return "transient", None
-        except Exception as err:  # a broken custom transport: treat like a failed connection
-            self._counts["send_errors"] += 1
-            self._last_error = f"{type(err).__name__}: {err}"
-            self.report_failure(err)
-            return "transient", None
-        self._last_status = response.status
-        outcome = _native.classify(response.status)
-        if outcome != "ok":
-            self._counts["send_errors"] += 1
-            self._last_error = f"HTTP {response.status}: {_native.reason(response)}"
-        return outcome, response
-
-    def _settle(self, response: Response, count: int) -> None:
-        """Count a 2xx answer and reset the backoff: the server is up."""
-        self._attempt = 0
-        self._next_attempt = 0.0
-        answer = _native.parse_answer(response, count)
-        counts = self._counts
-        counts["batches"] += 1
-        counts["accepted"] += answer.accepted
-        counts["duplicates"] += answer.duplicates
-        counts["sent"] += answer.accepted + answer.duplicates
-        if answer.rejected:
-            counts["rejected"] += len(answer.rejected)
-            index, why = answer.rejected[0]
-            self._warn_once(
-                "rejected",
-                f"opswatch: the server rejected {len(answer.rejected)} of {count} records (first: index"
-                f" {index}: {why}); further rejections are counted, not printed",
-            )
-
-    def _back_off(self, retry_after: float | None) -> None:
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** min(self._attempt, 30))
-        delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # "equal jitter": spread, never near zero
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_retry_after))
-        self._attempt += 1
-        self._next_attempt = time.monotonic() + delay
-
-    def _store(self, body: bytes, count: int) -> None:
-        """Put a batch in the backlog; count it dropped when even that fails (disk full ...)."""
-        before = self._backlog.dropped
-        try:
-            self._backlog.put(body, count)
-        except OSError as err:
-            self._counts["dropped_unstorable"] += count
-            self.dropped += count
-            self._last_error = f"spool: {err}"
-            self.report_failure(err)
-            return
-        self._counts["spooled"] += count
-        lost = self._backlog.dropped - before
-        if lost:
-            self._counts["dropped_spool_full"] += lost
-            self.dropped += lost
-            self._warn_once(
-                "spool-full",
-                "opswatch: the spool is full; the oldest undelivered records are dropped and counted",
-            )
-
     def _store_queue(self) -> None:
         while self._queue:
             lines = self._take_lines()
             if lines:
-                self._store(self._compress(lines), len(lines))
+                self._delivery.store(self._delivery.encode(lines), len(lines))
 
     def _abandon(self) -> None:
         """At close, when the worker is still busy: store its batch and the queue from this thread.
@@ -547,32 +389,17 @@ class ServerSink(Sink):
         The worker keeps storing what it holds if it gets that far: a batch may be spooled twice, and
         the server drops the repeat, which beats losing it when the process exits.
         """
-        in_hand = self._in_hand
+        in_hand = self._delivery.in_hand
         try:
             self._store_queue()
             if in_hand is not None:
-                self._store(*in_hand)  # maybe delivered as well: the server drops the repeat
+                self._delivery.store(*in_hand)
         except Exception as err:
             self.report_failure(err)
 
-    # -- reporting -------------------------------------------------------------------------------------
-
-    def _warn_once(self, key: str, text: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            _stderr(text)
-
     def _after_fork_in_child(self) -> None:
-        if self._owns_transport:
-            self._transport = None  # the parent's pooled sockets are the parent's; never touch them
-        if isinstance(self._backlog, MemoryBacklog):
-            self._backlog = MemoryBacklog(self._backlog.max_bytes)  # the parent still delivers its own
+        self._delivery.after_fork()
         self._reset_runtime_state()
-
-
-def _stderr(text: str) -> None:
-    with contextlib.suppress(Exception):
-        sys.stderr.write(text + "\n")
 
 
 _SINKS: weakref.WeakSet[ServerSink] = weakref.WeakSet()

@@ -13,6 +13,7 @@ Handlers bound, authenticate and parse; ``opswatch.server.pipeline`` redacts and
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
@@ -31,8 +32,10 @@ from ._answers import count_rejections, durable, json_response, run_ingest
 
 router = APIRouter(tags=["ingest"])
 
-# The three hot endpoints are plain Starlette routes (registered at the end of this module): they take
-# the raw request and need none of FastAPI's parameter machinery, which costs ~35 µs a request.
+# The three hot endpoints take the raw request and need none of FastAPI's machinery. They are plain
+# Starlette routes (registered at the end of this module) and also ``FAST_PATHS``: the app answers POSTs
+# to them before its middleware stack and router, which saves ~0.2 ms of CPU per request (Sentry SDKs
+# send one event per request, so this is a fifth of the cost of an event).
 
 
 def _received(ctx: ServerContext) -> tuple[float, str]:
@@ -54,9 +57,13 @@ async def native_events(request: Request) -> Response:
         rejected = [r.as_dict() for r in batch.rejected]
         if not batch.records:
             detail = "the body holds no events" if not rejected else "no event in the batch is valid"
-            return json_response({"detail": detail, "accepted": 0, "duplicates": 0, "rejected": rejected}, 400)
+            return json_response(
+                {"detail": detail, "accepted": 0, "duplicates": 0, "rejected": rejected}, 400
+            )
         outcome = await durable(ctx, project_id, batch.records, "native")
-        return json_response({"accepted": outcome.stored, "duplicates": outcome.duplicates, "rejected": rejected})
+        return json_response(
+            {"accepted": outcome.stored, "duplicates": outcome.duplicates, "rejected": rejected}
+        )
 
     return await run_ingest(request, "native", work)
 
@@ -135,3 +142,11 @@ for _path, _endpoint in (
 ):
     router.add_route(_path, _endpoint, methods=["POST"], include_in_schema=False)
     router.add_route(_path.rstrip("/"), _endpoint, methods=["POST"], include_in_schema=False)
+
+#: ``(path pattern, endpoint)`` for POSTs the app dispatches before its middleware and router; the
+#: pattern's named groups become ``request.path_params``.
+FAST_PATHS = [
+    (re.compile(r"/api/(?P<project>[^/]+)/events/?"), native_events),
+    (re.compile(r"/api/(?P<project>[^/]+)/envelope/?"), sentry_envelope),
+    (re.compile(r"/api/(?P<project>[^/]+)/store/?"), sentry_store),
+]

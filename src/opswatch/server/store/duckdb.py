@@ -1,7 +1,8 @@
 """The embedded event store: one DuckDB file, one writer thread, readers on their own cursors.
 
-Layout and why: ``layout.py``; the attribute key catalog and promotion: ``catalog.py``; the single
-writer and group commit: ``writer.py``. This module ties them together:
+Layout and why: ``layout.py``; the attribute key catalog and promotion: ``catalog.py``; records to rows
+and back: ``rows.py``; the single writer and group commit: ``writer.py``; the write path's statements:
+``_write.py``. This module ties them together:
 
 * **Durable appends.** ``append`` returns after the transaction holding its records committed, that
   is, after DuckDB wrote and synced its WAL: a ``kill -9`` afterwards loses none of them. Concurrent
@@ -11,9 +12,11 @@ writer and group commit: ``writer.py``. This module ties them together:
   the same timestamp). Time-ordered appends keep the ``timestamp`` zone maps tight, so the look-up reads
   a few row groups, not the table (~10 ms for 10 k ids on 5 M events), and it costs no index: a
   primary key on event_id measured 40 % slower loading, falling with size, and 3.4x the file size.
-* **Fast loading.** Rows go to DuckDB as one JSON document per commit, parsed by ``from_json`` in C++
-  (no per-value Python conversion), and ``checkpoint_threshold`` is raised to 1 GiB (the default 16 MiB
-  checkpoints every few thousand rows: the 35 k rows/s trap). A quiet writer checkpoints a grown WAL.
+* **Fast loading.** Records whose fields all have a column of the right type (the steady state) are
+  serialized as they are into one buffer of JSON lines in the appending thread, and DuckDB parses and
+  maps them with ``from_json`` in C++: no per-value Python conversion, no per-record Python object.
+  ``checkpoint_threshold`` is raised to 1 GiB (the default 16 MiB checkpoints every few thousand rows:
+  the 35 k rows/s trap). A quiet writer checkpoints a grown WAL.
 * **Safe reads.** The database is opened with external access disabled and its configuration locked:
   no file, network or extension access for anything that runs on it, whatever SQL gets through.
   ``query`` has a time limit (DuckDB's interrupt, from a timer) and a row cap.
@@ -24,7 +27,6 @@ writer and group commit: ``writer.py``. This module ties them together:
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import threading
 import time
@@ -33,20 +35,23 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
-import orjson
 
 from ...config import ConfigError
 from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from . import layout
+from ._write import apply_plan, insert_fast, insert_rows, stored_ids, survivors
 from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
-from .catalog import KeyCatalog, KeyInfo, Plan
+from .catalog import KeyCatalog, KeyInfo
 from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
-from .rows import Prepared, fast_types, json_lines, place, prepare, to_record
+from .rows import Prepared, place, prepare, to_record
 from .writer import WriterThread
 
 #: The event store's file name inside a data directory.
 EVENTS_FILENAME: Final = "events.duckdb"
+
+#: Records prepared per chunk of an append (see ``DuckDBStore.append``).
+_CHUNK: Final = 2_500
 
 
 class StoreError(Exception):
@@ -206,17 +211,32 @@ class DuckDBStore:
     def append(self, records: Sequence[Record]) -> int:
         """Store ``records`` durably; return how many were new.
 
-        Blocks until the group commit holding them is done. A record whose ``event_id`` is already
+        Blocks until the group commits holding them are done. A record whose ``event_id`` is already
         stored (or earlier in the same call) is skipped: retrying a batch stores nothing twice. Records
-        are not changed. Raises ``StoreClosed`` after ``close`` or on a read-only store.
+        are not changed. Raises ``StoreClosed`` after ``close`` or on a read-only store; after any
+        error, part of the batch may be stored, and a retry stores the rest (and nothing twice).
+
+        A large batch is prepared in chunks of ``_CHUNK`` records, each queued as soon as it is ready:
+        the writer commits one chunk (inside DuckDB, without the GIL) while this thread prepares the
+        next, and chunks queued meanwhile are merged into the writer's next commit.
         """
         writer = self._writer
         if writer is None:
             raise StoreClosed("the event store was opened read-only")
-        if not records:
-            return 0
-        prepared = prepare(records, format_timestamp(self._clock()), self._catalog.placements)
-        count: int = writer.append(prepared, len(prepared)).result()
+        received_at = format_timestamp(self._clock())
+        futures = []
+        for start in range(0, len(records), _CHUNK):
+            prepared = prepare(records[start : start + _CHUNK], received_at, self._catalog.placements)
+            futures.append(writer.append(prepared, len(prepared)))
+        count = 0
+        failure: BaseException | None = None
+        for future in futures:
+            try:
+                count += future.result()
+            except BaseException as err:  # wait for every chunk before raising the first failure
+                failure = failure or err
+        if failure is not None:
+            raise failure
         return count
 
     def _commit(self, conn: Any, batches: Sequence[Prepared]) -> list[int]:
@@ -226,51 +246,26 @@ class DuckDBStore:
         with pending values are copied when they are placed, and ``seq`` is set afresh on every attempt.
         """
         started = time.perf_counter()
-        # Every candidate as (batch, fast line number or -1, slow row index or -1), first occurrence wins.
         ids: list[str] = []
         stamps: list[str] = []
-        where: list[tuple[int, int, int]] = []
-        seen: set[str] = set()
-        for index, batch in enumerate(batches):
-            for line, event_id in enumerate(batch.ids):
-                if event_id not in seen:
-                    seen.add(event_id)
-                    ids.append(event_id)
-                    stamps.append(batch.stamps[line])
-                    where.append((index, line, -1))
-            for slot, row in enumerate(batch.slow_rows):
-                event_id = row["event_id"]
-                if event_id not in seen:
-                    seen.add(event_id)
-                    ids.append(event_id)
-                    stamps.append(row["timestamp"])
-                    where.append((index, -1, slot))
-        submitted = sum(len(batch) for batch in batches)
-        counts = [0] * len(batches)
+        for batch in batches:
+            ids += batch.ids
+            stamps += batch.stamps
+            ids += (row["event_id"] for row in batch.slow_rows)
+            stamps += (row["timestamp"] for row in batch.slow_rows)
+        submitted = len(ids)
         conn.execute("BEGIN TRANSACTION")
         try:
-            stored = _stored_ids(conn, ids, stamps)
-            kept_lines: list[set[int]] = [set() for _ in batches]
-            slow: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-            for event_id, (index, line, slot) in zip(ids, where, strict=True):
-                if event_id in stored:
-                    continue
-                counts[index] += 1
-                if line >= 0:
-                    kept_lines[index].add(line)
-                else:
-                    slow.append((batches[index].slow_rows[slot], batches[index].slow_pending[slot]))
+            stored = stored_ids(conn, ids, stamps)
+            skips, slow, counts = survivors(batches, ids, stored)
             plan = self._catalog.plan([(row["timestamp"], rest) for row, rest in slow if rest])
-            schema = _apply_plan(conn, plan)
+            schema = apply_plan(conn, plan)
             seq = self._next_seq
-            fast_count = sum(len(lines) for lines in kept_lines)
+            pairs = list(zip(batches, skips, strict=True))
+            fast_count = sum(len(batch.ids) - len(skip) for batch, skip in pairs)
             if fast_count:
-                chunks = [
-                    batch.fast_lines({i for i in range(len(batch.ids)) if i not in lines})
-                    for batch, lines in zip(batches, kept_lines, strict=True)
-                    if lines
-                ]
-                _insert_fast(conn, b"\n".join(chunks), seq, plan.keys, format_timestamp(self._clock()))
+                chunks = [batch.fast_lines(skip) for batch, skip in pairs if len(skip) < len(batch.ids)]
+                insert_fast(conn, b"\n".join(chunks), seq, plan.keys, format_timestamp(self._clock()))
                 seq += fast_count
             if slow:
                 lower = self._catalog.lower
@@ -278,7 +273,7 @@ class DuckDBStore:
                 for row in rows:
                     row[SEQ] = seq
                     seq += 1
-                _insert_rows(conn, rows, plan.keys)
+                insert_rows(conn, rows, plan.keys)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):
@@ -524,135 +519,6 @@ class DuckDBStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# -- the write path's statements ---------------------------------------------------------------------
-
-_MAX_RANGES: Final = 8
-
-
-def _stored_ids(conn: Any, ids: list[str], stamps: list[str]) -> set[str]:
-    """Which of ``ids`` are stored already, looked up only in the hours their timestamps fall in."""
-    if not ids:
-        return set()
-    by_hour: dict[str, list[str]] = {}
-    for event_id, stamp in zip(ids, stamps, strict=True):
-        by_hour.setdefault(stamp[:13], []).append(event_id)
-    hours = sorted(by_hour)
-    ranges: list[tuple[str, str, list[str]]] = []  # [start, end) and the ids inside
-    for hour in hours:
-        start = _hour_start(hour)
-        end = start + datetime.timedelta(hours=1)
-        if ranges and ranges[-1][1] == start.isoformat():
-            first, _, ids = ranges[-1]
-            ranges[-1] = (first, end.isoformat(), ids + by_hour[hour])
-        else:
-            ranges.append((start.isoformat(), end.isoformat(), list(by_hour[hour])))
-    if len(ranges) > _MAX_RANGES:
-        ranges = [(ranges[0][0], ranges[-1][1], ids)]
-    found: set[str] = set()
-    column = quote("timestamp")
-    for start_text, end_text, ids in ranges:
-        # Literal bounds (not parameters) so the scan's zone maps prune by them.
-        sql = (
-            f"SELECT event_id FROM {EVENTS_TABLE} WHERE {column} >= TIMESTAMP '{start_text}' "
-            f"AND {column} < TIMESTAMP '{end_text}' AND event_id IN (SELECT unnest(?::VARCHAR[]))"
-        )
-        found.update(row[0] for row in conn.execute(sql, [ids]).fetchall())
-    return found
-
-
-def _hour_start(hour: str) -> datetime.datetime:
-    return datetime.datetime.strptime(hour, "%Y-%m-%dT%H")
-
-
-def _apply_plan(conn: Any, plan: Plan) -> SchemaInfo | None:
-    """The schema work of a catalog plan, in the open transaction; the new view schema if it changed."""
-    table = EVENTS_TABLE
-    for info in plan.promoted:
-        assert info.column is not None
-        conn.execute(f"ALTER TABLE {table} ADD COLUMN {quote(info.column)} {layout.sql_type(info)}")
-    for info in plan.backfill:
-        assert info.column is not None and info.cold_first and info.cold_last
-        column = quote("timestamp")
-        conn.execute(
-            f"UPDATE {table} SET {quote(info.column)} = {layout.cold_expression(info)} "
-            f"WHERE {column} >= ?::TIMESTAMP AND {column} <= ?::TIMESTAMP "
-            f"AND json_exists({quote(CONTAINER)}, {layout.json_pointer(info.name)})",
-            [info.cold_first, info.cold_last],
-        )
-    for info in plan.widened:
-        assert info.column is not None
-        column_type = layout.sql_type(info)
-        conn.execute(f"ALTER TABLE {table} ALTER COLUMN {quote(info.column)} SET DATA TYPE {column_type}")
-    if plan.changed:
-        fields = ("key", "name", "type", "column_name", "seen", "cold_first", "cold_last")
-        values = [
-            [info.key for info in plan.changed],
-            [info.name for info in plan.changed],
-            [info.type for info in plan.changed],
-            [info.column for info in plan.changed],
-            [info.seen for info in plan.changed],
-            [info.cold_first for info in plan.changed],
-            [info.cold_last for info in plan.changed],
-        ]
-        unnest = ", ".join(f"unnest(${i + 1}) AS {name}" for i, name in enumerate(fields))
-        conn.execute(f"INSERT OR REPLACE INTO {layout.CATALOG_TABLE} SELECT {unnest}", values)
-    if not plan.view_changed:
-        return None
-    statements, schema = layout.view_statements(plan.keys.values())
-    for statement in statements:
-        conn.execute(statement)
-    return schema
-
-
-def _column_types(keys: dict[str, KeyInfo]) -> dict[str, str]:
-    types: dict[str, str] = {SEQ: "BIGINT", CONTAINER: "JSON"}
-    types.update((column.name, column.sql_type) for column in layout.CORE_COLUMNS)
-    types.update((info.column, info.type) for info in keys.values() if info.column)
-    return types
-
-
-def _insert_rows(conn: Any, rows: list[dict[str, Any]], keys: dict[str, KeyInfo]) -> None:
-    """Insert rows keyed by column name as one NDJSON text, split and parsed by ``from_json`` in C++.
-
-    One parameter instead of a Python value per cell: per-value conversion from Python costs more than
-    the insert itself. (One JSON array unnested as a whole measured 2.7x the CPU of per-line parsing.)
-    """
-    types = _column_types(keys)
-    present: set[str] = set().union(*rows)
-    columns = [column for column in types if column in present]
-    structure = orjson.dumps({column: types[column] for column in columns}).decode()
-    names = ", ".join(quote(column) for column in columns)
-    picks = ", ".join(f"r.{quote(column)}" for column in columns)
-    conn.execute(
-        f"INSERT INTO {EVENTS_TABLE} ({names}) SELECT {picks} FROM (SELECT from_json(line, "
-        f"{layout.literal(structure)}) AS r FROM (SELECT unnest(string_split(?, chr(10))) AS line))",
-        [json_lines(rows).decode()],
-    )
-
-
-def _insert_fast(conn: Any, lines: bytes, first_seq: int, keys: dict[str, KeyInfo], now: str) -> None:
-    """Insert fast lines: the records as they came, keyed by field name; ``from_json`` maps each field
-    to its column (common fields by name, promoted keys to ``a_<key>``) and numbers the rows."""
-    fast = fast_types({info.name: (info.column, ()) for info in keys.values() if info.column})
-    promoted = {info.name: info for info in keys.values() if info.column and info.name in fast}
-    structure: dict[str, str] = {column.name: column.sql_type for column in layout.CORE_COLUMNS}
-    columns = [SEQ, *structure]
-    picks = ["? + i - 1", *(f"r.{quote(name)}" for name in structure)]
-    picks[columns.index("received_at")] = "coalesce(r.received_at, ?::TIMESTAMP)"
-    for name, info in promoted.items():
-        assert info.column is not None
-        structure[name] = info.type
-        columns.append(info.column)
-        picks.append(f"r.{quote(name)}")
-    text = orjson.dumps(structure).decode()
-    conn.execute(
-        f"INSERT INTO {EVENTS_TABLE} ({', '.join(quote(c) for c in columns)}) SELECT {', '.join(picks)} "
-        f"FROM (SELECT from_json(line, {layout.literal(text)}) AS r, i FROM (SELECT unnest(l) AS line, "
-        "unnest(range(1, len(l) + 1)) AS i FROM (SELECT string_split(?, chr(10)) AS l)))",
-        [first_seq, now, lines.decode()],
-    )
 
 
 def _load_catalog(conn: Any) -> list[KeyInfo]:

@@ -2,7 +2,7 @@
 
 ``RetentionJob`` has the ``start()``/``stop()`` shape of ``ServerContext.background``; ``install(ctx)``
 adds one for the server's store (list ``opswatch.server.store.retention:install`` in ``SUBSYSTEMS``).
-The first run happens shortly after start, then every ``interval`` seconds. A failed run is logged and
+The first run happens a minute after start, then every ``interval`` seconds. A failed run is logged and
 tried again at the next interval; it never stops the server.
 """
 
@@ -33,7 +33,7 @@ class RetentionJob:
         days: int,
         *,
         interval: float = limits.RETENTION_INTERVAL_SECONDS,
-        first_delay: float = 10.0,
+        first_delay: float = 60.0,
     ) -> None:
         if isinstance(days, bool) or not isinstance(days, int) or days < 1:
             raise ValueError(f"retention days must be a whole number >= 1, got {days!r}")

@@ -135,10 +135,15 @@ def fast_types(placements: Placements) -> dict[str, tuple[type, ...]]:
     if owner is not placements:
         fast = dict(_CORE_FAST)
         for name, (_column, fits) in placements.items():
-            if _SAFE_NAME.fullmatch(name):
+            if is_fast_name(name):
                 fast[name] = (*fits, _NONE)
         _fast_cache = (placements, fast)
     return fast
+
+
+def is_fast_name(name: str) -> bool:
+    """True for a promoted key's name that the fast path writes by name (a plain identifier)."""
+    return _SAFE_NAME.fullmatch(name) is not None
 
 
 class Prepared:
@@ -263,10 +268,9 @@ def split(
                 if of is int and -_INT32 <= value < _INT32:
                     row[name] = value
                     continue
-            elif kind == "float":
-                if of is float or of is int:
-                    row[name] = value
-                    continue
+            elif kind == "float" and (of is float or of is int):
+                row[name] = value
+                continue
             if value is None:
                 continue
             converted = _convert(kind, value)

@@ -1,0 +1,123 @@
+"""``opswatch demo`` as a newcomer runs it: a separate process, its banner, data that shows up at once,
+a clean stop at the end of ``--duration``, and the temporary data directory gone afterwards."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opswatch.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_demo(*args: str) -> subprocess.Popen[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPSWATCH_", "SLACK_", "SENTRY_"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "opswatch", "demo", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environ,
+    )
+
+
+def read_banner(process: subprocess.Popen[str]) -> dict[str, str]:
+    """The banner's lines up to "Press Ctrl-C", by what they announce."""
+    assert process.stdout is not None
+    banner: dict[str, str] = {}
+    while True:
+        line = process.stdout.readline()
+        assert line, process.stderr.read() if process.stderr else "the demo ended before its banner"
+        line = line.strip()
+        if line.startswith("Press Ctrl-C"):
+            return banner
+        if " listening on " in line:
+            banner["url"] = line.split(" listening on ")[1].split(" ")[0]
+            banner["data_dir"] = line.split("(data in ")[1].split(",")[0].rstrip(")")
+        elif line.startswith("dashboard: "):
+            banner["dashboard"] = line.removeprefix("dashboard: ")
+        elif "=" in line:
+            name, _, value = line.partition("=")
+            banner[name] = value
+
+
+def poll(client: httpx.Client, url: str, ready: Any, timeout: float = 20.0) -> Any:
+    """GET ``url`` until ``ready(json)`` holds; the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = client.get(url).json()
+        if ready(body) or time.monotonic() > deadline:
+            return body
+        time.sleep(0.25)
+
+
+def test_it_runs_the_server_and_the_simulated_app_until_the_duration_ends() -> None:
+    port = free_port()
+    process = start_demo("--duration", "8", "--port", str(port), "--seed", "7")
+    try:
+        banner = read_banner(process)
+        url = f"http://127.0.0.1:{port}"
+        assert banner["url"] == url
+        assert banner["dashboard"] == f"{url}/?token={banner['OPSWATCH_ADMIN_TOKEN']}"
+        assert banner["OPSWATCH_DSN"].endswith(f"@127.0.0.1:{port}/1")
+        headers = {"Authorization": f"Bearer {banner['OPSWATCH_ADMIN_TOKEN']}"}
+        with httpx.Client(headers=headers, timeout=10, trust_env=False) as client:
+            events = poll(client, f"{url}/api/0/events?limit=1000", lambda b: len(b["events"]) >= 20)
+            operations = {event.get("operation") for event in events["events"]}
+            assert {"metrics.donation.completed", "donations.create.success", "cron.checkin"} <= operations
+            assert {event["service"] for event in events["events"]} == {"church-app"}
+            issues = poll(client, f"{url}/api/0/issues", lambda b: b["total"] >= 2)
+            titles = [issue["title"] for issue in issues["items"]]
+            assert any(title.startswith("CardDeclinedError") for title in titles), titles
+            assert any(title.startswith("DatabaseTimeoutError") for title in titles), titles
+            monitors = poll(client, f"{url}/api/0/monitors", lambda b: b["total"] >= 2)
+            slugs = {monitor["slug"]: monitor for monitor in monitors["items"]}
+            assert slugs["church-heartbeat"]["schedule"] == "every 10 seconds"
+            assert "sync-member-directory" in slugs
+            donors = [e for e in events["events"] if e.get("operation") == "donations.create.success"]
+            assert donors and all("***@" in str(e.get("donor_email")) for e in donors)  # masked in the app
+            page = client.get(f"{url}/")
+            assert page.status_code == 200 and "CardDeclinedError" in page.text
+        assert process.wait(60) == 0
+        out = process.stdout.read() if process.stdout else ""
+        assert "donations" in out and "declined" in out  # the app's closing summary
+        assert not Path(banner["data_dir"]).exists()  # the temporary data went with it
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+def test_it_runs_only_the_server_without_the_app_and_keeps_a_given_data_dir(tmp_path: Path) -> None:
+    process = start_demo("--no-app", "--duration", "2", "--port", "0", "--data-dir", str(tmp_path / "data"))
+    try:
+        banner = read_banner(process)
+        headers = {"Authorization": f"Bearer {banner['OPSWATCH_ADMIN_TOKEN']}"}
+        events = httpx.get(f"{banner['url']}/api/0/events", headers=headers, timeout=10, trust_env=False)
+        assert events.json()["events"] == []
+        assert process.wait(60) == 0
+        assert (tmp_path / "data" / "events.duckdb").exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+def test_it_refuses_a_duration_that_is_not_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--duration", "0"]) == 2
+    assert "--duration" in capsys.readouterr().err
