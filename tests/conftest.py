@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,11 +18,13 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_opswatch(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _fresh_opswatch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Isolate each test from the environment's opswatch/Sentry/Slack settings and from other tests."""
     for name in list(os.environ):
         if name.startswith(("OPSWATCH_", "SENTRY_", "SLACK_")) or name in ("CRON_SECRET", "ENVIRONMENT"):
             monkeypatch.delenv(name, raising=False)
+    # A test that ships to a server without naming a spool keeps it in its own folder, not in /tmp.
+    monkeypatch.setenv("OPSWATCH_SPOOL_DIR", str(tmp_path / "opswatch-spool"))
     opswatch.shutdown(timeout=1.0)
     opswatch.clear_context()
     yield

@@ -254,6 +254,9 @@ def test_it_refuses_a_form_sent_from_another_origin(server: RunningServer, http:
         headers={**signed_in(cookie), "Origin": "https://evil.example"},
     )
     assert answer.status_code == 403
+    own = http.post(f"{server.url}/query", data={"csrf": csrf, "sql": "SELECT 1 AS one"},
+                    headers={**signed_in(cookie), "Origin": server.url})
+    assert own.status_code == 200 and "<th>one</th>" in own.text
 
 
 def test_it_logs_out(server: RunningServer, http: httpx.Client) -> None:

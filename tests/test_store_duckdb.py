@@ -110,12 +110,14 @@ def test_it_refuses_writes_once_closed(store_path: Path) -> None:
         store.append([log_line(1)])
 
 
-def test_it_fills_in_what_a_record_lacks(store: DuckDBStore) -> None:
-    assert store.append([{"message": "bare"}]) == 1
-    (record,) = store.tail().records
-    assert record["message"] == "bare"
-    assert len(record["event_id"]) == 32
-    assert record["timestamp"] == record["received_at"]
+def test_it_fills_in_what_a_record_lacks(store_path: Path) -> None:
+    with DuckDBStore(store_path, clock=Clock(NOV_1 + DAY)) as store:
+        assert store.append([{"message": "bare"}, {"message": "no arrival", "event_id": "e1", "timestamp": "2025-11-01T00:00:00.000Z"}]) == 2
+        bare, stamped = store.tail().records
+    assert bare["message"] == "bare"
+    assert len(bare["event_id"]) == 32
+    assert bare["timestamp"] == bare["received_at"] == "2025-11-02T00:00:00.000Z"
+    assert stamped["received_at"] == "2025-11-02T00:00:00.000Z"
 
 
 def test_it_keeps_common_fields_that_do_not_fit_their_column(store: DuckDBStore) -> None:
@@ -354,6 +356,18 @@ def test_it_reuses_the_space_of_deleted_events(store_path: Path) -> None:
             store.append(a_day_of_events(day))
             store.checkpoint()
     assert os.path.getsize(store_path) <= one_day * 1.5  # five days were written; about one is kept
+
+
+def test_it_never_hands_out_a_cursor_twice_after_retention_emptied_the_store(store_path: Path) -> None:
+    clock = Clock(NOV_1)
+    with DuckDBStore(store_path, clock=clock) as store:
+        store.append([log_line(i) for i in range(5)])
+        cursor = store.tail().cursor
+        clock.now += 40 * DAY
+        assert store.delete_older_than(30) == 5
+    with DuckDBStore(store_path, clock=clock) as store:
+        store.append([log_line(10, message="after the restart")])
+        assert [r["message"] for r in store.tail(cursor).records] == ["after the restart"]
 
 
 def test_it_runs_retention_on_a_schedule(store_path: Path) -> None:

@@ -85,6 +85,8 @@ class ServerSink(Sink):
     """Batches, compresses and posts records to an opswatch server; see the module docstring."""
 
     name = "server"
+    #: Cron check-ins go to the server whatever this sink's level (opswatch.crons reads this).
+    accepts_check_ins = True
 
     def __init__(
         self,

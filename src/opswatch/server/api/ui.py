@@ -117,11 +117,18 @@ async def _form(request: Request) -> dict[str, str] | Response:
 
 
 def _same_origin(request: Request) -> bool:
+    """False when the browser says the form came from another site (``Origin``). The host is compared,
+    not the scheme, so a TLS proxy in front does not refuse the server's own forms; the server's public
+    URL counts as its own host too (a proxy that rewrites ``Host``)."""
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    return origin.rstrip("/").lower() == own.lower()
+    if origin is None:
+        return True
+    host = urllib.parse.urlsplit(origin).netloc.lower()
+    own = {
+        request.headers.get("host", "").lower(),
+        urllib.parse.urlsplit(get_context(request).settings.base_url).netloc.lower(),
+    }
+    return bool(host) and host in own
 
 
 async def _change(request: Request) -> tuple[session.Viewer, dict[str, str]] | Response:

@@ -25,29 +25,54 @@ _MAX_RANGES: Final = 8
 
 def survivors(
     batches: Sequence[Prepared], ids: list[str], stored: set[str]
-) -> tuple[list[set[int]], list[tuple[dict[str, Any], dict[str, Any] | None]], list[int]]:
-    """What of a group to insert: per batch the fast line numbers to *skip*, the slow rows to keep,
+) -> tuple[list[set[int]], list[set[int]], list[int]]:
+    """What of a group to leave out: per batch the fast line numbers and the slow row numbers to skip,
     and the new rows per batch. An id already stored, or seen earlier in the group, is skipped."""
-    skips: list[set[int]] = [set() for _ in batches]
+    fast_skips: list[set[int]] = [set() for _ in batches]
+    slow_skips: list[set[int]] = [set() for _ in batches]
     if not stored and len(set(ids)) == len(ids):  # the common case: nothing to skip
-        everything = [pair for b in batches for pair in zip(b.slow_rows, b.slow_pending, strict=True)]
-        return skips, everything, [len(batch) for batch in batches]
+        return fast_skips, slow_skips, [len(batch) for batch in batches]
     seen = set(stored)
-    slow: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
     counts = [0] * len(batches)
     for index, batch in enumerate(batches):
         for line, event_id in enumerate(batch.ids):
             if event_id in seen:
-                skips[index].add(line)
+                fast_skips[index].add(line)
             else:
                 seen.add(event_id)
                 counts[index] += 1
-        for row, rest in zip(batch.slow_rows, batch.slow_pending, strict=True):
-            if row["event_id"] not in seen:
+        for slot, row in enumerate(batch.slow_rows):
+            if row["event_id"] in seen:
+                slow_skips[index].add(slot)
+            else:
                 seen.add(row["event_id"])
                 counts[index] += 1
-                slow.append((row, rest))
-    return skips, slow, counts
+    return fast_skips, slow_skips, counts
+
+
+def arrival_seqs(
+    batches: Sequence[Prepared], fast_skips: list[set[int]], slow_skips: list[set[int]], first: int
+) -> tuple[list[int], list[int]]:
+    """``seq`` numbers in arrival order for the kept fast lines and the kept slow rows of a group that
+    has slow rows (without any, the fast lines are simply numbered in order)."""
+    fast_seqs: list[int] = []
+    slow_seqs: list[int] = []
+    seq = first
+    for batch, fast_skip, slow_skip in zip(batches, fast_skips, slow_skips, strict=True):
+        slow_at = batch.slow_at
+        line = slot = 0
+        for position in range(len(batch)):
+            if slot < len(slow_at) and slow_at[slot] == position:
+                if slot not in slow_skip:
+                    slow_seqs.append(seq)
+                    seq += 1
+                slot += 1
+            else:
+                if line not in fast_skip:
+                    fast_seqs.append(seq)
+                    seq += 1
+                line += 1
+    return fast_seqs, slow_seqs
 
 
 def stored_ids(conn: Any, ids: list[str], stamps: list[str]) -> set[str]:
@@ -147,13 +172,17 @@ def insert_rows(conn: Any, rows: list[dict[str, Any]], keys: dict[str, KeyInfo])
     )
 
 
-def insert_fast(conn: Any, lines: bytes, first_seq: int, keys: dict[str, KeyInfo], now: str) -> None:
+def insert_fast(
+    conn: Any, lines: bytes, seqs: int | list[int], keys: dict[str, KeyInfo], now: str
+) -> None:
     """Insert fast lines: the records as they came, keyed by field name; ``from_json`` maps each field
-    to its column (common fields by name, promoted keys to ``a_<key>``) and numbers the rows."""
+    to its column (common fields by name, promoted keys to ``a_<key>``). ``seqs`` is the first ``seq``
+    (the lines are numbered in order) or one number per line."""
     promoted = {info.name: info for info in keys.values() if info.column and is_fast_name(info.name)}
     structure: dict[str, str] = {column.name: column.sql_type for column in layout.CORE_COLUMNS}
     columns = [SEQ, *structure]
-    picks = ["? + i - 1", *(f"r.{quote(name)}" for name in structure)]
+    picks = ["? + i - 1" if isinstance(seqs, int) else "list_extract(?::BIGINT[], i)"]
+    picks += [f"r.{quote(name)}" for name in structure]
     picks[columns.index("received_at")] = "coalesce(r.received_at, ?::TIMESTAMP)"
     for name, info in promoted.items():
         assert info.column is not None
@@ -165,5 +194,5 @@ def insert_fast(conn: Any, lines: bytes, first_seq: int, keys: dict[str, KeyInfo
         f"INSERT INTO {EVENTS_TABLE} ({', '.join(quote(c) for c in columns)}) SELECT {', '.join(picks)} "
         f"FROM (SELECT from_json(line, {layout.literal(text)}) AS r, i FROM (SELECT unnest(l) AS line, "
         "unnest(range(1, len(l) + 1)) AS i FROM (SELECT string_split(?, chr(10)) AS l)))",
-        [first_seq, now, lines.decode()],
+        [seqs, now, lines.decode()],
     )

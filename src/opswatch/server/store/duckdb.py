@@ -40,7 +40,7 @@ from ...config import ConfigError
 from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from . import layout
-from ._write import apply_plan, insert_fast, insert_rows, stored_ids, survivors
+from ._write import apply_plan, arrival_seqs, insert_fast, insert_rows, stored_ids, survivors
 from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
 from .catalog import KeyCatalog, KeyInfo
 from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
@@ -49,9 +49,6 @@ from .writer import WriterThread
 
 #: The event store's file name inside a data directory.
 EVENTS_FILENAME: Final = "events.duckdb"
-
-#: Records prepared per chunk of an append (see ``DuckDBStore.append``).
-_CHUNK: Final = 2_500
 
 
 class StoreError(Exception):
@@ -131,7 +128,10 @@ class DuckDBStore:
             )
             self._schema = layout.view_statements(keys)[1]
             self._count = int(_scalar(conn, f"SELECT count(*) FROM {EVENTS_TABLE}"))
-            self._next_seq = int(_scalar(conn, f"SELECT coalesce(max({SEQ}), 0) FROM {EVENTS_TABLE}")) + 1
+            # The high-water mark survives retention emptying the table: a tail cursor never goes back.
+            newest = int(_scalar(conn, f"SELECT coalesce(max({SEQ}), 0) FROM {EVENTS_TABLE}"))
+            mark = _scalar(conn, f"SELECT value FROM {layout.META_TABLE} WHERE key = 'last_seq'")
+            self._next_seq = max(newest, int(mark or 0)) + 1
             conn.execute("SET lock_configuration = true")
             self._read_root = conn.cursor()
         except BaseException:
@@ -211,32 +211,17 @@ class DuckDBStore:
     def append(self, records: Sequence[Record]) -> int:
         """Store ``records`` durably; return how many were new.
 
-        Blocks until the group commits holding them are done. A record whose ``event_id`` is already
+        Blocks until the group commit holding them is done. A record whose ``event_id`` is already
         stored (or earlier in the same call) is skipped: retrying a batch stores nothing twice. Records
-        are not changed. Raises ``StoreClosed`` after ``close`` or on a read-only store; after any
-        error, part of the batch may be stored, and a retry stores the rest (and nothing twice).
-
-        A large batch is prepared in chunks of ``_CHUNK`` records, each queued as soon as it is ready:
-        the writer commits one chunk (inside DuckDB, without the GIL) while this thread prepares the
-        next, and chunks queued meanwhile are merged into the writer's next commit.
+        are not changed. Raises ``StoreClosed`` after ``close`` or on a read-only store.
         """
         writer = self._writer
         if writer is None:
             raise StoreClosed("the event store was opened read-only")
-        received_at = format_timestamp(self._clock())
-        futures = []
-        for start in range(0, len(records), _CHUNK):
-            prepared = prepare(records[start : start + _CHUNK], received_at, self._catalog.placements)
-            futures.append(writer.append(prepared, len(prepared)))
-        count = 0
-        failure: BaseException | None = None
-        for future in futures:
-            try:
-                count += future.result()
-            except BaseException as err:  # wait for every chunk before raising the first failure
-                failure = failure or err
-        if failure is not None:
-            raise failure
+        if not records:
+            return 0
+        prepared = prepare(records, format_timestamp(self._clock()), self._catalog.placements)
+        count: int = writer.append(prepared, len(prepared)).result()
         return count
 
     def _commit(self, conn: Any, batches: Sequence[Prepared]) -> list[int]:
@@ -257,23 +242,32 @@ class DuckDBStore:
         conn.execute("BEGIN TRANSACTION")
         try:
             stored = stored_ids(conn, ids, stamps)
-            skips, slow, counts = survivors(batches, ids, stored)
+            fast_skips, slow_skips, counts = survivors(batches, ids, stored)
+            slow = [
+                pair
+                for batch, skip in zip(batches, slow_skips, strict=True)
+                for slot, pair in enumerate(zip(batch.slow_rows, batch.slow_pending, strict=True))
+                if slot not in skip
+            ]
             plan = self._catalog.plan([(row["timestamp"], rest) for row, rest in slow if rest])
             schema = apply_plan(conn, plan)
-            seq = self._next_seq
-            pairs = list(zip(batches, skips, strict=True))
+            first = self._next_seq
+            pairs = list(zip(batches, fast_skips, strict=True))
             fast_count = sum(len(batch.ids) - len(skip) for batch, skip in pairs)
+            seqs: int | list[int] = first
+            slow_seqs: Sequence[int] = range(first + fast_count, first + fast_count + len(slow))
+            if slow:  # number everything in arrival order
+                seqs, slow_seqs = arrival_seqs(batches, fast_skips, slow_skips, first)
             if fast_count:
                 chunks = [batch.fast_lines(skip) for batch, skip in pairs if len(skip) < len(batch.ids)]
-                insert_fast(conn, b"\n".join(chunks), seq, plan.keys, format_timestamp(self._clock()))
-                seq += fast_count
+                insert_fast(conn, b"\n".join(chunks), seqs, plan.keys, format_timestamp(self._clock()))
             if slow:
                 lower = self._catalog.lower
                 rows = [place(row, rest, plan.keys, lower) if rest else dict(row) for row, rest in slow]
-                for row in rows:
-                    row[SEQ] = seq
-                    seq += 1
+                for row, number in zip(rows, slow_seqs, strict=True):
+                    row[SEQ] = number
                 insert_rows(conn, rows, plan.keys)
+            seq = first + fast_count + len(slow)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):
@@ -316,6 +310,8 @@ class DuckDBStore:
             deleted = int(_scalar(conn, sql, [cutoff]))
             if deleted:
                 self._count -= deleted
+                mark = str(self._next_seq - 1)
+                conn.execute(f"INSERT OR REPLACE INTO {layout.META_TABLE} VALUES ('last_seq', ?)", [mark])
                 # A reader may hold the checkpoint off; the next one frees the space then.
                 with contextlib.suppress(duckdb.Error):
                     conn.execute("CHECKPOINT")
