@@ -149,6 +149,15 @@ def test_it_stores_a_batch_mixing_plain_and_unusual_records(store: DuckDBStore) 
     assert store.append([plain, *odd]) == 0
 
 
+def test_it_keeps_arrival_order_across_plain_and_unusual_records(store: DuckDBStore) -> None:
+    store.append([log_line(i, step=i) for i in range(5)])  # promotes step
+    store.append([log_line(i, step=i) for i in range(3)])  # stored already: numbers nothing
+    mixed = [log_line(10, step=10), log_line(11, odd="x"), log_line(12, step=12), log_line(11), log_line(13, step="x")]
+    page = store.tail(store.tail().cursor - 1)
+    assert store.append(mixed) == 4
+    assert [r["event_id"][-2:] for r in store.tail(page.cursor).records] == ["0a", "0b", "0c", "0d"]
+
+
 def test_it_converts_timestamps_with_offsets_to_utc(store: DuckDBStore) -> None:
     store.append([log_line(1, timestamp="2025-11-01T02:00:00+02:00"), log_line(2, timestamp=NOV_1 + 60)])
     stamps = [r["timestamp"] for r in store.tail().records]

@@ -140,7 +140,11 @@ class Pipeline:
             with self._lock:
                 self._pending -= count
             raise
-        self._queue.put(_Job(clean, source, future))
+        with self._lock:  # ``stop`` queues its marker under this lock: no job can land behind it
+            if self._closed:
+                self._pending -= count
+                raise StoreUnavailable("the server is shutting down")
+            self._queue.put(_Job(clean, source, future))
         return future
 
     def ingest(
@@ -192,9 +196,10 @@ class Pipeline:
             if self._closed:
                 return self._thread is None or not self._thread.is_alive()
             self._closed = True
+            if self._thread is not None:
+                self._queue.put(_STOP)
         if self._thread is None:
             return self._pending == 0
-        self._queue.put(_STOP)
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -218,7 +223,12 @@ class Pipeline:
                 assert isinstance(more, _Job)
                 group.append(more)
                 size += len(more.records)
-            self._commit(group, size)
+            try:
+                self._commit(group, size)
+            except Exception as err:  # a bug: fail this group, keep the committer alive for the next
+                _log.error("the committer failed", {"events": size}, err)
+                failure = StoreUnavailable(f"the commit failed: {type(err).__name__}")
+                self._finish(group, size, lambda job: job.future.set_exception(failure))
             if stop_after:
                 return
 

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import orjson
@@ -35,19 +35,27 @@ def survivors(
     seen = set(stored)
     counts = [0] * len(batches)
     for index, batch in enumerate(batches):
-        for line, event_id in enumerate(batch.ids):
+        for is_slow, number in _arrival(batch):
+            event_id = batch.slow_rows[number]["event_id"] if is_slow else batch.ids[number]
             if event_id in seen:
-                fast_skips[index].add(line)
+                (slow_skips if is_slow else fast_skips)[index].add(number)
             else:
                 seen.add(event_id)
                 counts[index] += 1
-        for slot, row in enumerate(batch.slow_rows):
-            if row["event_id"] in seen:
-                slow_skips[index].add(slot)
-            else:
-                seen.add(row["event_id"])
-                counts[index] += 1
     return fast_skips, slow_skips, counts
+
+
+def _arrival(batch: Prepared) -> Iterator[tuple[bool, int]]:
+    """``(is_slow, fast line or slow row number)`` for each record of ``batch``, in arrival order."""
+    slow_at = batch.slow_at
+    line = slot = 0
+    for position in range(len(batch)):
+        if slot < len(slow_at) and slow_at[slot] == position:
+            yield True, slot
+            slot += 1
+        else:
+            yield False, line
+            line += 1
 
 
 def arrival_seqs(
@@ -59,19 +67,11 @@ def arrival_seqs(
     slow_seqs: list[int] = []
     seq = first
     for batch, fast_skip, slow_skip in zip(batches, fast_skips, slow_skips, strict=True):
-        slow_at = batch.slow_at
-        line = slot = 0
-        for position in range(len(batch)):
-            if slot < len(slow_at) and slow_at[slot] == position:
-                if slot not in slow_skip:
-                    slow_seqs.append(seq)
-                    seq += 1
-                slot += 1
-            else:
-                if line not in fast_skip:
-                    fast_seqs.append(seq)
-                    seq += 1
-                line += 1
+        for is_slow, number in _arrival(batch):
+            if number in (slow_skip if is_slow else fast_skip):
+                continue
+            (slow_seqs if is_slow else fast_seqs).append(seq)
+            seq += 1
     return fast_seqs, slow_seqs
 
 

@@ -26,6 +26,9 @@ keys that recur get real columns too, chosen by the key catalog (``catalog.py``:
 keys costs one JSON column and stays queryable through the view. This is the layout of SigNoz
 (attribute maps plus materialized columns), PostHog (properties JSON plus materialized columns) and
 Snuba (tags plus promoted columns); the difference is that promotion here is automatic.
+``benchmarks/bench_query.py`` checks the result on 5 M events: the seed's queries over the ``logs`` view
+take the same time as over one flat table of typed columns holding the same events (ratio 0.84-0.96;
+18 / 28 / 30 ms on this shared 2-core machine). Binding the wide view costs ~2 ms per query.
 
 A column that is NULL in most rows (a key only some operations log) costs almost nothing: DuckDB stores
 a constant-NULL segment. Adding a column is a catalog change (~20 ms on 3 M rows); widening one rewrites
