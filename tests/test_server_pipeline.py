@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,24 +74,39 @@ def test_it_takes_one_batch_larger_than_the_queue_when_nothing_waits(server: Run
     assert answer.json()["accepted"] == 25
 
 
-def test_it_merges_batches_that_wait_into_one_commit(tmp_path: Path) -> None:
+def test_it_merges_concurrent_batches_into_fewer_commits(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        commits_before = server.ctx.metrics.batch_latency.count
+        start = threading.Barrier(40)
+
+        def send() -> httpx.Response:
+            start.wait(10)
+            return post_native(server, [donation()])
+
+        senders = [in_background(send) for _ in range(40)]
+        for thread, _ in senders:
+            thread.join(30)
+        assert all(result[0].json()["accepted"] == 1 for _, result in senders)
+        # Forty requests at once: the ones that arrive while a commit runs share the next one.
+        assert server.ctx.metrics.batch_latency.count - commits_before < 40
+
+
+def test_it_writes_the_next_group_while_the_hooks_of_one_run(tmp_path: Path) -> None:
     with running_server(tmp_path) as server:
         gate = Gate()
         server.ctx.hooks.append(gate)
-        commits_before = server.ctx.metrics.batch_latency.count
         first, first_result = in_background(post_native, server, [donation()])
         assert gate.entered.wait(10)
-        waiting = [in_background(post_native, server, [donation(), donation()]) for _ in range(8)]
-        deadline = threading.Event()
-        while server.ctx.pipeline.pending < 1 + 16 and not deadline.wait(0.01):
-            pass
+        second, second_result = in_background(post_native, server, [donation()])
+        deadline = time.monotonic() + 10
+        while server.ctx.metrics.batch_latency.count < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the second group becomes durable although the first one's hooks hold
+        assert server.ctx.metrics.batch_latency.count == 2
+        assert not first_result and not second_result  # neither is answered before its hooks ran
         gate.open()
         first.join(10)
-        for thread, _ in waiting:
-            thread.join(10)
-        assert first_result[0].status_code == 200
-        assert all(result[0].json()["accepted"] == 2 for _, result in waiting)
-        assert server.ctx.metrics.batch_latency.count - commits_before == 2
+        second.join(10)
+        assert first_result[0].status_code == second_result[0].status_code == 200
         assert gate.calls == 2
 
 

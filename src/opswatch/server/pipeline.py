@@ -9,9 +9,9 @@ records are durable: a handler answers 2xx only after awaiting it.
 
 One committer thread drains the queue: every batch that arrived while the previous commit ran goes into
 the next single ``append`` (a group commit), so a thousand small concurrent requests cost a few commits,
-not a thousand. After each commit it runs ``ctx.hooks`` with the newly stored records (before any of the
-requests is answered, so a client that got 2xx can rely on the hooks having seen its events), then
-completes the futures.
+not a thousand. A second thread then runs ``ctx.hooks`` with each group's newly stored records, in
+commit order, and only then completes the group's futures (a client that got 2xx can rely on the hooks
+having seen its events). The two overlap: while the hooks of one group run, the next group is written.
 
 Bounded: past ``max_pending_events`` waiting events, ``submit`` raises ``Overloaded`` (the handler answers
 429 with Retry-After). Idempotent: event ids stored recently are remembered (two generations of
@@ -70,6 +70,17 @@ class _Job:
     duplicates: int = 0
 
 
+@dataclasses.dataclass(eq=False)
+class _Stored:
+    """A durable group on its way to the hooks and the answers."""
+
+    group: list[_Job]
+    size: int
+    fresh: list[dict[str, Any]]
+    store_duplicates: int
+    kinds: dict[tuple[str, str], int]
+
+
 _STOP = object()
 
 
@@ -103,6 +114,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self._recent = _RecentIds(limits.RECENT_IDS_PER_GENERATION)
         self._thread: threading.Thread | None = None
+        self._after: queue.SimpleQueue[_Stored | object] = queue.SimpleQueue()
+        self._hook_thread: threading.Thread | None = None
         self._closed = False
 
     # -- the request side -----------------------------------------------------------------------
@@ -153,10 +166,10 @@ class Pipeline:
         """``submit`` and wait for durability: for subsystems that write records from the server itself.
 
         Records are normalized here (any kind, ``state_change`` included; a ``received_at`` they carry is
-        kept); a record that cannot be normalized raises ``ValueError``. Never call this
-        from a hook: hooks run on the committer thread, which would wait for itself (``RuntimeError``).
+        kept); a record that cannot be normalized raises ``ValueError``. Never call this from a hook:
+        hooks run on the thread that answers, which would wait for itself (``RuntimeError``).
         """
-        if threading.current_thread() is self._thread:
+        if threading.current_thread() in (self._thread, self._hook_thread):
             raise RuntimeError("Pipeline.ingest called from an ingest hook; queue the records instead")
         epoch = self.ctx.now().timestamp()
         stamp = format_timestamp(epoch)
@@ -187,6 +200,8 @@ class Pipeline:
     def start(self) -> None:
         """Start the committer thread (once)."""
         if self._thread is None:
+            self._hook_thread = threading.Thread(target=self._run_after, name="opswatch-hooks", daemon=True)
+            self._hook_thread.start()
             self._thread = threading.Thread(target=self._run, name="opswatch-committer", daemon=True)
             self._thread.start()
 
@@ -198,15 +213,18 @@ class Pipeline:
             self._closed = True
             if self._thread is not None:
                 self._queue.put(_STOP)
-        if self._thread is None:
+        if self._thread is None or self._hook_thread is None:
             return self._pending == 0
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        deadline = time.monotonic() + timeout
+        self._thread.join(timeout)  # the committer passes the marker on to the hook thread when done
+        self._hook_thread.join(max(0.0, deadline - time.monotonic()))
+        return not self._thread.is_alive() and not self._hook_thread.is_alive()
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:
+                self._after.put(_STOP)
                 return
             assert isinstance(item, _Job)
             group = [item]
@@ -227,13 +245,13 @@ class Pipeline:
                 self._commit(group, size)
             except Exception as err:  # a bug: fail this group, keep the committer alive for the next
                 _log.error("the committer failed", {"events": size}, err)
-                failure = StoreUnavailable(f"the commit failed: {type(err).__name__}")
-                self._finish(group, size, lambda job: job.future.set_exception(failure))
+                self._fail(group, size, StoreUnavailable(f"the commit failed: {type(err).__name__}"))
             if stop_after:
+                self._after.put(_STOP)
                 return
 
     def _commit(self, group: list[_Job], size: int) -> None:
-        """One durable append for the whole group, then hooks, then the answers. Never raises."""
+        """One durable append for the whole group; hooks and answers follow on the hook thread."""
         ctx = self.ctx
         metrics = ctx.metrics
         started = time.perf_counter()
@@ -257,16 +275,32 @@ class Pipeline:
             stored = ctx.store.append(fresh) if fresh else 0
         except Exception as err:
             _log.error("the event store refused an append", {"events": len(fresh)}, err)
-            failure = StoreUnavailable(f"the event store failed: {type(err).__name__}")
-            self._finish(group, size, lambda job: job.future.set_exception(failure))
+            self._fail(group, size, StoreUnavailable(f"the event store failed: {type(err).__name__}"))
             return
         recent.add_all(fresh_ids)
-        store_duplicates = len(fresh) - stored
         metrics.batch_latency.observe(time.perf_counter() - started)
-        if fresh:
-            self._run_hooks(fresh)
-        for (source, kind), count in kinds.items():
+        self._after.put(_Stored(group, size, fresh, len(fresh) - stored, kinds))
+
+    def _run_after(self) -> None:
+        """The hook thread: hooks, then answers, group by group in commit order."""
+        while True:
+            item = self._after.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, _Stored)
+            try:
+                self._hooks_and_answers(item)
+            except Exception as err:  # a bug: the events are stored; answer so nobody waits forever
+                _log.error("answering a commit failed", {"events": item.size}, err)
+                self._finish(item.group, item.size, lambda job: job.future.set_result(Outcome(0, 0)))
+
+    def _hooks_and_answers(self, stored: _Stored) -> None:
+        metrics = self.ctx.metrics
+        if stored.fresh:
+            self._run_hooks(stored.fresh)
+        for (source, kind), count in stored.kinds.items():
             metrics.accepted.inc(count, source=source, kind=kind)
+        store_duplicates = stored.store_duplicates
 
         def answer(job: _Job) -> None:
             nonlocal store_duplicates
@@ -280,7 +314,10 @@ class Pipeline:
                 metrics.duplicates.inc(duplicates, source=job.source)
             job.future.set_result(Outcome(len(job.records) - duplicates, duplicates))
 
-        self._finish(group, size, answer)
+        self._finish(stored.group, stored.size, answer)
+
+    def _fail(self, group: list[_Job], size: int, failure: Exception) -> None:
+        self._finish(group, size, lambda job: job.future.set_exception(failure))
 
     def _finish(self, group: list[_Job], size: int, complete: Callable[[_Job], None]) -> None:
         with self._lock:
