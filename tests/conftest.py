@@ -30,6 +30,19 @@ def _fresh_opswatch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
     yield
     opswatch.shutdown(timeout=1.0)
     opswatch.clear_context()
+    _forget_sentry_client()
+
+
+def _forget_sentry_client() -> None:
+    """A test that started sentry-sdk must not leave its (maybe closed) client to the next test."""
+    try:
+        import sentry_sdk
+    except ImportError:
+        return
+    client = sentry_sdk.get_client()
+    if client.is_active():
+        client.close(timeout=1.0)
+    sentry_sdk.get_global_scope().set_client(None)
 
 
 class JsonStream(io.StringIO):

@@ -247,3 +247,10 @@ def test_redaction_can_be_turned_off() -> None:
     with capture_logs() as logs:
         opswatch.get_logger("x").info("m", password="visible")
     assert logs[0]["password"] == "visible"
+
+
+def test_it_leaves_digit_runs_inside_hex_ids_alone() -> None:
+    # 16 digits that pass Luhn, but glued to hex letters: an event or request id, not a card.
+    request_id = "9f8e7d6c5b4a3f2e4242424242424242"
+    assert redact({"request_id": request_id}) == {"request_id": request_id}
+    assert redact(f"id={request_id}") == f"id={request_id}"

@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opswatch.redact import Redactor
-from opswatch.server.redaction import ServerRedactor, may_hold_secret
+from opswatch.redact import Redactor, may_hold_secret
+from opswatch.server.redaction import ServerRedactor
 
 FRAGMENTS = [
     "jane.doe@example.com",

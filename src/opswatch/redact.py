@@ -29,7 +29,7 @@ import itertools
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from . import _limits
 
@@ -89,7 +89,8 @@ def _key_is_secret(words: tuple[str, ...], extra: frozenset[str]) -> bool:
 
 # -- values ------------------------------------------------------------------------------------------
 
-_CARD = r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d])"
+# Not glued to letters or digits: a digit run inside a hex id or a token is not a card number.
+_CARD = r"(?<![\w-])(?:\d[ -]?){12,18}\d(?!\w)"
 _PATTERNS: list[tuple[str, str]] = [
     ("pem", r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?:.*?-----END[A-Z ]*PRIVATE KEY-----|.*)"),
     ("slack_webhook", r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+"),
@@ -100,13 +101,43 @@ _PATTERNS: list[tuple[str, str]] = [
     ("aws", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"),
     ("github", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{20,}"),
     ("slack_token", r"\bxox[abposre]-[A-Za-z0-9-]{8,}"),
-    ("ssn", r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
+    ("ssn", r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])"),
     ("card", _CARD),
     ("email", r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b"),
 ]
 _COMPILED = {name: re.compile(pattern, re.DOTALL) for name, pattern in _PATTERNS}
-# One pass that is cheap when nothing matches; only then are the patterns applied one by one.
+# For text that is not ASCII: one combined pass; only when it matches are the patterns applied one by one.
 _ANY = re.compile("|".join(f"(?:{p})" for _, p in _PATTERNS), re.DOTALL)
+
+# For ASCII text, a cheaper first look than ``_ANY`` (which costs 3-7 µs on a unique 30-character id,
+# because ``re`` retries every alternative at every position): plain substring tests for what each shape
+# must contain. Each test is implied by the pattern it stands for, so nothing a pattern would catch gets past.
+_LITERALS: Final = (
+    "@",  # emails
+    "://",  # URL credentials, Slack webhooks
+    "PRIVATE KEY",
+    "eyJ",  # JWTs
+    "_live_", "_test_", "whsec_",  # Stripe
+    "AKIA", "ASIA", "AGPA", "AIDA", "AROA",  # AWS
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",  # GitHub
+    "xox",  # Slack tokens
+)
+_WORDS: Final = ("bearer", "basic", "token")  # matched in any case
+_DIGIT_RUN = re.compile(r"[0-9][0-9 -]{9,}[0-9]")  # SSNs are 11 such characters, card numbers 13 or more
+
+
+def may_hold_secret(text: str) -> bool:
+    """False only when no value pattern can match ``text`` (exact for ASCII; falls back to the patterns)."""
+    if not text.isascii():
+        return _ANY.search(text) is not None
+    for literal in _LITERALS:
+        if literal in text:
+            return True
+    lowered = text.lower()
+    for word in _WORDS:
+        if word in lowered:
+            return True
+    return _DIGIT_RUN.search(text) is not None
 
 
 def luhn_valid(digits: str) -> bool:
@@ -174,6 +205,7 @@ class Redactor:
         enabled: bool = True,
         max_string: int = _limits.MAX_STRING_LENGTH,
         max_depth: int = _limits.MAX_DEPTH,
+        cache_size: int = _limits.REDACTION_CACHE_SIZE,
     ) -> None:
         self.censor = censor
         self.mask_emails = mask_emails
@@ -183,6 +215,7 @@ class Redactor:
         self.remove = mode == "remove"
         self.max_string = max_string
         self.max_depth = max_depth
+        self.cache_size = cache_size
         self._key_cache: dict[str, bool] = {}
         self._str_cache: dict[str, str] = {}
 
@@ -193,7 +226,7 @@ class Redactor:
         verdict = self._key_cache.get(key)
         if verdict is None:
             verdict = _key_is_secret(key_words(key), self.extra_keys)
-            if len(self._key_cache) >= _limits.REDACTION_CACHE_SIZE:
+            if len(self._key_cache) >= self.cache_size:
                 self._key_cache.clear()
             self._key_cache[key] = verdict
         return verdict
@@ -209,9 +242,9 @@ class Redactor:
             cached = self._str_cache.get(text)
             if cached is not None:
                 return cached
-        result = self._scrub(text) if _ANY.search(text) else text
+        result = self._scrub(text) if may_hold_secret(text) else text
         if short:
-            if len(self._str_cache) >= _limits.REDACTION_CACHE_SIZE:
+            if len(self._str_cache) >= self.cache_size:
                 self._str_cache.clear()
             self._str_cache[text] = result
         return result
