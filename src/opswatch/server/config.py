@@ -52,6 +52,15 @@ class ServerSettings:
     max_pending_events: int = limits.MAX_PENDING_EVENTS
     #: Redact what arrives before it is stored (``OPSWATCH_SERVER_REDACT``); on unless benchmarking.
     redact: bool = True
+    #: Announce a new issue (``OPSWATCH_NOTIFY_NEW_ISSUES``).
+    notify_new_issues: bool = True
+    #: Announce an issue that came back after it was resolved (``OPSWATCH_NOTIFY_REGRESSED_ISSUES``).
+    notify_regressed_issues: bool = True
+    #: Announce a cron monitor that becomes failing, and its recovery (``OPSWATCH_NOTIFY_CRON_FAILURES``).
+    notify_cron_failures: bool = True
+    #: Resolve an issue by itself after this many days without events (``OPSWATCH_ISSUE_AUTO_RESOLVE_DAYS``);
+    #: 0 never does.
+    issue_auto_resolve_days: int = 0
 
     @property
     def state_url(self) -> str:
@@ -125,6 +134,18 @@ _FROM_ENV: dict[str, str] = {
     "alert_webhook_secret": "OPSWATCH_ALERT_WEBHOOK_SECRET",
     "max_pending_events": "OPSWATCH_MAX_PENDING_EVENTS",
     "redact": "OPSWATCH_SERVER_REDACT",
+    "notify_new_issues": "OPSWATCH_NOTIFY_NEW_ISSUES",
+    "notify_regressed_issues": "OPSWATCH_NOTIFY_REGRESSED_ISSUES",
+    "notify_cron_failures": "OPSWATCH_NOTIFY_CRON_FAILURES",
+    "issue_auto_resolve_days": "OPSWATCH_ISSUE_AUTO_RESOLVE_DAYS",
+}
+
+_BOOLEANS = frozenset({"redact", "notify_new_issues", "notify_regressed_issues", "notify_cron_failures"})
+_NUMBERS: dict[str, tuple[int, int]] = {
+    "port": (0, 65535),
+    "retention_days": (1, 36500),
+    "max_pending_events": (1, 10**8),
+    "issue_auto_resolve_days": (0, 36500),
 }
 
 
@@ -155,16 +176,16 @@ def _convert(name: str, where: str, value: Any) -> Any:
         if not isinstance(value, (str, os.PathLike)) or not str(value):
             raise ConfigError(where, "expected a directory path")
         return Path(value).expanduser()
-    if name in ("port", "retention_days", "max_pending_events"):
+    if name in _NUMBERS:
         try:
             number = int(value)
         except (TypeError, ValueError):
             raise ConfigError(where, f"expected a whole number, got {value!r}") from None
-        low, high = {"port": (0, 65535), "retention_days": (1, 36500), "max_pending_events": (1, 10**8)}[name]
+        low, high = _NUMBERS[name]
         if not low <= number <= high:
             raise ConfigError(where, f"expected {low}..{high}, got {number}")
         return number
-    if name == "redact":
+    if name in _BOOLEANS:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:

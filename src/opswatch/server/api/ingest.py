@@ -28,6 +28,7 @@ from ..ingest.native import parse_batch
 from ..ingest.pings import sentry_check_in_record
 from ..ingest.records import Refused, normalize
 from ..ingest.sentry_envelope import SentryBatch, read_envelope, read_store_body
+from ..monitors import refusal_for
 from ._answers import count_rejections, durable, json_response, run_ingest
 
 router = APIRouter(tags=["ingest"])
@@ -111,6 +112,9 @@ async def sentry_cron(project: str, slug: str, key: str, request: Request) -> Re
             normalize(record, epoch, received_at)
         except Refused as refused:
             raise IngestError(400, refused.code, str(refused)) from None
+        reason = refusal_for(ctx, project_id, record)
+        if reason is not None:
+            raise IngestError(404, "unknown_monitor", reason)
         await durable(ctx, project_id, [record], "sentry")
         return json_response({"id": record.get("check_in_id") or record["event_id"]}, 202)
 

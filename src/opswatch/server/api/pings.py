@@ -2,7 +2,8 @@
 
 ``curl -fsS -m 10 --retry 5 http://127.0.0.1:8321/ping/$KEY/nightly-backup/$?`` after a job is all a
 crontab needs. ``?rid=<uuid>`` ties a ``/start`` to its end. Answers ``200 OK`` (text) once the check-in
-is durable; 404 ``not found`` for an unknown key or action (the key is the project's ingest key), 400
+is durable; 404 ``not found`` for an unknown key or action (the key is the project's ingest key), 404
+with the reason for a monitor that does not exist (pings carry no schedule to create it from), 400
 for a bad slug, exit code or run id. A POST body is kept as the run's ``output``.
 """
 
@@ -18,6 +19,7 @@ from ..context import ServerContext
 from ..ingest.body import IngestError, read_body
 from ..ingest.pings import ping_record
 from ..ingest.records import normalize
+from ..monitors import refusal_for
 from ._answers import durable, run_ingest
 
 router = APIRouter(tags=["pings"])
@@ -48,6 +50,9 @@ async def _ping(request: Request, key: str, slug: str, action: str) -> Response:
         )
         epoch = ctx.now().timestamp()
         normalize(record, epoch, format_timestamp(epoch))
+        reason = refusal_for(ctx, project_id, record)
+        if reason is not None:  # as Healthchecks does: the script's curl -f sees the failure
+            raise IngestError(404, "unknown_monitor", reason)
         await durable(ctx, project_id, [record], "ping")
         return PlainTextResponse("OK")
 

@@ -15,7 +15,7 @@ The parts: ``engine`` (the pure rules), ``config`` (settings a check-in or the A
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .clock import CronClock
@@ -67,6 +67,18 @@ def service_for(ctx: Any) -> MonitorService:
     if not isinstance(service, MonitorService):
         raise LookupError("cron monitoring is not installed on this server (SUBSYSTEMS in server/app.py)")
     return service
+
+
+def refusal_for(ctx: Any, project_id: int, record: Mapping[str, Any]) -> str | None:
+    """Why a check-in would be refused, for handlers that can still answer the sender; None if it is fine.
+
+    None as well when cron monitoring is not installed (the check-in is then only stored).
+    """
+    try:
+        service = service_for(ctx)
+    except LookupError:
+        return None
+    return service.refusal(project_id, record)
 
 
 def _sink(ctx: Any) -> Sink | None:
