@@ -91,3 +91,16 @@ def stored(server: RunningServer, **filters: Any) -> list[dict[str, Any]]:
 def stored_by_id(server: RunningServer) -> dict[str, dict[str, Any]]:
     """The store's records by event id."""
     return {r["event_id"]: r for r in stored(server)}
+
+
+def create_monitor(server: RunningServer, slug: str) -> None:
+    """Create ``slug`` in the server's project through the monitor API, as ``opswatch crons create`` does.
+
+    Pings name no schedule, so a ping for a monitor that does not exist is answered 404.
+    """
+    answer = http().post(
+        f"{server.url}/api/0/monitors",
+        json={"slug": slug, "project": server.project_id, "config": {"schedule": "@daily"}},
+        headers=server.admin_headers,
+    )
+    assert answer.status_code == 201, answer.text

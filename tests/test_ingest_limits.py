@@ -18,7 +18,7 @@ import orjson
 import pytest
 import zstandard
 
-from ingest_helpers import donation, http, post_native, stored_by_id
+from ingest_helpers import create_monitor, donation, http, post_native, stored_by_id
 from opswatch.server import limits
 from opswatch.server.testing import RunningServer, running_server
 
@@ -330,6 +330,8 @@ def test_it_takes_an_envelope_that_inflates_to_exactly_the_sentry_limit(server: 
 
 
 def test_it_keeps_at_most_16_kib_of_a_ping_body_and_says_it_cut_it(server: RunningServer) -> None:
+    create_monitor(server, "limits-fit")
+    create_monitor(server, "limits-over")
     fits = http().post(
         f"{server.url}/ping/{server.key}/limits-fit", content=b"a" * limits.MAX_PING_BODY_BYTES
     )
@@ -344,6 +346,7 @@ def test_it_keeps_at_most_16_kib_of_a_ping_body_and_says_it_cut_it(server: Runni
 
 
 def test_it_limits_the_length_of_a_slug(server: RunningServer) -> None:
+    create_monitor(server, "s" * limits.MAX_SLUG_LENGTH)
     fits = http().get(f"{server.url}/ping/{server.key}/{'s' * limits.MAX_SLUG_LENGTH}")
     over = http().get(f"{server.url}/ping/{server.key}/{'s' * (limits.MAX_SLUG_LENGTH + 1)}")
     assert fits.status_code == 200

@@ -1,7 +1,9 @@
 """Cron pings, ``/ping/<key>/<slug>[/start|/fail|/<exit-code>]``, and Sentry's HTTP check-in route.
 
 Sent the way shell scripts send them (``curl -fsS .../ping/$KEY/nightly-backup/$?``); each becomes a
-``check_in`` record in the store, which the cron monitors read through the ingest hooks.
+``check_in`` record in the store, which the cron monitors read through the ingest hooks. A ping carries no
+schedule, so its monitor must exist first (``POST /api/0/monitors``); a ping for an unknown monitor is
+answered 404 with the reason, as Healthchecks does, so the script's ``curl -f`` notices.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ingest_helpers import http, stored
+from ingest_helpers import create_monitor, http, stored
 from opswatch.server.testing import RunningServer, running_server
 
 
@@ -26,6 +28,7 @@ def runs(server: RunningServer, slug: str) -> list[dict[str, Any]]:
 
 
 def test_it_records_a_success_ping_for_get_post_and_head(server: RunningServer) -> None:
+    create_monitor(server, "nightly-backup")
     for method in ("GET", "POST", "HEAD"):
         answer = http().request(method, f"{server.url}/ping/{server.key}/nightly-backup")
         assert answer.status_code == 200
@@ -38,6 +41,7 @@ def test_it_records_a_success_ping_for_get_post_and_head(server: RunningServer) 
 
 
 def test_it_ties_start_and_end_with_a_run_id(server: RunningServer) -> None:
+    create_monitor(server, "invoices")
     rid = "5f3c1c1e-8f4a-4f53-9a52-1f0e0f1d2c3b"
     http().get(f"{server.url}/ping/{server.key}/invoices/start?rid={rid}")
     http().get(f"{server.url}/ping/{server.key}/invoices/fail?rid={rid}")
@@ -50,6 +54,7 @@ def test_it_ties_start_and_end_with_a_run_id(server: RunningServer) -> None:
 @pytest.mark.parametrize(("code", "status"), [("0", "ok"), ("1", "error"), ("255", "error")])
 def test_it_reads_an_exit_code(server: RunningServer, code: str, status: str) -> None:
     slug = f"exit-{code}"
+    create_monitor(server, slug)
     assert http().get(f"{server.url}/ping/{server.key}/{slug}/{code}").status_code == 200
     (run,) = runs(server, slug)
     assert run["status"] == status
@@ -58,12 +63,19 @@ def test_it_reads_an_exit_code(server: RunningServer, code: str, status: str) ->
 
 
 def test_it_keeps_a_posted_body_as_the_runs_output_redacted(server: RunningServer) -> None:
+    create_monitor(server, "backup-output")
     log = b"backup done\nuploaded to s3://bucket/2025-11-01.tar.gz\nnotified ops@example.com\n"
     http().post(f"{server.url}/ping/{server.key}/backup-output/0", content=log)
     (run,) = runs(server, "backup-output")
     assert (
         run["output"] == "backup done\nuploaded to s3://bucket/2025-11-01.tar.gz\nnotified o***@example.com\n"
     )
+
+
+@pytest.fixture(scope="module")
+def nightly(server: RunningServer) -> None:
+    """The monitor the bad pings name, so each answer is for the fault sent, not for an unknown monitor."""
+    create_monitor(server, "nightly")
 
 
 @pytest.mark.parametrize(
@@ -76,6 +88,7 @@ def test_it_keeps_a_posted_body_as_the_runs_output_redacted(server: RunningServe
         ("/ping/ffffffffffffffffffffffffffffffff/nightly", 404, "not found"),
     ],
 )
+@pytest.mark.usefixtures("nightly")
 def test_it_refuses_bad_pings_in_plain_text(server: RunningServer, path: str, status: int, text: str) -> None:
     answer = http().get(server.url + path.format(key=server.key))
     assert answer.status_code == status
@@ -83,7 +96,19 @@ def test_it_refuses_bad_pings_in_plain_text(server: RunningServer, path: str, st
     assert text in answer.text
 
 
+def test_it_answers_404_with_the_reason_for_an_unknown_monitor(server: RunningServer) -> None:
+    for path in ("never-created", "never-created/start", "never-created/0"):
+        answer = http().get(f"{server.url}/ping/{server.key}/{path}")
+        assert answer.status_code == 404
+        assert answer.headers["content-type"].startswith("text/plain")
+        assert "no monitor 'never-created'" in answer.text
+    assert runs(server, "never-created") == []
+    listed = http().get(f"{server.url}/api/0/monitors", headers=server.admin_headers).json()
+    assert "never-created" not in [r["slug"] for r in listed["rejected"]]  # refused at the door
+
+
 def test_it_takes_sentrys_http_check_in_route(server: RunningServer) -> None:
+    create_monitor(server, "sentry-route")
     base = f"{server.url}/api/{server.project_id}/cron/sentry-route/{server.key}/"
     started = http().get(base, params={"status": "in_progress", "check_in_id": "c1", "environment": "prod"})
     assert started.status_code == 202
@@ -97,7 +122,19 @@ def test_it_takes_sentrys_http_check_in_route(server: RunningServer) -> None:
     assert end["source"] == "sentry"
 
 
+def test_it_answers_404_with_the_reason_for_an_unknown_monitor_on_sentrys_route(
+    server: RunningServer,
+) -> None:
+    base = f"{server.url}/api/{server.project_id}/cron/sentry-never-created/{server.key}/"
+    for method in ("GET", "POST"):
+        answer = http().request(method, base, params={"status": "ok"})
+        assert answer.status_code == 404
+        assert "no monitor 'sentry-never-created'" in answer.json()["detail"]
+    assert runs(server, "sentry-never-created") == []
+
+
 def test_it_refuses_a_bad_sentry_check_in(server: RunningServer) -> None:
+    create_monitor(server, "sentry-bad")
     base = f"{server.url}/api/{server.project_id}/cron/sentry-bad/"
     assert http().get(base + server.key + "/", params={"status": "finished"}).status_code == 400
     assert http().get(base + server.key + "/", params={"status": "ok", "duration": "soon"}).status_code == 400

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest_helpers import donation, http, post_native
+from ingest_helpers import create_monitor, donation, http, post_native
 from opswatch.server import app as server_app
 from opswatch.server.testing import running_server
 
@@ -21,6 +21,7 @@ def test_it_answers_healthz(tmp_path: Path) -> None:
 def test_it_exposes_its_counters_in_prometheus_text(tmp_path: Path) -> None:
     with running_server(tmp_path) as server:
         post_native(server, [donation(), donation(), b"{oops", donation(level="loud")])
+        create_monitor(server, "metrics-job")
         http().get(f"{server.url}/ping/{server.key}/metrics-job")
         post_native(server, [donation()], key="f" * 32)
         answer = http().get(f"{server.url}/metrics")

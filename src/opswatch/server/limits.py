@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from .. import _limits as _sdk_limits
+from ..crons import config as _cron_config
 
 KiB: Final = 1024
 MiB: Final = 1024 * KiB
@@ -76,8 +77,9 @@ MAX_EVENT_ID_LENGTH: Final = 64
 #: record says so in ``output_truncated``: a ping must never fail because a log was long.
 MAX_PING_BODY_BYTES: Final = _sdk_limits.MAX_STRING_LENGTH
 
-#: Longest monitor slug in a ping or check-in.
-MAX_SLUG_LENGTH: Final = 128
+#: Longest monitor slug in a ping or check-in: the monitors' own limit (Sentry's too), so a slug ingest
+#: takes can always name a monitor.
+MAX_SLUG_LENGTH: Final = _cron_config.MAX_SLUG_LENGTH
 
 # -- the pipeline ---------------------------------------------------------------------------------------
 
