@@ -126,15 +126,6 @@ class Runtime:
             record["error"] = self.redactor.redact(serialized) if self.redacting else serialized
         return record
 
-    def dispatch(self, record: Record, levelno: int) -> None:
-        """Give ``record`` to every sink whose level it reaches; never raises."""
-        for sink in self.sinks:
-            if levelno >= sink.level:
-                try:
-                    sink.write(record)
-                except Exception as err:
-                    sink.report_failure(err)
-
     def flush(self, timeout: float | None = None) -> bool:
         """Flush every sink within ``timeout`` seconds in total; True when all are drained."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -232,7 +223,7 @@ class _State:
             if levelno < runtime.min_level:
                 return None
             record = runtime.build(levelno, logger, message, bound, fields, error)
-            for sink in runtime.sinks:  # dispatch(), inlined: this runs on every logging call
+            for sink in runtime.sinks:  # every sink whose level the record reaches; a failure is counted
                 if levelno >= sink.level:
                     try:
                         sink.write(record)
