@@ -86,6 +86,21 @@ def test_it_finds_duplicates_spread_over_many_hours(store: DuckDBStore) -> None:
     assert store.append(batch[::3]) == 0
 
 
+def test_it_finds_duplicates_at_neighbouring_and_distant_moments_after_a_restart(store_path: Path) -> None:
+    # Clusters of events a millisecond apart, clusters seconds apart, and a batch past the size at which
+    # the look-up stops naming ids one by one.
+    moments = [NOV_1 + cluster * 7.5 + i * 0.001 for cluster in range(6) for i in range(200)]
+    batch = [log_line(i, at=at) for i, at in enumerate(moments)]
+    with DuckDBStore(store_path) as store:
+        assert store.append(batch) == len(batch)
+    with DuckDBStore(store_path) as store:
+        assert store.append(batch) == 0
+        assert sum(store.append([record]) for record in batch[::97]) == 0
+        assert store.append(batch[::150]) == 0  # one id from each cluster, named one by one
+        assert store.append([*batch[5:9], log_line(5000, at=moments[6])]) == 1
+        assert scalar(store, "SELECT count(*) FROM logs") == len(batch) + 1
+
+
 def test_it_answers_every_caller_of_concurrent_appends(store: DuckDBStore) -> None:
     results: dict[int, int] = {}
 
