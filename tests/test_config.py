@@ -8,7 +8,7 @@ import opswatch
 from opswatch.config import Dsn, Settings
 
 
-def test_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_lets_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSWATCH_SERVICE", "from-env")
     monkeypatch.setenv("OPSWATCH_ENVIRONMENT", "staging")
     settings = Settings.load(service="from-arg")
@@ -16,7 +16,7 @@ def test_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.environment == "staging"
 
 
-def test_environment_falls_back_to_the_plain_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_falls_back_to_the_plain_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
     assert Settings.load().is_production
 
@@ -36,14 +36,32 @@ def test_environment_falls_back_to_the_plain_variable(monkeypatch: pytest.Monkey
         ({"stream": 42}, "stream"),
     ],
 )
-def test_bad_settings_fail_at_init_naming_the_setting(overrides: dict[str, object], named: str) -> None:
+def test_it_fails_at_init_naming_a_bad_setting(overrides: dict[str, object], named: str) -> None:
     with pytest.raises(opswatch.ConfigError) as caught:
         opswatch.init(**overrides)
     assert caught.value.setting.startswith(named)
     assert named in str(caught.value)
 
 
-def test_a_bad_environment_variable_is_named_too(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"dsn": "ftp://sekrit@127.0.0.1/1"},
+        {"dsn": "http://sekrit@[::1/1"},
+        {"slack_webhook_url": "hooks.slack.com/services/T0/B0/sekrit"},
+        {"slack_webhook_url": "https://[sekrit"},
+        {"alert_webhook_url": "https:///hooks/sekrit"},
+    ],
+)
+def test_it_never_echoes_a_secret_bearing_url_in_the_error(overrides: dict[str, object]) -> None:
+    with pytest.raises(opswatch.ConfigError) as caught:
+        opswatch.init(**overrides)
+    (named,) = overrides
+    assert caught.value.setting == named
+    assert "sekrit" not in str(caught.value)
+
+
+def test_it_names_a_bad_environment_variable_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSWATCH_LOG_LEVEL", "loud")
     with pytest.raises(opswatch.ConfigError, match="OPSWATCH_LOG_LEVEL"):
         opswatch.init()
@@ -58,7 +76,7 @@ def test_it_parses_dsns_like_sentry() -> None:
     assert (prefixed.port, prefixed.prefix, prefixed.project) == (443, "/ops", "7")
 
 
-def test_booleans_read_common_spellings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_reads_common_spellings_of_booleans(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SENTRY_ENABLED", "yes")
     monkeypatch.setenv("SENTRY_DSN", "http://k@127.0.0.1:9/1")
     assert Settings.load().sentry_active
@@ -66,7 +84,7 @@ def test_booleans_read_common_spellings(monkeypatch: pytest.MonkeyPatch) -> None
     assert not Settings.load().sentry_active
 
 
-def test_sentry_and_alerts_default_to_production_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_turns_sentry_and_alerts_on_in_production_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SENTRY_DSN", "http://k@127.0.0.1:9/1")
     monkeypatch.setenv("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/hook")
     development = Settings.load()
@@ -75,7 +93,7 @@ def test_sentry_and_alerts_default_to_production_only(monkeypatch: pytest.Monkey
     assert production.sentry_active and production.alerts_active
 
 
-def test_init_returns_the_settings_in_force() -> None:
+def test_it_returns_the_settings_in_force_from_init() -> None:
     settings = opswatch.init(service="donations-api", console=False)
     assert settings.service == "donations-api"
     assert opswatch.settings() is settings

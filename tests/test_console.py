@@ -47,7 +47,7 @@ def test_it_colours_pretty_output_on_a_terminal(monkeypatch: pytest.MonkeyPatch)
     assert not stream.getvalue().startswith("{")
 
 
-def test_no_color_turns_colour_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_turns_colour_off_for_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     stream = TtyStream()
     opswatch.init(stream=stream)
@@ -69,7 +69,7 @@ def test_it_picks_pretty_on_a_terminal_outside_production(tty: bool, environment
     assert is_json == (expected == "json")
 
 
-def test_the_environment_chooses_format_and_level(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_takes_format_and_level_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSWATCH_LOG_FORMAT", "json")
     monkeypatch.setenv("OPSWATCH_LOG_LEVEL", "warning")
     stream = TtyStream()
@@ -102,7 +102,7 @@ def test_it_flushes_errors_at_once_and_buffers_the_rest_until_flush(tmp_path: An
         assert b"can wait" in path.read_bytes()
 
 
-def test_a_closed_stream_never_raises_and_is_reported_once(capsys: Any) -> None:
+def test_it_never_raises_on_a_closed_stream_and_reports_it_once(capsys: Any) -> None:
     stream = io.StringIO()
     opswatch.init(stream=stream, format="json")
     stream.close()
@@ -113,7 +113,7 @@ def test_a_closed_stream_never_raises_and_is_reported_once(capsys: Any) -> None:
     assert err.count("opswatch: the console sink failed") == 1
 
 
-def test_a_broken_pipe_never_raises() -> None:
+def test_it_never_raises_on_a_broken_pipe() -> None:
     read_fd, write_fd = os.pipe()
     os.close(read_fd)
     stream = os.fdopen(write_fd, "w")
@@ -126,7 +126,7 @@ def test_a_broken_pipe_never_raises() -> None:
         stream.close()
 
 
-def test_json_lines_hold_unserializable_values_with_a_marker(json_console: Any) -> None:
+def test_it_writes_unserializable_values_into_json_lines_with_a_marker(json_console: Any) -> None:
     stream = json_console(redact=False)
 
     class Thing:
@@ -143,7 +143,8 @@ def test_json_lines_hold_unserializable_values_with_a_marker(json_console: Any) 
     assert record["tags"] == [1]
 
 
-def test_buffered_lines_are_written_at_exit() -> None:
+@pytest.mark.slow
+def test_it_writes_buffered_lines_at_exit() -> None:
     import subprocess
     import sys
 

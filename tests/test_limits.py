@@ -12,7 +12,7 @@ from opswatch.record import to_json
 from opswatch.redact import Redactor
 
 
-def test_a_string_at_the_limit_is_kept_and_one_past_it_is_cut() -> None:
+def test_it_keeps_a_string_at_the_limit_and_cuts_one_past_it() -> None:
     redactor = Redactor()
     at = "a" * _limits.MAX_STRING_LENGTH
     assert redactor.redact(at) == at
@@ -20,7 +20,7 @@ def test_a_string_at_the_limit_is_kept_and_one_past_it_is_cut() -> None:
     assert cut == at + _limits.TRUNCATION_MARKER
 
 
-def test_depth_at_the_limit_is_kept_and_past_it_is_marked() -> None:
+def test_it_keeps_depth_at_the_limit_and_marks_past_it() -> None:
     def nest(levels: int) -> Any:
         value: Any = "leaf"
         for _ in range(levels):
@@ -31,7 +31,7 @@ def test_depth_at_the_limit_is_kept_and_past_it_is_marked() -> None:
     assert "[depth limit]" in repr(Redactor().redact(nest(_limits.MAX_DEPTH + 1)))
 
 
-def test_containers_keep_their_first_items_and_count_the_rest() -> None:
+def test_it_keeps_the_first_items_of_containers_and_counts_the_rest() -> None:
     size = _limits.MAX_CONTAINER_ITEMS
     assert len(Redactor().redact(list(range(size)))) == size
     longer = Redactor().redact(list(range(size + 5)))
@@ -40,7 +40,7 @@ def test_containers_keep_their_first_items_and_count_the_rest() -> None:
     assert mapping["…"] == "[2 more keys]"
 
 
-def test_an_oversized_record_is_cut_to_the_limit_and_says_so() -> None:
+def test_it_cuts_an_oversized_record_to_the_limit_and_says_so() -> None:
     record = {"timestamp": "t", "level": "info", "message": "m", "blob": "x" * 10_000, "other": ["y" * 100] * 4000}
     data = to_json(record)
     assert len(data) <= _limits.MAX_RECORD_BYTES
@@ -49,12 +49,12 @@ def test_an_oversized_record_is_cut_to_the_limit_and_says_so() -> None:
     assert parsed["message"] == "m"
 
 
-def test_a_record_under_the_limit_is_untouched() -> None:
+def test_it_leaves_a_record_under_the_limit_untouched() -> None:
     record = {"message": "m", "blob": "x" * 1000}
     assert orjson.loads(to_json(record)) == record
 
 
-def test_huge_fields_through_the_logger_are_bounded(json_console: Any) -> None:
+def test_it_bounds_huge_fields_through_the_logger(json_console: Any) -> None:
     stream = json_console()
     opswatch.get_logger("x").info("big", payload=["z" * 16_000] * 40)
     opswatch.flush()

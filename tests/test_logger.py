@@ -286,3 +286,11 @@ def test_it_accepts_a_non_string_message_and_a_non_dict_context(json_console: An
 def test_it_returns_the_same_logger_for_a_name() -> None:
     assert opswatch.get_logger("same") is opswatch.get_logger("same")
     assert opswatch.get_logger("same", a=1) is not opswatch.get_logger("same")
+
+
+def test_it_keeps_the_new_levels_when_init_runs_inside_capture_logs(json_console: Any) -> None:
+    opswatch.init(console=False)
+    with capture_logs():
+        stream = json_console(capture_stdlib=False)  # replaces the runtime capture_logs attached to
+    opswatch.get_logger("after").info("still logged")
+    assert [r["message"] for r in stream.records()] == ["still logged"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -144,7 +145,7 @@ def test_it_rejects_malformed_paths(path: str) -> None:
         parse_path(path)
 
 
-def test_a_malformed_path_fails_at_init_naming_the_setting() -> None:
+def test_it_fails_at_init_naming_the_setting_for_a_malformed_path() -> None:
     with pytest.raises(opswatch.ConfigError, match="redact_paths"):
         opswatch.init(redact_paths=["a..b"])
 
@@ -223,6 +224,31 @@ def test_it_does_not_raise_for_objects_whose_repr_raises() -> None:
     assert "unserializable Broken" in redact({"b": Broken()})["b"]
 
 
+def test_it_keeps_the_other_fields_when_one_cannot_be_walked() -> None:
+    class BrokenMapping(Mapping[str, Any]):
+        def __getitem__(self, key: str) -> Any:
+            raise KeyError(key)
+
+        def __iter__(self) -> Iterator[str]:
+            raise RuntimeError("no")
+
+        def __len__(self) -> int:
+            return 1
+
+    class BrokenKey:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    out = redact({"ok": "kept", "broken": BrokenMapping(), BrokenKey(): 1, "password": BrokenMapping()})
+    assert out == {"ok": "kept", "broken": "[unredactable: RuntimeError]", "password": CENSOR}
+
+
+def test_it_redacts_secrets_and_emails_used_as_keys() -> None:
+    out = redact({"per_user": {"ann@example.com": 3}, "sk_live_abcdefghijkl": "x"})
+    assert out == {"per_user": {"a***@example.com": 3}, CENSOR: "x"}
+    assert redact({"ann@example.com": 3}, enabled=False) == {"ann@example.com": 3}
+
+
 def test_it_redacts_messages_fields_and_exception_messages_in_records() -> None:
     opswatch.init(console=False)
     from opswatch.testing import capture_logs
@@ -240,7 +266,7 @@ def test_it_redacts_messages_fields_and_exception_messages_in_records() -> None:
     assert "4242" not in record["error"]["message"]
 
 
-def test_redaction_can_be_turned_off() -> None:
+def test_it_can_turn_redaction_off() -> None:
     opswatch.init(console=False, redact=False)
     from opswatch.testing import capture_logs
 

@@ -91,7 +91,7 @@ def survivors(value: Any) -> list[Any]:
 
 @settings(max_examples=300, deadline=None)
 @given(tree)
-def test_no_planted_secret_survives_the_redactor(value: Any) -> None:
+def test_it_lets_no_planted_secret_survive_the_redactor(value: Any) -> None:
     out = Redactor().redact({"field": value})
     assert_clean(orjson.dumps(out).decode())
     assert survivors(strip_secrets(out)) == survivors(strip_secrets({"field": value}))
@@ -99,7 +99,7 @@ def test_no_planted_secret_survives_the_redactor(value: Any) -> None:
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(message=planted(), fields=st.dictionaries(safe_key, tree, max_size=4))
-def test_no_planted_secret_reaches_any_console_format(message: str, fields: dict[str, Any]) -> None:
+def test_it_lets_no_planted_secret_reach_any_console_format(message: str, fields: dict[str, Any]) -> None:
     for fmt in ("json", "pretty"):
         stream = io.StringIO()
         opswatch.init(stream=stream, format=fmt, level="trace", capture_stdlib=False)

@@ -245,7 +245,7 @@ def test_it_cuts_long_tags_and_makes_up_a_missing_event_id() -> None:
 # -- the fake server itself understands every body shape -------------------------------------------------
 
 
-def test_the_fake_server_reads_items_with_and_without_length() -> None:
+def test_it_has_a_fake_server_that_reads_items_with_and_without_length() -> None:
     body = (
         b'{"event_id":"' + b"a" * 32 + b'"}\n'
         b'{"type":"event","length":13}\n{"message":1}\n'
@@ -258,3 +258,28 @@ def test_the_fake_server_reads_items_with_and_without_length() -> None:
                                                  ("attachment", None)]
     assert decode_body(gzip.compress(body), "gzip") == body
     assert decode_body(brotli.compress(body), "br") == body
+
+
+def test_it_sends_nothing_of_the_apps_scope_or_stack_through_the_apps_client(fake_sentry: FakeSentry) -> None:
+    sentry_sdk.init(
+        dsn=fake_sentry.dsn,
+        attach_stacktrace=True,  # would add the live stack, local variables included, to message events
+        auto_session_tracking=False,
+        send_client_reports=False,
+        default_integrations=False,
+    )
+    sentry_sdk.add_breadcrumb(message="login with password hunter2-breadcrumb")
+    sentry_sdk.set_user({"email": "ann@example.com"})
+    opswatch.init(console=False, capture_stdlib=False, sentry_dsn=fake_sentry.dsn, sentry_enabled=True)
+
+    def checkout() -> None:
+        card = "4242 4242 4242 4242-local"  # a local variable sentry-sdk would ship with the stack
+        log.error("Checkout failed", operation="checkout", card_last4=card[-10:-6])
+
+    checkout()
+    opswatch.flush(5)
+    (event,) = fake_sentry.wait_for(lambda s: s.items_of("event"))
+    raw = b"".join(item.payload for envelope in fake_sentry.envelopes for item in envelope.items)
+    for secret in (b"hunter2-breadcrumb", b"ann@example.com", b"4242 4242 4242 4242-local"):
+        assert secret not in raw
+    assert event["logentry"]["formatted"] == "Checkout failed"

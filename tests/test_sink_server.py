@@ -701,3 +701,19 @@ def test_it_delivers_through_opswatch_init_into_a_real_server_exactly_once(tmp_p
             again.close(2.0)
         assert len(server.ctx.store.tail(operation="donations.create.success").records) == 1
         opswatch.shutdown(2.0)
+
+
+def test_it_stops_its_thread_when_a_later_sink_fails_init(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        opswatch.init(
+            dsn="http://k@127.0.0.1:9/1",
+            spool_dir=str(tmp_path / "spool"),
+            console=False,
+            sentry_dsn="https://key@sentry.example.com/not-a-number",
+            sentry_enabled=True,
+        )
+    assert caught.value.setting == "sentry_dsn"
+    deadline = time.monotonic() + 5
+    while any(t.name == THREAD_NAME for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.name == THREAD_NAME for t in threading.enumerate())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,10 +22,29 @@ def root_handlers() -> Any:
     root.setLevel(saved[1])
 
 
-def test_it_routes_stdlib_records_with_extra_fields_and_exc_info(json_console: Any, root_handlers: Any) -> None:
+@pytest.fixture
+def set_level() -> Iterator[Callable[[str, int], logging.Logger]]:
+    """``set_level(name, level)`` sets a named logger's level; the logger's level and propagation are put
+    back afterwards (a ``sqlalchemy.engine`` left at INFO would log every SQL statement of later tests)."""
+    saved: list[tuple[logging.Logger, int, bool]] = []
+
+    def set_level(name: str, level: int) -> logging.Logger:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        logger.setLevel(level)
+        return logger
+
+    yield set_level
+    for logger, level, propagate in reversed(saved):
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def test_it_routes_stdlib_records_with_extra_fields_and_exc_info(
+    json_console: Any, root_handlers: Any, set_level: Any
+) -> None:
     stream = json_console()
-    log = logging.getLogger("sqlalchemy.engine")
-    log.setLevel(logging.INFO)
+    log = set_level("sqlalchemy.engine", logging.INFO)
     log.info("SELECT %s rows", 3, extra={"operation": "db.donations.select", "duration_ms": 4.2})
     try:
         raise TimeoutError("pool exhausted")
@@ -37,10 +57,9 @@ def test_it_routes_stdlib_records_with_extra_fields_and_exc_info(json_console: A
     assert second["error"]["type"] == "TimeoutError"
 
 
-def test_it_maps_stdlib_levels(json_console: Any, root_handlers: Any) -> None:
+def test_it_maps_stdlib_levels(json_console: Any, root_handlers: Any, set_level: Any) -> None:
     stream = json_console()
-    log = logging.getLogger("levels")
-    log.setLevel(logging.DEBUG)
+    log = set_level("levels", logging.DEBUG)
     for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL):
         log.log(level, "m")
     assert [r["level"] for r in stream.records() if r["logger"] == "levels"] == [
@@ -62,13 +81,12 @@ def test_it_prints_each_line_once_replacing_the_roots_stream_handlers(root_handl
     assert "after shutdown" in plain.getvalue()
 
 
-def test_it_takes_over_uvicorns_non_propagating_loggers(root_handlers: Any) -> None:
-    uvicorn = logging.getLogger("uvicorn.error")
+def test_it_takes_over_uvicorns_non_propagating_loggers(root_handlers: Any, set_level: Any) -> None:
+    uvicorn = set_level("uvicorn.error", logging.INFO)
     own = io.StringIO()
     handler = logging.StreamHandler(own)
     uvicorn.addHandler(handler)
     uvicorn.propagate = False
-    uvicorn.setLevel(logging.INFO)
     try:
         stream = io.StringIO()
         opswatch.init(stream=stream, format="json")
@@ -94,3 +112,11 @@ def test_it_can_leave_the_stdlib_alone(root_handlers: Any) -> None:
     opswatch.init(stream=stream, format="json", capture_stdlib=False)
     logging.getLogger("quiet").error("not ours")
     assert "not ours" not in stream.getvalue()
+
+
+def test_it_puts_the_roots_default_level_back_at_shutdown(root_handlers: Any) -> None:
+    root_handlers.setLevel(logging.WARNING)
+    opswatch.init(stream=io.StringIO(), format="json")
+    assert root_handlers.level == logging.INFO  # info from libraries reaches opswatch while installed
+    opswatch.shutdown()
+    assert root_handlers.level == logging.WARNING

@@ -73,13 +73,15 @@ class Runtime:
         """Attach a sink (used by ``opswatch.testing``)."""
         self.sinks = [*self.sinks, sink]
         self._recompute()
-        STATE.min_level = self.min_level
+        if STATE.runtime is self:  # a runtime replaced meanwhile (init inside capture_logs) no longer counts
+            STATE.min_level = self.min_level
 
     def remove_sink(self, sink: Sink) -> None:
         """Detach a sink added with ``add_sink``."""
         self.sinks = [s for s in self.sinks if s is not sink]
         self._recompute()
-        STATE.min_level = self.min_level
+        if STATE.runtime is self:  # a runtime replaced meanwhile (init inside capture_logs) no longer counts
+            STATE.min_level = self.min_level
 
     def build(
         self,
@@ -164,22 +166,32 @@ def _level_name(levelno: int) -> str:
 
 
 def build_sinks(settings: Settings) -> list[Sink]:
-    """The console sink (unless disabled) and every optional sink that applies to ``settings``."""
+    """The console sink (unless disabled) and every optional sink that applies to ``settings``.
+
+    When one of them fails (``ConfigError``), the ones already built are closed before the error goes on:
+    a failed ``init`` leaves no transport thread or Sentry client behind.
+    """
     from .sinks.console import ConsoleSink
 
     sinks: list[Sink] = []
-    if settings.console:
-        sinks.append(ConsoleSink.from_settings(settings))
-    for module_name, function in OPTIONAL_SINKS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name == module_name:  # not built yet in this checkout / extra not installed
-                continue
-            raise
-        sink = getattr(module, function)(settings)
-        if sink is not None:
-            sinks.append(sink)
+    try:
+        if settings.console:
+            sinks.append(ConsoleSink.from_settings(settings))
+        for module_name, function in OPTIONAL_SINKS:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as err:
+                if err.name == module_name:  # not built yet in this checkout / extra not installed
+                    continue
+                raise
+            sink = getattr(module, function)(settings)
+            if sink is not None:
+                sinks.append(sink)
+    except BaseException:
+        for built in sinks:
+            with contextlib.suppress(Exception):
+                built.close(0.5)
+        raise
     return sinks
 
 

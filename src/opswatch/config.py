@@ -13,7 +13,7 @@ import socket
 import sys
 from collections.abc import Mapping, Sequence
 from typing import IO, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .record import DEBUG, INFO, parse_level
 
@@ -49,10 +49,12 @@ class Dsn:
 
     @classmethod
     def parse(cls, value: str, setting: str = "dsn") -> Dsn:
-        """Parse ``value`` or raise ``ConfigError`` naming ``setting``."""
-        parts = urlsplit(value.strip())
+        """Parse ``value`` or raise ``ConfigError`` naming ``setting`` (the message never echoes the key)."""
+        parts = _split_url(value.strip(), setting)
         if parts.scheme not in ("http", "https"):
-            raise ConfigError(setting, f"{value!r} is not a DSN: expected http(s)://KEY@HOST[:PORT]/PROJECT")
+            raise ConfigError(
+                setting, f"{_url_shape(value)} is not a DSN: expected http(s)://KEY@HOST[:PORT]/PROJECT"
+            )
         if not parts.username:
             raise ConfigError(setting, "the DSN has no key (expected http(s)://KEY@HOST[:PORT]/PROJECT)")
         if not parts.hostname:
@@ -218,6 +220,24 @@ def _default_service() -> str:
     return name if name and name not in ("-c", "-m", "python", "python3") else "python"
 
 
+def _split_url(value: str, setting: str) -> SplitResult:
+    try:
+        return urlsplit(value)
+    except ValueError as err:  # "Invalid IPv6 URL" and the like
+        raise ConfigError(setting, f"not a valid URL ({err})") from None
+
+
+def _url_shape(value: Any) -> str:
+    """What a bad URL or DSN looks like, without echoing it: webhook URLs and DSNs carry secrets."""
+    if not isinstance(value, str):
+        return type(value).__name__
+    try:
+        scheme = urlsplit(value).scheme
+    except ValueError:
+        scheme = ""
+    return f"a URL with scheme {scheme!r}" if scheme else "text with no http(s):// scheme"
+
+
 def _convert(name: str, source: str, kind: str, value: Any) -> Any:
     """Turn a raw value into the setting's type; ``source`` is what the user wrote (argument or variable)."""
     where = name if source == name else f"{name} (from {source})"
@@ -253,10 +273,10 @@ def _convert(name: str, source: str, kind: str, value: Any) -> Any:
     if kind == "url":
         if value is None:
             return None
-        if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
-            raise ConfigError(where, f"expected an http(s) URL, got {value!r}")
+        if not isinstance(value, str) or _split_url(value, where).scheme not in ("http", "https"):
+            raise ConfigError(where, f"expected an http(s) URL, got {_url_shape(value)}")
         if not urlsplit(value).hostname:
-            raise ConfigError(where, f"the URL {value!r} has no host")
+            raise ConfigError(where, "the URL has no host")
         return value
     if kind == "stream":
         if value is not None and not callable(getattr(value, "write", None)):

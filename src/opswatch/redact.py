@@ -217,6 +217,8 @@ class Redactor:
         self.max_depth = max_depth
         self.cache_size = cache_size
         self._key_cache: dict[str, bool] = {}
+        #: Keys that themselves hold a secret shape (an email used as a key ...), to their redacted form.
+        self._key_names: dict[str, str] = {}
         self._str_cache: dict[str, str] = {}
 
     # -- public -----------------------------------------------------------------------------------
@@ -228,7 +230,12 @@ class Redactor:
             verdict = _key_is_secret(key_words(key), self.extra_keys)
             if len(self._key_cache) >= self.cache_size:
                 self._key_cache.clear()
+                self._key_names.clear()
             self._key_cache[key] = verdict
+            if self.enabled and may_hold_secret(key):
+                scrubbed = self._scrub(key[: self.max_string])
+                if scrubbed != key:
+                    self._key_names[key] = scrubbed
         return verdict
 
     def redact_text(self, text: str) -> str:
@@ -253,12 +260,35 @@ class Redactor:
         """Return a redacted, serializable copy of ``value`` (a record's user part, usually a dict)."""
         try:
             result = self._walk(value, 0, set())
+        except Exception as err:  # never raise into the caller: keep a marker instead of the value
+            result = self._salvage(value, err)
+        try:
             if self.paths and isinstance(result, dict):
                 for path in self.paths:
                     self._apply_path(result, path)
-            return result
-        except Exception as err:  # never raise into the caller: keep a marker instead of the value
-            return f"[unredactable: {type(err).__name__}]"
+        except Exception as err:
+            result = _marker(err) if not isinstance(value, Mapping) else {"…": _marker(err)}
+        return result
+
+    def _salvage(self, value: Any, err: Exception) -> Any:
+        """After a failed walk: a mapping stays a mapping, each field that cannot be walked a marker."""
+        if not isinstance(value, Mapping):
+            return _marker(err)
+        try:
+            items = list(value.items())
+        except Exception as items_err:
+            return {"…": _marker(items_err)}
+        out: dict[str, Any] = {}
+        for key, item in items:
+            try:
+                out.update(self._walk({key: item}, 0, set()))
+            except Exception as item_err:
+                try:
+                    name = self._walk({key: None}, 0, set())  # the key alone, redacted like any key
+                except Exception:
+                    continue  # a key that cannot even be printed is left out
+                out.update(dict.fromkeys(name, _marker(item_err)))
+        return out
 
     # -- the walk ---------------------------------------------------------------------------------
 
@@ -304,6 +334,7 @@ class Redactor:
             items = itertools.islice(items, _limits.MAX_CONTAINER_ITEMS)
         enabled = self.enabled
         key_cache = self._key_cache
+        key_names = self._key_names
         str_cache = self._str_cache
         for key, item in items:
             name = key if type(key) is str else str(key)
@@ -312,6 +343,8 @@ class Redactor:
                 secret = key_cache.get(name)
                 if secret is None:
                     secret = self.key_is_secret(name)
+                if key_names and name in key_names:  # rare: a key shaped like a secret or an email
+                    name = key_names[name]
                 if secret and item is not None and kind is not bool:
                     if not self.remove:
                         out[name] = self.censor
@@ -367,6 +400,10 @@ class Redactor:
                     self._apply_path(node[index], rest)
                 else:
                     node[index] = self.censor
+
+
+def _marker(err: BaseException) -> str:
+    return f"[unredactable: {type(err).__name__}]"
 
 
 def _plain(value: Any) -> Any:

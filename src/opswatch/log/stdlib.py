@@ -74,11 +74,13 @@ class OpswatchHandler(logging.Handler):
 
 _installed: OpswatchHandler | None = None
 _saved: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
+#: ``(level the root had, level install gave it)`` when install lowered the root's default level.
+_root_level: tuple[int, int] | None = None
 
 
 def install(level: int = logging.NOTSET, loggers: tuple[str, ...] = DEFAULT_NON_PROPAGATING) -> None:
     """Route stdlib logging through opswatch (idempotent)."""
-    global _installed
+    global _installed, _root_level
     if _installed is not None:
         return
     handler = OpswatchHandler(level)
@@ -95,15 +97,23 @@ def install(level: int = logging.NOTSET, loggers: tuple[str, ...] = DEFAULT_NON_
         if target is not root:
             target.propagate = False
     if root.level == logging.WARNING:  # the untouched default; let info through as opswatch's default does
-        root.setLevel(logging.DEBUG if STATE.min_level <= DEBUG else logging.INFO)
+        lowered = logging.DEBUG if STATE.min_level <= DEBUG else logging.INFO
+        _root_level = (root.level, lowered)
+        root.setLevel(lowered)
     _installed = handler
 
 
 def uninstall() -> None:
-    """Undo ``install``: remove the handler and put the saved handlers back."""
-    global _installed
+    """Undo ``install``: remove the handler, put the saved handlers back and the root's level (unless the
+    application changed it meanwhile)."""
+    global _installed, _root_level
     if _installed is None:
         return
+    if _root_level is not None:
+        root = logging.getLogger()
+        if root.level == _root_level[1]:
+            root.setLevel(_root_level[0])
+        _root_level = None
     for target, handlers, propagate in _saved:
         target.removeHandler(_installed)
         for handler in handlers:

@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Any
 
-from ..record import LEVEL_NUMBERS, Record
+from ..record import Record
 
 
 class Sink:
@@ -55,8 +55,3 @@ class Sink:
     def stats(self) -> dict[str, Any]:
         """Counters for diagnostics: failures and drops."""
         return {"failures": self.failures, "dropped": self.dropped}
-
-
-def record_level(record: Record) -> int:
-    """The level number of a record."""
-    return LEVEL_NUMBERS.get(record.get("level", "info"), 20)

@@ -6,7 +6,8 @@ Active when ``SENTRY_DSN`` is set and forwarding is on (production, or ``SENTRY_
 DSN, environment and release and none of sentry-sdk's integrations (opswatch already captures logging,
 and Sentry's would send the same error twice).
 
-Events are built from the record, never from the live exception: the record is already redacted, so
+Events are built from the record, never from the live exception, and sent without the application's
+Sentry scope (breadcrumbs, user, request data) or a live stack: the record is already redacted, so
 what reaches Sentry is exactly what every other sink saw. ``error`` (``{type, message, stack, cause}``)
 becomes Sentry's ``exception`` (oldest first, frames caller to callee), ``operation`` a tag, the other
 fields the ``fields`` context; an error logged without an exception is sent as a message event.
@@ -101,10 +102,13 @@ class SentrySink(Sink):
         logger = record.get("logger")
         if isinstance(logger, str) and logger.startswith("sentry_sdk"):
             return  # sentry-sdk's own complaints, through the stdlib bridge: sending them could loop
-        import sentry_sdk
-
         event: Any = build_event(record)  # a plain dict with the keys of sentry-sdk's Event TypedDict
-        if sentry_sdk.capture_event(event) is None:
+        if "exception" not in event:
+            # An (empty) threads list stops ``attach_stacktrace`` adding the live stack, locals included.
+            event["threads"] = {"values": []}
+        # Straight to the client, with no scope: the app's scopes (breadcrumbs, user, request data, event
+        # processors) are not redacted and have no place on an event built from a redacted record.
+        if self._client.capture_event(event, scope=None) is None:
             self.dropped += 1
 
     def _check_in(self, record: Record) -> None:
