@@ -429,3 +429,10 @@ def test_it_takes_a_form_up_to_its_size_limit_and_refuses_a_byte_more(server: Ru
     at_limit = post(MAX_FORM_BYTES)
     assert at_limit.status_code == 400 and "characters long" in at_limit.text  # read, then refused as SQL
     assert post(MAX_FORM_BYTES + 1).status_code == 413
+
+
+def test_it_refuses_a_session_cookie_whose_time_is_not_ascii_digits() -> None:
+    token = "the-admin-token"
+    good = session.new_session(token, 1_000)
+    assert session.session_valid(good, token, 1_000)
+    assert not session.session_valid("²³." + good.partition(".")[2], token, 1_000)  # no ValueError

@@ -138,6 +138,11 @@ def test_it_answers_events_as_well_as_logs(store: DuckDBStore, month: list[dict[
         ("SELECT level FROM logs WHERE EXISTS (SELECT * FROM glob('/*'))", "table functions"),
         ("SELECT current_setting('threads')", "current_setting is not allowed"),
         ("SELECT FROM WHERE", "does not parse"),
+        # a CTE's name lets nothing through outside its scope: these read DuckDB's catalog views
+        ("SELECT * FROM (WITH duckdb_databases AS (SELECT 1) SELECT 1) s, duckdb_databases", "unknown table"),
+        ("WITH sqlite_master AS (SELECT * FROM sqlite_master) SELECT * FROM sqlite_master", "unknown table"),
+        ("WITH a AS (SELECT * FROM event_rows), event_rows AS (SELECT 1) SELECT * FROM a", "unknown table"),
+        ("WITH RECURSIVE event_rows AS (SELECT * FROM event_rows UNION ALL SELECT 1) SELECT 1", "unknown table"),
     ],
 )
 def test_it_refuses_what_is_not_a_single_read_only_select(sql: str, reason: str) -> None:
@@ -158,6 +163,19 @@ def test_it_allows_ctes_subqueries_and_set_operations() -> None:
         "UNION ALL SELECT church_id, 0 FROM events"
     )
     assert "WITH top AS" in check_sql(sql, PLAIN).sql
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH a AS (SELECT 1 AS n), b AS (SELECT n FROM a) SELECT * FROM b",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) SELECT * FROM t",
+        "SELECT * FROM (WITH a AS (SELECT level FROM logs) SELECT * FROM a) s",
+        "WITH a AS (SELECT 1 AS n) SELECT * FROM (SELECT * FROM a) s WHERE n IN (SELECT n FROM a)",
+    ],
+)
+def test_it_lets_a_query_read_its_ctes_where_they_are_in_scope(sql: str) -> None:
+    assert check_sql(sql, PLAIN).sql
 
 
 def test_it_finds_snake_case_fields_by_their_camel_case_names() -> None:

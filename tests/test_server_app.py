@@ -81,3 +81,19 @@ def test_it_raises_when_a_listed_module_fails_to_import_for_another_reason(
     monkeypatch.setattr(server_app, "SUBSYSTEMS", ["broken_extension:install"])
     with pytest.raises(ModuleNotFoundError, match="a_module_that_is_not_installed"), running_server(tmp_path):
         pass
+
+
+def test_it_answers_400_not_500_for_numbers_past_the_databases_range(tmp_path: Path) -> None:
+    client = http()
+    with running_server(tmp_path) as server:
+        huge = 10**30
+        for method, path, body in (
+            ("GET", f"/api/0/issues/{huge}", None),
+            ("GET", f"/api/0/projects/{huge}/keys", None),
+            ("POST", "/api/0/monitors", {"slug": "nightly", "schedule": "0 2 * * *", "project_id": huge}),
+            ("GET", f"/api/0/events?after={huge}", None),
+        ):
+            response = client.request(method, server.url + path, json=body, headers=server.admin_headers)
+            assert 400 <= response.status_code < 500, (path, response.status_code)
+            assert response.json()["detail"]
+

@@ -1,4 +1,5 @@
-"""The admin API, client side, for the commands that talk to a running server (projects, tail).
+"""The admin API, client side, for the commands that talk to a running server (projects, tail,
+issues, crons, query).
 
 ``--url`` (default ``OPSWATCH_URL`` or http://127.0.0.1:8321) and the admin token from
 ``OPSWATCH_ADMIN_TOKEN`` (or ``--token``). Errors become a one-line ``CommandError``.
@@ -49,17 +50,31 @@ def client(args: argparse.Namespace) -> httpx.Client:
 
 
 def call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    """``method path`` on the server; the JSON answer, or ``CommandError`` with the server's reason."""
+    """``method path`` on the server; the JSON answer (None for an empty one), or ``CommandError`` with
+    the server's reason."""
     try:
         response = http.request(method, path, **kwargs)
     except httpx.HTTPError as err:
         raise CommandError(f"cannot reach the server at {http.base_url}: {err}") from None
     if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = None
+        detail = _detail(response)
         if response.status_code == 401:
             detail = "the admin token was refused (check OPSWATCH_ADMIN_TOKEN)"
         raise CommandError(f"{detail or response.reason_phrase} (HTTP {response.status_code})")
-    return response.json()
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise CommandError(f"the server at {http.base_url} did not answer JSON (is it opswatch?)") from None
+
+
+def _detail(response: httpx.Response) -> str | None:
+    """The reason in an error answer: ``{"detail": "..."}``, or FastAPI's list of validation errors."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(detail, list):
+        detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+    return str(detail) if detail else None

@@ -1,25 +1,20 @@
 """``opswatch crons``: list, show, create, edit, pause, resume and delete the cron monitors of a server.
 
 Talks to ``/api/0/monitors`` at ``--url`` (default ``OPSWATCH_URL`` or http://127.0.0.1:8321) with the
-admin token from ``OPSWATCH_ADMIN_TOKEN``. Tables for people, ``--format json`` for programs. Durations
-take a unit (``90s``, ``5m``, ``2h``); a bare number is minutes, Sentry's unit.
+admin token from ``OPSWATCH_ADMIN_TOKEN`` (or ``--token``). Tables for people, ``--format json`` for
+programs. Durations take a unit (``90s``, ``5m``, ``2h``); a bare number is minutes, Sentry's unit.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from typing import Any
 
-import httpx
+from . import CommandError, _admin_api
 
-from . import CommandError
-
-DEFAULT_URL = "http://127.0.0.1:8321"
-TIMEOUT = 15.0
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _SETTINGS = (
     ("schedule", "schedule", str),
@@ -79,8 +74,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", type=int, help="the project id (when a slug is used by several)")
-    parser.add_argument("--url", default=None, help=f"server URL (default OPSWATCH_URL or {DEFAULT_URL})")
-    parser.add_argument("--format", choices=("table", "json"), default="table")
+    _admin_api.add_arguments(parser)
 
 
 def _setting_options(parser: argparse.ArgumentParser, *, required_schedule: bool) -> None:
@@ -101,29 +95,8 @@ def _setting_options(parser: argparse.ArgumentParser, *, required_schedule: bool
 
 
 def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
-    base = (args.url or os.environ.get("OPSWATCH_URL") or DEFAULT_URL).rstrip("/")
-    token = os.environ.get("OPSWATCH_ADMIN_TOKEN", "")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
-            answer = client.request(method, base + path, headers=headers, **kwargs)
-    except httpx.HTTPError as err:
-        raise CommandError(f"cannot reach the server at {base}: {err}") from None
-    if answer.status_code in (401, 403):
-        raise CommandError("the server refused the admin token (set OPSWATCH_ADMIN_TOKEN)")
-    if answer.status_code >= 400:
-        raise CommandError(_reason(answer))
-    return answer.json() if answer.content else None
-
-
-def _reason(answer: httpx.Response) -> str:
-    try:
-        detail = answer.json().get("detail")
-    except (ValueError, AttributeError):
-        detail = None
-    if isinstance(detail, list):  # FastAPI's validation errors
-        detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
-    return str(detail or f"the server answered {answer.status_code}")
+    with _admin_api.client(args) as http:
+        return _admin_api.call(http, method, path, **kwargs)
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from types import ModuleType
 
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from .._version import __version__
@@ -109,6 +109,12 @@ class OpswatchApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+async def _out_of_range(_request: Request, _exc: Exception) -> Response:
+    """400 for a number too large for the state database or a duration (``/api/0/issues/1e30``,
+    ``"duration": 1e308``): request data, so a 4xx with the reason, never a 500."""
+    return JSONResponse({"detail": "a number in the request is out of range"}, status_code=400)
+
+
 def create_app(ctx: ServerContext) -> FastAPI:
     """The application for ``ctx``: subsystems installed, every available router included."""
     install_subsystems(ctx)
@@ -131,6 +137,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.fast_paths = []
+    app.add_exception_handler(OverflowError, _out_of_range)
     for name in ROUTERS:
         module = _import_optional(name if "." in name else f"opswatch.server.api.{name}")
         if module is None:

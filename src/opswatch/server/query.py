@@ -6,9 +6,9 @@ ClickHouse store will reuse the same checks with its dialect) and refuses, with 
 
 * anything but exactly one ``SELECT`` (``WITH ... SELECT``, ``UNION`` ...): no DDL/DML, ``COPY``,
   ``ATTACH``, ``PRAGMA``, ``SET``, ``INSTALL``/``LOAD``, ``SELECT ... INTO``, several statements;
-* tables other than the store's views (``logs``, alias ``events``) and the query's own CTEs; qualified
-  names (``main.event_rows``); table functions (``read_csv``, ``query``, ``range`` ...) and quoted file
-  names (``FROM 'x.csv'``);
+* tables other than the store's views (``logs``, alias ``events``) and the query's own CTEs where they
+  are in scope; qualified names (``main.event_rows``); table functions (``read_csv``, ``query``,
+  ``range`` ...) and quoted file names (``FROM 'x.csv'``);
 * functions that reach outside the database (``read_*``, ``glob``, ``query``, ``*_scan``, ...).
 
 The store's connection has external access disabled and its configuration locked as well, so a check
@@ -176,7 +176,6 @@ def _check_tree(root: exp.Expr, schema: SchemaInfo) -> None:
     if forbidden is not None:
         raise QueryRefused(f"only SELECT queries are allowed; {_kind(forbidden)} is not")
     allowed = {name.lower() for name in schema.tables}
-    ctes = {cte.alias_or_name.lower() for cte in root.find_all(exp.CTE)}
     tables = ", ".join(schema.tables)
     for table in root.find_all(exp.Table):
         source = table.this
@@ -186,7 +185,7 @@ def _check_tree(root: exp.Expr, schema: SchemaInfo) -> None:
             shown = table.sql(dialect=DIALECT)
             raise QueryRefused(f"qualified table names are not allowed ({shown}); query {tables}")
         name = table.name.lower()
-        if name not in allowed and name not in ctes:
+        if name not in allowed and name not in _visible_ctes(table):
             raise QueryRefused(f"unknown table {table.name!r}; the tables are {tables}")
     for node in root.find_all(exp.Func):
         name = _function_name(node).lower()
@@ -196,6 +195,48 @@ def _check_tree(root: exp.Expr, schema: SchemaInfo) -> None:
             or name.endswith(_FORBIDDEN_SUFFIXES)
         ):
             raise QueryRefused(f"the function {name} is not allowed (no file, network or system access)")
+
+
+def _visible_ctes(table: exp.Table) -> set[str]:
+    """The CTE names ``table`` can refer to, the way DuckDB binds them (lower case).
+
+    A CTE is visible in the body of the query that defines it and in the CTEs defined after it in the
+    same ``WITH``; a CTE sees itself only as the recursive (right) side of ``WITH RECURSIVE ... UNION``.
+    Anything else with a CTE's name is a catalog table (``WITH x AS (SELECT * FROM x)`` reads the
+    catalog's ``x``), so a CTE in one scope never lets a name through in another.
+    """
+    names: set[str] = set()
+    child: exp.Expr = table
+    node = table.parent
+    while node is not None:
+        if isinstance(node, exp.With):
+            if isinstance(child, exp.CTE):
+                ctes = list(node.expressions)
+                position = next(i for i, cte in enumerate(ctes) if cte is child)
+                names.update(cte.alias_or_name.lower() for cte in ctes[:position])
+                body = child.this
+                if (
+                    node.args.get("recursive")
+                    and isinstance(body, exp.Union)
+                    and _contains(body.expression, table)
+                ):
+                    names.add(child.alias_or_name.lower())
+        else:
+            with_ = node.args.get("with_")
+            if isinstance(with_, exp.With) and child is not with_:
+                names.update(cte.alias_or_name.lower() for cte in with_.expressions)
+        child, node = node, node.parent
+    return names
+
+
+def _contains(tree: exp.Expr, node: exp.Expr) -> bool:
+    """Whether ``node`` is ``tree`` or inside it."""
+    current: exp.Expr | None = node
+    while current is not None:
+        if current is tree:
+            return True
+        current = current.parent
+    return False
 
 
 def _function_name(node: exp.Expr) -> str:
@@ -250,13 +291,16 @@ def _leave_aliases_out_of_stars(root: exp.Expr, schema: SchemaInfo) -> None:
     if not schema.aliases:
         return
     views = {name.lower() for name in schema.tables}
-    ctes = {cte.alias_or_name.lower() for cte in root.find_all(exp.CTE)}
     for select in root.find_all(exp.Select):
         source = select.args.get("from_")
         if source is None or select.args.get("joins"):
             continue
         table = source.this
-        if not isinstance(table, exp.Table) or table.name.lower() not in views or table.name.lower() in ctes:
+        if (
+            not isinstance(table, exp.Table)
+            or table.name.lower() not in views
+            or table.name.lower() in _visible_ctes(table)
+        ):
             continue
         for projection in select.expressions:
             star = projection if isinstance(projection, exp.Star) else None

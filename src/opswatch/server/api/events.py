@@ -26,11 +26,11 @@ router = APIRouter(prefix="/api/0/events", tags=["events"], dependencies=[Depend
 @router.get("")
 async def list_events(
     request: Request,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     level: str | None = None,
     operation: Annotated[str | None, Query(max_length=200)] = None,
     text: Annotated[str | None, Query(max_length=200)] = None,
-    project: Annotated[int | None, Query(ge=1)] = None,
+    project: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     kind: str | None = None,
     limit: Annotated[int, Query(ge=1, le=limits.TAIL_MAX_LIMIT)] = 100,
 ) -> Response:

@@ -24,16 +24,19 @@ from ._answers import durable, run_ingest
 
 router = APIRouter(tags=["pings"])
 
-_METHODS = ["GET", "POST", "HEAD"]
 
-
-@router.api_route("/ping/{key}/{slug}", methods=_METHODS)
+# One route per method (not ``api_route(methods=[...])``), so each has its own OpenAPI operation id.
+@router.get("/ping/{key}/{slug}")
+@router.post("/ping/{key}/{slug}")
+@router.head("/ping/{key}/{slug}")
 async def ping(key: str, slug: str, request: Request) -> Response:
     """Success."""
     return await _ping(request, key, slug, "")
 
 
-@router.api_route("/ping/{key}/{slug}/{action}", methods=_METHODS)
+@router.get("/ping/{key}/{slug}/{action}")
+@router.post("/ping/{key}/{slug}/{action}")
+@router.head("/ping/{key}/{slug}/{action}")
 async def ping_action(key: str, slug: str, action: str, request: Request) -> Response:
     """``start``, ``fail`` or an exit code 0-255."""
     return await _ping(request, key, slug, action)

@@ -269,7 +269,7 @@ async def issue_action(request: Request, issue_id: int, action: str) -> Response
             await run_in_threadpool(service.reopen, issue_id, actor)
         else:
             seconds = form.get("duration", "")
-            if seconds and not seconds.isdigit():
+            if seconds and not (seconds.isascii() and seconds.isdigit()):
                 return _error_page(request, 400, "duration: expected seconds", viewer)
             duration = datetime.timedelta(seconds=int(seconds)) if seconds else None
             await run_in_threadpool(lambda: service.ignore(issue_id, actor, duration=duration))

@@ -63,7 +63,7 @@ def session_valid(value: str | None, token: str, now: float | None = None) -> bo
     if not value or not token or len(value) > 200:
         return False
     issued_text, _, signature = value.partition(".")
-    if not issued_text.isdigit():
+    if not (issued_text.isascii() and issued_text.isdigit()):  # "²".isdigit() is true
         return False
     issued = int(issued_text)
     current = time.time() if now is None else now
