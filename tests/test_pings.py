@@ -138,6 +138,9 @@ def test_it_refuses_a_bad_sentry_check_in(server: RunningServer) -> None:
     base = f"{server.url}/api/{server.project_id}/cron/sentry-bad/"
     assert http().get(base + server.key + "/", params={"status": "finished"}).status_code == 400
     assert http().get(base + server.key + "/", params={"status": "ok", "duration": "soon"}).status_code == 400
+    for duration in ("1e400", "-1", "nan"):
+        answer = http().get(base + server.key + "/", params={"status": "ok", "duration": duration})
+        assert answer.status_code == 400, duration
     assert http().get(base + "0" * 32 + "/", params={"status": "ok"}).status_code == 401
     other_project = f"{server.url}/api/7/cron/sentry-bad/{server.key}/"
     assert http().get(other_project, params={"status": "ok"}).status_code == 401

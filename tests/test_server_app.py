@@ -97,3 +97,12 @@ def test_it_answers_400_not_500_for_numbers_past_the_databases_range(tmp_path: P
             assert 400 <= response.status_code < 500, (path, response.status_code)
             assert response.json()["detail"]
 
+
+
+def test_it_serves_its_openapi_description_without_duplicate_operations(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        answer = http().get(f"{server.url}/api/openapi.json")
+    assert answer.status_code == 200
+    operations = [op["operationId"] for path in answer.json()["paths"].values() for op in path.values()]
+    assert len(operations) == len(set(operations))
+    assert "/api/0/monitors" in answer.json()["paths"]

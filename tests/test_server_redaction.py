@@ -141,3 +141,10 @@ def test_it_searches_an_id_field_that_does_not_look_like_an_id() -> None:
 def test_it_can_be_turned_off_for_benchmarks() -> None:
     record = {"password": "hunter2"}
     assert ServerRedactor(enabled=False).redact_record(record) == record
+
+
+def test_it_redacts_secrets_used_as_top_level_keys_like_the_sdk() -> None:
+    record = {"event_id": "e1", "ann@example.com": 3, "note": {"sk_live_4eC39HqLyjWDarjtT1zdp7dc": 1}}
+    out = ServerRedactor().redact_record(record)
+    assert out == Redactor().redact(record)
+    assert "ann@example.com" not in out and "a***@example.com" in out

@@ -69,6 +69,8 @@ class ServerRedactor(Redactor):
             secret = key_cache.get(key)
             if secret is None:
                 secret = self.key_is_secret(key)
+            if self._key_names and key in self._key_names:  # rare: a key shaped like a secret or an email
+                key = self._key_names[key]
             if secret:
                 if not remove:
                     out[key] = censor

@@ -99,7 +99,7 @@ async def sentry_store(request: Request) -> Response:
     return await run_ingest(request, "store", work, sentry=True)
 
 
-@router.api_route("/api/{project}/cron/{slug}/{key}/", methods=["GET", "POST"])
+@router.api_route("/api/{project}/cron/{slug}/{key}/", methods=["GET", "POST"], include_in_schema=False)
 @router.api_route("/api/{project}/cron/{slug}/{key}", methods=["GET", "POST"], include_in_schema=False)
 async def sentry_cron(project: str, slug: str, key: str, request: Request) -> Response:
     """Sentry's HTTP check-in: ``?status=in_progress|ok|error``, optional ``check_in_id``, ``duration``."""

@@ -13,6 +13,7 @@ Both become records with ``kind="check_in"``, ``monitor_slug``, ``status`` (``in
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -95,9 +96,12 @@ def sentry_check_in_record(slug: str, params: Mapping[str, str]) -> dict[str, An
         record["check_in_id"] = _run_id(params["check_in_id"])
     if params.get("duration"):
         try:
-            record["duration_ms"] = round(float(params["duration"]) * 1000, 3)
+            seconds = float(params["duration"])
         except ValueError:
-            raise IngestError(400, "bad_duration", "duration must be a number of seconds") from None
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise IngestError(400, "bad_duration", "duration must be a non-negative number of seconds")
+        record["duration_ms"] = round(seconds * 1000, 3)
     for key in ("environment", "release"):
         if params.get(key):
             record[key] = params[key][:200]
