@@ -17,6 +17,7 @@ about 30 error events/s on 2 vCPUs). Run: ``.venv/bin/python benchmarks/bench_in
 from __future__ import annotations
 
 import argparse
+import datetime
 import gzip
 import json
 import os
@@ -38,10 +39,20 @@ TARGETS = {"log": 25_000, "sentry": 1_000}
 # -- what the client sends ------------------------------------------------------------------------------
 
 
+#: Events are dated from the start of the run, 1 ms apart, as live traffic is (a fixed date would be both
+#: unrealistic and outside the server's retention window).
+_START = time.time()
+
+
+def _stamp(index: int) -> str:
+    moment = datetime.datetime.fromtimestamp(_START + index / 1000, datetime.UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def log_record(index: int, run: str) -> dict[str, Any]:
     """A ~300-byte record like the SDK writes for a business metric."""
     return {
-        "timestamp": "2025-11-27T10:00:00.123Z",
+        "timestamp": _stamp(index),
         "level": "info",
         "logger": "donations",
         "message": "Donation completed",
@@ -74,7 +85,7 @@ def sentry_event(index: int, run: str) -> dict[str, Any]:
     ]
     return {
         "event_id": f"{run}{index:024x}",
-        "timestamp": "2025-11-27T10:00:00.123456Z",
+        "timestamp": _stamp(index),
         "platform": "python",
         "level": "error",
         "logger": "donations.payments",
@@ -107,7 +118,7 @@ def sentry_event(index: int, run: str) -> dict[str, Any]:
         "breadcrumbs": {
             "values": [
                 {
-                    "timestamp": 1764237600.0 + j,
+                    "timestamp": _START + j,
                     "category": "query",
                     "message": f"SELECT * FROM donations WHERE id = {j}",
                 }
