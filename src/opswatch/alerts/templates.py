@@ -52,8 +52,11 @@ class SlackNotifications:
         **extra: Any,
     ) -> Alert:
         """🔥 Payment Failure: "A donation payment has failed and requires immediate attention"."""
-        link = sentry_url or url
-        return Alert(
+        return _made(
+            "payment_failed",
+            sentry_url or url,
+            fingerprint,
+            (error,),
             title="Payment Failure",
             summary="A donation payment has failed and requires immediate attention.",
             facts=facts(
@@ -65,10 +68,6 @@ class SlackNotifications:
                 ]
             ),
             error=error,
-            url=link,
-            url_label=_link_label(link),
-            template="payment_failed",
-            fingerprint=fingerprint or _fp("payment_failed", error),
         )
 
     @staticmethod
@@ -84,8 +83,11 @@ class SlackNotifications:
         **extra: Any,
     ) -> Alert:
         """⚠️ Slow Query: a query or endpoint took ``duration`` milliseconds."""
-        link = sentry_url or url
-        return Alert(
+        return _made(
+            "slow_query",
+            sentry_url or url,
+            fingerprint,
+            (query, endpoint),
             title="Slow Query",
             summary="A query is running far slower than its threshold.",
             severity="warning",
@@ -98,10 +100,6 @@ class SlackNotifications:
                     *extra.items(),
                 ]
             ),
-            url=link,
-            url_label=_link_label(link),
-            template="slow_query",
-            fingerprint=fingerprint or _fp("slow_query", query, endpoint),
         )
 
     @staticmethod
@@ -115,16 +113,15 @@ class SlackNotifications:
         **extra: Any,
     ) -> Alert:
         """⚠️ High Error Rate: ``error_rate`` percent of requests failed over ``time_window``."""
-        link = sentry_url or url
-        return Alert(
+        return _made(
+            "high_error_rate",
+            sentry_url or url,
+            fingerprint,
+            (time_window,),
             title="High Error Rate",
             summary="The error rate is above its threshold.",
             severity="warning",
             facts=facts([("Error rate", f"{float(error_rate):g}%"), ("Window", time_window), *extra.items()]),
-            url=link,
-            url_label=_link_label(link),
-            template="high_error_rate",
-            fingerprint=fingerprint or _fp("high_error_rate", time_window),
         )
 
     @staticmethod
@@ -138,16 +135,15 @@ class SlackNotifications:
         **extra: Any,
     ) -> Alert:
         """🔥 Cron Job Failure: the scheduled job ``job_name`` failed."""
-        link = sentry_url or url
-        return Alert(
+        return _made(
+            "cron_job_failed",
+            sentry_url or url,
+            fingerprint,
+            (job_name, error),
             title="Cron Job Failure",
             summary="A scheduled job has failed.",
             facts=facts([("Job", job_name), ("Error", error), *extra.items()]),
             error=error,
-            url=link,
-            url_label=_link_label(link),
-            template="cron_job_failed",
-            fingerprint=fingerprint or _fp("cron_job_failed", job_name, error),
         )
 
     @staticmethod
@@ -162,8 +158,11 @@ class SlackNotifications:
         **extra: Any,
     ) -> Alert:
         """🔥 Campaign Failure: sending the email campaign ``campaign_name`` failed."""
-        link = sentry_url or url
-        return Alert(
+        return _made(
+            "campaign_failed",
+            sentry_url or url,
+            fingerprint,
+            (campaign_name, error),
             title="Campaign Failure",
             summary="An email campaign failed to send.",
             facts=facts(
@@ -175,10 +174,6 @@ class SlackNotifications:
                 ]
             ),
             error=error,
-            url=link,
-            url_label=_link_label(link),
-            template="campaign_failed",
-            fingerprint=fingerprint or _fp("campaign_failed", campaign_name, error),
         )
 
     @staticmethod
@@ -192,16 +187,15 @@ class SlackNotifications:
         **extra: Any,
     ) -> Alert:
         """🔥 Database Error: ``operation`` failed against the database."""
-        link = sentry_url or url
-        return Alert(
+        return _made(
+            "database_error",
+            sentry_url or url,
+            fingerprint,
+            (operation, error),
             title="Database Error",
             summary="A database operation has failed.",
             facts=facts([("Operation", operation), ("Error", error), *extra.items()]),
             error=error,
-            url=link,
-            url_label=_link_label(link),
-            template="database_error",
-            fingerprint=fingerprint or _fp("database_error", operation, error),
         )
 
     @staticmethod
@@ -216,16 +210,15 @@ class SlackNotifications:
         **extra: Any,
     ) -> Alert:
         """🔥 Fatal Error: the application logged ``fatal``."""
-        link = sentry_url or url
-        return Alert(
+        return _made(
+            "fatal_error",
+            sentry_url or url,
+            fingerprint,
+            (operation, message, error),
             title="Fatal Error",
             summary=message,
             facts=facts([("Operation", operation), ("Error", error), *extra.items()]),
             error=error,
-            url=link,
-            url_label=_link_label(link),
-            template="fatal_error",
-            fingerprint=fingerprint or _fp("fatal_error", operation, message, error),
         )
 
     @staticmethod
@@ -241,22 +234,28 @@ class SlackNotifications:
         fingerprint: str = "",
     ) -> Alert:
         """Any other alert: a title, a message, fields as facts, an error and a link."""
-        link = sentry_url or url
-        return Alert(
+        return _made(
+            "alert",
+            sentry_url or url,
+            fingerprint,
+            (title, message, error),
             title=title,
             summary=message,
             severity=severity,
             facts=facts((fields or {}).items()),
             error=error,
-            url=link,
-            url_label=_link_label(link),
-            template="alert",
-            fingerprint=fingerprint or _fp("alert", title, message, error),
         )
 
 
-def _fp(*parts: object) -> str:
-    return fingerprint(*parts)
+def _made(template: str, link: str | None, given: str, key: tuple[object, ...], **fields: Any) -> Alert:
+    """An ``Alert`` from ``template`` with its "View" link, and a fingerprint unless one was ``given``."""
+    return Alert(
+        url=link,
+        url_label=_link_label(link),
+        template=template,
+        fingerprint=given or fingerprint(template, *key),
+        **fields,
+    )
 
 
 # -- building the templates from a record ----------------------------------------------------------------
