@@ -181,12 +181,9 @@ class Tracker:
             self.kind, self.name, end - start, self.fields, exc, self.slow_ms, self.critical_ms
         )
 
-    # the async versions repeat the sync bodies (there is nothing to await) to save a call per block
+    # nothing to await: the async forms are the sync ones
     async def __aenter__(self) -> Tracker:
-        if self._start is not None:
-            self._outer = [*(self._outer or ()), self._start]
-        self._start = _config.CURRENT.clock()
-        return self
+        return self.__enter__()
 
     async def __aexit__(
         self,
@@ -194,13 +191,7 @@ class Tracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        end = _config.CURRENT.clock()
-        start = end if self._start is None else self._start
-        outer = self._outer
-        self._start = outer.pop() if outer else None
-        self.duration_ms = report(
-            self.kind, self.name, end - start, self.fields, exc, self.slow_ms, self.critical_ms
-        )
+        self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         return f"<opswatch.perf.Tracker {self.kind} {self.name!r}>"

@@ -15,7 +15,8 @@ nothing and record nothing: resolving a resolved issue twice is one activity row
 from __future__ import annotations
 
 import datetime
-from typing import Final
+from collections.abc import Collection
+from typing import Any, Final
 
 from sqlalchemy import Connection, select, update
 
@@ -39,50 +40,46 @@ def _status(conn: Connection, issue_id: int) -> str:
     return str(status)
 
 
-def resolve(conn: Connection, issue_id: int, actor: str, now: datetime.datetime) -> bool:
-    """Mark an issue resolved; True when it changed. A later event regresses it."""
+def _move(
+    conn: Connection,
+    issue_id: int,
+    actor: str,
+    now: datetime.datetime,
+    action: str,
+    values: dict[str, Any],
+    *,
+    unless: Collection[str] = (),
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """Set ``values`` (with ``status_changed_at``) unless the issue's status is in ``unless``; record it.
+
+    The UPDATE names the status it read, so a concurrent writer makes it read again (``MAX_ATTEMPTS``).
+    """
     for _ in range(MAX_ATTEMPTS):
         current = _status(conn, issue_id)
-        if current == "resolved":
+        if current in unless:
             return False
         done = conn.execute(
             update(Issue)
             .where(Issue.id == issue_id, Issue.status == current)
-            .values(
-                status="resolved",
-                resolved_at=now,
-                status_changed_at=now,
-                ignore_until=None,
-                ignore_until_count=None,
-            )
+            .values(status_changed_at=now, **values)
         ).rowcount
         if done:
-            activity(conn, issue_id, now, actor, "resolved", current, "resolved")
+            activity(conn, issue_id, now, actor, action, current, values["status"], data)
             return True
     return False
+
+
+def resolve(conn: Connection, issue_id: int, actor: str, now: datetime.datetime) -> bool:
+    """Mark an issue resolved; True when it changed. A later event regresses it."""
+    values = {"status": "resolved", "resolved_at": now, "ignore_until": None, "ignore_until_count": None}
+    return _move(conn, issue_id, actor, now, "resolved", values, unless={"resolved"})
 
 
 def reopen(conn: Connection, issue_id: int, actor: str, now: datetime.datetime) -> bool:
     """Make a resolved or ignored issue unresolved again; True when it changed."""
-    for _ in range(MAX_ATTEMPTS):
-        current = _status(conn, issue_id)
-        if current in OPEN_STATUSES:
-            return False
-        done = conn.execute(
-            update(Issue)
-            .where(Issue.id == issue_id, Issue.status == current)
-            .values(
-                status="unresolved",
-                resolved_at=None,
-                status_changed_at=now,
-                ignore_until=None,
-                ignore_until_count=None,
-            )
-        ).rowcount
-        if done:
-            activity(conn, issue_id, now, actor, "reopened", current, "unresolved")
-            return True
-    return False
+    values = {"status": "unresolved", "resolved_at": None, "ignore_until": None, "ignore_until_count": None}
+    return _move(conn, issue_id, actor, now, "reopened", values, unless=OPEN_STATUSES)
 
 
 def ignore(
@@ -101,23 +98,13 @@ def ignore(
         raise ValueError("ignore until: the time is in the past")
     if count is not None and count < 1:
         raise ValueError("ignore count: expected at least 1 more event")
-    for _ in range(MAX_ATTEMPTS):
-        current = _status(conn, issue_id)
-        done = conn.execute(
-            update(Issue)
-            .where(Issue.id == issue_id, Issue.status == current)
-            .values(
-                status="ignored",
-                status_changed_at=now,
-                ignore_until=until,
-                ignore_until_count=None if count is None else Issue.times_seen + count,
-            )
-        ).rowcount
-        if done:
-            data = {"until": until.isoformat() if until else None, "count": count}
-            activity(conn, issue_id, now, actor, "ignored", current, "ignored", data)
-            return True
-    return False
+    values = {
+        "status": "ignored",
+        "ignore_until": until,
+        "ignore_until_count": None if count is None else Issue.times_seen + count,
+    }
+    data = {"until": until.isoformat() if until else None, "count": count}
+    return _move(conn, issue_id, actor, now, "ignored", values, data=data)
 
 
 def auto_resolve(conn: Connection, now: datetime.datetime, days: int) -> list[int]:
