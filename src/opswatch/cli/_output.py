@@ -48,6 +48,17 @@ def clean(text: str) -> str:
     return _CONTROL.sub("", _SEQUENCE.sub("", text))
 
 
+def clean_tree(value: Any) -> Any:
+    """``value`` (JSON data) with ``clean`` applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {clean(str(key)): clean_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clean_tree(item) for item in value]
+    return value
+
+
 def one_line(text: str) -> str:
     """``clean(text)`` on one line: tabs and newlines become single spaces."""
     return _SPACES.sub(" ", clean(text)).strip()
@@ -62,11 +73,15 @@ def csv_cell(text: str) -> str:
 
 def print_json(value: Any, *, indent: int | None = 2, file: TextIO | None = None) -> None:
     """``value`` as JSON on ``file`` (stdout), with C1 controls and bidi overrides written as escapes."""
-    text = json.dumps(value, indent=indent, ensure_ascii=False)
-    text = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    text = json_text(json.dumps(value, indent=indent, ensure_ascii=False))
     out = file or sys.stdout
     out.write(text + "\n")
     out.flush()
+
+
+def json_text(text: str) -> str:
+    """JSON text with C1 controls and bidi overrides written as ``\\u`` escapes (still the same JSON)."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def colors_enabled(file: TextIO | None = None) -> bool:

@@ -25,7 +25,7 @@ import orjson
 from . import CommandError
 from ._admin_api import call, client
 from ._headers import expression_headers
-from ._output import csv_cell, one_line
+from ._output import csv_cell, json_text, one_line
 from ._table import Column, fits, output_width, print_table, records
 
 
@@ -126,7 +126,7 @@ def _print(answer: dict[str, Any], fmt: str, sql: str) -> None:
     columns: list[str] = answer["columns"]
     rows: list[list[Any]] = answer["rows"]
     if fmt == "json":
-        sys.stdout.write(orjson.dumps(answer).decode() + "\n")
+        sys.stdout.write(json_text(orjson.dumps(answer).decode()) + "\n")
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow([csv_cell(header) for header in expression_headers(sql, columns)])
