@@ -66,11 +66,13 @@ def demo(args: argparse.Namespace) -> int:
     import opswatch
 
     from ..config import ConfigError
-    from .serve import _listen
+    from .serve import _listen, check_data_dir
 
     if args.duration is not None and args.duration <= 0:
         raise CommandError("--duration: expected a number of seconds above 0")
     temporary = args.data_dir is None
+    if not temporary:
+        check_data_dir(args.data_dir, None, Path(args.data_dir))
     data_dir = Path(tempfile.mkdtemp(prefix="opswatch-demo-")) if temporary else Path(args.data_dir)
     try:
         environ = {name: os.environ[name] for name in _ENVIRONMENT if os.environ.get(name)}
