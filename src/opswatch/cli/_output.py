@@ -35,7 +35,7 @@ _SEQUENCE: Final = re.compile(
 )
 #: Control characters other than tab and newline, and the bidi embeddings, overrides and isolates.
 _CONTROL: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_SPACES: Final = re.compile(r"[\t\n]+| {2,}")
+_SPACES: Final = re.compile(r"\s*[\t\n]\s*")
 _JSON_UNSAFE: Final = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 #: OWASP's formula-injection triggers for CSV cells.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")

@@ -3,7 +3,8 @@ rules in one place.
 
 **The width.** On a terminal, tables fit the terminal's width (``COLUMNS`` overrides it). When the
 output is not a terminal (piped, redirected), no width is guessed: ``COLUMNS`` when it is set,
-otherwise there is no limit, and each row is one line with nothing wrapped or cut. Programs should
+otherwise there is no limit, and each row is one line with nothing wrapped or cut (a cell's parts,
+such as an issue's title and culprit, are joined by " · "). Programs should
 still read ``--format json`` (or ``csv``).
 
 **At a width.** Key columns (ids, statuses, numbers, times, DSNs) always keep their whole text. The
@@ -153,14 +154,18 @@ def _pad(text: str, width: int, right: bool) -> str:
 Cell = str | tuple[str, ...]
 
 
-def _flat(cell: Cell) -> str:
-    """A cell cleaned (``_output.one_line``), its paragraphs joined by newlines."""
+#: What joins a cell's paragraphs when there is no width (one line per row).
+JOINER: Final = " · "
+
+
+def _flat(cell: Cell, joiner: str = "\n") -> str:
+    """A cell cleaned (``_output.one_line``), its paragraphs joined by ``joiner``."""
     parts = (cell,) if isinstance(cell, str) else cell
-    return "\n".join(one_line(part) for part in parts if part)
+    return joiner.join(one_line(part) for part in parts if part)
 
 
-def _prepare(rows: Sequence[Sequence[Cell]]) -> list[list[str]]:
-    return [[_flat(cell) for cell in row] for row in rows]
+def _prepare(rows: Sequence[Sequence[Cell]], joiner: str = "\n") -> list[list[str]]:
+    return [[_flat(cell, joiner) for cell in row] for row in rows]
 
 
 def _natural(columns: Sequence[Column], rows: list[list[str]]) -> list[int]:
@@ -213,8 +218,9 @@ def table(
     width: int | None,
     color: bool = False,
 ) -> tuple[list[str], list[str]]:
-    """The table's lines at ``width`` (None: no limit), and the headers of optional columns left out."""
-    cells = _prepare(rows)
+    """The table's lines at ``width`` (None: no limit, a row per line), and the headers of optional
+    columns left out."""
+    cells = _prepare(rows, "\n" if width is not None else JOINER)
     shown = list(range(len(columns)))
     left_out: list[str] = []
     while width is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import CommandError, _admin_api
 from ._output import colors_enabled, one_line, paint, print_json
-from ._table import Column, print_table
+from ._table import Column, output_width, pairs, print_table
 from ._times import ago, until
 
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
@@ -217,19 +217,23 @@ def _print_monitor(monitor: dict[str, Any]) -> None:
     status = paint(monitor["status"], _STATUS_STYLE.get(monitor["status"]), color)
     print(f"{paint(one_line(monitor['slug']), 'bold', color)} (project {monitor['project_id']}): {status}")
     settings = monitor["settings"]
-    print(
-        one_line(
-            f"schedule {_schedule(monitor)}; margin {_seconds(settings['checkin_margin_seconds'])}, "
-            f"early {_seconds(settings['early_margin_seconds'])}, max runtime "
-            f"{_seconds(settings['max_runtime_seconds'])}; thresholds {settings['failure_threshold']} bad "
-            f"/ {settings['recovery_threshold']} ok"
-        )
-    )
-    print(
-        f"last check-in {_time(monitor['last_checkin_at'])}, last ok {_time(monitor['last_ok_at'])}, "
-        f"next expected {_time(monitor['next_expected_at'])}; success {_rate(monitor['success_rate'])}, "
-        f"avg duration {_ms(monitor['avg_duration_ms'])} over {monitor['recent_runs']} run(s)"
-    )
+    facts = [
+        ("schedule", _schedule(monitor)),
+        (
+            "margins",
+            f"{_seconds(settings['checkin_margin_seconds'])} late, "
+            f"{_seconds(settings['early_margin_seconds'])} early; "
+            f"max runtime {_seconds(settings['max_runtime_seconds'])}",
+        ),
+        ("thresholds", f"{settings['failure_threshold']} bad / {settings['recovery_threshold']} ok"),
+        ("last check-in", _time(monitor["last_checkin_at"])),
+        ("last ok", _time(monitor["last_ok_at"])),
+        ("next expected", _time(monitor["next_expected_at"])),
+        ("success", f"{_rate(monitor['success_rate'])} of {monitor['recent_runs']} recent run(s)"),
+        ("avg duration", _ms(monitor["avg_duration_ms"])),
+    ]
+    for line in pairs(facts, width=output_width()):
+        print(line)
     if monitor.get("failing_since"):
         failing = f"failing since {_time(monitor['failing_since'])}"
         print(f"{paint(failing, 'red', color)} ({one_line(str(monitor['failing_reason']))})")
