@@ -30,7 +30,7 @@ HOSTILE = (
 )
 #: What is left of it to print.
 SHOWN = "[/] [link=https://evil.example]details[/link] [bold red]xfakegpj.exe"
-FORMULAS = ["=HYPERLINK(\"http://evil.example\")", "+1+1", "-2+3", "@SUM(A1)", "\tstart", "\r=1"]
+FORMULAS = ['=HYPERLINK("http://evil.example")', "+1+1", "-2+3", "@SUM(A1)", "\tstart", "\r=1"]
 
 
 def event(n: int, message: str, **fields: Any) -> dict[str, Any]:

@@ -18,7 +18,9 @@ from opswatch.cli import main
 pytestmark = pytest.mark.slow
 
 
-def serve(*argv: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+def serve(
+    *argv: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+) -> subprocess.Popen[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSWATCH_")} | (env or {})
     return subprocess.Popen(
         [*prefix, sys.executable, "-m", "opswatch", "serve", "--port", "0", *argv],
@@ -67,8 +69,10 @@ def test_it_names_a_read_only_data_dir_and_the_fix(tmp_path: Path) -> None:
             pytest.skip("unshare -Urm is not available to make a read-only file system as root")
         target = tmp_path / "ro"
         target.mkdir()
-        script = f"mount -t tmpfs -o ro none {target} && exec \"$@\""
-        line = refusal(serve("--data-dir", str(target / "data"), prefix=("unshare", "-Urm", "sh", "-c", script, "sh")))
+        script = f'mount -t tmpfs -o ro none {target} && exec "$@"'
+        line = refusal(
+            serve("--data-dir", str(target / "data"), prefix=("unshare", "-Urm", "sh", "-c", script, "sh"))
+        )
         assert "Read-only file system" in line
     assert line.startswith(f"opswatch: data dir {target / 'data'} (--data-dir) cannot be written (")
     assert line.endswith("pass --data-dir (or set OPSWATCH_DATA_DIR to) a directory you can write")

@@ -200,11 +200,15 @@ def test_it_shows_the_whole_issue_row_and_the_sparkline_when_piped(server: Runni
 
 
 def test_it_shows_wide_rows_as_blocks_without_the_all_null_columns(server: RunningServer) -> None:
-    result = cli(server, "query", "SELECT * FROM logs WHERE kind = 'log' ORDER BY event_id LIMIT 2", columns=80)
+    result = cli(
+        server, "query", "SELECT * FROM logs WHERE kind = 'log' ORDER BY event_id LIMIT 2", columns=80
+    )
     out = result.stdout
     assert widest(out) <= 80
     assert out.startswith("-[ row 1 ]") and "-[ row 2 ]" in out and "…" not in out
-    fields = dict(line.split(None, 1) for line in out.splitlines() if line and not line.startswith((" ", "-[")))
+    fields = dict(
+        line.split(None, 1) for line in out.splitlines() if line and not line.startswith((" ", "-["))
+    )
     assert fields["church_id"] == "church-b" and fields["amount"] == "30.0"
     assert "trace_id" not in fields and "duration_ms" not in fields
     note = result.stderr.splitlines()[0]

@@ -39,5 +39,8 @@ def test_a_program_with_a_bad_setting_prints_a_short_traceback_ending_in_the_set
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert lines[-1] == "opswatch.config.ConfigError: opswatch setting servce: unknown setting; did you mean service?"
+    assert (
+        lines[-1]
+        == "opswatch.config.ConfigError: opswatch setting servce: unknown setting; did you mean service?"
+    )
     assert len(lines) <= 5 and not any("config.py" in line for line in lines)
