@@ -129,3 +129,15 @@ def test_it_guards_csv_cells_against_formulas(server: RunningServer) -> None:
     assert rows[0] == ["message", "amount"]
     assert sorted(message for message, _ in rows[1:]) == sorted(["'" + f.lstrip("\r") for f in FORMULAS])
     assert {amount for _, amount in rows[1:]} == {"-5"}  # numbers are numbers, not text to guard
+
+
+def test_it_prints_a_servers_refusal_inert(server: RunningServer) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSWATCH_")}
+    environ |= {"OPSWATCH_URL": server.url, "OPSWATCH_ADMIN_TOKEN": server.admin_token}
+    result = subprocess.run(
+        [sys.executable, "-m", "opswatch", "query", 'SELECT "\x1b]0;pwned\x07" FROM logs'],
+        capture_output=True, text=True, env=environ, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stderr.startswith("opswatch: ")
+    assert_inert(result.stderr)
+    assert len(result.stderr.splitlines()) == 1
