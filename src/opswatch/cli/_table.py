@@ -100,8 +100,9 @@ def _break_word(word: str, width: int) -> list[str]:
     pieces: list[str] = []
     while text_width(word) > width:
         head, _rest = _cut(word, width)
-        spots = [m.end() for m in _BREAK_AFTER.finditer(head) if m.end() < len(head)]
+        spots = [m.end() for m in _BREAK_AFTER.finditer(head)]
         at = spots[-1] if spots and spots[-1] >= len(head) // 3 else len(head)
+        at = max(at, 1)  # a character wider than the column still goes somewhere
         pieces.append(word[:at])
         word = word[at:]
     pieces.append(word)
@@ -238,17 +239,25 @@ def table(
     header = [paint(_pad(c.header, w, c.right), "bold", color) for c, w in zip(picked, widths, strict=True)]
     lines = [(" " * GAP).join(header).rstrip()]
     for row in cells:
+        # Each cell as (line, paragraph number): a cell's later paragraphs (a culprit under a title, a
+        # schedule under a slug) are dimmed on a terminal.
         wrapped = [
-            wrap(cell, w, MAX_LINES) if c.free and text_width(cell) > w else cell.split("\n")
+            [
+                (line, number)
+                for number, paragraph in enumerate(cell.split("\n"))
+                for line in (
+                    wrap(paragraph, w, MAX_LINES) if c.free and text_width(paragraph) > w else [paragraph]
+                )
+            ]
             for c, w, cell in zip(picked, widths, row, strict=True)
         ]
         for n in range(max(len(parts) for parts in wrapped)):
             parts = []
             for c, w, cell_lines in zip(picked, widths, wrapped, strict=True):
-                text = cell_lines[n] if n < len(cell_lines) else ""
+                text, paragraph = cell_lines[n] if n < len(cell_lines) else ("", 0)
                 padded = _pad(text, w, c.right)
                 if color and text:
-                    style = c.style(text) if c.style else ("dim" if n else None)
+                    style = c.style(text) if c.style else ("dim" if paragraph else None)
                     padded = padded.replace(text, paint(text, style, True), 1)
                 parts.append(padded)
             lines.append((" " * GAP).join(parts).rstrip())
