@@ -105,7 +105,8 @@ def _break_word(word: str, width: int) -> list[str]:
         at = max(at, 1)  # a character wider than the column still goes somewhere
         pieces.append(word[:at])
         word = word[at:]
-    pieces.append(word)
+    if word or not pieces:
+        pieces.append(word)
     return pieces
 
 
