@@ -54,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except CommandError as err:
-        print(f"opswatch: {err}", file=sys.stderr)
+        from ._output import one_line  # the reason may quote what a server or a client sent
+
+        print(f"opswatch: {one_line(str(err))}", file=sys.stderr)
         return err.code
     except KeyboardInterrupt:
         return 130
