@@ -1,0 +1,185 @@
+"""pino, the Node.js logger, shipping its own NDJSON to the native endpoint, exactly as the README says.
+
+The real ``pino`` from npm (``tests/node/package.json``, installed by ``.ci/run``) runs in a real ``node``
+process whose output is piped into ``curl`` (through ``tee``, so the test knows every line pino wrote),
+posting to a real server started by the test. The store then holds pino's levels on opswatch's scale,
+``msg`` as the message, ``time`` as the timestamp, ``err`` as an error with its frames and its cause, and
+the child logger's bindings as fields. Without ``node`` or the package the tests skip with the reason on a
+developer's machine, and fail under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from ingest_helpers import stored
+from opswatch.record import format_timestamp
+from opswatch.server.testing import RunningServer, running_server
+
+pytestmark = pytest.mark.slow
+
+NODE_MODULES = Path(__file__).parent / "node" / "node_modules"
+
+#: The app: a child logger with bindings, one line per level, and an error with a cause.
+APP = """\
+const pino = require('pino');
+const logger = pino({ name: 'donations', level: 'trace' });
+const request = logger.child({ requestId: 'req-81', churchId: 7 });
+logger.trace('cache lookup');
+logger.debug({ key: 'church:7' }, 'cache miss');
+request.info('donation %s received', 'don-42');
+request.warn({ amount: 3 }, 'low balance');
+function chargeCard(donor) {
+  const cause = new Error('socket hang up');
+  throw new TypeError('card declined', { cause });
+}
+try {
+  chargeCard({ email: 'jane.doe@example.com' });
+} catch (err) {
+  err.code = 'E_CARD';
+  request.error({ err, donorEmail: 'jane.doe@example.com' }, 'payment failed');
+}
+logger.fatal('ledger unreachable');
+"""
+THROW_LINE = APP.splitlines().index("  throw new TypeError('card declined', { cause });") + 1
+CALL_LINE = APP.splitlines().index("  chargeCard({ email: 'jane.doe@example.com' });") + 1
+
+
+def _need(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI must have it: .ci/run installs tests/node)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    found = shutil.which("node")
+    if found is None:
+        _need("node is not installed")
+    if not (NODE_MODULES / "pino" / "package.json").is_file():
+        _need("pino is not installed: run `npm ci` in tests/node")
+    if shutil.which("curl") is None:
+        _need("curl is not installed")
+    return str(found)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("pino")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shipped(node: str, server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Run the app once with its output piped to the server: the lines pino wrote and curl's answer."""
+    folder = tmp_path_factory.mktemp("app")
+    (folder / "app.js").write_text(APP)
+    url = f"{server.url}/api/{server.project_id}/events/"
+    pipe = (
+        f'"{node}" app.js | tee lines.ndjson '
+        f'| curl -sS --fail-with-body --data-binary @- -H "Authorization: Bearer $OPSWATCH_KEY" "{url}"'
+    )
+    env = {**os.environ, "NODE_PATH": str(NODE_MODULES), "OPSWATCH_KEY": server.key, "NO_PROXY": "127.0.0.1"}
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", pipe], cwd=folder, env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode() + done.stdout.decode()
+    lines = [orjson.loads(line) for line in (folder / "lines.ndjson").read_bytes().splitlines()]
+    return {"lines": lines, "answer": orjson.loads(done.stdout), "folder": folder}
+
+
+def by_message(server: RunningServer) -> dict[str, dict[str, Any]]:
+    return {r["message"]: r for r in stored(server) if r.get("logger") == "donations"}
+
+
+def test_it_takes_every_line_pino_wrote(shipped: dict[str, Any]) -> None:
+    assert len(shipped["lines"]) == 6
+    assert shipped["answer"] == {"accepted": 6, "duplicates": 0, "rejected": []}
+
+
+def test_it_reads_pinos_level_numbers_on_pinos_scale(server: RunningServer, shipped: dict[str, Any]) -> None:
+    assert [line["level"] for line in shipped["lines"]] == [10, 20, 30, 40, 50, 60]
+    levels = {message: record["level"] for message, record in by_message(server).items()}
+    assert levels == {
+        "cache lookup": "trace",
+        "cache miss": "debug",
+        "donation don-42 received": "info",
+        "low balance": "warn",
+        "payment failed": "error",
+        "ledger unreachable": "fatal",
+    }
+
+
+def test_it_dates_each_line_at_pinos_time(server: RunningServer, shipped: dict[str, Any]) -> None:
+    records = by_message(server)
+    for line in shipped["lines"]:
+        assert records[line["msg"]]["timestamp"] == format_timestamp(line["time"] / 1000)
+
+
+def test_it_keeps_pid_host_logger_and_the_child_bindings(server: RunningServer, shipped: dict[str, Any]) -> None:
+    [first] = [line for line in shipped["lines"] if line["msg"] == "donation don-42 received"]
+    record = by_message(server)["donation don-42 received"]
+    assert record["pid"] == first["pid"]
+    assert record["host"] == first["hostname"]
+    assert record["logger"] == "donations"
+    assert record["requestId"] == "req-81" and record["churchId"] == 7
+    assert by_message(server)["cache miss"]["key"] == "church:7"
+    assert "msg" not in record and "time" not in record and "hostname" not in record
+
+
+def test_it_stores_err_as_an_error_with_frames_and_its_cause(
+    server: RunningServer, shipped: dict[str, Any]
+) -> None:
+    record = by_message(server)["payment failed"]
+    assert record["kind"] == "error"
+    error = record["error"]
+    assert error["type"] == "TypeError"
+    assert error["message"] == "card declined"
+    assert error["code"] == "E_CARD"
+    app = str(shipped["folder"] / "app.js")
+    *_, caller, raised = [frame for frame in error["stack"] if frame["in_app"]]
+    assert (raised["file"], raised["line"], raised["function"]) == (app, THROW_LINE, "chargeCard")
+    assert (caller["file"], caller["line"]) == (app, CALL_LINE)
+    assert all(not frame["in_app"] for frame in error["stack"] if frame["file"].startswith("node:"))
+    cause = error["cause"]
+    assert (cause["type"], cause["message"]) == ("Error", "socket hang up")
+    assert cause["stack"][-1]["line"] == THROW_LINE - 1
+    assert "err" not in record
+
+
+def test_it_redacts_pino_lines_like_any_other(server: RunningServer, shipped: dict[str, Any]) -> None:
+    record = by_message(server)["payment failed"]
+    assert record["donorEmail"] == "j***@example.com"
+    assert b"jane.doe@example.com" not in orjson.dumps(record)
+
+
+def test_it_opens_an_issue_for_the_error_line(server: RunningServer, shipped: dict[str, Any]) -> None:
+    answer = httpx.get(
+        f"{server.url}/api/0/issues",
+        params={"status": "all"},
+        headers=server.admin_headers,
+        timeout=10,
+        trust_env=False,
+    )
+    titles = sorted(issue["title"] for issue in answer.json()["items"])
+    assert titles == ["TypeError: card declined", "ledger unreachable"]
+
+
+def test_it_takes_the_same_lines_again_as_duplicates(server: RunningServer, shipped: dict[str, Any]) -> None:
+    answer = httpx.post(
+        f"{server.url}/api/{server.project_id}/events/",
+        content=(shipped["folder"] / "lines.ndjson").read_bytes(),
+        headers={"Authorization": f"Bearer {server.key}"},
+        timeout=10,
+        trust_env=False,
+    )
+    assert answer.json() == {"accepted": 0, "duplicates": 6, "rejected": []}
