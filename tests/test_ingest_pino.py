@@ -21,7 +21,7 @@ import httpx
 import orjson
 import pytest
 
-from ingest_helpers import stored
+from ingest_helpers import issues, stored
 from opswatch.record import format_timestamp
 from opswatch.server.testing import RunningServer, running_server
 
@@ -163,14 +163,7 @@ def test_it_redacts_pino_lines_like_any_other(server: RunningServer, shipped: di
 
 
 def test_it_opens_an_issue_for_the_error_line(server: RunningServer, shipped: dict[str, Any]) -> None:
-    answer = httpx.get(
-        f"{server.url}/api/0/issues",
-        params={"status": "all"},
-        headers=server.admin_headers,
-        timeout=10,
-        trust_env=False,
-    )
-    titles = sorted(issue["title"] for issue in answer.json()["items"])
+    titles = sorted(issue["title"] for issue in issues(server))
     assert titles == ["TypeError: card declined", "ledger unreachable"]
 
 

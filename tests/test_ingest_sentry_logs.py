@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sentry_sdk
 
-from ingest_helpers import stored
+from ingest_helpers import issues, stored
 from opswatch.server.testing import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -47,15 +46,7 @@ def sentry_with_defaults(server: RunningServer) -> Iterator[None]:
 
 
 def issues_mentioning(server: RunningServer, text: str) -> list[dict[str, Any]]:
-    answer = httpx.get(
-        f"{server.url}/api/0/issues",
-        params={"status": "all", "limit": 500},
-        headers=server.admin_headers,
-        timeout=10,
-        trust_env=False,
-    )
-    assert answer.status_code == 200, answer.text
-    return [issue for issue in answer.json()["items"] if text in issue["title"]]
+    return [issue for issue in issues(server) if text in issue["title"]]
 
 
 def sentry_logs(server: RunningServer) -> list[dict[str, Any]]:
