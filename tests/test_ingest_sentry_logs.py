@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sentry_sdk
 
-from ingest_helpers import issues, stored
+from ingest_helpers import http, issues, stored
 from opswatch.server.testing import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -80,6 +80,10 @@ def test_it_names_positional_template_parameters_as_sentry_does(
     assert record["sentry.message.parameter.1"] == 3
     assert "0" not in record and "1" not in record
     assert record["logger"] == "ledger"
+    sql = 'SELECT "sentry.message.parameter.0" AS account FROM logs WHERE message_template = \'Charged %s for %d seats\''
+    answer = http().post(f"{server.url}/api/0/query", json={"sql": sql}, headers=server.admin_headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rows"] == [["acct-7"]]
 
 
 def test_it_stores_named_template_parameters_under_their_names(
