@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from opswatch.server.ingest.native import parse_batch
-from opswatch.server.ingest.pino import MAX_FRAMES, pino_error, v8_frames
+from opswatch.server.ingest.pino import MAX_FRAME_LINE, MAX_FRAMES, pino_error, v8_frames
 
 RECEIVED = 1_764_700_000.0
 RECEIVED_AT = "2025-12-02T18:26:40.000Z"
@@ -92,3 +92,17 @@ def test_it_reads_an_error_without_a_stack_and_leaves_an_unreadable_err_a_field(
     assert record["err"] == {"stack": 42} and "error" not in record
     [bare] = parse({"level": 50, "time": 1, "err": {"type": "RangeError", "message": "bad range", "stack": ""}})
     assert bare["message"] == "bad range" and bare["kind"] == "error"
+
+
+def test_it_reads_frame_lines_up_to_their_limit_and_skips_longer_ones() -> None:
+    def line(length: int) -> str:
+        head = "    at f ("
+        tail = ":3:1)"
+        return head + "/" + "a" * (length - len(head) - len(tail) - 1) + tail
+
+    assert len(line(MAX_FRAME_LINE)) == MAX_FRAME_LINE
+    assert [f["line"] for f in v8_frames([line(MAX_FRAME_LINE)])] == [3]
+    assert v8_frames([line(MAX_FRAME_LINE + 1)]) == []
+    # lines with many " (" are read in one pass: the function ends at the first, the location is the rest
+    [odd] = v8_frames(["    at f" + " (" * 900 + ")"])
+    assert odd["function"] == "f" and odd["line"] is None

@@ -89,7 +89,7 @@ def test_it_tells_the_error_a_sentry_job_sent_after_its_check_in(
 
     @monitor(monitor_slug="sync-ledger", monitor_config=config)
     def sync_ledger() -> None:
-        raise LookupError("no ledger entry for acct-9")
+        raise LookupError("no ledger entry for jane.doe@example.com")
 
     try:
         sync_ledger()
@@ -99,8 +99,9 @@ def test_it_tells_the_error_a_sentry_job_sent_after_its_check_in(
 
     text = failing_message(slack, 2)
     assert "sync-ledger" in text
-    assert "LookupError: no ledger entry for acct-9" in text
-    issue = issue_titled(server, "LookupError: no ledger entry for acct-9")
+    assert "LookupError: no ledger entry for j***@example.com" in text  # redacted on arrival
+    assert "jane.doe" not in text
+    issue = issue_titled(server, "LookupError: no ledger entry for j***@example.com")
     assert f"{server.url}/issues/{issue['id']}" in text
 
 

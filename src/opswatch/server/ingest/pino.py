@@ -17,7 +17,6 @@ unexpected type are left as they came, for ``records.normalize`` to judge.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -32,10 +31,9 @@ MAX_CAUSES: Final = 10
 MAX_FRAMES: Final = 100
 #: Scalar extras of ``err`` kept on the error besides type, message and stack (``code``, ``errno`` ...).
 MAX_ERROR_EXTRAS: Final = 20
+#: Longest stack line read as a frame (V8's are a path and a function name: far shorter).
+MAX_FRAME_LINE: Final = 2_000
 
-_FRAME_CALL = re.compile(r"^\s*at (?:async )?(?P<function>.*?) \((?P<location>.*)\)$")
-_FRAME_BARE = re.compile(r"^\s*at (?:async )?(?P<location>.*)$")
-_LOCATION = re.compile(r"^(?P<file>.*?):(?P<line>\d+)(?::(?P<column>\d+))?$")
 _CAUSED_BY = "\ncaused by: "
 _ERROR_KEYS: Final = frozenset({"type", "message", "stack", "cause", "aggregateErrors"})
 
@@ -131,31 +129,43 @@ def _section(text: str) -> tuple[str, str, list[dict[str, Any]]]:
 
 
 def _frame(line: str) -> dict[str, Any] | None:
-    match = _FRAME_CALL.match(line)
-    function: str | None
-    if match is not None:
-        function, location = match["function"], match["location"]
-    else:
-        bare = _FRAME_BARE.match(line)
-        if bare is None:
-            return None
-        function, location = None, bare["location"]
+    """One V8 frame line, read with string operations only (linear in the line, whatever it holds)."""
+    if len(line) > MAX_FRAME_LINE:
+        return None
+    text = line.strip()
+    if not text.startswith("at "):
+        return None
+    text = text[3:].removeprefix("async ")
+    function: str | None = None
+    location = text
+    if text.endswith(")") and " (" in text:
+        function, _, location = text[:-1].partition(" (")
     if location.startswith("eval at "):  # "eval at f (file:1:2), <anonymous>:3:4": the outer call's place
-        location = location[len("eval at ") :].partition("(")[2].partition(")")[0] or location
-    place = _LOCATION.match(location)
-    path = place["file"] if place else location
+        location = location.partition("(")[2].partition(")")[0] or location
+    path, line_number, column = _location(location)
     if path.startswith("file://"):
         path = path[len("file://") :]
     frame: dict[str, Any] = {
         "file": path,
-        "line": int(place["line"]) if place else None,
+        "line": line_number,
         "function": function or None,
         "module": None,
         "in_app": guess_in_app(path),
     }
-    if place and place["column"]:
-        frame["column"] = int(place["column"])
+    if column is not None:
+        frame["column"] = column
     return frame
+
+
+def _location(text: str) -> tuple[str, int | None, int | None]:
+    """``file:line:col`` (or ``file:line``, or a bare name such as ``<anonymous>``) split in three."""
+    rest, _, last = text.rpartition(":")
+    if not (rest and last.isdigit()):
+        return text, None, None
+    head, _, middle = rest.rpartition(":")
+    if head and middle.isdigit():
+        return head, int(middle), int(last)
+    return rest, int(last), None
 
 
 def _timestamp(value: Any) -> Any:
