@@ -173,6 +173,8 @@ class Outbox:
                 )
             )
         sent = 0
+        pending = {row.id for row in rows}
+        self._held = {row_id: since for row_id, since in self._held.items() if row_id in pending}
         for row in rows:
             details = dict(row.details or {})
             if self.explain is not None and row.notify == "failing":
