@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from opswatch.server.monitors.outbox import ERROR_WAIT, Outbox
 from opswatch.server.monitors.run_errors import (
     MAX_AGE,
     SLACK,
     TRACE_WINDOW,
+    FailureExplainer,
     RunErrors,
     awaits_error,
 )
+from opswatch.server.monitors.service import MonitorService
+from opswatch.server.state.base import create_engine_for
 
 T0 = 1_750_000_000.0
 
@@ -82,3 +90,74 @@ def test_it_waits_for_an_error_only_when_one_is_on_its_way() -> None:
     assert awaits_error({"reason": "error", "error_follows": True})
     assert not awaits_error({"reason": "error", "error_follows": True, "error_type": "ValueError"})
     assert not awaits_error({"reason": "error"})
+
+
+# -- the outbox holds a Sentry failure for its error event, up to ERROR_WAIT --------------------------------
+
+
+class Recorder:
+    """The outbox's ``AlertSender`` seam, in memory: keeps every alert it is handed."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Any] = []
+
+    def send(self, alert: Any, *, channels: Any = None, route: str = "send") -> None:
+        self.alerts.append(alert)
+
+
+class Ticks:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def sentry_failure(tmp_path: Path) -> Iterator[tuple[MonitorService, Outbox, Recorder, Ticks]]:
+    """A monitor whose Sentry ``error`` check-in (trace t-1) just opened a failing episode."""
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
+    service = MonitorService(engine, notifications=True)
+    recorder, ticks = Recorder(), Ticks()
+    outbox = Outbox(engine, None, recorder, FailureExplainer(service.run_errors, engine, ""), ticks)
+    check_in = {
+        "kind": "check_in",
+        "project_id": 1,
+        "source": "sentry",
+        "monitor_slug": "sync-ledger",
+        "status": "error",
+        "duration": 2.0,
+        "trace_id": "t-1",
+        "monitor_config": {"schedule": "0 4 * * *"},
+    }
+    service.hook(None, [check_in])
+    yield service, outbox, recorder, ticks
+    engine.dispose()
+
+
+def test_it_holds_a_sentry_failure_for_its_error_event_until_error_wait(
+    sentry_failure: tuple[MonitorService, Outbox, Recorder, Ticks],
+) -> None:
+    _service, outbox, recorder, ticks = sentry_failure
+    outbox.drain(T0)
+    ticks.now = ERROR_WAIT - 0.001
+    outbox.drain(T0)
+    assert recorder.alerts == []
+    ticks.now = ERROR_WAIT
+    outbox.drain(T0)
+    [alert] = recorder.alerts
+    assert "sent no error" in alert.text
+
+
+def test_it_sends_a_held_failure_as_soon_as_its_error_event_arrives(
+    sentry_failure: tuple[MonitorService, Outbox, Recorder, Ticks],
+) -> None:
+    service, outbox, recorder, _ticks = sentry_failure
+    outbox.drain(T0)
+    assert recorder.alerts == []
+    service.hook(None, [cron_error(trace_id="t-1")])  # the error event, in the check-in's trace
+    outbox.drain(T0)
+    [alert] = recorder.alerts
+    assert "CardDeclined: card declined for donor 7" in alert.text

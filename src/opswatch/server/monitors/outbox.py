@@ -178,7 +178,10 @@ class Outbox:
         for row in rows:
             details = dict(row.details or {})
             if self.explain is not None and row.notify == "failing":
-                details.update(self.explain(row.project_id, details))
+                try:
+                    details.update(self.explain(row.project_id, details))
+                except Exception as err:  # the message goes without the cause rather than never
+                    _log.error("the cause of a cron failure could not be looked up", {"slug": row.slug}, err)
                 if awaits_error(details):
                     held = self._held.setdefault(row.id, self._monotonic())
                     if self._monotonic() - held < ERROR_WAIT:
