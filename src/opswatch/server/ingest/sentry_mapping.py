@@ -230,7 +230,7 @@ def frames(raw_frames: Any) -> list[dict[str, Any]]:
             "line": line if type(line) is int else None,
             "function": function if type(function) is str else None,
             "module": module if type(module) is str else None,
-            "in_app": in_app if type(in_app) is bool else _guess_in_app(path),
+            "in_app": in_app if type(in_app) is bool else guess_in_app(path),
         }
         column, context_line = get("colno"), get("context_line")
         if type(column) is int:
@@ -347,16 +347,27 @@ def _log_record(log: Mapping[str, Any], raw: bytes, index: int) -> Record:
                 continue
             value = attribute.get("value") if isinstance(attribute, Mapping) else attribute
             name = _LOG_ATTRIBUTE_FIELDS.get(key, key)
-            if name.startswith(_TEMPLATE_PARAMETER) and len(name) > len(_TEMPLATE_PARAMETER):
-                # The fields of a template (``logger.info("Order {order_id}", order_id=42)``) are the
-                # caller's fields: stored under their own names, as the SDK's records store them.
-                name = name[len(_TEMPLATE_PARAMETER) :]
+            if name.startswith(_TEMPLATE_PARAMETER):
+                name = _parameter_name(name)
             if name not in record or name in ("logger", "host", "environment", "release"):
                 record[name] = value
     return record
 
 
-def _guess_in_app(path: str) -> bool:
+def _parameter_name(attribute: str) -> str:
+    """The field a template parameter is stored as.
+
+    A named parameter (``logger.info("Order {order_id}", order_id=42)``, stdlib ``%(order_id)s``) is the
+    caller's field, stored under its own name as the SDK's records store it. A positional one (stdlib
+    ``%s`` arguments, JavaScript's ``logger.fmt``) has only its position for a name: it keeps Sentry's
+    ``sentry.message.parameter.<n>``, since a bare ``0`` says nothing in a query.
+    """
+    name = attribute[len(_TEMPLATE_PARAMETER) :]
+    return attribute if not name or name.isdigit() else name
+
+
+def guess_in_app(path: str) -> bool:
+    """True unless the path is a library's or the runtime's (site-packages, node_modules, ``node:``...)."""
     return not (
         "site-packages" in path
         or "dist-packages" in path
