@@ -210,7 +210,7 @@ def test_it_takes_the_token_in_the_url_once_and_redirects_without_it(server: Run
     answer = http.get(f"{server.url}/issues", params={"status": "all", "token": server.admin_token})
     assert answer.status_code == 303
     assert answer.headers["location"] == "/issues?status=all"
-    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert answer.headers["referrer-policy"] == "same-origin"
     cookie = answer.cookies[session.COOKIE]
     assert http.get(f"{server.url}/issues?status=all", headers=signed_in(cookie)).status_code == 200
     wrong = http.get(f"{server.url}/issues", params={"token": "guess"})
