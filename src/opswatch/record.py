@@ -9,7 +9,9 @@ event ids, timestamps, and the serialized form of an exception.
 from __future__ import annotations
 
 import itertools
+import linecache
 import os
+import sys
 import sysconfig
 import time
 import types
@@ -17,7 +19,13 @@ from typing import Any, Final
 
 import orjson
 
-from ._limits import MAX_RECORD_BYTES, TRUNCATION_MARKER
+from ._limits import (
+    CONTEXT_FRAMES,
+    CONTEXT_LINE_CHARS,
+    CONTEXT_LINES,
+    MAX_RECORD_BYTES,
+    TRUNCATION_MARKER,
+)
 
 Record = dict[str, Any]
 
@@ -153,31 +161,96 @@ def _in_app(filename: str) -> bool:
     )
 
 
+def module_relative_path(path: str, module: Any) -> str | None:
+    """``path`` from the import root of ``module`` (``/srv/app/shop/cart.py`` of ``shop.cart`` is
+    ``shop/cart.py``), or None when the path does not end the way the module's name says."""
+    if not isinstance(module, str) or not module or module == "__main__":
+        return None
+    parts = path.replace("\\", "/").split("/")
+    depth = module.count(".") + (2 if parts[-1] == "__init__.py" else 1)
+    tail = parts[-depth:]
+    if len(parts) <= depth or [os.path.splitext(p)[0] for p in tail[:-1]] != module.split(".")[: depth - 1]:
+        return None
+    return "/".join(tail)
+
+
+def _shown_path(filename: str, module: Any, in_app: bool) -> str:
+    """Where a frame's file is, as people read it: relative to the project root (the working directory)
+    for the application's files, else relative to the import root of its module (``django/db/utils.py``,
+    ``json/decoder.py``), else relative to the deepest ``sys.path`` entry holding it; else as it is."""
+    if filename.startswith("<"):
+        return filename
+    try:
+        path = os.path.abspath(filename)
+        root = os.getcwd() + os.sep
+        if in_app and path.startswith(root):
+            return path[len(root) :]
+        relative = module_relative_path(path, module)
+        if relative is not None:
+            return relative
+        roots = [entry for entry in sys.path if entry and path.startswith(os.path.join(entry, ""))]
+        if roots:
+            return path[len(os.path.join(max(roots, key=len), "")) :]
+    except (OSError, ValueError):  # no working directory any more, a strange name: keep it as it is
+        pass
+    return filename
+
+
+def _context(frame: dict[str, Any], filename: str, line: int, module_globals: dict[str, Any]) -> None:
+    """Add ``context_line`` and up to ``CONTEXT_LINES`` lines before and after it (each cut at
+    ``CONTEXT_LINE_CHARS``), as sentry-sdk sends them; nothing when the source cannot be read."""
+    try:
+        lines = linecache.getlines(filename, module_globals)
+    except Exception:  # a loader that raises must not break logging
+        return
+    if not 1 <= line <= len(lines):
+        return
+
+    def cut(text: str) -> str:
+        text = text.rstrip("\r\n")
+        return text if len(text) <= CONTEXT_LINE_CHARS else text[:CONTEXT_LINE_CHARS] + TRUNCATION_MARKER
+
+    index = line - 1
+    frame["pre_context"] = [cut(text) for text in lines[max(0, index - CONTEXT_LINES) : index]]
+    frame["context_line"] = cut(lines[index])
+    frame["post_context"] = [cut(text) for text in lines[index + 1 : index + 1 + CONTEXT_LINES]]
+
+
 def _frames(tb: types.TracebackType | None) -> list[dict[str, Any]]:
-    frames: list[dict[str, Any]] = []
+    raw: list[tuple[types.TracebackType, dict[str, Any]]] = []
     while tb is not None:
         code = tb.tb_frame.f_code
         filename = code.co_filename
-        frames.append(
-            {
-                "file": filename,
-                "line": tb.tb_lineno,
-                "function": code.co_name,
-                "module": tb.tb_frame.f_globals.get("__name__"),
-                "in_app": _in_app(filename),
-            }
-        )
+        module = tb.tb_frame.f_globals.get("__name__")
+        in_app = _in_app(filename)
+        frame = {
+            "file": _shown_path(filename, module, in_app),
+            "line": tb.tb_lineno,
+            "function": code.co_name,
+            "module": module,
+            "in_app": in_app,
+        }
+        raw.append((tb, frame))
         tb = tb.tb_next
-    if len(frames) > _MAX_FRAMES:
+    if len(raw) > _MAX_FRAMES:
         half = _MAX_FRAMES // 2
-        frames = frames[:half] + frames[-half:]
-    return frames
+        raw = raw[:half] + raw[-half:]
+    with_context = 0
+    for frame_tb, frame in reversed(raw):  # the innermost application frames tell the most
+        if frame["in_app"] and with_context < CONTEXT_FRAMES:
+            with_context += 1
+            code_file = frame_tb.tb_frame.f_code.co_filename
+            _context(frame, code_file, frame_tb.tb_lineno, frame_tb.tb_frame.f_globals)
+    return [frame for _, frame in raw]
 
 
 def serialize_exception(error: BaseException) -> dict[str, Any]:
     """Turn an exception into ``{type, message, stack, cause}``; ``cause`` holds the chained exception.
 
-    Frames run caller to callee (the last frame raised), each ``{file, line, function, module, in_app}``.
+    Frames run caller to callee (the last frame raised), each ``{file, line, function, module, in_app}``;
+    ``file`` is relative to the project root or the module's import root, and the innermost application
+    frames carry their source as ``pre_context``, ``context_line`` and ``post_context`` (bounded by
+    ``CONTEXT_*`` in ``_limits``; the record's redaction covers them like every other string).
     The chain follows ``__cause__`` and, unless suppressed, ``__context__``, up to a bounded depth.
     """
     result: dict[str, Any] = {}

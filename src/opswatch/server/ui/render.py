@@ -130,6 +130,11 @@ def number(value: Any) -> str:
     return f"{value:,}"
 
 
+def tick(value: float) -> str:
+    """An axis value: whole numbers with separators, others with one decimal (``2.5``)."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
 def pretty_json(value: Any) -> str:
     """A value as indented JSON text (escaped by the template like any other text)."""
     try:
@@ -236,7 +241,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        when=when, iso=iso, millis=millis, percent=percent, number=number, pretty_json=pretty_json, cell=cell
+        when=when, iso=iso, millis=millis, percent=percent, number=number, pretty_json=pretty_json, cell=cell,
+        tick=tick,
     )
 
     @jinja2.pass_context
