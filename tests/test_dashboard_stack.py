@@ -118,10 +118,10 @@ def test_it_shows_the_sdks_paths_relative_to_the_project_root(server: RunningSer
     assert str(Path.cwd()) not in page
 
 
-def test_it_marks_library_frames_whatever_the_client_said() -> None:
+def test_it_marks_installed_packages_the_standard_library_and_opswatch_as_library_frames() -> None:
     frames = stack_frames([
         {"file": "/srv/app/shop/cart.py", "line": 3, "function": "add", "module": "shop.cart", "in_app": True},
-        {"file": "/srv/app/src/opswatch/perf/_track.py", "line": 66, "function": "run", "module": "opswatch.perf._track", "in_app": True},
+        {"file": "/srv/app/src/opswatch/perf/_track.py", "line": 66, "function": "run", "module": "opswatch.perf._track"},
         {"file": "/venv/lib/python3.11/site-packages/stripe/api.py", "line": 9, "function": "post", "in_app": True},
         {"file": "/usr/lib/python3.11/json/decoder.py", "line": 2, "function": "decode"},
         {"file": "app.py", "line": 1, "function": "main", "in_app": False},

@@ -116,3 +116,15 @@ def test_it_leaves_out_source_it_cannot_read(tmp_path: Path, monkeypatch: pytest
     os.remove(tmp_path / "gone.py")
     frame = caught(module["fail"])["stack"][-1]
     assert frame["function"] == "fail" and "context_line" not in frame
+
+
+def test_it_counts_the_demos_simulated_app_as_an_application() -> None:
+    from opswatch.cli._church_app import ChurchApp
+
+    app = ChurchApp(seed=1)
+    stack = caught(lambda: opswatch.track_query("donations.findMany", lambda: app._report_query(True)))["stack"]
+    demo = [frame for frame in stack if frame["module"] == "opswatch.cli._church_app"]
+    assert demo and all(frame["in_app"] for frame in demo)
+    assert demo[-1]["file"].endswith("opswatch/cli/_church_app.py") and not demo[-1]["file"].startswith("/")
+    assert "raise DatabaseTimeoutError" in demo[-1]["context_line"]
+    assert all(not frame["in_app"] for frame in stack if frame["module"].startswith("opswatch.perf"))

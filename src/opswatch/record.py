@@ -150,9 +150,13 @@ _MAX_FRAMES = 100
 _MAX_CHAIN = 10
 
 
+#: ``opswatch demo``'s simulated app ships inside opswatch, but it is an application: its frames are.
+_DEMO_APP = os.path.join(_OWN_PACKAGE, "cli", "_church_app.py")
+
+
 def _in_app(filename: str) -> bool:
     """A frame is the application's unless it lives in an installed package, the stdlib or opswatch."""
-    return not (
+    return filename == _DEMO_APP or not (
         "site-packages" in filename
         or "dist-packages" in filename
         or filename.startswith("<")

@@ -136,8 +136,9 @@ _LIBRARY_ROOT: Final = re.compile(
 
 def stack_frames(stack: Any) -> list[dict[str, Any]]:
     """A stack's frames as the issue page shows them: ``path`` (relative to the project or the library),
-    ``line``, ``function``, ``library`` (not the application's: ``in_app`` false, opswatch's own
-    modules, installed packages, the standard library) and ``source``, the numbered context lines
+    ``line``, ``function``, ``library`` (not the application's: ``in_app`` false, installed packages
+    and the standard library whatever the client said, opswatch's own modules when it did not say)
+    and ``source``, the numbered context lines
     (``[(number, text, is_the_frame_line)]``, empty when the event carried none)."""
     if not isinstance(stack, list):
         return []
@@ -147,12 +148,10 @@ def stack_frames(stack: Any) -> list[dict[str, Any]]:
             continue
         file = str(frame.get("file") or frame.get("filename") or frame.get("abs_path") or "")
         module = str(frame.get("module") or "")
-        library = (
-            frame.get("in_app") is False
-            or module == "opswatch"
-            or module.startswith("opswatch.")
-            or bool(_LIBRARY_PATH.search(file))
-        )
+        flag = frame.get("in_app")
+        library = flag is False or bool(_LIBRARY_PATH.search(file))
+        if flag is None:  # clients that do not say (common in Sentry events): opswatch is a library too
+            library = library or module == "opswatch" or module.startswith("opswatch.")
         line = frame.get("line") if isinstance(frame.get("line"), int) else None
         out.append(
             {

@@ -131,8 +131,11 @@ def number(value: Any) -> str:
 
 
 def tick(value: float) -> str:
-    """An axis value: whole numbers with separators, others with one decimal (``2.5``)."""
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+    """An axis value: whole numbers with separators; a fraction only below 10 (``2.5``), where it
+    says something (``153.5`` events does not)."""
+    if float(value).is_integer() or value >= 10:
+        return f"{round(value):,}"
+    return f"{value:.1f}"
 
 
 def pretty_json(value: Any) -> str:
