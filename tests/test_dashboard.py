@@ -259,6 +259,29 @@ def test_it_refuses_a_form_sent_from_another_origin(server: RunningServer, http:
     assert own.status_code == 200 and '<th class="num">one</th>' in own.text
 
 
+def test_it_judges_a_form_by_sec_fetch_site_when_the_origin_is_null(server: RunningServer, http: httpx.Client) -> None:
+    # Chromium sends ``Origin: null`` from pages with ``Referrer-Policy: no-referrer`` (the dashboard's
+    # pages used to): ``Sec-Fetch-Site`` still tells a form of the dashboard's own from another site's.
+    cookie = login(server, http)
+    csrf = csrf_of(http.get(f"{server.url}/query", headers=signed_in(cookie)).text)
+
+    def run(**headers: str) -> int:
+        answer = http.post(f"{server.url}/query", data={"csrf": csrf, "sql": "SELECT 1 AS one"},
+                           headers={**signed_in(cookie), **headers})
+        return answer.status_code
+
+    assert run(Origin="null", **{"Sec-Fetch-Site": "same-origin"}) == 200
+    assert run(Origin="null", **{"Sec-Fetch-Site": "cross-site"}) == 403
+    assert run(Origin="null", **{"Sec-Fetch-Site": "same-site"}) == 403  # another port of the same host
+    assert run(Origin="null") == 403
+    assert run(Origin=server.url.replace("127.0.0.1", "localhost")) == 403
+    assert run() == 200  # no browser headers at all: curl, with the session's CSRF token
+
+
+def test_it_sends_a_referrer_only_to_its_own_origin(server: RunningServer, http: httpx.Client) -> None:
+    assert page(server, http, "/").headers["referrer-policy"] == "same-origin"
+
+
 def test_it_logs_out(server: RunningServer, http: httpx.Client) -> None:
     cookie = login(server, http)
     csrf = csrf_of(http.get(f"{server.url}/", headers=signed_in(cookie)).text)

@@ -59,6 +59,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
                 through_libraries(charge_card)
             except CardDeclinedError as err:
                 opswatch.get_logger("donations").error("Payment failed", error=err)
+            # An error without an exception: its culprit is its operation.
+            opswatch.get_logger("refunds").error("Refund queue stalled", operation="refunds.queue")
             assert opswatch.flush(10)
         finally:
             opswatch.shutdown()
@@ -141,3 +143,13 @@ def test_it_numbers_the_source_lines_from_the_frames_line() -> None:
     (frame,) = stack_frames([{"file": "a.py", "line": 10, "function": "f", "in_app": True,
                               "pre_context": ["a", "b"], "context_line": "c", "post_context": ["d"]}])
     assert frame["source"] == [(8, "a", False), (9, "b", False), (10, "c", True), (11, "d", False)]
+
+
+def test_it_names_the_operation_once_when_it_is_the_culprit(server: RunningServer) -> None:
+    page = issue_page(server, "Refund queue stalled")
+    head = page.split('<section class="stats">')[0]
+    assert head.count("refunds.queue") == 1
+    with httpx.Client(timeout=30, trust_env=False) as http:
+        listing = http.get(f"{server.url}/issues?query=stalled", headers=server.admin_headers).text
+    row = listing.split("<tbody>")[1].split("</tbody>")[0]
+    assert row.count("refunds.queue") == 1
