@@ -40,6 +40,7 @@ def charge_card() -> None:
 
 
 def refund() -> None:
+    # the refund was for card 4242 4242 4242 4242 of ann@example.com (the source says so: redacted)
     reason = "too late"
     raise RefundRefusedError(f"refund refused: {reason}")
 
@@ -153,3 +154,9 @@ def test_it_names_the_operation_once_when_it_is_the_culprit(server: RunningServe
         listing = http.get(f"{server.url}/issues?query=stalled", headers=server.admin_headers).text
     row = listing.split("<tbody>")[1].split("</tbody>")[0]
     assert row.count("refunds.queue") == 1
+
+
+def test_it_redacts_the_source_lines_that_a_sentry_sdk_sent(server: RunningServer) -> None:
+    page = issue_page(server, "RefundRefusedError")
+    assert "the refund was for card" in page
+    assert "4242 4242 4242 4242" not in page and "ann@example.com" not in page
