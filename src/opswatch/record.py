@@ -8,6 +8,7 @@ event ids, timestamps, and the serialized form of an exception.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import linecache
 import os
@@ -178,16 +179,18 @@ def module_relative_path(path: str, module: Any) -> str | None:
     return "/".join(tail)
 
 
-def _shown_path(filename: str, module: Any, in_app: bool) -> str:
+@functools.lru_cache(maxsize=2048)
+def _shown_path(filename: str, module: str | None, in_app: bool, cwd: str) -> str:
     """Where a frame's file is, as people read it: relative to the project root (the working directory)
     for the application's files, else relative to the import root of its module (``django/db/utils.py``,
-    ``json/decoder.py``), else relative to the deepest ``sys.path`` entry holding it; else as it is."""
+    ``json/decoder.py``), else relative to the deepest ``sys.path`` entry holding it; else as it is.
+    Cached: the same frames recur, and the ``sys.path`` walk costs microseconds."""
     if filename.startswith("<"):
         return filename
     try:
         path = os.path.abspath(filename)
-        root = os.getcwd() + os.sep
-        if in_app and path.startswith(root):
+        root = os.path.join(cwd, "") if cwd else None
+        if in_app and root and path.startswith(root):
             return path[len(root) :]
         relative = module_relative_path(path, module)
         if relative is not None:
@@ -195,40 +198,55 @@ def _shown_path(filename: str, module: Any, in_app: bool) -> str:
         roots = [entry for entry in sys.path if entry and path.startswith(os.path.join(entry, ""))]
         if roots:
             return path[len(os.path.join(max(roots, key=len), "")) :]
-    except (OSError, ValueError):  # no working directory any more, a strange name: keep it as it is
+    except (OSError, ValueError):  # a strange name: keep it as it is
         pass
     return filename
+
+
+def _cut(text: str) -> str:
+    text = text.rstrip("\r\n")
+    return text if len(text) <= CONTEXT_LINE_CHARS else text[:CONTEXT_LINE_CHARS] + TRUNCATION_MARKER
+
+
+@functools.lru_cache(maxsize=256)  # at most 256 x 11 x 200 characters (~560 KB), typically far less
+def _source(filename: str, line: int) -> tuple[tuple[str, ...], str, tuple[str, ...]] | None:
+    """The lines before ``line``, the line, and the lines after it (bounded, cut), or None."""
+    lines = linecache.getlines(filename)
+    if not 1 <= line <= len(lines):
+        return None
+    index = line - 1
+    before = tuple(_cut(text) for text in lines[max(0, index - CONTEXT_LINES) : index])
+    after = tuple(_cut(text) for text in lines[index + 1 : index + 1 + CONTEXT_LINES])
+    return before, _cut(lines[index]), after
 
 
 def _context(frame: dict[str, Any], filename: str, line: int, module_globals: dict[str, Any]) -> None:
     """Add ``context_line`` and up to ``CONTEXT_LINES`` lines before and after it (each cut at
     ``CONTEXT_LINE_CHARS``), as sentry-sdk sends them; nothing when the source cannot be read."""
     try:
-        lines = linecache.getlines(filename, module_globals)
+        if filename not in linecache.cache:  # lets a module's loader (zip imports) give its source
+            linecache.lazycache(filename, module_globals)
+        found = _source(filename, line)
     except Exception:  # a loader that raises must not break logging
         return
-    if not 1 <= line <= len(lines):
-        return
-
-    def cut(text: str) -> str:
-        text = text.rstrip("\r\n")
-        return text if len(text) <= CONTEXT_LINE_CHARS else text[:CONTEXT_LINE_CHARS] + TRUNCATION_MARKER
-
-    index = line - 1
-    frame["pre_context"] = [cut(text) for text in lines[max(0, index - CONTEXT_LINES) : index]]
-    frame["context_line"] = cut(lines[index])
-    frame["post_context"] = [cut(text) for text in lines[index + 1 : index + 1 + CONTEXT_LINES]]
+    if found is not None:
+        before, current, after = found
+        frame.update(pre_context=list(before), context_line=current, post_context=list(after))
 
 
 def _frames(tb: types.TracebackType | None) -> list[dict[str, Any]]:
     raw: list[tuple[types.TracebackType, dict[str, Any]]] = []
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the working directory was removed
+        cwd = ""
     while tb is not None:
         code = tb.tb_frame.f_code
         filename = code.co_filename
         module = tb.tb_frame.f_globals.get("__name__")
         in_app = _in_app(filename)
         frame = {
-            "file": _shown_path(filename, module, in_app),
+            "file": _shown_path(filename, module if isinstance(module, str) else None, in_app, cwd),
             "line": tb.tb_lineno,
             "function": code.co_name,
             "module": module,
