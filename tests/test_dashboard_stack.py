@@ -160,3 +160,12 @@ def test_it_redacts_the_source_lines_that_a_sentry_sdk_sent(server: RunningServe
     page = issue_page(server, "RefundRefusedError")
     assert "the refund was for card" in page
     assert "4242 4242 4242 4242" not in page and "ann@example.com" not in page
+
+
+def test_it_opens_the_source_of_the_frame_that_raised_and_folds_the_others() -> None:
+    def frame(line: int, in_app: bool) -> dict[str, Any]:
+        return {"file": "a.py", "line": line, "function": "f", "in_app": in_app,
+                "pre_context": ["x"], "context_line": f"line {line}", "post_context": ["y"]}
+
+    (exc,) = exception_chain({"type": "E", "stack": [frame(1, True), frame(2, True), frame(3, False)]})
+    assert [f["expanded"] for f in exc["frames"]] == [False, True, False]

@@ -98,6 +98,12 @@ def exception_chain(error: Any) -> list[dict[str, Any]]:
     while isinstance(current, Mapping) and len(chain) < 10:
         frames = stack_frames(current.get("stack"))
         has_app = any(not frame["library"] for frame in frames)
+        # The source of the frame that raised (the innermost application frame) is open; the others
+        # show their line and open on a click.
+        for frame in reversed(frames):
+            if frame["source"] and (not frame["library"] or not has_app):
+                frame["expanded"] = True
+                break
         segments: list[dict[str, Any]] = []
         for frame in frames:
             fold = frame["library"] and has_app
@@ -160,6 +166,7 @@ def stack_frames(stack: Any) -> list[dict[str, Any]]:
                 "function": frame.get("function") or "?",
                 "library": library,
                 "source": _source(frame, line),
+                "expanded": False,
             }
         )
     return out
