@@ -284,7 +284,9 @@ def test_it_leaves_digit_runs_inside_hex_ids_alone() -> None:
 
 def _charge_with_secrets_in_the_source() -> None:
     card = "4242 4242 4242 4242"  # owner ann@example.com
-    raise ValueError(f"declined {card[-4:]} with sk_live_abcdefghijklmnop")
+    stripe = {"api_key": "plain-words-no-shape", "sort_key": "created"}
+    password: str = "hunter2"
+    raise ValueError(f"declined {card[-4:]} {stripe} {password} with sk_live_abcdefghijklmnop")
 
 
 def test_it_redacts_the_source_context_of_stack_frames() -> None:
@@ -303,3 +305,6 @@ def test_it_redacts_the_source_context_of_stack_frames() -> None:
     assert "card = " in source and "raise ValueError" in frame["context_line"]
     assert "4242 4242" not in source and "ann@example.com" not in source
     assert "sk_live_abcdefghijklmnop" not in source
+    # A literal given to a secret-named key has no shape to find; the source line gives it away by name.
+    assert '"api_key": "[REDACTED]"' in source and '"sort_key": "created"' in source
+    assert 'password: str = "[REDACTED]"' in source and "hunter2" not in source

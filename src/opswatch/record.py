@@ -12,6 +12,7 @@ import functools
 import itertools
 import linecache
 import os
+import re
 import sys
 import sysconfig
 import time
@@ -203,9 +204,39 @@ def _shown_path(filename: str, module: str | None, in_app: bool, cwd: str) -> st
     return filename
 
 
+#: A string literal given to a name in source code: ``password = "x"``, ``"api_key": 'x'``, ``token="x"``,
+#: ``DB_PASSWORD: str = "x"``, ``headers["Authorization"] = "x"``.
+_LITERAL_FOR_NAME = re.compile(
+    r"""(?P<name>[A-Za-z_][A-Za-z0-9_]*)"""
+    r"""(?P<between>["']?\]?\s*(?::\s*[A-Za-z_][\w.\[\], |]*?\s*=|:=|=|:)\s*[rbuRBU]{0,2})"""
+    r"""(?P<quote>["'])(?P<value>(?:\\.|(?!(?P=quote)).)*)(?P=quote)"""
+)
+#: What a secret's literal in a source line becomes (the redactor's default censor).
+_SOURCE_CENSOR = "[REDACTED]"
+
+
 def _cut(text: str) -> str:
+    """A source line, without its newline, cut at ``CONTEXT_LINE_CHARS``, with literals given to
+    secret-named keys censored (``password = "hunter2"``: a source line is where such a value sits
+    in plain sight, and no value pattern would recognize it)."""
     text = text.rstrip("\r\n")
+    if text.count('"') + text.count("'") >= 2 and ("=" in text or ":" in text):
+        text = _LITERAL_FOR_NAME.sub(_censor_literal, text)
     return text if len(text) <= CONTEXT_LINE_CHARS else text[:CONTEXT_LINE_CHARS] + TRUNCATION_MARKER
+
+
+@functools.cache
+def _key_judge() -> Any:
+    from .redact import Redactor
+
+    return Redactor()
+
+
+def _censor_literal(match: re.Match[str]) -> str:
+    if not match.group("value") or not _key_judge().key_is_secret(match.group("name")):
+        return match.group(0)
+    quote = match.group("quote")
+    return f"{match.group('name')}{match.group('between')}{quote}{_SOURCE_CENSOR}{quote}"
 
 
 @functools.lru_cache(maxsize=256)  # at most 256 x 11 x 200 characters (~560 KB), typically far less
