@@ -112,10 +112,10 @@ def same_origin(origin: str | None, fetch_site: str | None, own_hosts: Iterable[
 
     ``origin`` is the ``Origin`` header: a real origin must name one of ``own_hosts`` (``host:port``;
     the scheme is not compared, so a TLS proxy in front does not refuse the server's own forms).
-    ``null`` or no ``Origin`` defers to ``fetch_site`` (``Sec-Fetch-Site``): ``same-origin`` passes,
-    anything else a browser sends there (``cross-site``, ``same-site``) does not; ``null`` without
-    it is refused. A request with neither header is not from a browser (``curl``, a script) and passes:
-    the CSRF token still guards cookie sessions.
+    ``null`` or no ``Origin`` defers to ``fetch_site`` (``Sec-Fetch-Site``): ``same-origin`` and
+    ``none`` (a request the user started, not a page) pass, ``cross-site`` and ``same-site`` (another
+    port or subdomain) do not; ``null`` without it is refused. A request with neither header is not
+    from a browser (``curl``, a script) and passes: the CSRF token still guards cookie sessions.
     """
     if origin is not None and origin.strip().lower() != "null":
         host = urllib.parse.urlsplit(origin.strip()).netloc.lower()
