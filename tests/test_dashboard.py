@@ -271,6 +271,7 @@ def test_it_judges_a_form_by_sec_fetch_site_when_the_origin_is_null(server: Runn
         return answer.status_code
 
     assert run(Origin="null", **{"Sec-Fetch-Site": "same-origin"}) == 200
+    assert run(Origin="null", **{"Sec-Fetch-Site": "none"}) == 200  # started by the user, not a page
     assert run(Origin="null", **{"Sec-Fetch-Site": "cross-site"}) == 403
     assert run(Origin="null", **{"Sec-Fetch-Site": "same-site"}) == 403  # another port of the same host
     assert run(Origin="null") == 403
