@@ -1,8 +1,9 @@
 """The dashboard's routes: ``/``, ``/issues``, ``/crons``, ``/logs``, ``/query``, login and static files.
 
 Every page needs the admin token (``opswatch.server.ui.session`` says how it may be given); without
-it a browser is sent to ``/login``. Changes (resolve, ignore, reopen, run a query, log out) are POSTs
-with a CSRF token. Handlers only authenticate, parse and render; the data comes from
+it a browser is sent to ``/login``. Changes (resolve, ignore, reopen an issue; pause, resume, edit a
+monitor; run a query; log out) are POSTs with a CSRF token from a page of the same origin. Handlers
+only authenticate, parse and render; the data comes from
 ``opswatch.server.ui.overview`` and ``opswatch.server.ui.pages``, the templates from ``ui/templates``.
 """
 
@@ -20,10 +21,12 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from .. import limits
 from ..auth import get_context
 from ..issues.lifecycle import IssueNotFound
-from ..ui import STATIC_DIR, pages, session
+from ..monitors import config as monitor_config
+from ..monitors.errors import AmbiguousMonitor, MonitorConfigError, UnknownMonitor
+from ..ui import STATIC_DIR, cron_settings, pages, session
 from ..ui.overview import overview as gather_overview
 from ..ui.render import page, secure
-from ..ui.services import issue_service
+from ..ui.services import issue_service, monitor_service
 
 router = APIRouter(include_in_schema=False)
 
@@ -117,18 +120,13 @@ async def _form(request: Request) -> dict[str, str] | Response:
 
 
 def _same_origin(request: Request) -> bool:
-    """False when the browser says the form came from another site (``Origin``). The host is compared,
-    not the scheme, so a TLS proxy in front does not refuse the server's own forms; the server's public
-    URL counts as its own host too (a proxy that rewrites ``Host``)."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    host = urllib.parse.urlsplit(origin).netloc.lower()
-    own = {
-        request.headers.get("host", "").lower(),
-        urllib.parse.urlsplit(get_context(request).settings.base_url).netloc.lower(),
-    }
-    return bool(host) and host in own
+    """False when the browser says the form came from another site (``session.same_origin``); the
+    server's public URL counts as its own host too (a proxy that rewrites ``Host``)."""
+    own = (
+        request.headers.get("host", ""),
+        urllib.parse.urlsplit(get_context(request).settings.base_url).netloc,
+    )
+    return session.same_origin(request.headers.get("origin"), request.headers.get("sec-fetch-site"), own)
 
 
 async def _change(request: Request) -> tuple[session.Viewer, dict[str, str]] | Response:
@@ -295,15 +293,57 @@ def crons_page(request: Request) -> Response:
 
 @router.get("/crons/{slug}")
 def cron_page(request: Request, slug: str, project: int | None = None) -> Response:
-    """One monitor: its health, settings, run history and state changes."""
+    """One monitor: its health, settings (with pause, resume and edit forms), runs and state changes."""
     viewer = _authenticate(request)
     if isinstance(viewer, Response):
         return viewer
+    return _cron(request, viewer, slug, project)
+
+
+def _cron(request: Request, viewer: session.Viewer, slug: str, project: int | None, code: int = 200,
+          form_error: str | None = None, form: dict[str, str] | None = None) -> Response:
     try:
         monitor = pages.monitor_detail(get_context(request), slug, project)
     except LookupError as err:
         return _error_page(request, 404, str(err), viewer)
-    return _render(request, viewer, "cron.html", "Crons", monitor=monitor)
+    values = cron_settings.form_values(monitor["settings"])
+    if form is not None:  # a refused edit keeps what was typed
+        values.update({name: form[name] for name, *_ in cron_settings.FIELDS if name in form})
+    return _render(request, viewer, "cron.html", "Crons", code, monitor=monitor,
+                   settings=cron_settings.shown(monitor["settings"]), fields=cron_settings.FIELDS,
+                   values=values, form_error=form_error)
+
+
+@router.post("/crons/{slug}/{action}")
+async def cron_action(request: Request, slug: str, action: str, project: int | None = None) -> Response:
+    """Pause, resume or edit a monitor (through the monitor service, as the API does), then show it."""
+    checked = await _change(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, form = checked
+    if action not in ("pause", "resume", "edit"):
+        return _error_page(request, 404, f"no action {action[:40]!r}: pause, resume or edit", viewer)
+    service = monitor_service(get_context(request))
+    if service is None:
+        return _error_page(request, 404, "cron monitoring is not installed on this server", viewer)
+    try:
+        entry = await run_in_threadpool(service.find, slug, project)
+        if action == "pause":
+            await run_in_threadpool(service.pause, entry)
+        elif action == "resume":
+            await run_in_threadpool(service.resume, entry)
+        else:
+            sent = cron_settings.changes(form, monitor_config.effective(entry.config))
+            if sent:
+                await run_in_threadpool(service.update, entry, sent)
+    except MonitorConfigError as err:
+        return _cron(request, viewer, slug, project, 400, cron_settings.problem(err), form)
+    except (UnknownMonitor, AmbiguousMonitor) as err:
+        return _error_page(request, 404, str(err), viewer)
+    where = f"/crons/{urllib.parse.quote(slug, safe='')}"
+    if project is not None:
+        where += f"?project={project}"
+    return secure(RedirectResponse(where, status_code=303))
 
 
 @router.get("/logs")

@@ -30,6 +30,8 @@ _MAX_CHAIN = 10
 #: list of flat frames, so never deeper than about 2 * _MAX_CHAIN + 3 levels (under ``MAX_DEPTH``).
 BOUNDED_FIELDS = frozenset({"error", "stack", "tags", "fingerprint"})
 _MAX_FRAMES = 100
+#: Source lines kept before and after a frame's line (sentry-sdk sends 5).
+_MAX_CONTEXT = 10
 _MAX_BREADCRUMBS = 50
 _BUILTIN_MODULES = frozenset({"builtins", "__builtin__", "__main__", "exceptions"})
 _CHECK_IN_STATUSES = frozenset({"in_progress", "ok", "error"})
@@ -237,6 +239,12 @@ def frames(raw_frames: Any) -> list[dict[str, Any]]:
             entry["column"] = column
         if type(context_line) is str:
             entry["context_line"] = context_line
+            # The source around it, shown on the issue page (the lines nearest the frame's line).
+            pre, post = get("pre_context"), get("post_context")
+            if type(pre) is list:
+                entry["pre_context"] = [line for line in pre[-_MAX_CONTEXT:] if type(line) is str]
+            if type(post) is list:
+                entry["post_context"] = [line for line in post[:_MAX_CONTEXT] if type(line) is str]
         out.append(entry)
     return out
 
