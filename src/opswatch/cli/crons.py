@@ -15,7 +15,7 @@ from typing import Any
 
 from . import CommandError, _admin_api
 
-_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SETTINGS = (
     ("schedule", "schedule", str),
     ("timezone", "timezone", str),
@@ -109,7 +109,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, attribute)
         if value is None:
             continue
-        if key in ("checkin_margin", "early_margin", "max_runtime") and _NUMBER.match(str(value)):
+        if key in ("checkin_margin", "early_margin", "max_runtime") and _NUMBER.fullmatch(str(value)):
             value = float(value)  # a bare number is minutes
         settings[key] = value
     return settings

@@ -78,10 +78,9 @@ def project_for_key(ctx: ServerContext, project: str, key: str | None) -> int:
     """
     if not key:
         raise IngestError(401, "unauthorized", "no ingest key: send the DSN key as a Bearer token")
-    try:
-        project_id = int(project)
-    except ValueError:
-        raise IngestError(404, "not_found", f"no project {project[:40]!r}") from None
+    if not (project.isascii() and project.isdigit()) or len(project) > 18:  # int() takes "１", "+1", "1_0"
+        raise IngestError(404, "not_found", f"no project {project[:40]!r}")
+    project_id = int(project)
     owner = ctx.keys.project_for(key)
     if owner is None or owner != project_id:
         raise IngestError(401, "unauthorized", f"the key is not a valid ingest key of project {project_id}")

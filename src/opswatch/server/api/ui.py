@@ -236,7 +236,7 @@ def issues_page(request: Request, status: str = "unresolved", query: str = "", o
                    offset=max(offset, 0), statuses=pages.ISSUE_STATUSES, per_page=pages.ISSUES_PER_PAGE)
 
 
-@router.get("/issues/{issue_id}")
+@router.get("/issues/{issue_id:int}")
 def issue_page(request: Request, issue_id: int) -> Response:
     """One issue: title, culprit, counts, status actions, the latest event with its stack."""
     viewer = _authenticate(request)
@@ -249,7 +249,7 @@ def issue_page(request: Request, issue_id: int) -> Response:
     return _render(request, viewer, "issue.html", "Issues", issue=issue, ignore_choices=pages.IGNORE_CHOICES)
 
 
-@router.post("/issues/{issue_id}/{action}")
+@router.post("/issues/{issue_id:int}/{action}")
 async def issue_action(request: Request, issue_id: int, action: str) -> Response:
     """Resolve, reopen or ignore an issue, then show it again."""
     checked = await _change(request)
