@@ -172,7 +172,7 @@ _NUMBERS: dict[str, tuple[int, int]] = {
 _SECONDS: dict[str, tuple[float, float]] = {
     "header_timeout": (0.1, 3600.0),
     "body_timeout": (0.1, 3600.0),
-    "keepalive_timeout": (0.1, 3600.0),
+    "keepalive_timeout": (1.0, 3600.0),
 }
 _SIZES = frozenset({"query_memory_limit", "query_temp_limit"})
 _SIZE = re.compile(r"[0-9]+(?:\.[0-9]+)?\s*(?:[KMGT]i?B|B)", re.IGNORECASE)
