@@ -194,6 +194,13 @@ QUERY_MAX_ANSWER_BYTES: Final = 32 * MiB
 #: the time limit cannot interrupt it (``unnest(range(200000000))`` took 14 GB and a minute).
 QUERY_MAX_GENERATED: Final = 1_000_000
 
+#: Queries that ran past their time limit and did not stop at the interrupt, still running; past this
+#: many, new queries are answered 503 until they end (each holds a thread and memory).
+QUERY_MAX_ABANDONED: Final = 2
+
+#: A query is answered 408 by twice its time limit plus this many seconds, stopped or not.
+QUERY_STOP_GRACE_SECONDS: Final = 1.0
+
 #: Seconds a query may run by default before it is interrupted, and the most a caller may ask for.
 QUERY_DEFAULT_TIMEOUT_SECONDS: Final = 30.0
 QUERY_MAX_TIMEOUT_SECONDS: Final = 300.0
