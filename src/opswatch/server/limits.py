@@ -148,6 +148,13 @@ STORE_MAX_PROMOTED_COLUMNS: Final = 256
 #: (ids used as key names) stay in the ``attributes`` container, reachable as ``attributes->>'key'``.
 STORE_MAX_CATALOG_KEYS: Final = 2_000
 
+#: Most catalog keys one project may add, and most new keys one project may add in one commit. The
+#: catalog (and so the ``logs`` view) is shared by every project: these keep one sender that invents
+#: field names from filling it; its extra fields stay in ``attributes``. A full catalog makes room for
+#: a project under its share by dropping the least-seen cold key of the project holding the most.
+STORE_MAX_KEYS_PER_PROJECT: Final = 500
+STORE_MAX_NEW_KEYS_PER_COMMIT: Final = 100
+
 #: Most rows written in one group commit; a longer queue of appends is written in several commits.
 STORE_MAX_ROWS_PER_COMMIT: Final = 50_000
 

@@ -139,6 +139,8 @@ class DuckDBStore:
                 promote_after=promote_after,
                 max_columns=max_promoted_columns,
                 max_keys=max_catalog_keys,
+                max_keys_per_project=min(max_catalog_keys, limits.STORE_MAX_KEYS_PER_PROJECT),
+                max_new_per_batch=min(max_catalog_keys, limits.STORE_MAX_NEW_KEYS_PER_COMMIT),
             )
             self._schema = layout.view_statements(keys)[1]
             self._count = int(_scalar(conn, f"SELECT count(*) FROM {EVENTS_TABLE}"))
@@ -263,7 +265,11 @@ class DuckDBStore:
                 for slot, pair in enumerate(zip(batch.slow_rows, batch.slow_pending, strict=True))
                 if slot not in skip
             ]
-            plan = self._catalog.plan([(row["timestamp"], rest) for row, rest in slow if rest])
+            with_rest = [(row, rest) for row, rest in slow if rest]
+            plan = self._catalog.plan(
+                [(row["timestamp"], rest) for row, rest in with_rest],
+                [row.get("project_id") for row, _ in with_rest],
+            )
             schema = apply_plan(conn, plan)
             first = self._next_seq
             pairs = list(zip(batches, fast_skips, strict=True))
@@ -509,7 +515,8 @@ class DuckDBStore:
 
 def _load_catalog(conn: Any) -> list[KeyInfo]:
     found = conn.execute(
-        f"SELECT key, name, type, column_name, seen, cold_first, cold_last FROM {layout.CATALOG_TABLE}"
+        "SELECT key, name, type, column_name, seen, cold_first, cold_last, project_id "
+        f"FROM {layout.CATALOG_TABLE}"
     ).fetchall()
     return [KeyInfo(*row) for row in found]
 
