@@ -43,6 +43,21 @@ class Served:
         return self.status("VmRSS") / 1024
 
 
+def read_banner(process: subprocess.Popen[str]) -> dict[str, str]:
+    """What ``opswatch serve`` prints at start: ``url``, ``OPSWATCH_ADMIN_TOKEN``, ``OPSWATCH_DSN``."""
+    banner: dict[str, str] = {}
+    assert process.stdout is not None
+    while "OPSWATCH_DSN" not in banner:
+        line = process.stdout.readline()
+        assert line, process.stderr.read() if process.stderr else "the server exited"
+        if "=" in line:
+            name, _, value = line.strip().partition("=")
+            banner[name] = value
+        elif "listening on" in line:
+            banner["url"] = line.split("listening on ")[1].split(" ")[0]
+    return banner
+
+
 @contextlib.contextmanager
 def served(tmp_path: Path, **env: str) -> Iterator[Served]:
     """Start ``opswatch serve --port 0`` with ``OPSWATCH_*`` settings ``env``; stop it afterwards."""
@@ -56,16 +71,7 @@ def served(tmp_path: Path, **env: str) -> Iterator[Served]:
         env=environ,
     )
     try:
-        banner: dict[str, str] = {}
-        assert process.stdout is not None
-        while "OPSWATCH_DSN" not in banner:
-            line = process.stdout.readline()
-            assert line, process.stderr.read() if process.stderr else "the server exited"
-            if "=" in line:
-                name, _, value = line.strip().partition("=")
-                banner[name] = value
-            elif "listening on" in line:
-                banner["url"] = line.split("listening on ")[1].split(" ")[0]
+        banner = read_banner(process)
         dsn = banner["OPSWATCH_DSN"]
         host, _, port = banner["url"].split("//")[1].partition(":")
         yield Served(
