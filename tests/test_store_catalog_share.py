@@ -26,8 +26,8 @@ SEED_QUERY = (
 )
 
 
-def catalog(**bounds: int) -> KeyCatalog:
-    settings: dict[str, int] = {"promote_after": 1000, "max_columns": 10, "max_keys": 50}
+def catalog(**bounds: Any) -> KeyCatalog:
+    settings: dict[str, Any] = {"promote_after": 1000, "max_columns": 10, "max_keys": 50}
     settings.update(bounds)
     return KeyCatalog(**settings)  # type: ignore[arg-type]
 
@@ -82,6 +82,15 @@ def test_a_full_catalog_of_equal_shares_takes_no_more_keys_from_either() -> None
     assert "a_more" not in keys.keys and "b_more" not in keys.keys
     adopt(keys, [{"c0": 1}], 3)  # a project with nothing yet is under its share
     assert "c0" in keys.keys and len(keys.keys) == 20
+
+
+def test_it_never_drops_a_documented_field_to_make_room() -> None:
+    keys = catalog(max_keys=4, max_keys_per_project=4, protected=["church_id", "amount"])
+    adopt(keys, [{"church_id": "c1", "amount": 1, "junk0": 1, "junk1": 1}], 2)
+    adopt(keys, [{"a": 1}, {"b": 1}, {"c": 1}], 1)
+    assert {"church_id", "amount"} <= set(keys.keys)
+    assert "junk0" not in keys.keys and "junk1" not in keys.keys
+    assert ("a" in keys.keys) + ("b" in keys.keys) + ("c" in keys.keys) == 2
 
 
 def test_it_never_drops_a_promoted_key() -> None:

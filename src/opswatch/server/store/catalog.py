@@ -21,7 +21,8 @@ The catalog is shared by every project, so what one project can add is bounded (
 ``max_new_per_batch`` new keys per project in one commit and ``max_keys_per_project`` keys in all (each
 key remembers the project that first sent it). When the whole catalog (``max_keys``) is full, a project
 under its share still gets its new key: the least-seen cold key of the project holding the most keys
-makes room (its values stay in the container). Promoted keys are never dropped. So a sender that
+makes room (its values stay in the container). Promoted keys are never dropped, nor ``protected`` ones
+(the fields of the documented business metrics, which the seed's queries name). So a sender that
 invents field names fills its own share and then only the container, and never takes a column (such as
 ``church_id``, which the seed's queries name) from another project.
 
@@ -149,6 +150,7 @@ class KeyCatalog:
         max_keys: int,
         max_keys_per_project: int | None = None,
         max_new_per_batch: int | None = None,
+        protected: Iterable[str] = (),
     ) -> None:
         self.keys: dict[str, KeyInfo] = {info.key: info for info in keys}
         self.placements: dict[str, tuple[str, tuple[type, ...]]] = _placements(self.keys)
@@ -158,6 +160,7 @@ class KeyCatalog:
         self.max_keys = max_keys
         self.max_keys_per_project = max_keys if max_keys_per_project is None else max_keys_per_project
         self.max_new_per_batch = max_keys if max_new_per_batch is None else max_new_per_batch
+        self.protected = frozenset(name.lower() for name in protected)
         self._lower: dict[str, str] = {}
 
     @property
@@ -272,7 +275,11 @@ class KeyCatalog:
         largest = max(owned, key=lambda owner: owned[owner], default=None)
         if largest is None or largest == project or owned[largest] <= owned.get(project, 0) + 1:
             return False
-        cold = [info for info in keys.values() if info.project_id == largest and info.column is None]
+        cold = [
+            info
+            for info in keys.values()
+            if info.project_id == largest and info.column is None and info.key not in self.protected
+        ]
         if not cold:
             return False
         victim = min(cold, key=lambda info: (info.seen, info.cold_last or "", info.key))
