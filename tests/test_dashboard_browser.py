@@ -271,10 +271,25 @@ def test_it_pauses_resumes_and_edits_a_cron_monitor(page: Any, server: RunningSe
 
 def test_it_logs_out(page: Any, server: RunningServer) -> None:
     log_in(page, server)
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log out", exact=True).click()
     page.wait_for_url(f"{server.url}/login")
     page.goto(f"{server.url}/issues")
     assert page.url.startswith(f"{server.url}/login")
+
+
+def test_it_logs_out_everywhere(browser: Any, page: Any, server: RunningServer) -> None:
+    other = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        elsewhere = other.new_page()
+        log_in(elsewhere, server, "/issues")
+        assert elsewhere.url.startswith(f"{server.url}/issues")
+        log_in(page, server)
+        page.get_by_role("button", name="Log out everywhere").click()
+        page.wait_for_url(f"{server.url}/login")
+        elsewhere.goto(f"{server.url}/issues")
+        assert elsewhere.url.startswith(f"{server.url}/login")
+    finally:
+        other.close()
 
 
 class AttackerSite:

@@ -247,7 +247,7 @@ class LogFilters:
             raise ValueError(f"level: expected one of trace, debug, info, warn, error, fatal; got {name!r}")
         lines = DEFAULT_LOG_LINES
         if limit:
-            if not limit.isdigit() or not 1 <= int(limit) <= MAX_LOG_LINES:
+            if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LOG_LINES:
                 raise ValueError(f"limit: expected 1..{MAX_LOG_LINES}")
             lines = int(limit)
         return cls(name, (operation or "").strip()[:200], (text or "").strip()[:200], lines)
