@@ -235,12 +235,19 @@ def _frame(frame: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     file = frame.get("file")
     if isinstance(file, str):
-        result["abs_path"] = file
         result["filename"] = file
+        if file.startswith("/"):  # the SDK shows app paths relative to the project: not an absolute path
+            result["abs_path"] = file
     for source, target in (("function", "function"), ("module", "module"), ("line", "lineno")):
         value = frame.get(source)
         if value is not None:
             result[target] = value
     if isinstance(frame.get("in_app"), bool):
         result["in_app"] = frame["in_app"]
+    # Source lines were captured (bounded, redacted) with the record; Sentry shows them as they are.
+    if isinstance(frame.get("context_line"), str):
+        result["context_line"] = frame["context_line"]
+        for key in ("pre_context", "post_context"):
+            if isinstance(frame.get(key), list):
+                result[key] = frame[key]
     return result
