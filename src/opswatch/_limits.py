@@ -32,4 +32,9 @@ REDACTION_CACHE_MAX_STRING: Final = 256
 #: records, and process exit, flush at once.
 CONSOLE_FLUSH_INTERVAL: Final = 0.5
 
+#: Longest the SDK delays a stop to deliver what is pending, in seconds: at exit, at SIGTERM, at an ASGI
+#: lifespan shutdown, at a multiprocessing child's end. What is not delivered by then waits in the disk
+#: spool for the next run. Docker gives a stopping container 10 s, Kubernetes 30 s; the app needs its part.
+STOP_TIMEOUT: Final = 5.0
+
 TRUNCATION_MARKER: Final = "…[truncated]"

@@ -3,7 +3,9 @@
 ``emit`` is the hot path: merge context and fields, redact once, add the fields every record carries,
 then give the same dict to each sink whose level it reaches. Sinks never raise here: a failing sink is
 counted and reported once on stderr. ``STATE`` holds the active runtime; before ``opswatch.init()`` the
-first record builds one from the environment, so a program that never calls ``init`` still logs.
+first record builds one from the environment, so a program that never calls ``init`` still logs. At
+exit the runtime is closed (pending records delivered for up to ``STOP_TIMEOUT`` seconds, the rest
+spooled); ``_stops`` does the same at the stops that skip ``atexit`` (SIGTERM, multiprocessing children).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._context import _fields as _context_fields
+from ._limits import STOP_TIMEOUT
 from .config import Settings
 from .record import FATAL, LEVEL_NAMES, TRACE, Record, format_millis, new_event_id, serialize_exception
 from .redact import Redactor
@@ -130,12 +133,19 @@ class Runtime:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Flush every sink within ``timeout`` seconds in total; True when all are drained."""
+        return self._each(timeout, "flush")
+
+    def flush_at_stop(self, timeout: float | None = None) -> bool:
+        """``Sink.flush_at_stop`` on every sink, ``timeout`` seconds in all; True when all was delivered."""
+        return self._each(timeout, "flush_at_stop")
+
+    def _each(self, timeout: float | None, method: str) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         done = True
         for sink in self.sinks:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                done = sink.flush(left) and done
+                done = getattr(sink, method)(left) and done
             except Exception as err:
                 sink.report_failure(err)
                 done = False
@@ -218,6 +228,9 @@ class _State:
         with self.lock:
             old, self.runtime = self.runtime, runtime
             self.min_level = runtime.min_level
+        from . import _stops  # imports this module: loaded here, once a runtime exists
+
+        _stops.install()
         return old
 
     def emit(
@@ -272,7 +285,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def _at_exit() -> None:
     runtime = STATE.runtime
     if runtime is not None:
-        runtime.close(timeout=5.0)
+        runtime.close(timeout=STOP_TIMEOUT)
 
 
 atexit.register(_at_exit)
