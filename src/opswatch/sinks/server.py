@@ -298,16 +298,18 @@ class ServerSink(Sink):
     def close(self, timeout: float | None = None) -> None:
         """Deliver what can be delivered within ``timeout`` seconds, spool the rest, stop the thread."""
         with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            self._stopping = True
-            if timeout is not None:
-                self._deadline = time.monotonic() + timeout
+            closing = self._closed  # closed already: wait for that close's worker (SIGTERM during atexit)
+            if not closing:
+                self._closed = True
+                self._stopping = True
+                if timeout is not None:
+                    self._deadline = time.monotonic() + timeout
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        if closing:
+            return
         if thread is not None and thread.is_alive():
             self._abandon()  # stuck in a slow request: keep its batch and the queue on disk
         elif thread is None:
