@@ -387,19 +387,21 @@ class ServerSink(Sink):
             return True
         urgent = self._stopping or self._flushers > 0 or self._hurry
         due = urgent or len(queue) >= self.batch_size or now - self._last_take >= self.batch_interval
+        backlog_empty = delivery.backlog.empty()
+        if not backlog_empty and not delivery.waiting(now):
+            # Oldest first: a fresh batch would only queue behind the backlog (and could push its oldest
+            # batch past the bound). Busy even while replaying: a flush must not see the backlog
+            # mid-claim and think it empty.
+            self._busy_with(delivery.replay_one)
+            self._announce_drops()
+            return False
         if queue and due:
             self._last_take = now
             self._busy_with(self._ship_next)
             self._announce_drops()
             return False
-        backlog_empty = delivery.backlog.empty()
         if self._stopping and not queue and (backlog_empty or delivery.waiting(now)):
             return True  # done, or the server is down and the backlog waits on disk for the next run
-        if not backlog_empty and not delivery.waiting(now):
-            # Busy even while replaying: a flush must not see the backlog mid-claim and think it empty.
-            self._busy_with(delivery.replay_one)
-            self._announce_drops()
-            return False
         self._notify()
         wait = self.batch_interval - (now - self._last_take) if queue else self.batch_interval
         if not backlog_empty:
