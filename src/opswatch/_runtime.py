@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import importlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -212,6 +213,10 @@ class _State:
         self.runtime: Runtime | None = None
         self.min_level = TRACE  # until a runtime exists, let calls through so the first one builds it
         self.lock = threading.RLock()
+        #: True while the main thread closes the runtime as the process ends (``close_at_end``): a SIGTERM
+        #: arriving then waits for that close (``deferred_signals``) instead of flushing on top of it.
+        self.closing = False
+        self.deferred_signals: list[int] = []
 
     def get(self) -> Runtime:
         runtime = self.runtime
@@ -282,10 +287,21 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _at_exit() -> None:
+def close_at_end(timeout: float = STOP_TIMEOUT) -> None:
+    """Close the runtime as the process ends (atexit, a multiprocessing child's finalizer); never raises.
+
+    A SIGTERM that arrived meanwhile (and was deferred by ``_stops``) is raised again afterwards with its
+    default action, so the process still ends by it.
+    """
+    STATE.closing = True
     runtime = STATE.runtime
     if runtime is not None:
-        runtime.close(timeout=STOP_TIMEOUT)
+        with contextlib.suppress(Exception):
+            runtime.close(timeout)
+    for signum in STATE.deferred_signals:
+        with contextlib.suppress(Exception):
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
 
 
-atexit.register(_at_exit)
+atexit.register(close_at_end)

@@ -4,22 +4,27 @@ Exit (``sys.exit``, the end of ``main``, Ctrl-C) runs ``atexit``, which closes t
 Three other stops skip ``atexit``; this module hooks each one without changing what the stop does:
 
 - **SIGTERM** (docker, Kubernetes, systemd, ``kill``). ``install`` runs at every ``init``, in the main
-  thread only. When SIGTERM has its default action, opswatch's handler closes the runtime (deliver for
-  up to ``STOP_TIMEOUT`` seconds, spool the rest), then restores the default action and raises the
-  signal again: the process ends as it would have, with the same status. When the app or its server
-  installed a Python handler first, opswatch wraps it: on SIGTERM it starts sending each record at once
-  and flushes in the background, then calls that handler, which decides what happens. An ignored signal
-  or a handler installed from C is left alone. uvicorn installs its handler around the app and, after its
-  graceful shutdown, restores the previous one and raises the signal again: when opswatch's handler was
-  the previous one (gunicorn's uvicorn worker, ``uvicorn.run`` after ``init``), it runs then; otherwise
-  the ASGI middleware flushes at lifespan shutdown (or the app calls ``flush_at_stop`` there).
+  thread only. When SIGTERM has its default action, opswatch's handler delivers what is pending for up
+  to ``STOP_TIMEOUT`` seconds and spools the rest (``flush_at_stop``: the sinks stay open), then
+  restores the default action and raises the signal again: the process ends as it would have, with the
+  same status. (As PID 1 of a container without an init, the default action is to ignore SIGTERM; the
+  process then goes on, sending each record at once, as it would have gone on without opswatch.) When
+  the app or its server installed a Python handler first, opswatch wraps it: on SIGTERM it starts
+  sending each record at once and flushes in the background, then calls that handler, which decides
+  what happens. An ignored signal or a handler installed from C is left alone. uvicorn installs its
+  handler around the app and, after its graceful shutdown, restores the previous one and raises the
+  signal again: when opswatch's handler was the previous one (gunicorn's uvicorn worker, ``uvicorn.run``
+  after ``init``), it runs then; otherwise the ASGI middleware flushes at lifespan shutdown (or the app
+  calls ``flush_on_shutdown`` there).
 - **multiprocessing children** end with ``os._exit`` after running multiprocessing's own finalizers:
   each child registers one (``multiprocessing.util.Finalize``) that closes the runtime.
 - **ASGI lifespan shutdown**: ``flush_at_stop``, called by the middleware or the app.
 
 The work of a signal handler runs in a helper thread that the handler waits for (at most
 ``STOP_TIMEOUT`` and a second): the handler interrupts the main thread anywhere, perhaps holding a lock
-the flush needs, and a deadlock there would hang the stop.
+the flush needs, and a deadlock there would hang the stop. A SIGTERM that interrupts the close at the
+process's end (``close_at_end``: atexit, a multiprocessing child's finalizer) does no work of its own:
+it is raised again once that close is done.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from types import FrameType
 from typing import Any
 
 from ._limits import STOP_TIMEOUT
-from ._runtime import STATE
+from ._runtime import STATE, close_at_end
 
 Handler = Callable[[int, "FrameType | None"], Any]
 
@@ -54,13 +59,6 @@ def flush_at_stop(timeout: float = STOP_TIMEOUT) -> bool:
         return False
 
 
-def _close(timeout: float = STOP_TIMEOUT) -> None:
-    runtime = STATE.runtime
-    if runtime is not None:
-        with contextlib.suppress(Exception):
-            runtime.close(timeout)
-
-
 def _in_helper_thread(work: Callable[[], object]) -> None:
     helper = threading.Thread(target=work, name="opswatch-stop", daemon=True)
     helper.start()
@@ -72,7 +70,10 @@ def _in_helper_thread(work: Callable[[], object]) -> None:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """Installed over the default action: deliver, then end the process as the default action would."""
-    _in_helper_thread(_close)
+    if STATE.closing:  # the main thread, interrupted here, is closing the runtime: let it finish first
+        STATE.deferred_signals.append(signum)
+        return
+    _in_helper_thread(flush_at_stop)
     with contextlib.suppress(Exception):
         signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
@@ -134,7 +135,7 @@ def _in_child(marker: _Marker) -> None:
     import multiprocessing.util
 
     # Lowest priority: after the finalizers of pools and queues, which may still log.
-    multiprocessing.util.Finalize(None, _close, exitpriority=-100)
+    multiprocessing.util.Finalize(None, close_at_end, exitpriority=-100)
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
