@@ -821,3 +821,27 @@ def test_it_stops_its_thread_when_a_later_sink_fails_init(tmp_path: Path) -> Non
     while any(t.name == THREAD_NAME for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not any(t.name == THREAD_NAME for t in threading.enumerate())
+
+
+# -- opswatch.stats() ---------------------------------------------------------------------------------
+
+
+def test_it_tells_what_became_of_every_record_through_opswatch_stats(
+    server: IngestServer, tmp_path: Path
+) -> None:
+    opswatch.init(dsn=server.dsn, console=False, spool_dir=str(tmp_path / "spool"))
+    opswatch.get_logger("app").info("counted")
+    assert opswatch.flush(5.0)
+
+    stats = opswatch.stats()
+    assert (stats["queued"], stats["spooled"], stats["sent"], stats["dropped"]) == (0, 0, 1, 0)
+    assert stats["refused"] == 0 and stats["last_error"] is None
+    assert stats["sinks"]["server"]["accepted"] == 1
+
+    opswatch.init(dsn=f"http://wrongkey@127.0.0.1:{server.port}/1", console=False, spool_dir=str(tmp_path / "s2"))
+    opswatch.get_logger("app").info("refused")
+    assert not opswatch.flush(5.0)
+
+    stats = opswatch.stats()
+    assert stats["refused"] == 1 and stats["sent"] == 0
+    assert stats["last_error"] == "HTTP 401: bad key"
