@@ -162,6 +162,7 @@ def test_it_stores_every_answered_request_when_sigterm_stops_the_app(
 
     stored = stored_numbers(ingest)
     answered = set(load.answered)
+    print(f"\n[measured] {server}, hook={hook}: sent {len(load.sent)}, answered {len(answered)}, stored {len(stored)}")
     assert len(stored) == len(set(stored)), "a record was stored twice"
     assert answered <= set(stored), f"{len(answered - set(stored))} answered requests not stored\n{err}"
     assert set(stored) <= load.sent
