@@ -9,11 +9,11 @@ Three other stops skip ``atexit``; this module hooks each one without changing w
   restores the default action and raises the signal again: the process ends as it would have, with the
   same status. (As PID 1 of a container without an init, the default action is to ignore SIGTERM; the
   process then goes on, sending each record at once, as it would have gone on without opswatch.) When
-  the app or its server installed a Python handler first, opswatch wraps it: on SIGTERM it starts
-  sending each record at once and flushes in the background, then calls that handler, which decides
-  what happens. An ignored signal or a handler installed from C is left alone. uvicorn installs its
-  handler around the app and, after its graceful shutdown, restores the previous one and raises the
-  signal again: when opswatch's handler was the previous one (gunicorn's uvicorn worker, ``uvicorn.run``
+  the app or its server installed a Python handler first, opswatch wraps it: on SIGTERM it delivers
+  what is pending the same way (from then on each record is sent as soon as it is written), then calls
+  that handler, which decides what happens. An ignored signal or a handler installed from C is left
+  alone. uvicorn installs its handler around the app and, after its graceful shutdown, restores the
+  previous one and raises the signal again: when opswatch's handler was the previous one (gunicorn's uvicorn worker, ``uvicorn.run``
   after ``init``), it runs then; otherwise the ASGI middleware flushes at lifespan shutdown (or the app
   calls ``flush_on_shutdown`` there).
 - **multiprocessing children** end with ``os._exit`` after running multiprocessing's own finalizers:
@@ -86,8 +86,8 @@ class _Chained:
         self.previous = previous
 
     def __call__(self, signum: int, frame: FrameType | None) -> Any:
-        with contextlib.suppress(Exception):
-            threading.Thread(target=flush_at_stop, name="opswatch-stop", daemon=True).start()
+        if not STATE.closing:
+            _in_helper_thread(flush_at_stop)
         return self.previous(signum, frame)
 
 
