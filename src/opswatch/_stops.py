@@ -4,18 +4,18 @@ Exit (``sys.exit``, the end of ``main``, Ctrl-C) runs ``atexit``, which closes t
 Three other stops skip ``atexit``; this module hooks each one without changing what the stop does:
 
 - **SIGTERM** (docker, Kubernetes, systemd, ``kill``). ``install`` runs at every ``init``, in the main
-  thread only. When SIGTERM has its default action, opswatch's handler delivers what is pending for up
-  to ``STOP_TIMEOUT`` seconds and spools the rest (``flush_at_stop``: the sinks stay open), then
-  restores the default action and raises the signal again: the process ends as it would have, with the
-  same status. (As PID 1 of a container without an init, the default action is to ignore SIGTERM; the
-  process then goes on, sending each record at once, as it would have gone on without opswatch.) When
-  the app or its server installed a Python handler first, opswatch wraps it: on SIGTERM it delivers
-  what is pending the same way (from then on each record is sent as soon as it is written), then calls
-  that handler, which decides what happens. An ignored signal or a handler installed from C is left
-  alone. uvicorn installs its handler around the app and, after its graceful shutdown, restores the
-  previous one and raises the signal again: when opswatch's handler was the previous one (gunicorn's uvicorn worker, ``uvicorn.run``
-  after ``init``), it runs then; otherwise the ASGI middleware flushes at lifespan shutdown (or the app
-  calls ``flush_on_shutdown`` there).
+  thread only. When SIGTERM has its default action, opswatch's handler delivers what is pending for up to
+  ``STOP_TIMEOUT`` seconds and spools the rest (``flush_at_stop``: the sinks stay open), then restores the
+  default action and raises the signal again: the process ends as it would have, with the same status. (As
+  PID 1 of a container without an init, the default action is to ignore SIGTERM; the process then goes on,
+  sending each record at once, as it would have gone on without opswatch.) When the app or its server
+  installed a Python handler first, opswatch wraps it: on SIGTERM it delivers what is pending the same way
+  (from then on each record is sent as soon as it is written), then calls that handler, which decides what
+  happens. An ignored signal or a handler installed from C is left alone. uvicorn installs its handler
+  around the app and, after its graceful shutdown, restores the previous one and raises the signal again:
+  when opswatch's handler was the previous one (gunicorn's uvicorn worker, ``uvicorn.run`` after
+  ``init``), it runs then; otherwise the ASGI middleware flushes at lifespan shutdown (or the app calls
+  ``flush_on_shutdown`` there).
 - **multiprocessing children** end with ``os._exit`` after running multiprocessing's own finalizers:
   each child registers one (``multiprocessing.util.Finalize``) that closes the runtime.
 - **ASGI lifespan shutdown**: ``flush_at_stop``, called by the middleware or the app.
