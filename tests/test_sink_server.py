@@ -638,7 +638,7 @@ def test_it_spools_the_batch_of_a_request_that_outlives_close(
 
     assert len(spooled_files(tmp_path / "spool")) == 1
     sink.write(record("after close"))
-    assert sink.stats()["dropped_queue_full"] == 1
+    assert sink.stats()["dropped_closed"] == 1
 
 
 def test_it_names_its_thread_so_the_stdlib_bridge_ignores_its_logs(server: IngestServer, tmp_path: Path) -> None:

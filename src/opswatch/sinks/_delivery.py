@@ -12,10 +12,10 @@ stored batch. What an answer means:
 - any other 4xx (and 3xx: redirects are not followed): refused for good, counted, printed once (a 401
   or 404 says the DSN's key or project is wrong).
 
-Drops are counted here by reason (``queue_full``, ``spool_full``, ``unstorable``) under ``lock``: the first
-drop of an episode prints one line on stderr, and every post carries the drops the server has not heard
-of yet in the ``X-Opswatch-Client-Report`` header (as Sentry SDKs send client reports); a 2xx answer
-marks them reported, so the server's ``/metrics`` counts each drop once.
+Drops are counted here by reason (``queue_full``, ``spool_full``, ``unstorable``, ``closed``) under
+``lock``: the first drop of an episode prints one line on stderr, and every post carries the drops the
+server has not heard of yet in the ``X-Opswatch-Client-Report`` header (as Sentry SDKs send client
+reports); a 2xx answer marks them reported, so the server's ``/metrics`` counts each drop once.
 
 Only the worker thread posts. ``store`` is also called by application threads (a full queue spills its
 oldest batch to the backlog) and by ``ServerSink.close`` when the worker is stuck in a request: it holds
@@ -47,8 +47,9 @@ COUNTERS = (
     "spooled",
 )
 
-#: Why records are lost to a bound: the queue (and the spool with it), the spool, a disk that fails.
-DROP_REASONS = ("queue_full", "spool_full", "unstorable")
+#: Why records are lost: the queue (and the spool with it) is full, the spool is full, the disk fails, or
+#: the sink was closed already (a record logged after the exit flush).
+DROP_REASONS = ("queue_full", "spool_full", "unstorable", "closed")
 
 
 class Delivery:
@@ -305,6 +306,7 @@ _DROP_WHY = {
     "queue_full": "the queue is full and the spool cannot take more",
     "spool_full": "the spool is full; the oldest undelivered records go first",
     "unstorable": "the spool cannot be written",
+    "closed": "logged after opswatch closed at exit",
 }
 
 _REFUSAL_HINTS = {

@@ -212,7 +212,10 @@ class ServerSink(Sink):
     def write(self, record: Record) -> None:
         """Queue ``record`` for the worker; when full, spill to the backlog, and drop if that fails."""
         queue = self._queue
-        if self._closed or (len(queue) >= self.max_queue and not self._spill()):
+        if self._closed:
+            self._delivery.drop("closed", 1)
+            return
+        if len(queue) >= self.max_queue and not self._spill():
             self._delivery.drop("queue_full", 1)
             return
         queue.append(record)

@@ -14,7 +14,7 @@ from ...sinks._native import CLIENT_REPORT_HEADER
 from ..metrics import Counter
 
 #: The reasons an SDK reports; anything else is ignored.
-REASONS: Final = frozenset({"queue_full", "spool_full", "unstorable"})
+REASONS: Final = frozenset({"queue_full", "spool_full", "unstorable", "closed"})
 #: Largest count believed for one reason in one report (a client cannot lose more in one run).
 MAX_COUNT: Final = 10**12
 
