@@ -845,3 +845,23 @@ def test_it_tells_what_became_of_every_record_through_opswatch_stats(
     stats = opswatch.stats()
     assert stats["refused"] == 1 and stats["sent"] == 0
     assert stats["last_error"] == "HTTP 401: bad key"
+
+
+@pytest.mark.slow
+def test_it_gives_a_hung_server_stop_timeout_seconds_at_a_stop_then_spools(
+    server: IngestServer, tmp_path: Path
+) -> None:
+    from opswatch._limits import STOP_TIMEOUT
+    from opswatch.integrations.asgi import flush_on_shutdown
+
+    server.hang = threading.Event()
+    opswatch.init(dsn=server.dsn, console=False, spool_dir=str(tmp_path / "spool"))
+    opswatch.get_logger("app").info("stuck")
+    started = time.monotonic()
+
+    assert not flush_on_shutdown()
+
+    assert time.monotonic() - started >= STOP_TIMEOUT  # the whole limit, not less
+    assert len(spooled_files(tmp_path / "spool")) == 1  # then it waits on disk for the next run
+    server.hang.set()
+    server.hang = None
