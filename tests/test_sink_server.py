@@ -396,11 +396,11 @@ def test_it_drops_a_batch_refused_with_a_4xx_says_so_once_and_carries_on(
     server.script = [(400, {}, b'{"detail": "no valid events"}'), (400, {}, b'{"detail": "again"}')]
     sink = make_sink(server.dsn, batch_interval=60.0)
     sink.write(record("refused 1"))
-    assert sink.flush(5.0)
+    assert not sink.flush(5.0)
     sink.write(record("refused 2"))
-    assert sink.flush(5.0)
+    assert not sink.flush(5.0)
     sink.write(record("kept"))
-    assert sink.flush(5.0)
+    assert sink.flush(5.0)  # nothing lost since the previous flush
 
     assert server.messages() == ["kept"]
     stats = sink.stats()
@@ -410,14 +410,33 @@ def test_it_drops_a_batch_refused_with_a_4xx_says_so_once_and_carries_on(
     assert "HTTP 400" in err and "no valid events" in err
 
 
-def test_it_does_not_retry_a_bad_key(server: IngestServer, make_sink: Any) -> None:
+def test_it_does_not_retry_a_bad_key_and_its_flush_says_so(
+    server: IngestServer, make_sink: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     sink = make_sink(f"http://wrongkey@127.0.0.1:{server.port}/1")
     sink.write(record("unauthorized"))
+    assert not sink.flush(5.0)
+    sink.write(record("unauthorized again"))
+    assert not sink.flush(5.0)
 
-    assert sink.flush(5.0)
+    assert len(server.requests) == 2
+    assert sink.stats()["refused"] == 2 and sink.stats()["last_status"] == 401
+    err = capsys.readouterr().err
+    assert err.count("HTTP 401") == 1
+    assert "bad key" in err and "OPSWATCH_DSN" in err
 
-    assert len(server.requests) == 1
-    assert sink.stats()["refused"] == 1 and sink.stats()["last_status"] == 401
+
+def test_it_returns_false_from_flush_for_an_unknown_project_and_says_why_once(
+    server: IngestServer, make_sink: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sink = make_sink(f"http://{KEY}@127.0.0.1:{server.port}/99")
+    for n in range(3):
+        sink.write(record(f"nowhere {n}"))
+        assert not sink.flush(5.0)
+
+    assert sink.stats()["refused"] == 3 and sink.stats()["last_status"] == 404
+    err = capsys.readouterr().err
+    assert err.count("HTTP 404") == 1 and "no such project" in err
 
 
 def test_it_counts_records_the_server_rejects_by_index(
@@ -429,7 +448,7 @@ def test_it_counts_records_the_server_rejects_by_index(
     sink.write(record("bad", amount="lots"))
     sink.write(record("ok 2", amount=2))
 
-    assert sink.flush(5.0)
+    assert not sink.flush(5.0)  # one record did not make it
 
     assert server.messages() == ["ok 1", "ok 2"]
     stats = sink.stats()
@@ -444,7 +463,7 @@ def test_it_counts_a_batch_of_only_invalid_records_as_rejected_and_moves_on(
     sink = make_sink(server.dsn, batch_interval=60.0)
     sink.write(record(""))
     sink.write(record(""))
-    assert sink.flush(5.0)
+    assert not sink.flush(5.0)
     sink.write(record("valid"))
     assert sink.flush(5.0)
 
@@ -469,15 +488,100 @@ def test_it_splits_a_batch_the_server_finds_too_large(server: IngestServer, make
 # -- bounds and failures ------------------------------------------------------------------------------
 
 
-def test_it_drops_and_counts_records_past_the_queue_bound(server: IngestServer, make_sink: Any) -> None:
-    sink = make_sink(server.dsn, max_queue=5, batch_interval=60.0)
-    for n in range(8):
+def test_it_spills_a_full_queue_to_the_spool_instead_of_dropping(tmp_path: Path, make_sink: Any) -> None:
+    port = free_port()
+    sink = make_sink(f"http://{KEY}@127.0.0.1:{port}/1", max_queue=5, batch_size=5, batch_interval=60.0)
+    for n in range(23):
         sink.write(record(f"r{n}"))
 
-    assert sink.stats()["dropped_queue_full"] == 3
-    assert sink.stats()["queued"] == 5
+    stats = sink.stats()
+    assert stats["dropped"] == 0
+    assert stats["queued"] <= 5
+    assert stats["queued"] + stats["backlog_records"] == 23
+    assert spooled_files(tmp_path / "spool")
+
+    returned = IngestServer(port)
+    try:
+        assert sink.flush(5.0)
+        assert sorted(returned.messages()) == sorted(f"r{n}" for n in range(23))
+        assert len(returned.stored) == 23
+    finally:
+        sink.close(2.0)
+        returned.stop()
+
+
+def test_it_counts_every_drop_in_stats_stderr_flush_a_record_and_a_client_report(
+    tmp_path: Path, make_sink: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    sink = make_sink(
+        f"http://{KEY}@127.0.0.1:{port}/1",
+        max_queue=5,
+        batch_size=5,
+        max_spool_bytes=700,
+        batch_interval=60.0,
+    )
+    for n in range(40):  # the server is down: the spool takes what it can, the oldest batches go
+        sink.write(record(f"r{n}", padding=os.urandom(60).hex()))
+    stats = sink.stats()
+    dropped = stats["dropped"]
+    assert dropped > 0 and stats["dropped_spool_full"] == dropped
+    assert capsys.readouterr().err.count("opswatch: dropping records") == 1
+
+    returned = IngestServer(port)
+    try:
+        assert not sink.flush(5.0)  # everything left was delivered, but some records were lost
+        assert sink.flush(5.0)  # nothing lost since
+        reports = [e for e in returned.events.values() if e.get("operation") == "opswatch.dropped"]
+        (report,) = reports
+        assert report["dropped"] == dropped and report["dropped_spool_full"] == dropped
+        assert report["level"] == "warn" and report["logger"] == "opswatch"
+        delivered = [e for e in returned.events.values() if e.get("operation") != "opswatch.dropped"]
+        assert len(delivered) + dropped == 40
+        headers = [r["headers"].get("x-opswatch-client-report") for r in returned.requests]
+        told = [h for h in headers if h]
+        assert told[0] == f"spool_full={dropped}"
+    finally:
+        sink.close(2.0)
+        returned.stop()
+
+
+def test_it_drops_a_record_only_when_the_spool_cannot_take_the_spill(tmp_path: Path, make_sink: Any) -> None:
+    port = free_port()
+    sink = make_sink(f"http://{KEY}@127.0.0.1:{port}/1", max_queue=5, batch_size=5, batch_interval=60.0)
+    spool = tmp_path / "spool"
+    for name in os.listdir(spool):
+        os.unlink(spool / name)
+    spool.rmdir()
+    spool.write_text("a file where the spool was")  # every write to the spool fails now
+
+    for n in range(6):
+        sink.write(record(f"r{n}"))
+
+    stats = sink.stats()
+    assert stats["dropped_unstorable"] == 5  # the spilled batch could not be stored
+    assert stats["dropped_queue_full"] == 1  # nor could the record that wanted its room
+    assert stats["dropped"] == 6
+    assert not sink.flush(0.2)
+
+
+def test_it_flushes_at_a_stop_spools_what_is_left_and_stays_open(
+    server: IngestServer, tmp_path: Path, make_sink: Any
+) -> None:
+    server.hang = threading.Event()
+    sink = make_sink(server.dsn, batch_interval=60.0)
+    sink.write(record("in flight"))
+    sink.write(record("queued"))
+
+    assert not sink.flush_at_stop(0.3)  # the server hangs: nothing is delivered in time
+
+    assert sink.stats()["backlog_records"] >= 2  # both wait on disk for the next run
+    server.hang.set()
+    server.hang = None
+    sink.write(record("after the stop"))  # sent at once now: no batch interval to wait for
+    assert wait_for(lambda: "after the stop" in server.messages())
     assert sink.flush(5.0)
-    assert server.messages() == [f"r{n}" for n in range(5)]
+    assert sorted(server.messages()) == ["after the stop", "in flight", "queued"]
 
 
 def test_it_delivers_every_record_once_when_many_threads_log(server: IngestServer, make_sink: Any) -> None:
@@ -534,7 +638,7 @@ def test_it_spools_the_batch_of_a_request_that_outlives_close(
 
     assert len(spooled_files(tmp_path / "spool")) == 1
     sink.write(record("after close"))
-    assert sink.stats()["dropped_queue_full"] == 1
+    assert sink.stats()["dropped_closed"] == 1
 
 
 def test_it_names_its_thread_so_the_stdlib_bridge_ignores_its_logs(server: IngestServer, tmp_path: Path) -> None:
@@ -717,3 +821,47 @@ def test_it_stops_its_thread_when_a_later_sink_fails_init(tmp_path: Path) -> Non
     while any(t.name == THREAD_NAME for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not any(t.name == THREAD_NAME for t in threading.enumerate())
+
+
+# -- opswatch.stats() ---------------------------------------------------------------------------------
+
+
+def test_it_tells_what_became_of_every_record_through_opswatch_stats(
+    server: IngestServer, tmp_path: Path
+) -> None:
+    opswatch.init(dsn=server.dsn, console=False, spool_dir=str(tmp_path / "spool"))
+    opswatch.get_logger("app").info("counted")
+    assert opswatch.flush(5.0)
+
+    stats = opswatch.stats()
+    assert (stats["queued"], stats["spooled"], stats["sent"], stats["dropped"]) == (0, 0, 1, 0)
+    assert stats["refused"] == 0 and stats["last_error"] is None
+    assert stats["sinks"]["server"]["accepted"] == 1
+
+    opswatch.init(dsn=f"http://wrongkey@127.0.0.1:{server.port}/1", console=False, spool_dir=str(tmp_path / "s2"))
+    opswatch.get_logger("app").info("refused")
+    assert not opswatch.flush(5.0)
+
+    stats = opswatch.stats()
+    assert stats["refused"] == 1 and stats["sent"] == 0
+    assert stats["last_error"] == "HTTP 401: bad key"
+
+
+@pytest.mark.slow
+def test_it_gives_a_hung_server_stop_timeout_seconds_at_a_stop_then_spools(
+    server: IngestServer, tmp_path: Path
+) -> None:
+    from opswatch._limits import STOP_TIMEOUT
+    from opswatch.integrations.asgi import flush_on_shutdown
+
+    server.hang = threading.Event()
+    opswatch.init(dsn=server.dsn, console=False, spool_dir=str(tmp_path / "spool"))
+    opswatch.get_logger("app").info("stuck")
+    started = time.monotonic()
+
+    assert not flush_on_shutdown()
+
+    assert time.monotonic() - started >= STOP_TIMEOUT  # the whole limit, not less
+    assert len(spooled_files(tmp_path / "spool")) == 1  # then it waits on disk for the next run
+    server.hang.set()
+    server.hang = None

@@ -5,6 +5,7 @@ The public API, and nothing else. ``init()`` configures; ``get_logger()`` logs; 
 """
 
 from ._setup import flush, init, settings, shutdown
+from ._stats import stats
 from ._version import __version__
 from .alerts.api import send_slack_notification
 from .alerts.templates import SlackNotifications
@@ -47,6 +48,7 @@ __all__ = [
     "settings",
     "shutdown",
     "start_timer",
+    "stats",
     "track_external_call",
     "track_performance",
     "track_query",

@@ -39,4 +39,9 @@ CONTEXT_LINES: Final = 5
 CONTEXT_FRAMES: Final = 10
 CONTEXT_LINE_CHARS: Final = 200
 
+#: Longest the SDK delays a stop to deliver what is pending, in seconds: at exit, at SIGTERM, at an ASGI
+#: lifespan shutdown, at a multiprocessing child's end. What is not delivered by then waits in the disk
+#: spool for the next run. Docker gives a stopping container 10 s, Kubernetes 30 s; the app needs its part.
+STOP_TIMEOUT: Final = 5.0
+
 TRUNCATION_MARKER: Final = "…[truncated]"

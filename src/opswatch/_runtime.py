@@ -3,7 +3,9 @@
 ``emit`` is the hot path: merge context and fields, redact once, add the fields every record carries,
 then give the same dict to each sink whose level it reaches. Sinks never raise here: a failing sink is
 counted and reported once on stderr. ``STATE`` holds the active runtime; before ``opswatch.init()`` the
-first record builds one from the environment, so a program that never calls ``init`` still logs.
+first record builds one from the environment, so a program that never calls ``init`` still logs. At
+exit the runtime is closed (pending records delivered for up to ``STOP_TIMEOUT`` seconds, the rest
+spooled); ``_stops`` does the same at the stops that skip ``atexit`` (SIGTERM, multiprocessing children).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import atexit
 import contextlib
 import importlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -19,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._context import _fields as _context_fields
+from ._limits import STOP_TIMEOUT
 from .config import Settings
 from .record import FATAL, LEVEL_NAMES, TRACE, Record, format_millis, new_event_id, serialize_exception
 from .redact import Redactor
@@ -130,12 +134,19 @@ class Runtime:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Flush every sink within ``timeout`` seconds in total; True when all are drained."""
+        return self._each(timeout, "flush")
+
+    def flush_at_stop(self, timeout: float | None = None) -> bool:
+        """``Sink.flush_at_stop`` on every sink, ``timeout`` seconds in all; True when all was delivered."""
+        return self._each(timeout, "flush_at_stop")
+
+    def _each(self, timeout: float | None, method: str) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         done = True
         for sink in self.sinks:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                done = sink.flush(left) and done
+                done = getattr(sink, method)(left) and done
             except Exception as err:
                 sink.report_failure(err)
                 done = False
@@ -202,6 +213,10 @@ class _State:
         self.runtime: Runtime | None = None
         self.min_level = TRACE  # until a runtime exists, let calls through so the first one builds it
         self.lock = threading.RLock()
+        #: True while the main thread closes the runtime as the process ends (``close_at_end``): a SIGTERM
+        #: arriving then waits for that close (``deferred_signals``) instead of flushing on top of it.
+        self.closing = False
+        self.deferred_signals: list[int] = []
 
     def get(self) -> Runtime:
         runtime = self.runtime
@@ -218,6 +233,9 @@ class _State:
         with self.lock:
             old, self.runtime = self.runtime, runtime
             self.min_level = runtime.min_level
+        from . import _stops  # imports this module: loaded here, once a runtime exists
+
+        _stops.install()
         return old
 
     def emit(
@@ -269,10 +287,21 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _at_exit() -> None:
+def close_at_end(timeout: float = STOP_TIMEOUT) -> None:
+    """Close the runtime as the process ends (atexit, a multiprocessing child's finalizer); never raises.
+
+    A SIGTERM that arrived meanwhile (and was deferred by ``_stops``) is raised again afterwards with its
+    default action, so the process still ends by it.
+    """
+    STATE.closing = True
     runtime = STATE.runtime
     if runtime is not None:
-        runtime.close(timeout=5.0)
+        with contextlib.suppress(Exception):
+            runtime.close(timeout)
+    for signum in STATE.deferred_signals:
+        with contextlib.suppress(Exception):
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
 
 
-atexit.register(_at_exit)
+atexit.register(close_at_end)

@@ -37,7 +37,9 @@ def init(**settings: Any) -> Settings:
 def flush(timeout: float | None = 5.0) -> bool:
     """Deliver everything pending in every sink, waiting at most ``timeout`` seconds.
 
-    Returns True when nothing is left pending. Safe to call from any thread; never raises.
+    Returns True when nothing is left pending and no record was lost since the previous flush (dropped
+    at a bound, refused by the server: a wrong key, an unknown project, an invalid record); the reason is
+    printed once on stderr and counted in ``opswatch.stats()``. Safe to call from any thread; never raises.
     """
     runtime = STATE.runtime
     return True if runtime is None else runtime.flush(timeout)

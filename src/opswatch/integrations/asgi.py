@@ -9,7 +9,18 @@ while it runs (``request_id``, ``method``, ``route``, ``client_ip``, then ``stat
 with the API thresholds named ``"GET /donations/{donation_id}"``, and an unhandled exception logged once
 and re-raised. The route template is found before the handler runs by asking the app's routes (Starlette
 routes, mounts, FastAPI's included routers), so that the handler's own records carry it too; pass
-``route_resolver=`` for other frameworks. Websocket and lifespan traffic passes through untouched.
+``route_resolver=`` for other frameworks. Websocket traffic passes through untouched.
+
+Lifespan traffic passes through too, except that once the app has run its shutdown handlers (it sends
+``lifespan.shutdown.complete``), the middleware delivers what opswatch holds, for up to
+``STOP_TIMEOUT`` seconds, and spools the rest for the next run, before the server goes on stopping:
+uvicorn ends a process stopped by SIGTERM without running ``atexit``. An app that does not use the
+middleware calls ``flush_on_shutdown()`` at the end of its own lifespan::
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        flush_on_shutdown()
 """
 
 from __future__ import annotations
@@ -18,6 +29,8 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from .._context import _fields as _context_fields
+from .._limits import STOP_TIMEOUT
+from .._stops import flush_at_stop
 from ._core import REQUEST_ID_HEADER, RequestTracking
 
 Scope = MutableMapping[str, Any]
@@ -47,6 +60,9 @@ class OpswatchMiddleware:
         self.route_resolver = route_resolver or resolve_route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, _flushing_at_shutdown(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -105,6 +121,24 @@ class OpswatchMiddleware:
             return self.route_resolver(scope)
         except Exception:
             return None
+
+
+def flush_on_shutdown(timeout: float = STOP_TIMEOUT) -> bool:
+    """Deliver what opswatch holds within ``timeout`` seconds, spool the rest; call it at lifespan shutdown.
+
+    Returns True when everything was delivered. Never raises. Logging goes on working afterwards, and
+    each record is then sent as soon as it is written.
+    """
+    return flush_at_stop(timeout)
+
+
+def _flushing_at_shutdown(send: Send) -> Send:
+    async def send_after_flushing(message: Message) -> None:
+        if message.get("type") in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            flush_on_shutdown()  # blocks the loop, which only waits for this answer now
+        await send(message)
+
+    return send_after_flushing
 
 
 def resolve_route(scope: Scope) -> str | None:

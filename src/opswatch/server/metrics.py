@@ -154,6 +154,9 @@ class Metrics:
         self.request_latency = Histogram(
             "opswatch_ingest_request_seconds", "Time from a full ingest body to its answer, in seconds."
         )
+        self.client_dropped = Counter(
+            "opswatch_client_dropped_total", "Records SDKs reported dropping before sending, by reason."
+        )
         self._extra: list[Renderable] = []
 
     def add(self, metric: Renderable) -> None:
@@ -170,6 +173,7 @@ class Metrics:
             self.requests,
             self.batch_latency,
             self.request_latency,
+            self.client_dropped,
         ]
         for metric in own + self._extra:
             lines.extend(metric.render())

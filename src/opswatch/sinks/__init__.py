@@ -36,6 +36,10 @@ class Sink:
         """Deliver what is pending, waiting at most ``timeout`` seconds; True when nothing is left."""
         return True
 
+    def flush_at_stop(self, timeout: float | None = None) -> bool:
+        """The process is stopping but the sink stays open: deliver what it can within ``timeout``."""
+        return self.flush(timeout)
+
     def close(self, timeout: float | None = None) -> None:
         """Flush and release resources; the sink takes no more records afterwards."""
         self.flush(timeout)

@@ -9,10 +9,17 @@ stored batch. What an answer means:
 - connection error, timeout, 408, 429, 5xx: transient; the batch stays (or goes) in the backlog and the
   next try waits ``backoff_base * 2**n`` (capped, with jitter), or longer if ``Retry-After`` says so;
 - 413: the batch is split in halves, each sent on its own (down to a single record);
-- any other 4xx (and 3xx: redirects are not followed): refused for good, counted, printed once.
+- any other 4xx (and 3xx: redirects are not followed): refused for good, counted, printed once (a 401
+  or 404 says the DSN's key or project is wrong).
 
-Only the worker thread calls it, except ``store``, which ``ServerSink.close`` may also call when the
-worker is stuck in a request; that is safe because a backlog ``put`` writes a file of its own.
+Drops are counted here by reason (``queue_full``, ``spool_full``, ``unstorable``, ``closed``) under
+``lock``: the first drop of an episode prints one line on stderr, and every post carries the drops the
+server has not heard of yet in the ``X-Opswatch-Client-Report`` header (as Sentry SDKs send client
+reports); a 2xx answer marks them reported, so the server's ``/metrics`` counts each drop once.
+
+Only the worker thread posts. ``store`` is also called by application threads (a full queue spills its
+oldest batch to the backlog) and by ``ServerSink.close`` when the worker is stuck in a request: it holds
+``lock``, and a disk backlog ``put`` writes a file of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import random
 import sys
+import threading
 import time
 
 from ..config import Dsn
@@ -37,9 +45,11 @@ COUNTERS = (
     "retries",
     "send_errors",
     "spooled",
-    "dropped_spool_full",
-    "dropped_unstorable",
 )
+
+#: Why records are lost: the queue (and the spool with it) is full, the spool is full, the disk fails, or
+#: the sink was closed already (a record logged after the exit flush).
+DROP_REASONS = ("queue_full", "spool_full", "unstorable", "closed")
 
 
 class Delivery:
@@ -76,8 +86,14 @@ class Delivery:
         self.reset()
 
     def reset(self) -> None:
-        """Fresh counters and backoff (at construction and in a forked child)."""
+        """Fresh counters, locks and backoff (at construction and in a forked child)."""
+        self.lock = threading.Lock()
         self.counts = dict.fromkeys(COUNTERS, 0)
+        #: Records lost, by reason; ``reported`` is how many of them the server has heard of.
+        self.drops = dict.fromkeys(DROP_REASONS, 0)
+        self.reported = dict.fromkeys(DROP_REASONS, 0)
+        #: True from the first drop until the sink announces the drops (re-arms the stderr line).
+        self.dropping = False
         self.last_error: str | None = None
         self.last_status: int | None = None
         self.attempt = 0
@@ -139,24 +155,33 @@ class Delivery:
 
     def store(self, body: bytes, count: int) -> None:
         """Put a batch in the backlog; count it dropped when even that fails (disk full ...)."""
-        counts = self.counts
-        before = self.backlog.dropped
-        try:
-            self.backlog.put(body, count)
-        except OSError as err:
-            counts["dropped_unstorable"] += count
-            self.owner.dropped += count
-            self.last_error = f"spool: {err}"
-            self.owner.report_failure(err)
-            return
-        counts["spooled"] += count
-        lost = self.backlog.dropped - before
+        with self.lock:
+            before = self.backlog.dropped
+            try:
+                self.backlog.put(body, count)
+            except OSError as err:
+                self.last_error = f"spool: {err}"
+                failure: OSError | None = err
+            else:
+                failure = None
+                self.counts["spooled"] += count
+            lost = self.backlog.dropped - before
+        if failure is not None:
+            self.owner.report_failure(failure)
+            self.drop("unstorable", count)
         if lost:
-            counts["dropped_spool_full"] += lost
-            self.owner.dropped += lost
-            self._warn_once(
-                "spool-full",
-                "opswatch: the spool is full; the oldest undelivered records are dropped and counted",
+            self.drop("spool_full", lost)
+
+    def drop(self, reason: str, count: int) -> None:
+        """Count ``count`` records lost for ``reason``; the first drop of an episode prints one line."""
+        with self.lock:
+            self.drops[reason] += count
+            self.owner.dropped += count
+            first, self.dropping = not self.dropping, True
+        if first:
+            stderr(
+                f"opswatch: dropping records ({_DROP_WHY[reason]}); each one is counted in opswatch.stats(),"
+                " reported to the server, and makes flush() return False"
             )
 
     def close_transport(self) -> None:
@@ -197,7 +222,8 @@ class Delivery:
             self._warn_once(
                 f"refused-{status}",
                 f"opswatch: the server refused a batch of {count} records with HTTP {status}"
-                f" ({_native.reason(response)}); such batches are dropped and counted, not retried",
+                f" ({_native.reason(response)}){_REFUSAL_HINTS.get(status, '')}; such batches are dropped"
+                " and counted, not retried, and flush() returns False",
             )
             return []
         self._back_off(_native.retry_after(response))
@@ -208,8 +234,9 @@ class Delivery:
         if transport is None:  # made here, in the worker: an SSL context costs milliseconds
             connect, read = self._timeouts
             transport = self._transport = HttpxTransport(connect_timeout=connect, timeout=read)
+        headers, reporting = self._with_client_report()
         try:
-            response = transport.send(Request(self.url, self.headers, body))
+            response = transport.send(Request(self.url, headers, body))
         except TransportError as err:
             self.counts["send_errors"] += 1
             self.last_error = str(err)
@@ -221,10 +248,26 @@ class Delivery:
             return "transient", None
         self.last_status = response.status
         outcome = _native.classify(response.status)
+        if outcome == "ok" and reporting:
+            with self.lock:
+                for reason, count in reporting.items():
+                    self.reported[reason] += count
         if outcome != "ok":
             self.counts["send_errors"] += 1
             self.last_error = f"HTTP {response.status}: {_native.reason(response)}"
         return outcome, response
+
+    def _with_client_report(self) -> tuple[dict[str, str], dict[str, int]]:
+        """The request headers, with the drops the server has not heard of yet (and those drops)."""
+        with self.lock:
+            unreported = {
+                reason: self.drops[reason] - self.reported[reason]
+                for reason in DROP_REASONS
+                if self.drops[reason] > self.reported[reason]
+            }
+        if not unreported:
+            return self.headers, unreported
+        return {**self.headers, _native.CLIENT_REPORT_HEADER: _native.client_report(unreported)}, unreported
 
     def _settle(self, response: Response, count: int) -> None:
         """Count a 2xx answer and reset the backoff: the server is up."""
@@ -257,6 +300,20 @@ class Delivery:
         if key not in self._warned:
             self._warned.add(key)
             stderr(text)
+
+
+_DROP_WHY = {
+    "queue_full": "the queue is full and the spool cannot take more",
+    "spool_full": "the spool is full; the oldest undelivered records go first",
+    "unstorable": "the spool cannot be written",
+    "closed": "logged after opswatch closed at exit",
+}
+
+_REFUSAL_HINTS = {
+    401: ": the DSN's key is not an ingest key of this project (check OPSWATCH_DSN)",
+    403: ": the DSN's key may not send here (check OPSWATCH_DSN)",
+    404: ": the server has no such project (check the project number at the end of OPSWATCH_DSN)",
+}
 
 
 def stderr(text: str) -> None:

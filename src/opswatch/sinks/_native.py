@@ -21,6 +21,10 @@ from ._transport import Response
 
 Outcome = Literal["ok", "transient", "permanent", "too_large"]
 
+#: The header that tells the server how many records the client lost, by reason, since its last report:
+#: ``queue_full=12, spool_full=3`` (Sentry SDKs send the same facts as a "client report" item).
+CLIENT_REPORT_HEADER: Final = "X-Opswatch-Client-Report"
+
 #: Statuses worth retrying besides 5xx: request timeout and "slow down".
 RETRY_STATUSES: Final = frozenset({408, 429})
 
@@ -37,6 +41,11 @@ def request_headers(dsn: Dsn) -> dict[str, str]:
         "Content-Type": "application/x-ndjson",
         "Content-Encoding": "gzip",
     }
+
+
+def client_report(drops: dict[str, int]) -> str:
+    """The ``CLIENT_REPORT_HEADER`` value for ``{reason: count}``."""
+    return ", ".join(f"{reason}={count}" for reason, count in drops.items())
 
 
 def encode(lines: list[bytes], compresslevel: int) -> bytes:

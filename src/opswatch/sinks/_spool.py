@@ -31,6 +31,7 @@ import itertools
 import os
 import stat
 import tempfile
+import threading
 import time
 from typing import Protocol
 
@@ -79,7 +80,7 @@ class Backlog(Protocol):
 
 
 class MemoryBacklog:
-    """A bounded deque of batches, for when no spool directory is usable."""
+    """A bounded deque of batches, for when no spool directory is usable (safe across threads)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -87,29 +88,34 @@ class MemoryBacklog:
         self._entries: collections.deque[Entry] = collections.deque()
         self._claimed: list[Entry] = []
         self._bytes = 0
+        self._lock = threading.Lock()
 
     def put(self, body: bytes, count: int) -> None:
-        self._entries.append(Entry(body, count))
-        self._bytes += len(body)
-        while self._bytes > self.max_bytes and self._entries:
-            old = self._entries.popleft()
-            self._bytes -= len(old.body)
-            self.dropped += old.count
+        with self._lock:
+            self._entries.append(Entry(body, count))
+            self._bytes += len(body)
+            while self._bytes > self.max_bytes and self._entries:
+                old = self._entries.popleft()
+                self._bytes -= len(old.body)
+                self.dropped += old.count
 
     def take(self) -> Entry | None:
-        if not self._entries:
-            return None
-        entry = self._entries.popleft()
-        self._claimed.append(entry)
-        return entry
+        with self._lock:
+            if not self._entries:
+                return None
+            entry = self._entries.popleft()
+            self._claimed.append(entry)
+            return entry
 
     def done(self, entry: Entry) -> None:
-        self._unclaim(entry)
-        self._bytes -= len(entry.body)
+        with self._lock:
+            self._unclaim(entry)
+            self._bytes -= len(entry.body)
 
     def back(self, entry: Entry) -> None:
-        self._unclaim(entry)
-        self._entries.appendleft(entry)
+        with self._lock:
+            self._unclaim(entry)
+            self._entries.appendleft(entry)
 
     def _unclaim(self, entry: Entry) -> None:
         self._claimed = [e for e in self._claimed if e is not entry]
@@ -118,8 +124,9 @@ class MemoryBacklog:
         return not self._entries and not self._claimed
 
     def pending(self) -> tuple[int, int, int]:
-        entries = [*self._entries, *self._claimed]
-        return len(entries), sum(e.count for e in entries), self._bytes
+        with self._lock:
+            entries = [*self._entries, *self._claimed]
+            return len(entries), sum(e.count for e in entries), self._bytes
 
 
 @dataclasses.dataclass(frozen=True)

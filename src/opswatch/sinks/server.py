@@ -2,8 +2,14 @@
 
 Promises:
 
-- ``write`` only appends to a bounded in-memory queue: it never blocks on I/O and never raises. A full
-  queue drops the new record and counts it (``stats()["dropped_queue_full"]``).
+- ``write`` appends to a bounded in-memory queue and never raises. While the queue has room it never
+  blocks on I/O; when a burst fills it, the writing thread moves the oldest batch to the backlog (the
+  disk spool) itself, a few milliseconds per ``batch_size`` records, rather than losing records. A record
+  is dropped only when that fails too (``stats()["dropped_queue_full"]``); past the spool's bound the
+  oldest spooled batches go (``dropped_spool_full``).
+- Every drop is counted and shown: one stderr line when drops start, the counts in ``stats()`` and in
+  the next request's client report (the server's ``/metrics``), an ``opswatch.dropped`` record once
+  delivery resumes, and ``flush()`` returning False.
 - One daemon thread, ``opswatch-transport``, takes batches from the queue (up to ``batch_size`` records or
   ``batch_bytes`` of JSON, at least every ``batch_interval`` seconds), serializes them with
   ``opswatch.record.to_json``, gzips them and posts NDJSON to ``<base>/api/<project>/events/`` with
@@ -18,8 +24,11 @@ Promises:
 - The backlog is bounded (``max_spool_bytes``); past the bound the oldest batches are dropped and counted.
 - After ``fork()`` the child starts with an empty queue, a fresh connection pool and its own thread (the
   parent keeps delivering what it queued); the spool directory is shared safely.
-- ``flush(timeout)`` waits until everything written before it is delivered (or refused) and says whether
-  it was; ``close(timeout)`` flushes what it can in time and spools the rest for the next run.
+- ``flush(timeout)`` waits until everything written before it is delivered (or refused) and returns
+  True only when it was, and nothing was lost (dropped, refused or rejected) since the previous flush;
+  ``close(timeout)`` flushes what it can in time and spools the rest for the next run;
+  ``flush_at_stop(timeout)`` does the same without closing (an ASGI lifespan shutdown, a SIGTERM the app
+  handles itself) and from then on sends each record as soon as it is written.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import ConfigError, Dsn, Settings
-from ..record import DEBUG, Record, new_event_id, to_json
+from ..record import DEBUG, Record, format_millis, new_event_id, to_json
 from . import Sink
 from ._delivery import Delivery, stderr
 from ._spool import Backlog, DiskSpool, MemoryBacklog, default_spool_dir
@@ -191,28 +200,67 @@ class ServerSink(Sink):
         self._stopping = False
         self._deadline = float("inf")
         self._last_take = time.monotonic()
-        self._queue_drops = 0
+        self._take_lock = threading.Lock()  # one taker at a time: the worker, a spilling writer, close
+        self._hurry = False  # the process is stopping: ship each record as soon as it is written
+        self._loss_mark = 0  # losses already reported by a flush that returned False
+        self._announced = 0  # drops already announced in an ``opswatch.dropped`` record
         self.failures = 0
         self.dropped = 0
 
     # -- the application's side ------------------------------------------------------------------------
 
     def write(self, record: Record) -> None:
-        """Queue ``record`` for the background thread; drop and count it when the queue is full."""
+        """Queue ``record`` for the worker; when full, spill to the backlog, and drop if that fails."""
         queue = self._queue
-        if self._closed or len(queue) >= self.max_queue:
-            self._queue_drops += 1
-            self.dropped += 1
+        if self._closed:
+            self._delivery.drop("closed", 1)
+            return
+        if len(queue) >= self.max_queue and not self._spill():
+            self._delivery.drop("queue_full", 1)
             return
         queue.append(record)
         if self._thread is None:
             self._ensure_worker()
-        if len(queue) >= self.batch_size and not self._wake.is_set():
+        if (self._hurry or len(queue) >= self.batch_size) and not self._wake.is_set():
             self._wake.set()
 
+    def _spill(self) -> bool:
+        """The queue is full: move its oldest batch to the backlog from this thread; False if that failed."""
+        with self._take_lock:
+            if len(self._queue) < self.max_queue:
+                return True  # another thread made room meanwhile
+            lines = self._take_lines()
+        if lines:
+            delivery = self._delivery
+            failures = delivery.drops["unstorable"]
+            delivery.store(delivery.encode(lines), len(lines))
+            self._wake.set()
+            return delivery.drops["unstorable"] == failures
+        return True
+
     def flush(self, timeout: float | None = None) -> bool:
-        """Send everything queued now and wait until it is delivered; False when ``timeout`` ran out first."""
+        """Send everything queued now and wait until it is delivered.
+
+        False when ``timeout`` ran out first, or when records were lost (dropped, refused or rejected by
+        the server) since the previous flush; ``stats()`` says how many and why.
+        """
+        return self._drain(timeout, stopping=False)
+
+    def flush_at_stop(self, timeout: float | None = None) -> bool:
+        """The process is about to stop: deliver within ``timeout``, spool what is left, keep running.
+
+        From now on each record is sent as soon as it is written. Waits no longer than it takes to see that
+        the server is down (the backlog then waits on disk for the next run). True when all was delivered.
+        """
+        self._hurry = True
+        delivered = self._drain(timeout, stopping=True)
+        if not delivered and not self._closed:
+            self._abandon()  # the queue and a batch stuck in a request wait on disk, not in memory
+        return delivered
+
+    def _drain(self, timeout: float | None, *, stopping: bool) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
+        mark = self._loss_mark
         with self._cond:
             self._flushers += 1
         try:
@@ -221,13 +269,19 @@ class ServerSink(Sink):
             self._wake.set()
             with self._cond:
                 while not self._idle():
+                    if stopping and self._settled_on_disk():
+                        return False
                     if self._thread is None or not self._thread.is_alive():
                         return False
                     left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
                     if left <= 0:
                         return False
                     self._cond.wait(left)
-                return True
+            losses = self.losses()
+            if losses > mark:
+                self._loss_mark = max(self._loss_mark, losses)
+                return False
+            return True
         except Exception as err:  # flush is called from the app and from atexit: never raise
             self.report_failure(err)
             return False
@@ -235,19 +289,30 @@ class ServerSink(Sink):
             with self._cond:
                 self._flushers -= 1
 
+    def losses(self) -> int:
+        """Records lost so far: dropped at a bound, refused with a batch, rejected one by one."""
+        counts = self._delivery.counts
+        return self.dropped + counts["refused"] + counts["rejected"]
+
+    def _settled_on_disk(self) -> bool:
+        """Nothing queued or in hand, and the backlog waits out a backoff (call with ``_cond`` held)."""
+        return not self._queue and not self._busy and self._delivery.waiting(time.monotonic())
+
     def close(self, timeout: float | None = None) -> None:
         """Deliver what can be delivered within ``timeout`` seconds, spool the rest, stop the thread."""
         with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            self._stopping = True
-            if timeout is not None:
-                self._deadline = time.monotonic() + timeout
+            closing = self._closed  # closed already: wait for that close's worker (SIGTERM during atexit)
+            if not closing:
+                self._closed = True
+                self._stopping = True
+                if timeout is not None:
+                    self._deadline = time.monotonic() + timeout
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        if closing:
+            return
         if thread is not None and thread.is_alive():
             self._abandon()  # stuck in a slow request: keep its batch and the queue on disk
         elif thread is None:
@@ -268,7 +333,7 @@ class ServerSink(Sink):
         return {
             "failures": self.failures,
             "dropped": self.dropped,
-            "dropped_queue_full": self._queue_drops,
+            **{f"dropped_{reason}": count for reason, count in delivery.drops.items()},
             **delivery.counts,
             "queued": len(self._queue),
             "backlog_batches": batches,
@@ -323,19 +388,23 @@ class ServerSink(Sink):
         if self._stopping and now >= self._deadline:
             self._store_queue()  # out of time: what is left waits on disk for the next run
             return True
-        urgent = self._stopping or self._flushers > 0
+        urgent = self._stopping or self._flushers > 0 or self._hurry
         due = urgent or len(queue) >= self.batch_size or now - self._last_take >= self.batch_interval
+        backlog_empty = delivery.backlog.empty()
+        if not backlog_empty and not delivery.waiting(now):
+            # Oldest first: a fresh batch would only queue behind the backlog (and could push its oldest
+            # batch past the bound). Busy even while replaying: a flush must not see the backlog
+            # mid-claim and think it empty.
+            self._busy_with(delivery.replay_one)
+            self._announce_drops()
+            return False
         if queue and due:
             self._last_take = now
             self._busy_with(self._ship_next)
+            self._announce_drops()
             return False
-        backlog_empty = delivery.backlog.empty()
         if self._stopping and not queue and (backlog_empty or delivery.waiting(now)):
             return True  # done, or the server is down and the backlog waits on disk for the next run
-        if not backlog_empty and not delivery.waiting(now):
-            # Busy even while replaying: a flush must not see the backlog mid-claim and think it empty.
-            self._busy_with(delivery.replay_one)
-            return False
         self._notify()
         wait = self.batch_interval - (now - self._last_take) if queue else self.batch_interval
         if not backlog_empty:
@@ -346,9 +415,25 @@ class ServerSink(Sink):
         return False
 
     def _ship_next(self) -> None:
-        lines = self._take_lines()
+        with self._take_lock:
+            lines = self._take_lines()
         if lines:
             self._delivery.ship(lines)
+
+    def _announce_drops(self) -> None:
+        """Once a post succeeds after drops, queue one ``opswatch.dropped`` record with their count."""
+        delivery = self._delivery
+        status = delivery.last_status
+        dropped = self.dropped
+        if dropped <= self._announced or status is None or not 200 <= status < 300:
+            return
+        if len(self._queue) >= self.max_queue // 2:
+            return  # still overloaded: one record when it is over, not one per batch
+        with delivery.lock:
+            drops = dict(delivery.drops)
+            delivery.dropping = False  # the next drop starts a new episode, with its own stderr line
+        count, self._announced = dropped - self._announced, dropped
+        self._queue.append(dropped_record(count, dropped, drops))
 
     def _busy_with(self, work: Callable[[], None]) -> None:
         with self._cond:
@@ -381,7 +466,8 @@ class ServerSink(Sink):
 
     def _store_queue(self) -> None:
         while self._queue:
-            lines = self._take_lines()
+            with self._take_lock:
+                lines = self._take_lines()
             if lines:
                 self._delivery.store(self._delivery.encode(lines), len(lines))
 
@@ -402,6 +488,26 @@ class ServerSink(Sink):
     def _after_fork_in_child(self) -> None:
         self._delivery.after_fork()
         self._reset_runtime_state()
+
+
+def dropped_record(count: int, total: int, drops: dict[str, int]) -> Record:
+    """The ``opswatch.dropped`` record: ``count`` records lost since the last one (``total`` in all)."""
+    from .._runtime import STATE  # the process's service, host and pid, as every other record has
+
+    runtime = STATE.runtime
+    static = runtime.static if runtime is not None else {}
+    return {
+        "timestamp": format_millis(int(time.time() * 1000)),
+        "level": "warn",
+        "logger": "opswatch",
+        "message": f"opswatch dropped {count:,} records (queue or spool full); see opswatch.stats()",
+        "operation": "opswatch.dropped",
+        "dropped": count,
+        "dropped_total": total,
+        **{f"dropped_{reason}": number for reason, number in drops.items()},
+        "event_id": new_event_id(),
+        **static,
+    }
 
 
 _SINKS: weakref.WeakSet[ServerSink] = weakref.WeakSet()

@@ -25,6 +25,7 @@ from ...record import format_timestamp
 from .. import limits
 from ..auth import native_key, project_for_key, sentry_key
 from ..context import ServerContext
+from ..ingest import client_report
 from ..ingest.body import BodyReader, IngestError, envelope_dsn, inflate
 from ..ingest.native import parse_batch
 from ..ingest.pings import sentry_check_in_record
@@ -65,6 +66,7 @@ async def native_events(request: Request) -> Response:
                 {"detail": detail, "accepted": 0, "duplicates": 0, "rejected": rejected}, 400
             )
         outcome = await durable(ctx, project_id, batch.records, "native")
+        client_report.count(ctx.metrics.client_dropped, project_id, request.headers.get(client_report.HEADER))
         return json_response(
             {"accepted": outcome.stored, "duplicates": outcome.duplicates, "rejected": rejected}
         )

@@ -105,8 +105,11 @@ CORE_NAMES: Final = tuple(column.name for column in CORE_COLUMNS)
 SEQ: Final = "seq"
 CONTAINER: Final = "attributes"
 
-#: Names an attribute key can never take (compared in lower case).
-RESERVED: Final = frozenset({*CORE_NAMES, SEQ, CONTAINER})
+#: Names an attribute key can never take (compared in lower case): the common fields, and the container
+#: (a field named ``attributes`` is read as ``attributes->'attributes'``). ``seq`` is not among them: the
+#: views never show the internal ``seq`` column, so a field named ``seq`` is a column of the view under
+#: its own name (a promoted one is stored as ``a_seq``).
+RESERVED: Final = frozenset({*CORE_NAMES, CONTAINER})
 
 
 def quote(identifier: str) -> str:
