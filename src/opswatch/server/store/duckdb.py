@@ -38,6 +38,7 @@ import duckdb
 from ...config import ConfigError
 from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
+from .._files import make_private
 from . import layout
 from ._write import Key, apply_plan, arrival_seqs, insert_fast, insert_rows, stored_keys, survivors
 from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
@@ -106,8 +107,12 @@ class DuckDBStore:
             config["threads"] = threads
         if read_only and not self.path.exists():
             raise StoreError(f"no event store at {self.path}")
+        self._wal = Path(str(self.path) + ".wal")
+        new = not self.path.exists()
         try:
             conn = duckdb.connect(str(self.path), read_only=read_only, config=config)
+            if new:
+                make_private(self.path)  # DuckDB creates it with the umask's mode; nothing is in it yet
         except duckdb.IOException as err:
             if "lock" in str(err).lower():
                 raise StoreError(
@@ -131,6 +136,8 @@ class DuckDBStore:
             newest = int(_scalar(conn, f"SELECT coalesce(max({SEQ}), 0) FROM {EVENTS_TABLE}"))
             mark = _scalar(conn, f"SELECT value FROM {layout.META_TABLE} WHERE key = 'last_seq'")
             self._next_seq = max(newest, int(mark or 0)) + 1
+            if not read_only:
+                make_private(self._wal)
             conn.execute("SET lock_configuration = true")
             self._read_root = conn.cursor()
         except BaseException:
@@ -275,6 +282,7 @@ class DuckDBStore:
             with contextlib.suppress(duckdb.Error):
                 conn.execute("ROLLBACK")
             raise
+        make_private(self._wal)  # a WAL DuckDB made after a checkpoint has the umask's mode; one syscall
         self._catalog.adopt(plan)
         if schema is not None:
             self._schema = schema
@@ -287,9 +295,8 @@ class DuckDBStore:
         return kept
 
     def _idle_checkpoint(self, conn: Any) -> None:
-        wal = Path(str(self.path) + ".wal")
         try:
-            size = wal.stat().st_size
+            size = self._wal.stat().st_size
         except OSError:
             return
         if size >= self._checkpoint_min_wal:
