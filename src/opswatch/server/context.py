@@ -39,7 +39,9 @@ from .store.base import EventStore
 
 _log = get_logger("opswatch.server")
 
-Hook = Callable[["ServerContext", list[dict[str, Any]]], None]
+#: ``hook(ctx, records)``: may return how many of ``records`` it could not process (counted in
+#: ``/metrics`` and shown on ``/healthz``); a hook that raises failed every record it was given.
+Hook = Callable[["ServerContext", list[dict[str, Any]]], int | None]
 
 
 class Background(Protocol):

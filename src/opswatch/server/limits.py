@@ -98,6 +98,10 @@ RETRY_AFTER_SECONDS: Final = 1
 #: duplicates; this window only makes the count exact for retries that come soon after.
 RECENT_IDS_PER_GENERATION: Final = 200_000
 
+#: Seconds ``/healthz`` answers ``degraded`` after an ingest hook failed (issue grouping, check-ins) or
+#: could not process a record. The counts stay in ``/metrics``; this window only says "lately".
+HOOK_DEGRADED_SECONDS: Final = 300.0
+
 # -- the event store and SQL (opswatch.server.store, opswatch.server.query) -----------------------------
 
 #: Rows a cold attribute key must appear in before it gets its own typed column. Below this it lives in

@@ -12,6 +12,9 @@ the next single ``append`` (a group commit), so a thousand small concurrent requ
 not a thousand. A second thread then runs ``ctx.hooks`` with each group's newly stored records, in
 commit order, and only then completes the group's futures (a client that got 2xx can rely on the hooks
 having seen its events). The two overlap: while the hooks of one group run, the next group is written.
+A hook that fails does not fail the request (the events are durable): it is counted in ``/metrics``
+(``opswatch_hook_failures_total``, ``opswatch_hook_records_failed_total``, by hook) and ``/healthz``
+answers ``degraded`` for ``HOOK_DEGRADED_SECONDS``.
 
 Bounded: past ``max_pending_events`` waiting events, ``submit`` raises ``Overloaded`` (the handler answers
 429 with Retry-After). Idempotent by ``(project_id, event_id)``: keys stored recently are remembered (two
@@ -122,6 +125,8 @@ class Pipeline:
         self._after: queue.SimpleQueue[_Stored | object] = queue.SimpleQueue()
         self._hook_thread: threading.Thread | None = None
         self._closed = False
+        #: When a hook last failed or could not process a record (epoch seconds), for ``/healthz``.
+        self.last_hook_failure: float | None = None
 
     # -- the request side -----------------------------------------------------------------------
 
@@ -335,9 +340,34 @@ class Pipeline:
                 complete(job)
 
     def _run_hooks(self, records: list[dict[str, Any]]) -> None:
+        """Run every hook; count what each could not do (``/metrics``) and when (``/healthz``)."""
+        metrics = self.ctx.metrics
         for hook in list(self.ctx.hooks):
+            name = hook_name(hook)
             try:
-                hook(self.ctx, records)
+                failed = hook(self.ctx, records)
             except Exception as err:
-                name = getattr(hook, "__qualname__", repr(hook))
                 _log.error("an ingest hook failed", {"hook": name, "events": len(records)}, err)
+                metrics.hook_failures.inc(hook=name)
+                failed = len(records)
+            if isinstance(failed, int) and not isinstance(failed, bool) and failed > 0:
+                metrics.hook_records_failed.inc(failed, hook=name)
+                self.last_hook_failure = self.ctx.now().timestamp()
+
+    def hook_trouble(self) -> dict[str, Any] | None:
+        """None when no hook failed in the last ``HOOK_DEGRADED_SECONDS``; else what ``/healthz`` shows."""
+        last = self.last_hook_failure
+        if last is None or self.ctx.now().timestamp() - last > limits.HOOK_DEGRADED_SECONDS:
+            return None
+        metrics = self.ctx.metrics
+        return {
+            "hook_failures": int(metrics.hook_failures.total()),
+            "hook_records_failed": int(metrics.hook_records_failed.total()),
+            "last_hook_failure": format_timestamp(last),
+        }
+
+
+def hook_name(hook: Any) -> str:
+    """A short, stable name for a hook (a metric label): ``MonitorService.hook``, ``IssueHook``."""
+    name = getattr(hook, "__qualname__", None)
+    return str(name) if name else type(hook).__name__

@@ -155,14 +155,17 @@ class MonitorService:
 
     # -- check-ins -----------------------------------------------------------------------------------
 
-    def hook(self, _ctx: object, records: Sequence[Mapping[str, Any]]) -> None:
-        """``ctx.hooks`` entry: apply the ``check_in`` records among newly stored records. Never raises."""
+    def hook(self, _ctx: object, records: Sequence[Mapping[str, Any]]) -> int:
+        """``ctx.hooks`` entry: apply the ``check_in`` records among newly stored records. Never raises;
+        returns how many check-ins could not be applied (the pipeline counts them)."""
         checkins = [r for r in records if r.get("kind") == "check_in"]
         if checkins:
             try:
                 self.process(checkins)
             except Exception as err:
                 _log.error("cron check-ins could not be applied", {"events": len(checkins)}, err)
+                return len(checkins)
+        return 0
 
     def refusal(self, project_id: int, record: Mapping[str, Any]) -> str | None:
         """Why a check-in record would be refused, checked in memory before it is stored; else None.
