@@ -102,6 +102,11 @@ RECENT_IDS_PER_GENERATION: Final = 200_000
 #: could not process a record. The counts stay in ``/metrics``; this window only says "lately".
 HOOK_DEGRADED_SECONDS: Final = 300.0
 
+#: Seconds a server's claim on an issue notice holds before another server (or this one after a restart)
+#: sends it again. Longer than a delivery can take while the claimer lives: five attempts with backoff up
+#: to 60 s, or a Slack ``Retry-After`` of up to 900 s (``alerts.limits``). A kill costs this much delay.
+ISSUE_NOTICE_LEASE_SECONDS: Final = 1200.0
+
 # -- the event store and SQL (opswatch.server.store, opswatch.server.query) -----------------------------
 
 #: Rows a cold attribute key must appear in before it gets its own typed column. Below this it lives in

@@ -4,8 +4,9 @@ Changes are written in the same transaction as the monitor state they describe (
 worker, run by the clock after each tick, copies the rows not yet ``stored`` into the event store as
 records with ``kind="state_change"`` (idempotent by their ``event_id``, so a crash between the append
 and the mark only repeats an append the store ignores), then sends the notifications that rows call
-for. A notification row is claimed with ``UPDATE ... SET notified_at = :now WHERE id = :id AND
-notified_at IS NULL`` before it is sent, so two servers sharing a database never both send it.
+for through the server's notice outbox (``opswatch.server.outbox``, shared with issue notices): a
+notification row is claimed with ``UPDATE ... SET notified_at = :now WHERE id = :id AND notified_at IS
+NULL`` before it is sent, so two servers sharing a database never both send it.
 
 The outbox never runs inside the ingest committer thread: appending from there would wait on itself.
 """
@@ -13,13 +14,14 @@ The outbox never runs inside the ingest committer thread: appending from there w
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Engine, and_, false, select, update
+from sqlalchemy import Engine, false, select, update
 
 from ...log import get_logger
 from ...record import format_timestamp
+from ..outbox import AlertSender, NoticeSender, NoticeTable
 from ..state.monitors import CHANGES
 from . import notify
 
@@ -37,12 +39,14 @@ _LEVELS = {"failing": "error", "missed": "warn", "timeout": "warn"}
 Sink = Callable[[int, list[dict[str, Any]]], object]
 
 
-class AlertSender(Protocol):
-    """What the outbox needs from ``alerts.delivery.Notifier``."""
+def _alert(row: Any) -> tuple[Any | None, str]:
+    """The message a ``monitor_changes`` row calls for, and its route."""
+    alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, dict(row.details or {}))
+    return alert, notify.ROUTE
 
-    def send(self, alert: Any, *, channels: Sequence[str] | None = None, route: str = "send") -> Any:
-        """Queue an alert; never blocks."""
-        ...
+
+#: The notifications among the changes: rows with ``notify`` set, claimed once for good (``outbox.py``).
+NOTICES = NoticeTable(CHANGES, _alert, wanted=CHANGES.c.notify.is_not(None))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,6 +90,7 @@ class Outbox:
         self.notifier = notifier
         self.failures = 0
         self._failing_rounds = 0
+        self._sender = NoticeSender(engine, NOTICES, notifier)
 
     def drain(self, now: float) -> DrainReport:
         """Copy pending changes to the event store and send pending notifications. Never raises."""
@@ -142,27 +147,4 @@ class Outbox:
                 return total
 
     def _notify(self, now: float) -> int:
-        with self.engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    select(CHANGES)
-                    .where(and_(CHANGES.c.notify.is_not(None), CHANGES.c.notified_at.is_(None)))
-                    .order_by(CHANGES.c.id)
-                    .limit(NOTIFY_BATCH)
-                )
-            )
-        sent = 0
-        for row in rows:
-            with self.engine.begin() as conn:
-                claimed = conn.execute(
-                    update(CHANGES)
-                    .where(and_(CHANGES.c.id == row.id, CHANGES.c.notified_at.is_(None)))
-                    .values(notified_at=now)
-                ).rowcount
-            if not claimed or self.notifier is None:
-                continue  # another server sent it, or there is nowhere to send it any more
-            alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, dict(row.details or {}))
-            if alert is not None:
-                self.notifier.send(alert, route=notify.ROUTE)
-                sent += 1
-        return sent
+        return self._sender.drain(now, NOTIFY_BATCH)
