@@ -69,6 +69,13 @@ MAX_DEPTH: Final = 32
 #: Longest ``event_id``: 32 hex characters from our SDK and Sentry's, 36 for a UUID with dashes.
 MAX_EVENT_ID_LENGTH: Final = 64
 
+#: Longest duration an event may carry, in milliseconds: 366 days. ``duration_ms`` (and a check-in's
+#: ``duration`` in seconds) becomes a run's duration, a percentile, a date computed from a start; a value
+#: past this is never a measurement but a bug or an attack (``1e308`` made every later answer about the
+#: monitor fail). Such an event is refused with the reason, like a bad timestamp: clamping would store a
+#: made-up number that charts and run tables show as real. Negative and non-finite durations are refused.
+MAX_DURATION_MS: Final = 366 * 86_400_000
+
 # -- pings ----------------------------------------------------------------------------------------------
 
 #: Longest ping body kept as the run's output (scripts post the tail of their log). Healthchecks keeps
