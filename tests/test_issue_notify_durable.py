@@ -56,14 +56,14 @@ def crash(message: str) -> dict[str, object]:
 
 
 def test_it_sends_a_new_issues_message_after_a_restart_when_the_first_server_never_delivered_it(
-    tmp_path: Path, slack: SlackReceiver
+    tmp_path: Path, state_url: str, slack: SlackReceiver
 ) -> None:
     # The first server's Slack is down and it stops while the message waits for a retry.
     down = Notifier(
         [SlackChannel(nobody_listening(), timeout=0.5)],
         retry=RetryPolicy(max_attempts=5, initial=60.0, maximum=60.0),
     )
-    with running_server(tmp_path, now=Clock(), notifier=down) as first:
+    with running_server(tmp_path, now=Clock(), notifier=down, database_url=state_url) as first:
         assert post_native(first, [crash("card declined at checkout")]).status_code == 200
         with first.ctx.engine.connect() as conn:
             [notice] = list(conn.execute(select(ISSUE_NOTICES)))
@@ -72,7 +72,7 @@ def test_it_sends_a_new_issues_message_after_a_restart_when_the_first_server_nev
     # The same data directory, Slack back, after the first server's claim ran out.
     later = Clock(START + datetime.timedelta(seconds=limits.ISSUE_NOTICE_LEASE_SECONDS + 1))
     up = Notifier([SlackChannel(slack.url)])
-    with running_server(tmp_path, now=later, notifier=up):
+    with running_server(tmp_path, now=later, notifier=up, database_url=state_url):
         [message] = slack.wait_for(1)
     assert message["text"].startswith("🚨 New issue")
     assert "PaymentError: card declined at checkout" in message["text"]
@@ -95,9 +95,9 @@ def test_it_waits_for_the_lease_of_a_live_claim_before_sending_again(tmp_path: P
 
 
 def test_it_sends_each_notice_once_when_two_servers_drain_the_same_database(
-    tmp_path: Path, slack: SlackReceiver
+    state_url: str, slack: SlackReceiver
 ) -> None:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
+    engine = create_engine_for(state_url)
     install_tables(engine)
     service = IssueService(engine, now=Clock())
     service.record(
