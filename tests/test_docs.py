@@ -9,7 +9,6 @@ from pathlib import Path
 from opswatch.config import _FROM_ENV, Settings
 from opswatch.server import config as server_config
 
-
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 SRC = ROOT / "src" / "opswatch"
