@@ -1,9 +1,15 @@
 """``opswatch demo`` as a newcomer runs it: a separate process, its banner, data that shows up at once,
-a clean stop at the end of ``--duration``, and the temporary data directory gone afterwards."""
+a clean stop on Ctrl-C or at the end of ``--duration``, and the temporary data directory gone afterwards.
+
+Nothing waits for a fixed time: each check waits for its condition under a deadline and fails with what
+it last saw, and the demo with the app runs until the test has seen everything and presses Ctrl-C
+(a ``--duration`` race would end the server under a slow test).
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,19 +62,21 @@ def read_banner(process: subprocess.Popen[str]) -> dict[str, str]:
             banner[name] = value
 
 
-def poll(client: httpx.Client, url: str, ready: Any, timeout: float = 20.0) -> Any:
-    """GET ``url`` until ``ready(json)`` holds; the last answer."""
+def poll(client: httpx.Client, url: str, ready: Any, timeout: float = 60.0) -> Any:
+    """GET ``url`` until ``ready(json)`` holds and return that answer; fail with the last one at the
+    deadline (generous: the simulated app is slow on a busy machine, and a pass returns at once)."""
     deadline = time.monotonic() + timeout
     while True:
         body = client.get(url).json()
-        if ready(body) or time.monotonic() > deadline:
+        if ready(body):
             return body
-        time.sleep(0.25)
+        assert time.monotonic() < deadline, f"{url} never got ready; last answer: {str(body)[:500]}"
+        time.sleep(0.1)
 
 
-def test_it_runs_the_server_and_the_simulated_app_until_the_duration_ends() -> None:
+def test_it_runs_the_server_and_the_simulated_app_until_ctrl_c() -> None:
     port = free_port()
-    process = start_demo("--duration", "8", "--port", str(port), "--seed", "7")
+    process = start_demo("--port", str(port), "--seed", "7")
     try:
         banner = read_banner(process)
         url = f"http://127.0.0.1:{port}"
@@ -93,6 +101,7 @@ def test_it_runs_the_server_and_the_simulated_app_until_the_duration_ends() -> N
             assert donors and all("***@" in str(e.get("donor_email")) for e in donors)  # masked in the app
             page = client.get(f"{url}/")
             assert page.status_code == 200 and "CardDeclinedError" in page.text
+        process.send_signal(signal.SIGINT)  # the newcomer presses Ctrl-C
         assert process.wait(60) == 0
         out = process.stdout.read() if process.stdout else ""
         assert "donations" in out and "declined" in out  # the app's closing summary
