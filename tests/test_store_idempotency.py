@@ -22,7 +22,7 @@ import pytest
 from events_cast import NOV_1, log_line
 from ingest_helpers import donation, post_native
 from opswatch.server.state.projects import create_project
-from opswatch.server.store import _write
+from opswatch.server.store import rows
 from opswatch.server.store.duckdb import DuckDBStore
 from opswatch.server.testing import running_server
 
@@ -91,7 +91,7 @@ def test_it_stores_two_different_records_whose_keys_share_a_hash(
     store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A 64-bit hash collision cannot be found on purpose: make every key collide instead.
-    monkeypatch.setattr(_write, "key_hash", lambda project_id, event_id: 42)
+    monkeypatch.setattr(rows, "key_hash", lambda project_id, event_id: 42)
     assert store.append([log_line(1)]) == 1
     assert store.append([log_line(2), log_line(3, project_id=2)]) == 2
     assert store.append([log_line(1), log_line(2), log_line(4)]) == 1

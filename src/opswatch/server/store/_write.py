@@ -17,7 +17,7 @@ import orjson
 from . import layout
 from .base import SchemaInfo
 from .catalog import KeyInfo, Plan
-from .layout import CONTAINER, EVENTS_TABLE, SEQ, key_hash, quote
+from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
 from .rows import Prepared, is_fast_name, json_lines
 
 #: A record's identity in the store: ``(project_id, event_id)``.
@@ -81,8 +81,9 @@ def arrival_seqs(
     return fast_seqs, slow_seqs
 
 
-def stored_keys(conn: Any, keys: list[Key], day: str) -> set[Key]:
-    """Which of ``keys`` are stored already; records the others in ``event_keys`` (arrival ``day``).
+def stored_keys(conn: Any, keys: list[Key], hashes: list[int], day: str) -> set[Key]:
+    """Which of ``keys`` (with their ``layout.key_hash`` in ``hashes``) are stored already; records the
+    others in ``event_keys`` (arrival ``day``).
 
     One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` into the key index answers for the whole group:
     a hash it returns was new. A key whose hash was there already is a duplicate *or* a collision of two
@@ -93,8 +94,11 @@ def stored_keys(conn: Any, keys: list[Key], day: str) -> set[Key]:
         return set()
     first: dict[int, Key] = {}
     doubtful: list[Key] = []
-    for key in dict.fromkeys(keys):
-        number = key_hash(*key)
+    seen: set[Key] = set()
+    for key, number in zip(keys, hashes, strict=True):
+        if key in seen:
+            continue
+        seen.add(key)
         if number in first:
             doubtful.append(key)  # two keys of one group share a hash: check it for real
         else:

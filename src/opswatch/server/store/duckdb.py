@@ -244,13 +244,15 @@ class DuckDBStore:
         """
         started = time.perf_counter()
         keys: list[Key] = []
+        hashes: list[int] = []
         for batch in batches:
-            keys += batch.keys()
+            keys += batch.identities()
+            hashes += batch.hashes
         submitted = len(keys)
         now = format_timestamp(self._clock())
         conn.execute("BEGIN TRANSACTION")
         try:
-            stored = stored_keys(conn, keys, now[:10])
+            stored = stored_keys(conn, keys, hashes, now[:10])
             fast_skips, slow_skips, kept = survivors(batches, keys, stored)
             slow = [
                 pair
