@@ -113,12 +113,12 @@ def test_it_forgets_keys_with_the_retention_and_never_before(store_path: Path) -
         assert conn.execute("SELECT count(*) FROM event_keys").fetchone() == (0,)
 
 
-def test_it_upgrades_a_version_1_file_and_keeps_its_events_idempotent(store_path: Path) -> None:
+def test_it_upgrades_a_file_without_the_key_index_and_keeps_its_events_idempotent(store_path: Path) -> None:
     with DuckDBStore(store_path, clock=lambda: NOV_1) as first:
         first.append([check_in(i) for i in range(5)])
-    with duckdb.connect(str(store_path)) as conn:  # what opswatch 1 left: no key index
+    with duckdb.connect(str(store_path)) as conn:  # what schema version 2 left: no key index
         conn.execute("DROP TABLE event_keys")
-        conn.execute("UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
+        conn.execute("UPDATE store_meta SET value = '2' WHERE key = 'schema_version'")
     with DuckDBStore(store_path, clock=lambda: NOV_1 + HOUR) as upgraded:
         assert upgraded.append([check_in(i) for i in range(6)]) == 1
         assert count(upgraded) == 6

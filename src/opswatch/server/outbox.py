@@ -69,26 +69,34 @@ class NoticeSender:
     """Sends the notices of one table (see the module docstring). Thread-safe; ``drain`` never raises
     for a broken notifier (the claim is rolled back), only for a broken state store."""
 
-    def __init__(self, engine: Engine, notices: NoticeTable, notifier: AlertSender | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        notices: NoticeTable,
+        notifier: AlertSender | None,
+        build: Callable[[Any], tuple[Any | None, str]] | None = None,
+    ) -> None:
         self.engine = engine
         self.notices = notices
         self.notifier = notifier
+        self.build = build or notices.build
         self._lock = threading.Lock()
         self._in_flight: list[tuple[int, Any]] = []
 
-    def drain(self, now: float, limit: int = NOTIFY_BATCH) -> int:
+    def drain(self, now: float, limit: int = NOTIFY_BATCH, hold: Callable[[Any], bool] | None = None) -> int:
         """Settle finished deliveries, then claim and send up to ``limit`` waiting notices; how many
-        were handed to the notifier."""
+        were handed to the notifier. A row for which ``hold(row)`` is true is left unclaimed this round
+        (a message that waits for more to say)."""
         with self._lock:
             self._settle(now)
-            return self._send(now, limit)
+            return self._send(now, limit, hold)
 
     @property
     def in_flight(self) -> int:
         """Notices handed to the notifier whose delivery is not final yet (leased tables only)."""
         return len(self._in_flight)
 
-    def _send(self, now: float, limit: int) -> int:
+    def _send(self, now: float, limit: int, hold: Callable[[Any], bool] | None) -> int:
         notices = self.notices
         table = notices.table
         with self.engine.connect() as conn:
@@ -97,13 +105,15 @@ class NoticeSender:
         sent = 0
         claim = "notified_at" if notices.lease is None else "claimed_at"
         for row in rows:
+            if hold is not None and hold(row):
+                continue
             with self.engine.begin() as conn:
                 claimed = conn.execute(
                     update(table).where(and_(table.c.id == row.id, notices.waiting(now))).values({claim: now})
                 ).rowcount
                 if not claimed:
                     continue  # another server took it
-                alert, route = notices.build(row) if self.notifier is not None else (None, "")
+                alert, route = self.build(row) if self.notifier is not None else (None, "")
                 if alert is None or self.notifier is None:
                     # Nowhere to send it (no channel configured), or nothing to say: done with it.
                     conn.execute(update(table).where(table.c.id == row.id).values(notified_at=now))

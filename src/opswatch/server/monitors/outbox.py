@@ -6,7 +6,10 @@ records with ``kind="state_change"`` (idempotent by their ``event_id``, so a cra
 and the mark only repeats an append the store ignores), then sends the notifications that rows call
 for through the server's notice outbox (``opswatch.server.outbox``, shared with issue notices): a
 notification row is claimed with ``UPDATE ... SET notified_at = :now WHERE id = :id AND notified_at IS
-NULL`` before it is sent, so two servers sharing a database never both send it.
+NULL`` before it is sent, so two servers sharing a database never both send it. A failing message caused
+by an ``error`` result first asks ``explain`` what failed (``run_errors``); when a Sentry SDK's error
+event for the run is still on its way, the row is left unclaimed for up to ``ERROR_WAIT`` seconds and
+sent then, with the error or without it.
 
 The outbox never runs inside the ingest committer thread: appending from there would wait on itself.
 """
@@ -14,7 +17,8 @@ The outbox never runs inside the ingest committer thread: appending from there w
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Engine, false, select, update
@@ -24,6 +28,7 @@ from ...record import format_timestamp
 from ..outbox import AlertSender, NoticeSender, NoticeTable
 from ..state.monitors import CHANGES
 from . import notify
+from .run_errors import awaits_error
 
 _log = get_logger("opswatch.server.monitors")
 
@@ -32,11 +37,16 @@ STORE_BATCH = 2_000
 NOTIFY_BATCH = 100
 #: While the store keeps failing, one error is logged per this many rounds (about a minute).
 REPORT_EVERY = 60
+#: Longest a failing message waits, in real seconds, for the run's error event that a Sentry SDK sends
+#: after its ``error`` check-in (so the message can say what failed).
+ERROR_WAIT = 3.0
 
 _LEVELS = {"failing": "error", "missed": "warn", "timeout": "warn"}
 
 #: Appends state-change records of one project durably (``pipeline.ingest`` or ``store.append``).
 Sink = Callable[[int, list[dict[str, Any]]], object]
+#: What a failing message adds to its change's details when sent (``run_errors.FailureExplainer``).
+Explainer = Callable[[int, Mapping[str, Any]], dict[str, Any]]
 
 
 def _alert(row: Any) -> tuple[Any | None, str]:
@@ -84,13 +94,26 @@ def change_record(row: Any) -> dict[str, Any]:
 class Outbox:
     """Moves state changes out of the state store; ``drain`` is called by the clock."""
 
-    def __init__(self, engine: Engine, sink: Sink | None, notifier: AlertSender | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sink: Sink | None,
+        notifier: AlertSender | None,
+        explain: Explainer | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self.sink = sink
         self.notifier = notifier
+        self.explain = explain
+        self._monotonic = monotonic
+        #: Failing messages held back for their error event: row id -> when first held (monotonic).
+        self._held: dict[int, float] = {}
         self.failures = 0
         self._failing_rounds = 0
-        self._sender = NoticeSender(engine, NOTICES, notifier)
+        self._sender = NoticeSender(engine, NOTICES, notifier, build=self._build)
+        self._explained: dict[int, dict[str, Any]] = {}
+        self._seen: set[int] = set()
 
     def drain(self, now: float) -> DrainReport:
         """Copy pending changes to the event store and send pending notifications. Never raises."""
@@ -147,4 +170,38 @@ class Outbox:
                 return total
 
     def _notify(self, now: float) -> int:
-        return self._sender.drain(now, NOTIFY_BATCH)
+        self._explained = {}
+        self._seen = set()
+        try:
+            return self._sender.drain(now, NOTIFY_BATCH, hold=self._hold)
+        finally:
+            # Forget held rows that were not waiting any more (another server sent them).
+            self._held = {row_id: since for row_id, since in self._held.items() if row_id in self._seen}
+
+    def _details(self, row: Any) -> dict[str, Any]:
+        """The change's details, with what failed added for a failing message (looked up once a round)."""
+        found = self._explained.get(row.id)
+        if found is None:
+            found = dict(row.details or {})
+            if self.explain is not None and row.notify == "failing":
+                try:
+                    found.update(self.explain(row.project_id, found))
+                except Exception as err:  # the message goes without the cause rather than never
+                    _log.error("the cause of a cron failure could not be looked up", {"slug": row.slug}, err)
+            self._explained[row.id] = found
+        return found
+
+    def _hold(self, row: Any) -> bool:
+        """True while a failing message waits (up to ``ERROR_WAIT``) for its run's error event."""
+        self._seen.add(row.id)
+        if row.notify == "failing" and awaits_error(self._details(row)):
+            held = self._held.setdefault(row.id, self._monotonic())
+            if self._monotonic() - held < ERROR_WAIT:
+                return True  # not claimed: the next round looks again
+        self._held.pop(row.id, None)
+        return False
+
+    def _build(self, row: Any) -> tuple[Any | None, str]:
+        """The message a ``monitor_changes`` row calls for (with what failed), and its route."""
+        alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, self._details(row))
+        return alert, notify.ROUTE

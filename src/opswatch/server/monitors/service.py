@@ -36,6 +36,7 @@ from .errors import AmbiguousMonitor, MonitorConfigError, MonitorExists, Unknown
 from .index import MonitorIndex
 from .persist import Entry, Pending
 from .rejections import Rejection, RejectionLog
+from .run_errors import RunErrors, note_run
 
 _log = get_logger("opswatch.server.monitors")
 
@@ -90,6 +91,8 @@ class MonitorService:
         self._lock = threading.RLock()
         self._index = MonitorIndex()
         self._rejections = RejectionLog()
+        #: Recent errors that name a run or a trace, for the failing message (see ``run_errors``).
+        self.run_errors = RunErrors()
         tables.install(engine)
         self.reload()
 
@@ -156,16 +159,24 @@ class MonitorService:
     # -- check-ins -----------------------------------------------------------------------------------
 
     def hook(self, _ctx: object, records: Sequence[Mapping[str, Any]]) -> int:
-        """``ctx.hooks`` entry: apply the ``check_in`` records among newly stored records. Never raises;
-        returns how many check-ins could not be applied (the pipeline counts them)."""
+        """``ctx.hooks`` entry: note run errors and apply the ``check_in`` records among newly stored
+        records. Never raises; returns how many records could not be processed (the pipeline counts
+        them): the check-ins that could not be applied, or the whole batch when its run errors could
+        not be noted."""
+        failed = 0
+        try:
+            self.run_errors.remember(records, self.now())
+        except Exception as err:
+            _log.error("cron run errors could not be noted", {"events": len(records)}, err)
+            failed = len(records)
         checkins = [r for r in records if r.get("kind") == "check_in"]
         if checkins:
             try:
                 self.process(checkins)
             except Exception as err:
                 _log.error("cron check-ins could not be applied", {"events": len(checkins)}, err)
-                return len(checkins)
-        return 0
+                return max(failed, len(checkins))
+        return failed
 
     def refusal(self, project_id: int, record: Mapping[str, Any]) -> str | None:
         """Why a check-in record would be refused, checked in memory before it is stored; else None.
@@ -284,6 +295,10 @@ class MonitorService:
                 self._reject(item.project_id, item.slug, f"monitor_config ignored: {err}")
         touched.append(entry.id)
         outcome = rules_engine.checkin(entry.rules, entry.state, item.checkin, now)
+        for change in outcome.changes:
+            if change.kind == "failing":
+                run = next((r for r in outcome.runs if r.key == change.details.get("run_id")), None)
+                note_run(self.run_errors, item.project_id, change.details, run, item)
         self._collect(entry, outcome, now, pending)
         self.counters["checkins"] += 1
         if outcome.ignored:

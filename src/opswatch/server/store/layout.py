@@ -12,7 +12,8 @@ The file holds::
       a_<key> ...   BOOLEAN | BIGINT | DOUBLE | VARCHAR | JSON   promoted attribute keys
     event_keys      the idempotency index: key_hash UBIGINT PRIMARY KEY (of project_id, event_id),
                     day DATE (arrival; retention drops old keys with the events)
-    attribute_keys  the key catalog: key, first spelling, type, column (if promoted), rows seen cold
+    attribute_keys  the key catalog: key, first spelling, type, column (if promoted), rows seen cold,
+                    the project that first sent it
     store_meta      schema_version, and other facts about the file
     logs            the view SQL reads: common fields, one column per cataloged key (typed column
                     or a typed extraction from the container), camelCase aliases, and ``attributes``
@@ -81,7 +82,7 @@ from typing import Any, Final
 from .base import SchemaInfo
 from .catalog import BIGINT, BOOLEAN, DOUBLE, JSON, VARCHAR, KeyInfo
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 EVENTS_TABLE: Final = "event_rows"
 KEYS_TABLE: Final = "event_keys"
@@ -184,7 +185,7 @@ def create_statements() -> list[str]:
         KEYS_DDL,
         f"CREATE TABLE {CATALOG_TABLE} (key VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, "
         "type VARCHAR NOT NULL, column_name VARCHAR, seen BIGINT NOT NULL, "
-        "cold_first VARCHAR, cold_last VARCHAR)",
+        "cold_first VARCHAR, cold_last VARCHAR, project_id INTEGER)",
     ]
 
 
@@ -246,11 +247,13 @@ def view_statements(keys: Iterable[KeyInfo]) -> tuple[list[str], SchemaInfo]:
 
 #: Upgrades of older files: ``MIGRATIONS[n]`` takes a connection inside a transaction from schema
 #: version ``n`` to ``n + 1``. Views are rebuilt on every open, so they need no entry here.
-MIGRATIONS: Final[dict[int, Callable[[Any], None]]] = {}
+def _record_key_owners(conn: Any) -> None:
+    """1 -> 2: the catalog remembers which project first sent each key (unknown for older keys)."""
+    conn.execute(f"ALTER TABLE {CATALOG_TABLE} ADD COLUMN project_id INTEGER")
 
 
 def _add_event_keys(conn: Any) -> None:
-    """1 -> 2: the idempotency index, filled from the events already stored."""
+    """2 -> 3: the idempotency index, filled from the events already stored."""
     conn.execute(KEYS_DDL)
     found = conn.execute(
         f"SELECT DISTINCT project_id, event_id, CAST(coalesce(received_at, {quote('timestamp')}) AS DATE) "
@@ -264,4 +267,4 @@ def _add_event_keys(conn: Any) -> None:
     )
 
 
-MIGRATIONS[1] = _add_event_keys
+MIGRATIONS: Final[dict[int, Callable[[Any], None]]] = {1: _record_key_owners, 2: _add_event_keys}
