@@ -1,12 +1,19 @@
-"""Shared fixtures. Every test starts with opswatch unconfigured and ends with it shut down."""
+"""Shared fixtures. Every test starts with opswatch unconfigured and ends with it shut down.
+
+Services a test needs (Chromium, PostgreSQL, node) go through ``require_service``: on a developer
+machine a missing one skips the test with the reason (``-ra`` prints it); under ``CI=true`` it fails it,
+so a CI run where a service could not start can never pass by skipping. State-store tests take
+``state_url``: they run once on SQLite and once on PostgreSQL (``TEST_POSTGRES_URL``).
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import pytest
@@ -64,3 +71,55 @@ def json_console() -> Callable[..., JsonStream]:
         return stream
 
     return start
+
+
+# -- services --------------------------------------------------------------------------------------------
+
+
+def in_ci() -> bool:
+    """True when running under CI (``CI=true``, as GitHub Actions and ``.ci/run`` set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require_service(name: str, reason: str) -> NoReturn:
+    """Stop a test that cannot run because ``name`` is missing: fail under ``CI=true``, skip elsewhere.
+
+    ``reason`` says what is missing and how to get it (``apt-get install chromium``)."""
+    message = f"{name} is not available: {reason}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: a missing service fails the run instead of skipping)", pytrace=False)
+    pytest.skip(message)
+
+
+#: A PostgreSQL server for the state-store tests, e.g.
+#: ``TEST_POSTGRES_URL=postgresql+psycopg://postgres:secret@127.0.0.1:5432/opswatch_test``.
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty state store: a SQLite file, or a schema of its own on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    if not POSTGRES_URL:
+        require_service("PostgreSQL", "set TEST_POSTGRES_URL to run the state tests on PostgreSQL too")
+    from sqlalchemy import text
+
+    from opswatch.server.state.base import create_engine_for
+
+    schema = f"state_{uuid.uuid4().hex[:12]}"
+    admin = create_engine_for(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as err:
+        admin.dispose()
+        require_service("PostgreSQL", f"cannot reach TEST_POSTGRES_URL: {type(err).__name__}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -1,7 +1,8 @@
 """The client of the durability test: sends events in batches and writes down every acknowledged one.
 
-``python durability_client.py URL KEY TOTAL BATCH ACKED_FILE``: batch ``i`` holds events ``i*BATCH ..``
-with fixed event ids. A batch is resent, unchanged, until the server answers 200 (connection refused or
+``python durability_client.py URL KEY TOTAL BATCH ACKED_FILE [--no-timestamp]``: batch ``i`` holds events
+``i*BATCH ..`` with fixed event ids (and, with ``--no-timestamp``, no timestamp: the server dates them on
+arrival, so a resend after a restart is dated differently, as Sentry check-ins are). A batch is resent, unchanged, until the server answers 200 (connection refused or
 reset while the server is down, 5xx, 429); after a 200 its ids are appended to ``ACKED_FILE`` and flushed.
 Prints ``done`` at the end. Deliberately not the SDK's transport: the test is about the server's promise.
 """
@@ -25,6 +26,7 @@ def main() -> None:
         sys.argv[5],
     )
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    dated = "--no-timestamp" not in sys.argv[6:]
     with open(acked_path, "a") as acked, httpx.Client(timeout=10, trust_env=False) as client:
         for start in range(0, total, batch):
             ids = [f"{index:032x}" for index in range(start, min(total, start + batch))]
@@ -33,7 +35,7 @@ def main() -> None:
                     orjson.dumps(
                         {
                             "event_id": event_id,
-                            "timestamp": stamp,
+                            **({"timestamp": stamp} if dated else {}),
                             "message": "durable",
                             "seq": int(event_id, 16),
                             "operation": "durability.test",

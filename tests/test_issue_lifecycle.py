@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime
-import os
 import threading
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from opswatch.record import format_timestamp, serialize_exception
 from opswatch.server.issues.lifecycle import IssueNotFound
@@ -75,28 +72,10 @@ def occurrence(at: datetime.datetime, fn: Any = charge_card, *args: Any, **field
     return record
 
 
-#: A PostgreSQL server to run these tests on as well (they always run on SQLite), e.g.
-#: ``TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/issues``.
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty state store: a SQLite file, or a schema of its own on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    if not POSTGRES_URL:
-        pytest.skip("set TEST_POSTGRES_URL to run on PostgreSQL too")
-    schema = f"issues_{uuid.uuid4().hex[:12]}"
-    admin = create_engine_for(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+@pytest.fixture
+def database_url(state_url: str) -> str:
+    """A fresh state store on SQLite, and again on PostgreSQL (``state_url`` in ``conftest.py``)."""
+    return state_url
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,8 +64,8 @@ def slack() -> Iterator[SlackReceiver]:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[IssueService]:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
+def service(state_url: str) -> Iterator[IssueService]:
+    engine = create_engine_for(state_url)
     install_tables(engine)
     yield IssueService(engine, now=lambda: NOW)
     engine.dispose()

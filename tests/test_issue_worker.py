@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import time
-from pathlib import Path
 
 from opswatch.record import format_timestamp
 from opswatch.server.issues import IssueService, IssueSettings, IssueSweeper
@@ -12,8 +11,8 @@ from opswatch.server.issues.service import install_tables
 from opswatch.server.state.base import create_engine_for
 
 
-def test_it_auto_resolves_from_its_thread_and_stops(tmp_path: Path) -> None:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
+def test_it_auto_resolves_from_its_thread_and_stops(state_url: str) -> None:
+    engine = create_engine_for(state_url)
     install_tables(engine)
     now = [datetime.datetime(2025, 11, 2, 9, 0, tzinfo=datetime.UTC)]
     service = IssueService(engine, now=lambda: now[0])

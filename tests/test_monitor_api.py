@@ -1,9 +1,10 @@
 """``/api/0/monitors`` against a real server: create, read, change, pause, delete; check-ins from pings and
-from the real ``sentry-sdk``; state changes in the event store; and one real-time run of an
-``every 2 seconds`` heartbeat that goes missed and recovers, announced to a Slack stand-in.
+from the real ``sentry-sdk``; state changes in the event store; and a run of an ``every 2 seconds``
+heartbeat that goes missed and recovers, announced to a Slack stand-in.
 
-The server runs with a manual clock (``ManualClock``) except in the real-time test, so nothing waits for
-minutes to pass; the cron clock thread ticks every real second at the manual time.
+The server runs with a manual clock (``ManualClock``), so nothing waits for minutes to pass; the cron
+clock thread ticks every real second at the manual time. Nothing sleeps for synchronization: a test
+waits for the condition it needs (``wait_until``, ``ticked``) under a deadline, and fails at it.
 """
 
 from __future__ import annotations
@@ -58,13 +59,29 @@ def api(server: RunningServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+def wait_until(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """``condition()`` once it is true; fails the test at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
-        if value or time.monotonic() > deadline:
+        if value:
             return value
-        time.sleep(0.05)
+        assert time.monotonic() < deadline, f"timed out waiting for {getattr(condition, '__name__', condition)}"
+        time.sleep(0.02)
+
+
+def ticked(server: RunningServer) -> None:
+    """Wait until the cron clock ran a whole tick (and its outbox round) that started after this call."""
+    cron_clock = next(item for item in server.ctx.background if type(item).__name__ == "CronClock")
+    start = cron_clock.ticks
+    wait_until(lambda: cron_clock.ticks >= start + 2)
+
+
+def announced(server: RunningServer) -> None:
+    """Wait until every monitor notification is claimed and the notifier has sent what it was given."""
+    ticked(server)
+    notifier = server.ctx.notifier
+    assert notifier is not None and notifier.flush(30)
 
 
 NIGHTLY = {
@@ -159,7 +176,7 @@ def test_it_pauses_and_resumes_a_monitor(
     paused = api.post("/api/0/monitors/hourly/pause").json()
     assert paused["status"] == "paused" and paused["paused"] is True
     clock.advance(3 * 3600)
-    time.sleep(1.2)  # let the cron clock tick at the new time: a paused monitor is never missed
+    ticked(server)  # the cron clock looked at the new time: a paused monitor is never missed
     assert api.get("/api/0/monitors/hourly").json()["status"] == "paused"
     resumed = api.post("/api/0/monitors/hourly/resume").json()
     assert resumed["status"] == "ok"
@@ -286,11 +303,10 @@ def test_it_keeps_state_changes_in_the_event_store(
     assert api.get("/api/0/monitors/minutely").json()["status"] == "failing"
 
 
-@pytest.mark.slow
-def test_it_goes_missed_and_recovers_in_real_time_and_tells_slack_once_each(tmp_path: Path) -> None:
+def test_it_goes_missed_and_recovers_and_tells_slack_once_each(tmp_path: Path, clock: ManualClock) -> None:
     with (
         SlackReceiver() as slack,
-        running_server(tmp_path, slack_webhook_url=slack.url) as server,
+        running_server(tmp_path, slack_webhook_url=slack.url, now=clock.now) as server,
         httpx.Client(base_url=server.url, headers=server.admin_headers, timeout=10) as api,
     ):
         config = {"schedule": "every 2 seconds", "checkin_margin_seconds": 2}
@@ -298,24 +314,29 @@ def test_it_goes_missed_and_recovers_in_real_time_and_tells_slack_once_each(tmp_
         ping = f"{server.url}/ping/{server.key}/heartbeat"
         for _ in range(3):
             assert httpx.get(ping).status_code == 200
-            time.sleep(1.0)
+            clock.advance(1.0)
         assert api.get("/api/0/monitors/heartbeat").json()["status"] == "ok"
         # silence: the next beat was due 2 s after the last, plus 2 s of margin
-        failing = wait_until(lambda: api.get("/api/0/monitors/heartbeat").json()["status"] == "failing", 10)
-        assert failing
-        messages = slack.wait_for(1, timeout=10)
-        assert len(messages) == 1 and "Cron Job Failure" in slack.texts()[0]
+        clock.advance(4.0)
+        wait_until(lambda: api.get("/api/0/monitors/heartbeat").json()["status"] == "failing")
+        announced(server)
+        assert len(slack.messages) == 1 and "Cron Job Failure" in slack.texts()[0]
         assert "heartbeat" in slack.texts()[0]
-        time.sleep(2.5)  # more missed beats: still one episode, no more messages
+        clock.advance(4.0)  # more missed beats: still one episode, no more messages
+
+        def missed_runs() -> int:
+            runs = api.get("/api/0/monitors/heartbeat").json()["runs"]
+            return sum(run["status"] == "missed" for run in runs)
+
+        wait_until(lambda: missed_runs() >= 2)
+        announced(server)
+        assert len(slack.messages) == 1
         for _ in range(2):
             httpx.get(ping)
-            time.sleep(0.5)
+            clock.advance(0.5)
         assert api.get("/api/0/monitors/heartbeat").json()["status"] == "ok"
-        messages = slack.wait_for(2, timeout=10)
-        time.sleep(1.0)
+        announced(server)
         assert len(slack.messages) == 2
         assert "Cron Job Recovered" in slack.texts()[1]
         monitor = api.get("/api/0/monitors/heartbeat").json()
-        missed = [run for run in monitor["runs"] if run["status"] == "missed"]
-        assert len(missed) >= 2
         assert [change["change"] for change in monitor["changes"]].count("failing") == 1

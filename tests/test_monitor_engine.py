@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -446,8 +445,9 @@ def test_it_never_judges_a_paused_monitor_and_restarts_counting_on_resume() -> N
 
 
 @pytest.fixture
-def state_engine(tmp_path: Path) -> Iterator[Any]:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
+def state_engine(state_url: str) -> Iterator[Any]:
+    """The state store, on SQLite and on PostgreSQL (``state_url`` in ``conftest.py``)."""
+    engine = create_engine_for(state_url)
     yield engine
     engine.dispose()
 

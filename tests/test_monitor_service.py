@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,8 +31,9 @@ HOURLY = {"schedule": "0 * * * *"}
 
 
 @pytest.fixture
-def state_engine(tmp_path: Path) -> Iterator[Any]:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
+def state_engine(state_url: str) -> Iterator[Any]:
+    """The state store, on SQLite and on PostgreSQL (``state_url`` in ``conftest.py``)."""
+    engine = create_engine_for(state_url)
     yield engine
     engine.dispose()
 

@@ -61,7 +61,19 @@ def wait_until(condition: object, timeout: float) -> None:
         time.sleep(0.02)
 
 
-def test_it_stores_every_acknowledged_event_exactly_once_across_two_kills(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("total", "kills", "options"),
+    [
+        (TOTAL, (TOTAL // 4, TOTAL // 2), ()),
+        # Undated events are dated on arrival: a resend after a kill carries another timestamp and must
+        # still be stored once (idempotency by project and event id, not by time).
+        (20_000, (5_000, 10_000), ("--no-timestamp",)),
+    ],
+    ids=["dated", "undated"],
+)
+def test_it_stores_every_acknowledged_event_exactly_once_across_two_kills(
+    tmp_path: Path, total: int, kills: tuple[int, ...], options: tuple[str, ...]
+) -> None:
     data_dir = tmp_path / "data"
     port = free_port()
     ServerSettings.load(environ={}, data_dir=data_dir)  # the data dir and admin token, as serve makes them
@@ -77,14 +89,15 @@ def test_it_stores_every_acknowledged_event_exactly_once_across_two_kills(tmp_pa
                 str(HERE / "durability_client.py"),
                 f"http://127.0.0.1:{port}",
                 str(key),
-                str(TOTAL),
+                str(total),
                 str(BATCH),
                 str(acked),
+                *options,
             ],
             stdout=subprocess.PIPE,
             text=True,
         )
-        for threshold in (TOTAL // 4, TOTAL // 2):
+        for threshold in kills:
             wait_until(lambda threshold=threshold: acked_count(acked) >= threshold, 120)
             server.send_signal(signal.SIGKILL)
             server.wait(10)
@@ -103,7 +116,7 @@ def test_it_stores_every_acknowledged_event_exactly_once_across_two_kills(tmp_pa
             client.stdout.close()
 
     acknowledged = acked.read_text().split()
-    assert len(acknowledged) == TOTAL
+    assert len(acknowledged) == total
     with DuckDBStore(data_dir / "events.duckdb", read_only=True) as store:
         result = store.query(
             "SELECT count(*), count(DISTINCT event_id) FROM events WHERE operation = 'durability.test'",
@@ -111,9 +124,9 @@ def test_it_stores_every_acknowledged_event_exactly_once_across_two_kills(tmp_pa
             timeout=60,
         )
         ((stored, distinct),) = result.rows
-        assert stored == distinct == TOTAL
+        assert stored == distinct == total
         ids = store.query(
-            "SELECT event_id FROM events WHERE operation = 'durability.test'", max_rows=TOTAL + 1, timeout=60
+            "SELECT event_id FROM events WHERE operation = 'durability.test'", max_rows=total + 1, timeout=60
         )
     assert {row[0] for row in ids.rows} == set(acknowledged)
 

@@ -16,21 +16,21 @@ from opswatch.server.state.schema import SchemaTooNew, current_version, ensure_s
 from opswatch.server.testing import RunningServer, running_server
 
 
-def test_it_creates_the_default_project_once_and_keeps_its_dsn(tmp_path: Path) -> None:
-    with running_server(tmp_path) as first:
+def test_it_creates_the_default_project_once_and_keeps_its_dsn(tmp_path: Path, state_url: str) -> None:
+    with running_server(tmp_path, database_url=state_url) as first:
         dsn = first.dsn
         assert first.project_id == 1
         assert first.ctx.default_project.name == "default"
         assert len(first.key) == 32
-    with running_server(tmp_path) as again:
+    with running_server(tmp_path, database_url=state_url) as again:
         # a new port, the same key and project
         assert again.key == first.key
         assert again.dsn.split("@")[0] == dsn.split("@")[0]
         assert current_version(again.ctx.engine, "projects") == projects.SCHEMA_VERSION
 
 
-def test_it_upgrades_an_older_schema_step_by_step_and_refuses_a_newer_one(tmp_path: Path) -> None:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
+def test_it_upgrades_an_older_schema_step_by_step_and_refuses_a_newer_one(state_url: str) -> None:
+    engine = create_engine_for(state_url)
     steps: list[int] = []
 
     def step(number: int):  # type: ignore[no-untyped-def]
@@ -52,8 +52,8 @@ def test_it_upgrades_an_older_schema_step_by_step_and_refuses_a_newer_one(tmp_pa
     engine.dispose()
 
 
-def test_it_creates_projects_whose_keys_ingest_only_into_them(tmp_path: Path) -> None:
-    with running_server(tmp_path) as server:
+def test_it_creates_projects_whose_keys_ingest_only_into_them(tmp_path: Path, state_url: str) -> None:
+    with running_server(tmp_path, database_url=state_url) as server:
         created = http().post(
             f"{server.url}/api/0/projects", json={"name": "checkout-api"}, headers=server.admin_headers
         )
@@ -78,8 +78,8 @@ def test_it_creates_projects_whose_keys_ingest_only_into_them(tmp_path: Path) ->
         )
 
 
-def test_it_adds_revokes_and_enables_keys(tmp_path: Path) -> None:
-    with running_server(tmp_path) as server:
+def test_it_adds_revokes_and_enables_keys(tmp_path: Path, state_url: str) -> None:
+    with running_server(tmp_path, database_url=state_url) as server:
         added = http().post(
             f"{server.url}/api/0/projects/1/keys", json={"label": "ci"}, headers=server.admin_headers
         )

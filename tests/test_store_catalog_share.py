@@ -129,6 +129,7 @@ def test_the_store_records_key_owners_across_an_upgrade(tmp_path: Path) -> None:
         store.append([event(1, church_id="c1")])
     with duckdb.connect(str(path)) as conn:  # what a version-1 file looked like
         conn.execute("ALTER TABLE attribute_keys DROP COLUMN project_id")
+        conn.execute("DROP TABLE event_keys")  # nor the idempotency index (schema 3)
         conn.execute("UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
     with DuckDBStore(path) as store:
         store.append([event(1, campaign="spring")])

@@ -56,8 +56,13 @@ def _code(text: str, limit: int) -> str:
 
 def slack_payload(alert: Alert, *, text_only: bool = False) -> dict[str, Any]:
     """The JSON body for a Slack incoming webhook. ``text_only`` leaves the blocks out (the fallback
-    used once when Slack answers ``invalid_blocks``)."""
-    text = cut(alert.text, SLACK_MAX_TEXT)
+    used once when Slack answers ``invalid_blocks``).
+
+    Every text Slack reads as mrkdwn is escaped, the top-level ``text`` too (notifications show it, and
+    it is the whole message in the text-only retry): event text such as ``<!here>`` or
+    ``<http://evil.example|details>`` reaches Slack as the characters it is, never as a mention or a
+    link. Plain-text elements (the header, the button) are shown literally by Slack and need nothing."""
+    text = cut_mrkdwn(alert.text, SLACK_MAX_TEXT)
     if text_only:
         return {"text": text}
     header = {"type": "plain_text", "text": cut(alert.heading, SLACK_MAX_HEADER_TEXT), "emoji": True}

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ..config import FALSE_WORDS, TRUE_WORDS, ConfigError
 from . import limits
+from ._files import private_dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +128,7 @@ class ServerSettings:
 
     def _with_token(self) -> ServerSettings:
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.data_dir)
         except OSError as err:
             raise ConfigError("data_dir", f"cannot create {self.data_dir}: {err.strerror}") from None
         if self.admin_token:

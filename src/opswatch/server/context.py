@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 
 from ..config import ConfigError
 from ..log import get_logger
+from ._files import private_file
 from .config import ServerSettings
 from .metrics import Gauge, Metrics, StatsGauges
 from .pipeline import Pipeline
@@ -38,7 +39,9 @@ from .store.base import EventStore
 
 _log = get_logger("opswatch.server")
 
-Hook = Callable[["ServerContext", list[dict[str, Any]]], None]
+#: ``hook(ctx, records)``: may return how many of ``records`` it could not process (counted in
+#: ``/metrics`` and shown on ``/healthz``); a hook that raises failed every record it was given.
+Hook = Callable[["ServerContext", list[dict[str, Any]]], int | None]
 
 
 class Background(Protocol):
@@ -156,6 +159,8 @@ def open_context(
     ``store`` replaces the configured event store (tests of other stores); ``now`` replaces the clock;
     ``notifier`` replaces the one built from the Slack/webhook settings (None when none is configured).
     """
+    if not settings.database_url:
+        private_file(settings.data_dir / "state.db")  # the ingest keys: 0600 from the start
     engine = create_engine_for(settings.state_url)
     clock = now or utcnow
     try:

@@ -79,6 +79,13 @@ MAX_DEPTH: Final = 32
 #: Longest ``event_id``: 32 hex characters from our SDK and Sentry's, 36 for a UUID with dashes.
 MAX_EVENT_ID_LENGTH: Final = 64
 
+#: Longest duration an event may carry, in milliseconds: 366 days. ``duration_ms`` (and a check-in's
+#: ``duration`` in seconds) becomes a run's duration, a percentile, a date computed from a start; a value
+#: past this is never a measurement but a bug or an attack (``1e308`` made every later answer about the
+#: monitor fail). Such an event is refused with the reason, like a bad timestamp: clamping would store a
+#: made-up number that charts and run tables show as real. Negative and non-finite durations are refused.
+MAX_DURATION_MS: Final = 366 * 86_400_000
+
 # -- pings ----------------------------------------------------------------------------------------------
 
 #: Longest ping body kept as the run's output (scripts post the tail of their log). Healthchecks keeps
@@ -131,6 +138,15 @@ RETRY_AFTER_SECONDS: Final = 1
 #: between this many and twice this many of the latest ids). The store is the real guard against
 #: duplicates; this window only makes the count exact for retries that come soon after.
 RECENT_IDS_PER_GENERATION: Final = 200_000
+
+#: Seconds ``/healthz`` answers ``degraded`` after an ingest hook failed (issue grouping, check-ins) or
+#: could not process a record. The counts stay in ``/metrics``; this window only says "lately".
+HOOK_DEGRADED_SECONDS: Final = 300.0
+
+#: Seconds a server's claim on an issue notice holds before another server (or this one after a restart)
+#: sends it again. Longer than a delivery can take while the claimer lives: five attempts with backoff up
+#: to 60 s, or a Slack ``Retry-After`` of up to 900 s (``alerts.limits``). A kill costs this much delay.
+ISSUE_NOTICE_LEASE_SECONDS: Final = 1200.0
 
 # -- the event store and SQL (opswatch.server.store, opswatch.server.query) -----------------------------
 

@@ -148,6 +148,12 @@ class Metrics:
         )
         self.rejected = Counter("opswatch_events_rejected_total", "Events refused at ingest, by reason.")
         self.requests = Counter("opswatch_ingest_requests_total", "Ingest requests, by endpoint and status.")
+        self.hook_failures = Counter(
+            "opswatch_hook_failures_total", "Ingest hooks that raised (issue grouping, check-ins), by hook."
+        )
+        self.hook_records_failed = Counter(
+            "opswatch_hook_records_failed_total", "Stored records an ingest hook could not process, by hook."
+        )
         self.batch_latency = Histogram(
             "opswatch_batch_commit_seconds", "Time to make one group commit durable, in seconds."
         )
@@ -171,6 +177,8 @@ class Metrics:
             self.duplicates,
             self.rejected,
             self.requests,
+            self.hook_failures,
+            self.hook_records_failed,
             self.batch_latency,
             self.request_latency,
             self.client_dropped,

@@ -12,11 +12,15 @@ the next single ``append`` (a group commit), so a thousand small concurrent requ
 not a thousand. A second thread then runs ``ctx.hooks`` with each group's newly stored records, in
 commit order, and only then completes the group's futures (a client that got 2xx can rely on the hooks
 having seen its events). The two overlap: while the hooks of one group run, the next group is written.
+A hook that fails does not fail the request (the events are durable): it is counted in ``/metrics``
+(``opswatch_hook_failures_total``, ``opswatch_hook_records_failed_total``, by hook) and ``/healthz``
+answers ``degraded`` for ``HOOK_DEGRADED_SECONDS``.
 
 Bounded: past ``max_pending_events`` waiting events, ``submit`` raises ``Overloaded`` (the handler answers
-429 with Retry-After). Idempotent: event ids stored recently are remembered (two generations of
-``RECENT_IDS_PER_GENERATION``), so a retried batch is answered with exact ``duplicates`` and not written
-again; older repeats are caught by the store itself, which is idempotent by ``event_id``.
+429 with Retry-After). Idempotent by ``(project_id, event_id)``: keys stored recently are remembered (two
+generations of ``RECENT_IDS_PER_GENERATION``), so a retried batch is answered with exact ``duplicates``
+and not written again; older repeats are caught by the store itself, which is idempotent by the same key
+whatever the timestamp, and the hooks see only what the store newly stored.
 """
 
 from __future__ import annotations
@@ -84,18 +88,22 @@ class _Stored:
 _STOP = object()
 
 
+#: A stored record's identity: ``(project_id, event_id)`` (ids are unique per project, not per server).
+_Key = tuple[int, str]
+
+
 class _RecentIds:
-    """Event ids stored lately: two generations of sets, the older dropped when the newer fills."""
+    """Keys stored lately: two generations of sets, the older dropped when the newer fills."""
 
     def __init__(self, per_generation: int) -> None:
         self.per_generation = per_generation
-        self.current: set[str] = set()
-        self.previous: set[str] = set()
+        self.current: set[_Key] = set()
+        self.previous: set[_Key] = set()
 
-    def __contains__(self, event_id: str) -> bool:
-        return event_id in self.current or event_id in self.previous
+    def __contains__(self, key: _Key) -> bool:
+        return key in self.current or key in self.previous
 
-    def add_all(self, ids: Sequence[str]) -> None:
+    def add_all(self, ids: Sequence[_Key]) -> None:
         self.current.update(ids)
         if len(self.current) >= self.per_generation:
             self.previous, self.current = self.current, set()
@@ -117,6 +125,8 @@ class Pipeline:
         self._after: queue.SimpleQueue[_Stored | object] = queue.SimpleQueue()
         self._hook_thread: threading.Thread | None = None
         self._closed = False
+        #: When a hook last failed or could not process a record (epoch seconds), for ``/healthz``.
+        self.last_hook_failure: float | None = None
 
     # -- the request side -----------------------------------------------------------------------
 
@@ -256,30 +266,33 @@ class Pipeline:
         metrics = ctx.metrics
         started = time.perf_counter()
         fresh: list[dict[str, Any]] = []
-        fresh_ids: list[str] = []
-        seen: set[str] = set()
+        fresh_ids: list[_Key] = []
+        seen: set[_Key] = set()
         recent = self._recent
         kinds: dict[tuple[str, str], int] = {}
         for job in group:
             for record in job.records:
-                event_id = record["event_id"]
-                if event_id in seen or event_id in recent:
+                event_key = (record["project_id"], record["event_id"])
+                if event_key in seen or event_key in recent:
                     job.duplicates += 1
                 else:
-                    seen.add(event_id)
+                    seen.add(event_key)
                     fresh.append(record)
-                    fresh_ids.append(event_id)
+                    fresh_ids.append(event_key)
                     key = (job.source, record.get("kind") or "log")
                     kinds[key] = kinds.get(key, 0) + 1
         try:
-            stored = ctx.store.append(fresh) if fresh else 0
+            kept = ctx.store.append_new(fresh) if fresh else []
         except Exception as err:
             _log.error("the event store refused an append", {"events": len(fresh)}, err)
             self._fail(group, size, StoreUnavailable(f"the event store failed: {type(err).__name__}"))
             return
         recent.add_all(fresh_ids)
         metrics.batch_latency.observe(time.perf_counter() - started)
-        self._after.put(_Stored(group, size, fresh, len(fresh) - stored, kinds))
+        submitted = len(fresh)
+        if len(kept) < submitted:  # the store had some already (a resend after a restart): hooks skip them
+            fresh = [fresh[position] for position in kept]
+        self._after.put(_Stored(group, size, fresh, submitted - len(kept), kinds))
 
     def _run_after(self) -> None:
         """The hook thread: hooks, then answers, group by group in commit order."""
@@ -327,9 +340,34 @@ class Pipeline:
                 complete(job)
 
     def _run_hooks(self, records: list[dict[str, Any]]) -> None:
+        """Run every hook; count what each could not do (``/metrics``) and when (``/healthz``)."""
+        metrics = self.ctx.metrics
         for hook in list(self.ctx.hooks):
+            name = hook_name(hook)
             try:
-                hook(self.ctx, records)
+                failed = hook(self.ctx, records)
             except Exception as err:
-                name = getattr(hook, "__qualname__", repr(hook))
                 _log.error("an ingest hook failed", {"hook": name, "events": len(records)}, err)
+                metrics.hook_failures.inc(hook=name)
+                failed = len(records)
+            if isinstance(failed, int) and not isinstance(failed, bool) and failed > 0:
+                metrics.hook_records_failed.inc(failed, hook=name)
+                self.last_hook_failure = self.ctx.now().timestamp()
+
+    def hook_trouble(self) -> dict[str, Any] | None:
+        """None when no hook failed in the last ``HOOK_DEGRADED_SECONDS``; else what ``/healthz`` shows."""
+        last = self.last_hook_failure
+        if last is None or self.ctx.now().timestamp() - last > limits.HOOK_DEGRADED_SECONDS:
+            return None
+        metrics = self.ctx.metrics
+        return {
+            "hook_failures": int(metrics.hook_failures.total()),
+            "hook_records_failed": int(metrics.hook_records_failed.total()),
+            "last_hook_failure": format_timestamp(last),
+        }
+
+
+def hook_name(hook: Any) -> str:
+    """A short, stable name for a hook (a metric label): ``MonitorService.hook``, ``IssueHook``."""
+    name = getattr(hook, "__qualname__", None)
+    return str(name) if name else type(hook).__name__

@@ -6,8 +6,9 @@ Active when ``SENTRY_DSN`` is set and forwarding is on (production, or ``SENTRY_
 DSN, environment and release and none of sentry-sdk's integrations (opswatch already captures logging,
 and Sentry's would send the same error twice).
 
-Events are built from the record, never from the live exception, and sent without the application's
-Sentry scope (breadcrumbs, user, request data) or a live stack: the record is already redacted, so
+Events and check-ins are built from the record, never from the live exception, and sent without the
+application's Sentry scope (breadcrumbs, user, request data, trace context, attachments, event
+processors) or a live stack: the record is already redacted, so
 what reaches Sentry is exactly what every other sink saw. ``error`` (``{type, message, stack, cause}``)
 becomes Sentry's ``exception`` (oldest first, frames caller to callee), ``operation`` a tag, the other
 fields the ``fields`` context; an error logged without an exception is sent as a message event.
@@ -112,20 +113,31 @@ class SentrySink(Sink):
             self.dropped += 1
 
     def _check_in(self, record: Record) -> None:
-        from sentry_sdk.crons import capture_checkin
-
+        """A check-in event (the shape ``sentry_sdk.crons.capture_checkin`` builds), sent like errors:
+        straight to this sink's client with no scope, so the app's trace context, attachments and event
+        processors never ride along, and the app's own global client is not the one asked."""
         from ..crons.config import MonitorConfig
 
         raw = record.get("monitor_config")
         monitor_config = MonitorConfig.from_wire(raw).to_sentry_monitor_config() if raw else None
         duration = record.get("duration")
-        capture_checkin(
-            monitor_slug=record.get("monitor_slug"),
-            check_in_id=record.get("check_in_id"),
-            status=record.get("status"),
-            duration=duration if isinstance(duration, int | float) else None,
-            monitor_config=monitor_config,  # type: ignore[arg-type]  # sentry-sdk's TypedDict is stricter
-        )
+        if not isinstance(duration, int | float) or isinstance(duration, bool):
+            duration = None
+        options = self._client.options
+        check_in_id = record.get("check_in_id")
+        event: Any = {
+            "type": "check_in",
+            "monitor_slug": record.get("monitor_slug"),
+            "check_in_id": check_in_id if isinstance(check_in_id, str) and check_in_id else uuid.uuid4().hex,
+            "status": record.get("status"),
+            "duration": duration,
+            "environment": options.get("environment"),
+            "release": options.get("release"),
+        }
+        if monitor_config:
+            event["monitor_config"] = monitor_config
+        if self._client.capture_event(event, scope=None) is None:
+            self.dropped += 1
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` seconds for sentry-sdk to send what is queued."""

@@ -1,4 +1,7 @@
-"""``GET /healthz``: liveness. 200 ``{"status": "ok"}`` while the server can take events, else 503."""
+"""``GET /healthz``: liveness. 200 ``{"status": "ok"}`` while the server can take events, else 503.
+
+``"degraded"`` (still 200: events are taken and stored) while an ingest hook failed lately: issue
+grouping or check-ins could not process some stored events (counts in ``/metrics``)."""
 
 from __future__ import annotations
 
@@ -16,5 +19,9 @@ async def healthz(request: Request) -> Response:
     """Whether the server is up and its committer is running, with the queue depth."""
     ctx = get_context(request)
     alive = ctx.pipeline.running
-    body = {"status": "ok" if alive else "stopping", "queue": ctx.pipeline.pending}
+    trouble = ctx.pipeline.hook_trouble()
+    status = "stopping" if not alive else "degraded" if trouble else "ok"
+    body: dict[str, object] = {"status": status, "queue": ctx.pipeline.pending}
+    if trouble:
+        body.update(trouble)
     return json_response(body, 200 if alive else 503)

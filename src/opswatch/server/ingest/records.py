@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import re
 from typing import Any, Final
 
@@ -120,6 +121,7 @@ def normalize(
 
     record.pop("project_id", None)
     record["received_at"] = received_at
+    check_numbers(record)
 
 
 def canonical_level(value: Any) -> str:
@@ -170,7 +172,19 @@ def _is_canonical(stamp: str) -> bool:
         and stamp[16] == ":"
         and stamp[:4].isdigit()
         and stamp[20:23].isdigit()
+        and _real_second(stamp[:19])
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_second(text: str) -> bool:
+    """True when ``YYYY-MM-DDTHH:MM:SS`` names a real second (not ``2026-02-30T25:61:61``). Cached:
+    the events of a batch share their seconds."""
+    try:
+        datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _too_deep(value: Any, depth: int) -> bool:
@@ -189,3 +203,6 @@ def _as_text(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return orjson.dumps(value).decode()
     return str(value)
+
+
+from .bounds import check_numbers  # noqa: E402  (bounds imports Refused from here)

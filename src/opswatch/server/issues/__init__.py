@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .notify import IssueNotices
 from .service import IssueService, IssueSettings, install_tables
 from .worker import IssueHook, IssueSweeper
 
@@ -27,7 +28,8 @@ def install(ctx: Any) -> IssueService:
     settings = IssueSettings.from_server_settings(ctx.settings)
     service = IssueService(ctx.engine, now=ctx.now)
     base_url = str(getattr(ctx.settings, "base_url", "") or "")
-    ctx.hooks.append(IssueHook(service, settings, base_url))
-    ctx.background.append(IssueSweeper(service, settings))
+    notices = IssueNotices(ctx.engine, base_url)
+    ctx.hooks.append(IssueHook(service, settings, base_url, notices))
+    ctx.background.append(IssueSweeper(service, settings, notices=notices, notifier=lambda: ctx.notifier))
     ctx.extras[EXTRA] = service
     return service

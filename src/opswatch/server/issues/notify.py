@@ -1,10 +1,14 @@
 """Messages about issues: one when an issue is new, one each time it regresses, with a link to it.
 
-The messages go through the same delivery code as the app's alerts (``opswatch.alerts``): this module only
-builds ``Alert``s and hands them to the server's notifier, which queues them and returns at once, so the
-ingest request that caused them never waits for Slack. Each alert carries a fingerprint of its own
-(``issue-<id>-new``, ``issue-<id>-regressed-<n>``) so that the notifier's repeat suppression never folds
-two different issues, or two regressions of one issue, into one message.
+The messages go through the same delivery code as the app's alerts (``opswatch.alerts``), and through
+the server's durable notice outbox (``opswatch.server.outbox``, as cron monitors do): the issue's
+transaction also writes an ``issue_notices`` row (``notice_row``), and ``IssueNotices`` claims waiting
+rows and hands their ``Alert``s to the notifier, which queues them and returns at once, so the ingest
+request that caused them never waits for Slack. A server killed after the issue committed sends the
+message after its restart (or another server does, once the dead one's lease ran out). Each alert
+carries a fingerprint of its own (``issue-<id>-new``, ``issue-<id>-regressed-<n>``) so that the
+notifier's repeat suppression never folds two different issues, or two regressions of one issue, into
+one message.
 """
 
 from __future__ import annotations
@@ -15,9 +19,15 @@ from typing import Any
 
 from ...alerts.message import Alert, cut, facts
 from ...record import level_name
+from .. import limits
+from ..outbox import NoticeSender, NoticeTable
+from ..state.notices import ISSUE_NOTICES
 from .upsert import IssueChange
 
 _log = logging.getLogger("opswatch.server.issues")
+
+#: The notifier's route for issue messages (its repeat suppression is per route and fingerprint).
+ROUTE = "issues"
 
 #: Longest error text put in a message (Slack cuts sections at 3,000 characters anyway).
 MAX_ERROR_TEXT = 1_000
@@ -82,27 +92,70 @@ def build_alert(change: IssueChange, base_url: str) -> Alert:
     )
 
 
-def announce(
-    notifier: Any,
-    changes: list[IssueChange],
-    base_url: str,
-    *,
-    notify_new: bool = True,
-    notify_regressed: bool = True,
-) -> int:
-    """Hand a message for each wanted change to ``notifier`` (its ``send``); returns how many were handed
-    over. Never raises: a broken notifier is logged, and ingest carries on."""
-    sent = 0
-    for change in changes:
-        if (change.kind == "new" and not notify_new) or (change.kind == "regressed" and not notify_regressed):
-            continue
+#: The fields of the causing event a message shows (the rest of the event stays in the event store).
+NOTICE_FIELDS = ("event_id", "message", "operation", "environment", "release", "service")
+
+
+def notice_row(change: IssueChange, now: float) -> dict[str, Any]:
+    """The ``issue_notices`` row for ``change``: everything its message needs, as JSON."""
+    record = change.record
+    kept: dict[str, Any] = {name: record[name] for name in NOTICE_FIELDS if isinstance(record.get(name), str)}
+    error = record.get("error")
+    if isinstance(error, Mapping) and error.get("type"):
+        kept["error"] = {"type": str(error["type"]), "message": str(error.get("message") or "")}
+    return {
+        "issue_id": change.issue_id,
+        "project_id": change.project_id,
+        "kind": change.kind,
+        "created_at": now,
+        "change": {
+            "title": change.title,
+            "culprit": change.culprit,
+            "level": change.level,
+            "times_regressed": change.times_regressed,
+            "record": kept,
+        },
+    }
+
+
+def change_from_notice(row: Any) -> IssueChange:
+    """The ``IssueChange`` an ``issue_notices`` row was written for."""
+    saved = dict(row.change or {})
+    return IssueChange(
+        kind=row.kind,
+        issue_id=row.issue_id,
+        project_id=row.project_id,
+        title=str(saved.get("title", "")),
+        culprit=str(saved.get("culprit", "")),
+        level=int(saved.get("level", 40)),
+        times_regressed=int(saved.get("times_regressed", 0)),
+        record=dict(saved.get("record") or {}),
+    )
+
+
+def notice_table(base_url: str) -> NoticeTable:
+    """The issue notices as an outbox table: leased claims, messages built with links to ``base_url``."""
+
+    def build(row: Any) -> tuple[Alert | None, str]:
+        return build_alert(change_from_notice(row), base_url), ROUTE
+
+    return NoticeTable(ISSUE_NOTICES, build, lease=limits.ISSUE_NOTICE_LEASE_SECONDS)
+
+
+class IssueNotices:
+    """Sends the waiting issue notices through the server's notifier (``ctx.notifier``, read at each
+    round, None when no channel is configured). Called by the ingest hook right after a batch (so a
+    message leaves at once) and by the sweeper (what a dead server claimed, or a round that failed)."""
+
+    def __init__(self, engine: Any, base_url: str) -> None:
+        self._sender = NoticeSender(engine, notice_table(base_url), None)
+
+    def drain(self, notifier: Any, now: float) -> int:
+        """Claim and hand over what waits; how many messages went to ``notifier``. Never raises: a
+        failed round is logged and the notices wait for the next one."""
+        self._sender.notifier = notifier
         try:
-            notifier.send(build_alert(change, base_url), route="issues")
-            sent += 1
-        except Exception:  # monitoring must not break ingest
-            _log.exception(
-                "could not hand the %s-issue message for issue %s to the notifier",
-                change.kind,
-                change.issue_id,
-            )
-    return sent
+            return self._sender.drain(now)
+        except Exception:
+            _log.exception("issue notifications could not be sent; they wait for the next round")
+            return 0

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, and_, delete, insert, select
 
 from ..state.base import Base
 from ..state.issues import SCHEMA_VERSION, TABLES, IssueEvent, IssueHourlyCount
+from ..state.notices import ISSUE_NOTICES
 from ..state.schema import ensure_schema
 from . import lifecycle, read
 from ._sql import utc
+from .notify import notice_row
 from .upsert import IssueChange, record_events
 
 Clock = Callable[[], datetime.datetime | float]
@@ -56,7 +58,7 @@ class IssueSettings:
 
 def install_tables(engine: Engine) -> None:
     """Create the issues tables (or bring them to this version)."""
-    Base.metadata.create_all(engine, tables=TABLES)
+    Base.metadata.create_all(engine, tables=[*TABLES, ISSUE_NOTICES])
     ensure_schema(engine, "issues", SCHEMA_VERSION)
 
 
@@ -73,11 +75,23 @@ class IssueService:
 
     # -- writes ------------------------------------------------------------------------------------------
 
-    def record(self, records: Sequence[Mapping[str, Any]]) -> list[IssueChange]:
+    def record(
+        self, records: Sequence[Mapping[str, Any]], *, notify: Iterable[str] = ()
+    ) -> list[IssueChange]:
         """Count a batch of stored records into issues (non-errors are skipped); returns the new and
-        regressed issues, each reported once however many writers saw it."""
+        regressed issues, each reported once however many writers saw it.
+
+        A change whose kind is in ``notify`` (``new``, ``regressed``) also gets a row in the notice
+        outbox (``issue_notices``), in the same transaction: once the issue is committed, its message
+        is too, and ``notify.IssueNotices`` sends it even if this process dies first."""
+        wanted = frozenset(notify)
+        now = self.now()
         with self.engine.begin() as conn:
-            return record_events(conn, records, self.now())
+            changes = record_events(conn, records, now)
+            notices = [notice_row(change, now.timestamp()) for change in changes if change.kind in wanted]
+            if notices:
+                conn.execute(insert(ISSUE_NOTICES), notices)
+            return changes
 
     def resolve(self, issue_id: int, actor: str) -> dict[str, Any]:
         """Resolve an issue (no change when it is resolved); returns it. Raises ``IssueNotFound``."""
@@ -128,11 +142,15 @@ class IssueService:
         return {"auto_resolved": resolved, "unignored": unignored}
 
     def prune(self, retention_days: int) -> int:
-        """Forget event mappings and hourly counts older than the event retention; returns rows deleted."""
+        """Forget event mappings, hourly counts and sent notices older than the event retention; returns
+        rows deleted."""
         cutoff = self.now() - datetime.timedelta(days=retention_days)
         with self.engine.begin() as conn:
             gone = conn.execute(delete(IssueEvent).where(IssueEvent.timestamp < cutoff)).rowcount
             gone += conn.execute(delete(IssueHourlyCount).where(IssueHourlyCount.hour < cutoff)).rowcount
+            notices = ISSUE_NOTICES.c
+            sent = and_(notices.notified_at.is_not(None), notices.created_at < cutoff.timestamp())
+            gone += conn.execute(delete(ISSUE_NOTICES).where(sent)).rowcount
         return int(gone)
 
     # -- reads -------------------------------------------------------------------------------------------

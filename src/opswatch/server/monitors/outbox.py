@@ -4,11 +4,12 @@ Changes are written in the same transaction as the monitor state they describe (
 worker, run by the clock after each tick, copies the rows not yet ``stored`` into the event store as
 records with ``kind="state_change"`` (idempotent by their ``event_id``, so a crash between the append
 and the mark only repeats an append the store ignores), then sends the notifications that rows call
-for. A notification row is claimed with ``UPDATE ... SET notified_at = :now WHERE id = :id AND
-notified_at IS NULL`` before it is sent, so two servers sharing a database never both send it. A failing
-message caused by an ``error`` result first asks ``explain`` what failed (``run_errors``); when a Sentry
-SDK's error event for the run is still on its way, the row is left unclaimed for up to ``ERROR_WAIT``
-seconds and sent then, with the error or without it.
+for through the server's notice outbox (``opswatch.server.outbox``, shared with issue notices): a
+notification row is claimed with ``UPDATE ... SET notified_at = :now WHERE id = :id AND notified_at IS
+NULL`` before it is sent, so two servers sharing a database never both send it. A failing message caused
+by an ``error`` result first asks ``explain`` what failed (``run_errors``); when a Sentry SDK's error
+event for the run is still on its way, the row is left unclaimed for up to ``ERROR_WAIT`` seconds and
+sent then, with the error or without it.
 
 The outbox never runs inside the ingest committer thread: appending from there would wait on itself.
 """
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from sqlalchemy import Engine, and_, false, select, update
+from sqlalchemy import Engine, false, select, update
 
 from ...log import get_logger
 from ...record import format_timestamp
+from ..outbox import AlertSender, NoticeSender, NoticeTable
 from ..state.monitors import CHANGES
 from . import notify
 from .run_errors import awaits_error
@@ -47,12 +49,14 @@ Sink = Callable[[int, list[dict[str, Any]]], object]
 Explainer = Callable[[int, Mapping[str, Any]], dict[str, Any]]
 
 
-class AlertSender(Protocol):
-    """What the outbox needs from ``alerts.delivery.Notifier``."""
+def _alert(row: Any) -> tuple[Any | None, str]:
+    """The message a ``monitor_changes`` row calls for, and its route."""
+    alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, dict(row.details or {}))
+    return alert, notify.ROUTE
 
-    def send(self, alert: Any, *, channels: Sequence[str] | None = None, route: str = "send") -> Any:
-        """Queue an alert; never blocks."""
-        ...
+
+#: The notifications among the changes: rows with ``notify`` set, claimed once for good (``outbox.py``).
+NOTICES = NoticeTable(CHANGES, _alert, wanted=CHANGES.c.notify.is_not(None))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -107,6 +111,9 @@ class Outbox:
         self._held: dict[int, float] = {}
         self.failures = 0
         self._failing_rounds = 0
+        self._sender = NoticeSender(engine, NOTICES, notifier, build=self._build)
+        self._explained: dict[int, dict[str, Any]] = {}
+        self._seen: set[int] = set()
 
     def drain(self, now: float) -> DrainReport:
         """Copy pending changes to the event store and send pending notifications. Never raises."""
@@ -163,40 +170,38 @@ class Outbox:
                 return total
 
     def _notify(self, now: float) -> int:
-        with self.engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    select(CHANGES)
-                    .where(and_(CHANGES.c.notify.is_not(None), CHANGES.c.notified_at.is_(None)))
-                    .order_by(CHANGES.c.id)
-                    .limit(NOTIFY_BATCH)
-                )
-            )
-        sent = 0
-        pending = {row.id for row in rows}
-        self._held = {row_id: since for row_id, since in self._held.items() if row_id in pending}
-        for row in rows:
-            details = dict(row.details or {})
+        self._explained = {}
+        self._seen = set()
+        try:
+            return self._sender.drain(now, NOTIFY_BATCH, hold=self._hold)
+        finally:
+            # Forget held rows that were not waiting any more (another server sent them).
+            self._held = {row_id: since for row_id, since in self._held.items() if row_id in self._seen}
+
+    def _details(self, row: Any) -> dict[str, Any]:
+        """The change's details, with what failed added for a failing message (looked up once a round)."""
+        found = self._explained.get(row.id)
+        if found is None:
+            found = dict(row.details or {})
             if self.explain is not None and row.notify == "failing":
                 try:
-                    details.update(self.explain(row.project_id, details))
+                    found.update(self.explain(row.project_id, found))
                 except Exception as err:  # the message goes without the cause rather than never
                     _log.error("the cause of a cron failure could not be looked up", {"slug": row.slug}, err)
-                if awaits_error(details):
-                    held = self._held.setdefault(row.id, self._monotonic())
-                    if self._monotonic() - held < ERROR_WAIT:
-                        continue  # not claimed: the next round looks again
-            self._held.pop(row.id, None)
-            with self.engine.begin() as conn:
-                claimed = conn.execute(
-                    update(CHANGES)
-                    .where(and_(CHANGES.c.id == row.id, CHANGES.c.notified_at.is_(None)))
-                    .values(notified_at=now)
-                ).rowcount
-            if not claimed or self.notifier is None:
-                continue  # another server sent it, or there is nowhere to send it any more
-            alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, details)
-            if alert is not None:
-                self.notifier.send(alert, route=notify.ROUTE)
-                sent += 1
-        return sent
+            self._explained[row.id] = found
+        return found
+
+    def _hold(self, row: Any) -> bool:
+        """True while a failing message waits (up to ``ERROR_WAIT``) for its run's error event."""
+        self._seen.add(row.id)
+        if row.notify == "failing" and awaits_error(self._details(row)):
+            held = self._held.setdefault(row.id, self._monotonic())
+            if self._monotonic() - held < ERROR_WAIT:
+                return True  # not claimed: the next round looks again
+        self._held.pop(row.id, None)
+        return False
+
+    def _build(self, row: Any) -> tuple[Any | None, str]:
+        """The message a ``monitor_changes`` row calls for (with what failed), and its route."""
+        alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, self._details(row))
+        return alert, notify.ROUTE

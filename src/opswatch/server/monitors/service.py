@@ -158,18 +158,25 @@ class MonitorService:
 
     # -- check-ins -----------------------------------------------------------------------------------
 
-    def hook(self, _ctx: object, records: Sequence[Mapping[str, Any]]) -> None:
-        """``ctx.hooks`` entry: apply the ``check_in`` records among newly stored records. Never raises."""
+    def hook(self, _ctx: object, records: Sequence[Mapping[str, Any]]) -> int:
+        """``ctx.hooks`` entry: note run errors and apply the ``check_in`` records among newly stored
+        records. Never raises; returns how many records could not be processed (the pipeline counts
+        them): the check-ins that could not be applied, or the whole batch when its run errors could
+        not be noted."""
+        failed = 0
         try:
             self.run_errors.remember(records, self.now())
         except Exception as err:
             _log.error("cron run errors could not be noted", {"events": len(records)}, err)
+            failed = len(records)
         checkins = [r for r in records if r.get("kind") == "check_in"]
         if checkins:
             try:
                 self.process(checkins)
             except Exception as err:
                 _log.error("cron check-ins could not be applied", {"events": len(checkins)}, err)
+                return max(failed, len(checkins))
+        return failed
 
     def refusal(self, project_id: int, record: Mapping[str, Any]) -> str | None:
         """Why a check-in record would be refused, checked in memory before it is stored; else None.

@@ -1,6 +1,7 @@
 """The write path's statements, run by the writer thread inside its open transaction.
 
-* ``stored_ids``: which event ids of a group are stored already (the idempotency check);
+* ``stored_keys``: which ``(project_id, event_id)`` of a group are stored already (the idempotency
+  check, through the ``event_keys`` index);
 * ``survivors``: what of a group remains to insert after that check and in-group duplicates;
 * ``apply_plan``: the schema work of a key-catalog plan (new columns, copies, widening, the view);
 * ``insert_fast`` / ``insert_rows``: the inserts, each one statement over one NDJSON parameter.
@@ -8,10 +9,8 @@
 
 from __future__ import annotations
 
-import datetime
-import re
 from collections.abc import Iterator, Sequence
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
@@ -21,34 +20,35 @@ from .catalog import KeyInfo, Plan
 from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
 from .rows import Prepared, is_fast_name, json_lines
 
-_MAX_RANGES: Final = 8
-#: Stamps closer than this share one look-up range (a range costs a little; a wide one scans more rows).
-_RANGE_GAP: Final = datetime.timedelta(seconds=1)
-#: Up to this many ids, the look-up names them in the statement itself.
-_MAX_LITERAL_IDS: Final = 1000
-_CANONICAL: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+#: A record's identity in the store: ``(project_id, event_id)``.
+Key = tuple[int | None, str]
 
 
 def survivors(
-    batches: Sequence[Prepared], ids: list[str], stored: set[str]
-) -> tuple[list[set[int]], list[set[int]], list[int]]:
+    batches: Sequence[Prepared], keys: list[Key], stored: set[Key]
+) -> tuple[list[set[int]], list[set[int]], list[list[int]]]:
     """What of a group to leave out: per batch the fast line numbers and the slow row numbers to skip,
-    and the new rows per batch. An id already stored, or seen earlier in the group, is skipped."""
+    and the positions (in the append) of its new records. A key already stored, or seen earlier in the
+    group, is skipped."""
     fast_skips: list[set[int]] = [set() for _ in batches]
     slow_skips: list[set[int]] = [set() for _ in batches]
-    if not stored and len(set(ids)) == len(ids):  # the common case: nothing to skip
-        return fast_skips, slow_skips, [len(batch) for batch in batches]
+    if not stored and len(set(keys)) == len(keys):  # the common case: nothing to skip
+        return fast_skips, slow_skips, [list(range(len(batch))) for batch in batches]
     seen = set(stored)
-    counts = [0] * len(batches)
+    kept: list[list[int]] = [[] for _ in batches]
     for index, batch in enumerate(batches):
-        for is_slow, number in _arrival(batch):
-            event_id = batch.slow_rows[number]["event_id"] if is_slow else batch.ids[number]
-            if event_id in seen:
+        for position, (is_slow, number) in enumerate(_arrival(batch)):
+            if is_slow:
+                row = batch.slow_rows[number]
+                key: Key = (row.get("project_id"), row["event_id"])
+            else:
+                key = (batch.projects[number], batch.ids[number])
+            if key in seen:
                 (slow_skips if is_slow else fast_skips)[index].add(number)
             else:
-                seen.add(event_id)
-                counts[index] += 1
-    return fast_skips, slow_skips, counts
+                seen.add(key)
+                kept[index].append(position)
+    return fast_skips, slow_skips, kept
 
 
 def _arrival(batch: Prepared) -> Iterator[tuple[bool, int]]:
@@ -81,63 +81,47 @@ def arrival_seqs(
     return fast_seqs, slow_seqs
 
 
-def stored_ids(conn: Any, ids: list[str], stamps: list[str]) -> set[str]:
-    """Which of ``ids`` are stored already, looked up only at the times their timestamps name.
+def stored_keys(conn: Any, keys: list[Key], hashes: list[int], day: str) -> set[Key]:
+    """Which of ``keys`` (with their ``layout.key_hash`` in ``hashes``) are stored already; records the
+    others in ``event_keys`` (arrival ``day``).
 
-    A retried record carries the same timestamp, so only rows within the batch's own timestamps can hold
-    its ids: the distinct stamps are merged into at most ``_MAX_RANGES`` closed ranges (stamps less than
-    ``_RANGE_GAP`` apart share one), and the zone maps on ``timestamp`` skip every row group outside
-    them. Up to ``_MAX_LITERAL_IDS`` ids go into the statement as a literal list, which DuckDB binds
-    and runs in about half the time of a list parameter; more go as one parameter (a hash semi-join).
+    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` into the key index answers for the whole group:
+    a hash it returns was new. A key whose hash was there already is a duplicate *or* a collision of two
+    different keys (rare: see ``layout.py``); those few are checked against
+    ``event_rows`` itself, so a collision never loses an event.
     """
-    if not ids:
+    if not keys:
         return set()
-    ranges = _stamp_ranges(stamps)
-    column = quote("timestamp")
-    # Literal bounds (not parameters) so the scan's zone maps prune by them.
-    when = " OR ".join(
-        f"({column} >= TIMESTAMP '{start}' AND {column} <= TIMESTAMP '{end}')" for start, end in ranges
-    )
-    if len(ids) <= _MAX_LITERAL_IDS and all(type(i) is str and "\x00" not in i for i in ids):
-        wanted = ", ".join(layout.literal(event_id) for event_id in dict.fromkeys(ids))
-        sql = f"SELECT event_id FROM {EVENTS_TABLE} WHERE ({when}) AND event_id IN ({wanted})"
-        return {row[0] for row in conn.execute(sql).fetchall()}
-    sql = f"SELECT event_id FROM {EVENTS_TABLE} WHERE ({when}) AND event_id IN (SELECT unnest(?::VARCHAR[]))"
-    return {row[0] for row in conn.execute(sql, [ids]).fetchall()}
-
-
-def _stamp_ranges(stamps: list[str]) -> list[tuple[str, str]]:
-    """Closed ``[first, last]`` ranges (as DuckDB timestamp text) covering every stamp of ``stamps``.
-
-    Stamps are the store's canonical text (``YYYY-MM-DDTHH:MM:SS.mmmZ``), whose text order is time
-    order; any other text falls back to the whole hours it names (the old, wider look-up)."""
-    distinct = sorted(set(stamps))
-    if not all(_CANONICAL.fullmatch(stamp) for stamp in distinct):
-        return _hour_ranges(distinct)
-    ranges: list[list[datetime.datetime]] = []
-    for stamp in distinct:
-        moment = datetime.datetime.fromisoformat(stamp[:23])
-        if ranges and moment - ranges[-1][1] <= _RANGE_GAP:
-            ranges[-1][1] = moment
+    first: dict[int, Key] = {}
+    doubtful: list[Key] = []
+    seen: set[Key] = set()
+    for key, number in zip(keys, hashes, strict=True):
+        if key in seen:
+            continue
+        seen.add(key)
+        if number in first:
+            doubtful.append(key)  # two keys of one group share a hash: check it for real
         else:
-            ranges.append([moment, moment])
-    if len(ranges) > _MAX_RANGES:
-        ranges = [[ranges[0][0], ranges[-1][1]]]
-    return [(start.isoformat(), end.isoformat()) for start, end in ranges]
+            first[number] = key
+    fresh = conn.execute(
+        f"INSERT INTO {layout.KEYS_TABLE} SELECT unnest($1::UBIGINT[]), $2::DATE "
+        "ON CONFLICT DO NOTHING RETURNING key_hash",
+        [list(first), day],
+    ).fetchall()
+    if len(fresh) < len(first):
+        new = {row[0] for row in fresh}
+        doubtful += (key for number, key in first.items() if number not in new)
+    if not doubtful:
+        return set()
+    return _in_events(conn, doubtful)
 
 
-def _hour_ranges(stamps: list[str]) -> list[tuple[str, str]]:
-    ranges: list[tuple[str, str]] = []
-    for hour in sorted({stamp[:13] for stamp in stamps}):
-        start = datetime.datetime.strptime(hour, "%Y-%m-%dT%H")
-        end = start + datetime.timedelta(hours=1) - datetime.timedelta(microseconds=1)
-        if ranges and ranges[-1][1] == (start - datetime.timedelta(microseconds=1)).isoformat():
-            ranges[-1] = (ranges[-1][0], end.isoformat())
-        else:
-            ranges.append((start.isoformat(), end.isoformat()))
-    if len(ranges) > _MAX_RANGES:
-        ranges = [(ranges[0][0], ranges[-1][1])]
-    return ranges
+def _in_events(conn: Any, keys: list[Key]) -> set[Key]:
+    """Which of ``keys`` are rows of ``event_rows`` (a scan of two columns; only for repeats)."""
+    wanted = set(keys)
+    ids = list({event_id for _project, event_id in keys})
+    sql = f"SELECT project_id, event_id FROM {EVENTS_TABLE} WHERE event_id IN (SELECT unnest(?::VARCHAR[]))"
+    return {key for key in conn.execute(sql, [ids]).fetchall() if key in wanted}
 
 
 def apply_plan(conn: Any, plan: Plan) -> SchemaInfo | None:

@@ -3,7 +3,8 @@
 Records given to a store are the SDK's record shape (``opswatch.record``), already redacted, with three
 server fields added by ingest: ``project_id`` (int), ``kind`` (``log``, ``error``, ``check_in``,
 ``transaction``, ``state_change`` ...) and ``received_at`` (RFC 3339). ``append`` returns only when the
-records are durable (a crash afterwards loses none of them), and is idempotent by ``event_id``.
+records are durable (a crash afterwards loses none of them), and is idempotent by ``(project_id,
+event_id)``, whatever the records' timestamps.
 """
 
 from __future__ import annotations
@@ -72,7 +73,12 @@ class EventStore(Protocol):
     """What the server needs from an event store."""
 
     def append(self, records: Sequence[Record]) -> int:
-        """Store records durably; return how many were new (event ids already stored are skipped)."""
+        """Store records durably; return how many were new (``(project_id, event_id)`` pairs already
+        stored are skipped)."""
+        ...
+
+    def append_new(self, records: Sequence[Record]) -> list[int]:
+        """``append``, answering the positions of the records that were new (for the ingest hooks)."""
         ...
 
     def query(self, sql: str, *, max_rows: int, timeout: float, max_bytes: int = ...) -> QueryResult:

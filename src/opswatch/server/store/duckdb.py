@@ -7,11 +7,10 @@ and back: ``rows.py``; the single writer and group commit: ``writer.py``; the wr
 * **Durable appends.** ``append`` returns after the transaction holding its records committed, that
   is, after DuckDB wrote and synced its WAL: a ``kill -9`` afterwards loses none of them. Concurrent
   appends are merged into one transaction by the writer thread (group commit).
-* **Idempotent by event_id, across restarts.** Before inserting, the writer looks up the batch's
-  event ids among stored events *in the same hours as the batch's timestamps* (a retried record carries
-  the same timestamp). Time-ordered appends keep the ``timestamp`` zone maps tight, so the look-up reads
-  a few row groups, not the table (~10 ms for 10 k ids on 5 M events), and it costs no index: a
-  primary key on event_id measured 40 % slower loading, falling with size, and 3.4x the file size.
+* **Idempotent by (project_id, event_id), across restarts, whatever the timestamp.** Before inserting,
+  the writer records the group's keys in the ``event_keys`` index (a 64-bit hash per record, one
+  ``INSERT ... ON CONFLICT DO NOTHING RETURNING``); keys already there are checked against the stored
+  rows and skipped. Why an index of hashes and what it costs: ``layout.py``.
 * **Fast loading.** Records whose fields all have a column of the right type (the steady state) are
   serialized as they are into one buffer of JSON lines in the appending thread, and DuckDB parses and
   maps them with ``from_json`` in C++: no per-value Python conversion, no per-record Python object.
@@ -40,9 +39,10 @@ import duckdb
 from ...config import ConfigError
 from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
+from .._files import make_private
 from . import layout
 from ._query import Queries
-from ._write import apply_plan, arrival_seqs, insert_fast, insert_rows, stored_ids, survivors
+from ._write import Key, apply_plan, arrival_seqs, insert_fast, insert_rows, stored_keys, survivors
 from .base import QueryResult, SchemaInfo, StoreClosed, TailPage
 from .catalog import KeyCatalog, KeyInfo
 from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
@@ -120,8 +120,12 @@ class DuckDBStore:
             config["threads"] = threads
         if read_only and not self.path.exists():
             raise StoreError(f"no event store at {self.path}")
+        self._wal = Path(str(self.path) + ".wal")
+        new = not self.path.exists()
         try:
             conn = duckdb.connect(str(self.path), read_only=read_only, config=config)
+            if new:
+                make_private(self.path)  # DuckDB creates it with the umask's mode; nothing is in it yet
         except duckdb.IOException as err:
             if "lock" in str(err).lower():
                 raise StoreError(
@@ -149,6 +153,8 @@ class DuckDBStore:
             newest = int(_scalar(conn, f"SELECT coalesce(max({SEQ}), 0) FROM {EVENTS_TABLE}"))
             mark = _scalar(conn, f"SELECT value FROM {layout.META_TABLE} WHERE key = 'last_seq'")
             self._next_seq = max(newest, int(mark or 0)) + 1
+            if not read_only:
+                make_private(self._wal)
             conn.execute("SET lock_configuration = true")
             self._read_root = conn.cursor()
         except BaseException:
@@ -228,38 +234,43 @@ class DuckDBStore:
     def append(self, records: Sequence[Record]) -> int:
         """Store ``records`` durably; return how many were new.
 
-        Blocks until the group commit holding them is done. A record whose ``event_id`` is already
-        stored (or earlier in the same call) is skipped: retrying a batch stores nothing twice. Records
-        are not changed. Raises ``StoreClosed`` after ``close`` or on a read-only store.
+        Blocks until the group commit holding them is done. A record whose ``(project_id, event_id)``
+        is already stored (or earlier in the same call) is skipped, whatever its timestamp: retrying a
+        batch stores nothing twice, and one project's event id never hides another's. Records are not
+        changed. Raises ``StoreClosed`` after ``close`` or on a read-only store.
         """
+        return len(self.append_new(records))
+
+    def append_new(self, records: Sequence[Record]) -> list[int]:
+        """``append``, answering which records were new: their positions in ``records``, in order."""
         writer = self._writer
         if writer is None:
             raise StoreClosed("the event store was opened read-only")
         if not records:
-            return 0
+            return []
         prepared = prepare(records, format_timestamp(self._clock()), self._catalog.placements)
-        count: int = writer.append(prepared, len(prepared)).result()
-        return count
+        kept: list[int] = writer.append(prepared, len(prepared)).result()
+        return kept
 
-    def _commit(self, conn: Any, batches: Sequence[Prepared]) -> list[int]:
-        """One transaction for the merged appends (runs on the writer thread); new rows per append.
+    def _commit(self, conn: Any, batches: Sequence[Prepared]) -> list[list[int]]:
+        """One transaction for the merged appends (runs on the writer thread); per append, the positions
+        of its new records.
 
         The prepared appends are not changed (a failed group is retried append by append): slow rows
         with pending values are copied when they are placed, and ``seq`` is set afresh on every attempt.
         """
         started = time.perf_counter()
-        ids: list[str] = []
-        stamps: list[str] = []
+        keys: list[Key] = []
+        hashes: list[int] = []
         for batch in batches:
-            ids += batch.ids
-            stamps += batch.stamps
-            ids += (row["event_id"] for row in batch.slow_rows)
-            stamps += (row["timestamp"] for row in batch.slow_rows)
-        submitted = len(ids)
+            keys += batch.identities()
+            hashes += batch.hashes
+        submitted = len(keys)
+        now = format_timestamp(self._clock())
         conn.execute("BEGIN TRANSACTION")
         try:
-            stored = stored_ids(conn, ids, stamps)
-            fast_skips, slow_skips, counts = survivors(batches, ids, stored)
+            stored = stored_keys(conn, keys, hashes, now[:10])
+            fast_skips, slow_skips, kept = survivors(batches, keys, stored)
             slow = [
                 pair
                 for batch, skip in zip(batches, slow_skips, strict=True)
@@ -281,7 +292,7 @@ class DuckDBStore:
                 seqs, slow_seqs = arrival_seqs(batches, fast_skips, slow_skips, first)
             if fast_count:
                 chunks = [batch.fast_lines(skip) for batch, skip in pairs if len(skip) < len(batch.ids)]
-                insert_fast(conn, b"\n".join(chunks), seqs, plan.keys, format_timestamp(self._clock()))
+                insert_fast(conn, b"\n".join(chunks), seqs, plan.keys, now)
             if slow:
                 lower = self._catalog.lower
                 rows = [place(row, rest, plan.keys, lower) if rest else dict(row) for row, rest in slow]
@@ -294,6 +305,7 @@ class DuckDBStore:
             with contextlib.suppress(duckdb.Error):
                 conn.execute("ROLLBACK")
             raise
+        make_private(self._wal)  # a WAL DuckDB made after a checkpoint has the umask's mode; one syscall
         self._catalog.adopt(plan)
         if schema is not None:
             self._schema = schema
@@ -303,12 +315,11 @@ class DuckDBStore:
         self.rows_written += stored_now
         self.duplicates_skipped += submitted - stored_now
         self.last_commit_ms = (time.perf_counter() - started) * 1000
-        return counts
+        return kept
 
     def _idle_checkpoint(self, conn: Any) -> None:
-        wal = Path(str(self.path) + ".wal")
         try:
-            size = wal.stat().st_size
+            size = self._wal.stat().st_size
         except OSError:
             return
         if size >= self._checkpoint_min_wal:
@@ -317,7 +328,8 @@ class DuckDBStore:
     def delete_older_than(self, days: int) -> int:
         """Delete events whose timestamp is more than ``days`` days before now; return how many went.
 
-        Checkpoints afterwards, so the freed space is reused by later appends.
+        Also drops idempotency keys that arrived before that day. Checkpoints afterwards, so the freed
+        space is reused by later appends.
         """
         if isinstance(days, bool) or not isinstance(days, int) or days < 0:
             raise ValueError(f"days must be a whole number >= 0, got {days!r}")
@@ -329,6 +341,7 @@ class DuckDBStore:
         def work(conn: Any) -> int:
             sql = f"DELETE FROM {EVENTS_TABLE} WHERE {quote('timestamp')} < ?::TIMESTAMP"
             deleted = int(_scalar(conn, sql, [cutoff]))
+            conn.execute(f"DELETE FROM {layout.KEYS_TABLE} WHERE day < ?::DATE", [cutoff[:10]])
             if deleted:
                 self._count -= deleted
                 mark = str(self._next_seq - 1)

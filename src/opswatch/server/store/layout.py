@@ -10,6 +10,8 @@ The file holds::
       pid, project_id INTEGER;  duration_ms DOUBLE;  received_at TIMESTAMP;  error JSON
       attributes    JSON       the container: every other field that has no column of its own
       a_<key> ...   BOOLEAN | BIGINT | DOUBLE | VARCHAR | JSON   promoted attribute keys
+    event_keys      the idempotency index: key_hash UBIGINT PRIMARY KEY (of project_id, event_id),
+                    day DATE (arrival; retention drops old keys with the events)
     attribute_keys  the key catalog: key, first spelling, type, column (if promoted), rows seen cold,
                     the project that first sent it
     store_meta      schema_version, and other facts about the file
@@ -36,8 +38,29 @@ a constant-NULL segment. Adding a column is a catalog change (~20 ms on 3 M rows
 only that column.
 
 Events arrive roughly in time order and are appended, so the row groups' zone maps on ``timestamp``
-prune time filters, which also keeps the idempotency check cheap (see ``duckdb.py``). Event ids are
-kept as text (32 hex characters compress to about the size of a UUID, and match what the SDK prints).
+prune time filters. Event ids are kept as text (32 hex characters compress to about the size of a UUID,
+and match what the SDK prints).
+
+Idempotency: why ``event_keys``. A record is the same record when its ``(project_id, event_id)`` is:
+not its event id alone (ids are predictable, and one project must not be able to swallow another's
+events) and not its timestamp (a record sent without one is dated on arrival, so a resend after a
+restart carries a different one; Sentry check-ins never carry one). The first design looked ids up
+among stored rows near the batch's timestamps (cheap thanks to the zone maps, but wrong for exactly
+those records); a look-up by id alone has nothing to prune with and scans the whole ``event_id``
+column (45 ms per 10 k-id batch at 1 M events, growing linearly). So the store keeps an index of its
+own: one ``UBIGINT`` per record, a 64-bit BLAKE2b hash of ``(project_id, event_id)``, as the primary
+key of a narrow table. Each group commit runs one ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` into
+it: the hashes it returns were new, the rest were there already. Measured here (2 cores, busy; one
+10 k-key batch per transaction, keys random): the 64-bit key costs 4.3 µs per record at 2 M keys,
+218 MB peak RSS and 24 MB on disk; the same index on ``(project_id INTEGER, event_id VARCHAR)`` cost
+9.9 µs at 2 M, 17 µs at 5 M, 406 / 844 MB RSS and 4x the disk; a 128-bit ``md5_number`` key 62 µs.
+The hash is computed in Python (stable across DuckDB versions, whose ``hash()`` is not promised to be).
+A 64-bit hash can collide: over 30 days of 10 M events a day, a 1 in 400 chance that any two keys share
+a hash (at 1 M a day, 1 in 40,000). So a key found in the index is not trusted blindly: the few
+"already there" keys of a commit (retries are rare) are checked against ``event_rows`` itself before a
+record is skipped. A collision costs one scan of the ``event_id`` column, never an event. Keys are
+dropped by arrival day with the events' retention (``delete_older_than``), which bounds the index: a
+resend of an event older than the retention is stored again, as it would be had it never arrived.
 
 Names in SQL: DuckDB identifiers are case-insensitive, so keys are cataloged case-insensitively.
 A snake_case name (``church_id``) also answers as camelCase (``churchId``) through an alias column,
@@ -53,14 +76,16 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterable
+from hashlib import blake2b
 from typing import Any, Final
 
 from .base import SchemaInfo
 from .catalog import BIGINT, BOOLEAN, DOUBLE, JSON, VARCHAR, KeyInfo
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 EVENTS_TABLE: Final = "event_rows"
+KEYS_TABLE: Final = "event_keys"
 CATALOG_TABLE: Final = "attribute_keys"
 META_TABLE: Final = "store_meta"
 VIEW: Final = "logs"
@@ -141,6 +166,16 @@ def snake_case(name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", name).lower()
 
 
+def key_hash(project_id: int | None, event_id: str) -> int:
+    """The 64-bit key of ``(project_id, event_id)`` in ``event_keys`` (BLAKE2b: stable across versions
+    of Python and DuckDB, unlike their own hash functions)."""
+    text = f"{'' if project_id is None else project_id}\x00{event_id}"
+    return int.from_bytes(blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+KEYS_DDL: Final = f"CREATE TABLE {KEYS_TABLE} (key_hash UBIGINT PRIMARY KEY, day DATE NOT NULL)"
+
+
 def create_statements() -> list[str]:
     """DDL for a new, empty store (run inside the opening transaction)."""
     core = ",\n  ".join(
@@ -150,6 +185,7 @@ def create_statements() -> list[str]:
     return [
         f"CREATE TABLE {EVENTS_TABLE} (\n  {quote(SEQ)} BIGINT NOT NULL,\n  {core},\n"
         f"  {quote(CONTAINER)} JSON\n)",
+        KEYS_DDL,
         f"CREATE TABLE {CATALOG_TABLE} (key VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, "
         "type VARCHAR NOT NULL, column_name VARCHAR, seen BIGINT NOT NULL, "
         "cold_first VARCHAR, cold_last VARCHAR, project_id INTEGER)",
@@ -219,4 +255,19 @@ def _record_key_owners(conn: Any) -> None:
     conn.execute(f"ALTER TABLE {CATALOG_TABLE} ADD COLUMN project_id INTEGER")
 
 
-MIGRATIONS: Final[dict[int, Callable[[Any], None]]] = {1: _record_key_owners}
+def _add_event_keys(conn: Any) -> None:
+    """2 -> 3: the idempotency index, filled from the events already stored."""
+    conn.execute(KEYS_DDL)
+    found = conn.execute(
+        f"SELECT DISTINCT project_id, event_id, CAST(coalesce(received_at, {quote('timestamp')}) AS DATE) "
+        f"FROM {EVENTS_TABLE}"
+    ).fetchall()
+    hashes = [key_hash(project_id, event_id) for project_id, event_id, _day in found]
+    days = [day for _project, _event, day in found]
+    conn.execute(
+        f"INSERT INTO {KEYS_TABLE} SELECT unnest($1::UBIGINT[]), unnest($2::DATE[]) ON CONFLICT DO NOTHING",
+        [hashes, days],
+    )
+
+
+MIGRATIONS: Final[dict[int, Callable[[Any], None]]] = {1: _record_key_owners, 2: _add_event_keys}

@@ -22,7 +22,7 @@ import orjson
 
 from ...record import format_timestamp, new_event_id
 from .catalog import JSON, KeyInfo, coerce
-from .layout import CONTAINER, CORE_COLUMNS
+from .layout import CONTAINER, CORE_COLUMNS, key_hash
 
 _KIND: Final = {column.name: column.kind for column in CORE_COLUMNS}
 _INT32: Final = 2**31
@@ -157,13 +157,15 @@ class Prepared:
     page faults, and measured 8x the time of the serializing itself.
     """
 
-    __slots__ = ("ends", "ids", "lines", "slow_at", "slow_pending", "slow_rows", "stamps")
+    __slots__ = ("ends", "hashes", "ids", "lines", "projects", "slow_at", "slow_pending", "slow_rows")
 
     def __init__(self) -> None:
         self.lines = bytearray()
         self.ends: list[int] = []
         self.ids: list[str] = []
-        self.stamps: list[str] = []
+        self.projects: list[int | None] = []
+        #: ``layout.key_hash`` of each of ``identities()``, computed here rather than on the writer thread.
+        self.hashes: list[int] = []
         self.slow_rows: list[dict[str, Any]] = []
         self.slow_pending: list[dict[str, Any] | None] = []
         #: Where each slow record was in the append (the fast ones fill the other places, in order).
@@ -171,6 +173,12 @@ class Prepared:
 
     def __len__(self) -> int:
         return len(self.ids) + len(self.slow_rows)
+
+    def identities(self) -> list[tuple[int | None, str]]:
+        """``(project_id, event_id)`` of every record, fast lines first, then slow rows."""
+        keys = list(zip(self.projects, self.ids, strict=True))
+        keys += ((row.get("project_id"), row["event_id"]) for row in self.slow_rows)
+        return keys
 
     def fast_lines(self, skip: set[int]) -> bytes:
         """The fast lines (newline-separated, no final newline), leaving out line numbers in ``skip``."""
@@ -222,12 +230,13 @@ def prepare(records: Sequence[Mapping[str, Any]], received_at: str, placements: 
             else:
                 prepared.ends.append(len(lines))
                 prepared.ids.append(event_id)  # type: ignore[arg-type]
-                prepared.stamps.append(stamp)  # type: ignore[arg-type]
+                prepared.projects.append(project)
                 continue
         row, pending = split(record, received_at, placements)
         prepared.slow_rows.append(row)
         prepared.slow_pending.append(pending)
         prepared.slow_at.append(position)
+    prepared.hashes = [key_hash(project, event_id) for project, event_id in prepared.identities()]
     return prepared
 
 
