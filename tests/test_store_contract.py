@@ -168,7 +168,10 @@ def test_it_fills_in_what_a_record_lacks(open_store: Opener) -> None:
 
 def test_it_converts_timestamps_with_offsets_to_utc(store: EventStore) -> None:
     store.append([log_line(1, timestamp="2025-11-01T02:00:00+02:00"), log_line(2, timestamp=NOV_1 + 60)])
-    assert [r["timestamp"] for r in store.tail().records] == ["2025-11-01T00:00:00.000Z", "2025-11-01T00:01:00.000Z"]
+    assert [r["timestamp"] for r in store.tail().records] == [
+        "2025-11-01T00:00:00.000Z",
+        "2025-11-01T00:01:00.000Z",
+    ]
 
 
 # -- attributes as columns ----------------------------------------------------------------------------
@@ -340,7 +343,7 @@ def test_it_deletes_events_older_than_the_retention(open_store: Opener) -> None:
     assert store.delete_older_than(30) == 10
     assert store.stats()["events"] == 10
     assert scalar(store, "SELECT count(*) FROM logs") == 10
-    assert [r["timestamp"][:10] for r in store.tail().records][0] == "2025-11-11"
+    assert min(r["timestamp"] for r in store.tail().records).startswith("2025-11-11")
     assert store.delete_older_than(30) == 0
 
 
