@@ -55,7 +55,11 @@ class ClickHouseStoreError(Exception):
 
 def open_url(url: str, **options: Any) -> ClickHouseStore:
     """The store for ``OPSWATCH_EVENTS_URL=clickhouse://user:pass@host:8123/db`` (over HTTP)."""
-    return ClickHouseStore(HttpClient(url), **options)
+    try:
+        client = HttpClient(url)
+    except ClickHouseError as err:
+        raise ClickHouseStoreError(str(err)) from None
+    return ClickHouseStore(client, **options)
 
 
 def open_chdb(path: str | Path, **options: Any) -> ClickHouseStore:
