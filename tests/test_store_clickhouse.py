@@ -120,3 +120,11 @@ def test_it_names_the_events_url_when_no_server_answers(tmp_path: Path) -> None:
     settings = ServerSettings.load({}, data_dir=tmp_path, events_url="clickhouse://u:p@127.0.0.1:9/opswatch")
     with pytest.raises(ConfigError, match=r"events_url.*127\.0\.0\.1:9"):
         open_store(settings)
+
+
+def test_it_answers_up_to_the_result_byte_limit_and_refuses_past_it(tmp_path: Path) -> None:
+    with open_chdb(tmp_path, max_result_bytes=4000) as store:
+        store.append([log_line(i, message="x" * 100) for i in range(50)])
+        assert len(run_query(store, "SELECT message FROM logs LIMIT 10").rows) == 10  # ~1 KB
+        with pytest.raises(QueryError, match=r"larger than 4000 bytes \(max_result_bytes\)"):
+            run_query(store, "SELECT message FROM logs")  # ~5 KB: refused, never cut without saying so

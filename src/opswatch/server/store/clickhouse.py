@@ -33,6 +33,7 @@ from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed
 from .catalog import JSON, KeyCatalog, KeyInfo
 from .clickhouse_client import (
     TIMEOUT_EXCEEDED,
+    TOO_MANY_ROWS_OR_BYTES,
     ChdbClient,
     ClickHouseError,
     Client,
@@ -72,7 +73,8 @@ class ClickHouseStore:
 
     Options (keyword-only; a bad value raises ``ConfigError`` naming it): ``retention_days`` (the
     table's native TTL; None leaves it as it is), ``promote_after``, ``max_promoted_columns``,
-    ``max_catalog_keys`` (as DuckDB's) and ``clock`` (epoch seconds, for defaults and retention).
+    ``max_catalog_keys`` (as DuckDB's), ``max_query_memory_bytes`` and ``max_result_bytes`` (limits of
+    user queries) and ``clock`` (epoch seconds, for defaults and retention).
     """
 
     def __init__(
@@ -83,6 +85,8 @@ class ClickHouseStore:
         promote_after: int = limits.STORE_PROMOTE_AFTER,
         max_promoted_columns: int = limits.STORE_MAX_PROMOTED_COLUMNS,
         max_catalog_keys: int = limits.STORE_MAX_CATALOG_KEYS,
+        max_query_memory_bytes: int = limits.CLICKHOUSE_QUERY_MAX_MEMORY_BYTES,
+        max_result_bytes: int = limits.CLICKHOUSE_QUERY_MAX_RESULT_BYTES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         for name, value, low in (
@@ -90,11 +94,14 @@ class ClickHouseStore:
             ("max_promoted_columns", max_promoted_columns, 0),
             ("max_catalog_keys", max_catalog_keys, 0),
             ("retention_days", retention_days if retention_days is not None else 1, 1),
+            ("max_query_memory_bytes", max_query_memory_bytes, 1),
+            ("max_result_bytes", max_result_bytes, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(name, f"expected a whole number >= {low}, got {value!r}")
         self._client = client
         self._clock = clock
+        self._limits = {"max_memory_bytes": max_query_memory_bytes, "max_result_bytes": max_result_bytes}
         self._lock = threading.Lock()
         self._closed = False
         self.rows_written = 0
@@ -293,12 +300,18 @@ class ClickHouseStore:
         text = to_clickhouse(sql)
         started = time.perf_counter()
         try:
-            columns, rows = self._client.query(text, query_settings(max_rows=max_rows, timeout=timeout))
+            settings = query_settings(max_rows=max_rows, timeout=timeout, **self._limits)
+            columns, rows = self._client.query(text, settings)
         except ClickHouseError as err:
             if err.code == TIMEOUT_EXCEEDED:
                 raise QueryTimeout(
                     f"the query ran longer than {timeout:g} s and was stopped; "
                     "narrow it (a time range, fewer columns) or allow more time"
+                ) from None
+            if err.code == TOO_MANY_ROWS_OR_BYTES:
+                raise QueryError(
+                    f"the answer is larger than {self._limits['max_result_bytes']} bytes "
+                    "(max_result_bytes); select fewer columns or rows, or aggregate"
                 ) from None
             raise QueryError(_error_text(err)) from None
         return QueryResult(

@@ -15,8 +15,11 @@ server, also give opswatch's query user grants on its own database only (README)
   the user's SQL cannot carry a ``SETTINGS`` clause of its own: the DuckDB-dialect check refuses it);
 * ``max_execution_time``: the time limit (error 159, ``QueryTimeout``);
 * ``max_memory_usage``: ``limits.CLICKHOUSE_QUERY_MAX_MEMORY_BYTES``;
-* ``max_result_rows``/``max_result_bytes`` with ``result_overflow_mode = 'break'``: the row cap plus one
-  (the store cuts to the cap and says ``truncated``) and ``limits.CLICKHOUSE_QUERY_MAX_RESULT_BYTES``.
+* ``max_result_rows``/``max_result_bytes`` with ``result_overflow_mode = 'throw'``: the row cap plus one
+  (the checked SQL's outermost ``LIMIT`` is already at most that; the store cuts to the cap and says
+  ``truncated``) and ``limits.CLICKHOUSE_QUERY_MAX_RESULT_BYTES``. ``throw``, not ``break``: a break on
+  bytes would cut an answer without saying so; over the byte limit the query fails with a message
+  naming it (``TOO_MANY_BYTES``).
 """
 
 from __future__ import annotations
@@ -61,14 +64,20 @@ def to_clickhouse(sql: str) -> str:
     return text
 
 
-def query_settings(*, max_rows: int, timeout: float) -> dict[str, Any]:
-    """ClickHouse settings that hold a user query to the row cap, the time limit and the memory limit."""
+def query_settings(
+    *,
+    max_rows: int,
+    timeout: float,
+    max_memory_bytes: int = limits.CLICKHOUSE_QUERY_MAX_MEMORY_BYTES,
+    max_result_bytes: int = limits.CLICKHOUSE_QUERY_MAX_RESULT_BYTES,
+) -> dict[str, Any]:
+    """ClickHouse settings that hold a user query to the row cap, the time, memory and result limits."""
     return {
         "readonly": 2,
         "max_execution_time": max(timeout, 0.001),
         "timeout_overflow_mode": "throw",
-        "max_memory_usage": limits.CLICKHOUSE_QUERY_MAX_MEMORY_BYTES,
+        "max_memory_usage": max_memory_bytes,
         "max_result_rows": max_rows + 1,
-        "max_result_bytes": limits.CLICKHOUSE_QUERY_MAX_RESULT_BYTES,
-        "result_overflow_mode": "break",
+        "max_result_bytes": max_result_bytes,
+        "result_overflow_mode": "throw",
     }
