@@ -213,7 +213,55 @@ def test_it_converts_timestamps_with_offsets_to_utc(store: EventStore) -> None:
     ]
 
 
+def test_it_keeps_integers_too_wide_for_a_column(store: EventStore) -> None:
+    store.append([log_line(1, big=2**70, nested={"big": 2**80})])
+    (record,) = store.tail().records
+    assert record["big"] == str(2**70)
+    assert record["nested"] == {"big": str(2**80)}
+
+
+def test_it_stores_a_batch_mixing_plain_and_unusual_records(store: EventStore) -> None:
+    store.append([donation(i, church="church-1", amount=1.0) for i in range(5)])  # promotes the keys
+    plain = donation(10, church="church-2", amount=2.0)
+    odd = [
+        donation(11, church="church-2", amount="a lot"),  # a value of another type
+        donation(12, church="church-2", amount=3.0, pid=2**40),  # a common field out of range
+        donation(13, church="church-2", amount=4.0, timestamp="2025-13-01T00:00:00.000Z"),  # no such month
+        donation(14, church="church-2", amount=5.0, brand_new="x"),  # a key never seen
+        dict(plain, message="the same event again"),  # a repeat inside the batch
+    ]
+    assert store.append([plain, *odd]) == 5
+    found = store.get_events([f"{i:032x}" for i in range(10, 15)])
+    assert found[f"{11:032x}"]["amount"] == "a lot"
+    assert found[f"{12:032x}"]["pid"] == 2**40
+    assert found[f"{13:032x}"]["timestamp"] == found[f"{13:032x}"]["received_at"]
+    assert found[f"{14:032x}"]["brand_new"] == "x"
+    assert store.append([plain, *odd]) == 0
+
+
 # -- attributes as columns ----------------------------------------------------------------------------
+
+
+def test_it_widens_a_column_when_a_key_changes_type(store: EventStore) -> None:
+    store.append([log_line(i, size=i) for i in range(4)])
+    store.append([log_line(10, size=2.5)])
+    assert scalar(store, "SELECT sum(size) FROM logs") == 8.5
+    store.append([log_line(11, size="large")])
+    assert "large" in {row[0] for row in rows(store, "SELECT size FROM logs")}
+
+
+def test_it_matches_keys_without_regard_to_case(store: EventStore) -> None:
+    store.append([log_line(i, churchId="c-1") for i in range(3)])
+    store.append([log_line(10, churchid="c-2")])
+    assert rows(store, "SELECT churchId FROM logs ORDER BY 1") == [("c-1",)] * 3 + [("c-2",)]
+
+
+def test_it_keeps_keys_past_the_catalog_cap_in_the_container(open_store: Opener) -> None:
+    store = open_store(max_catalog_keys=1)
+    store.append([log_line(1, kept="a", extra="b")])
+    assert "extra" not in store.describe().columns
+    assert rows(store, "SELECT attributes->>'extra' FROM logs") == [("b",)]
+    assert store.tail().records[0]["extra"] == "b"
 
 
 def test_it_promotes_a_hot_key_and_answers_the_same_before_and_after(store: EventStore) -> None:
