@@ -128,3 +128,25 @@ def test_it_answers_up_to_the_result_byte_limit_and_refuses_past_it(tmp_path: Pa
         assert len(run_query(store, "SELECT message FROM logs LIMIT 10").rows) == 10  # ~1 KB
         with pytest.raises(QueryError, match=r"larger than 4000 bytes \(max_result_bytes\)"):
             run_query(store, "SELECT message FROM logs")  # ~5 KB: refused, never cut without saying so
+
+
+def test_a_server_on_the_clickhouse_store_ingests_queries_and_tails(tmp_path: Path) -> None:
+    from ingest_helpers import donation, http, post_native
+    from opswatch.server.testing import running_server
+
+    store = open_chdb(tmp_path / "clickhouse", retention_days=30)
+    with running_server(tmp_path, store=store) as server:
+        sent = [donation(church_id=f"church_{i % 2}", amount=10.0 * i) for i in range(6)]
+        assert post_native(server, sent).status_code == 200
+        post_native(server, sent)  # a retry changes nothing
+        sql = "SELECT churchId, COUNT(*) AS n, SUM(amount) AS total FROM logs GROUP BY churchId ORDER BY 1"
+        answer = http().post(f"{server.url}/api/0/query", json={"sql": sql}, headers=server.admin_headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["rows"] == [["church_0", 3, 60.0], ["church_1", 3, 90.0]]
+        slow = {"sql": "SELECT count(*) FROM logs a, logs b, logs c, logs d, logs e, logs f", "timeout": 0.2}
+        post_native(server, [donation() for _ in range(200)])
+        timed_out = http().post(f"{server.url}/api/0/query", json=slow, headers=server.admin_headers)
+        assert timed_out.status_code == 408
+        tail = http().get(f"{server.url}/api/0/events", params={"limit": 2}, headers=server.admin_headers)
+        assert tail.status_code == 200
+        assert len(tail.json()["events"]) == 2
