@@ -7,6 +7,11 @@ process (chdb); there is no ClickHouse server on this machine.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +155,39 @@ def test_a_server_on_the_clickhouse_store_ingests_queries_and_tails(tmp_path: Pa
         tail = http().get(f"{server.url}/api/0/events", params={"limit": 2}, headers=server.admin_headers)
         assert tail.status_code == 200
         assert len(tail.json()["events"]) == 2
+
+
+@pytest.mark.slow
+def test_it_loses_nothing_acknowledged_when_killed(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from events_cast import log_line
+        from opswatch.server.store.clickhouse import open_chdb
+        store = open_chdb({str(tmp_path)!r})
+        batch = 0
+        while True:
+            store.append([log_line(batch * 1000 + i) for i in range(500)])
+            print(batch, flush=True)
+            batch += 1
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    acknowledged = -1
+    for line in child.stdout:
+        acknowledged = int(line)
+        if acknowledged >= 5:
+            break
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    with open_chdb(tmp_path) as store:
+        stored = {row[0] for row in run_query(store, "SELECT event_id FROM logs", max_rows=100_000).rows}
+        total = run_query(store, "SELECT count(*) FROM logs").rows[0][0]
+    expected = {
+        log_line(batch * 1000 + i)["event_id"] for batch in range(acknowledged + 1) for i in range(500)
+    }
+    assert expected <= stored
+    assert total == len(stored)

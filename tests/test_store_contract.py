@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -184,6 +185,22 @@ def test_it_skips_a_retried_batch_after_a_restart(open_store: Opener) -> None:
     assert store.append(batch[::-1]) == 0
     assert scalar(store, "SELECT count(*) FROM logs") == len(batch)
     assert store.stats()["events"] == len(batch)
+
+
+def test_it_answers_every_caller_of_concurrent_appends(store: EventStore) -> None:
+    results: dict[int, int] = {}
+
+    def send(worker: int) -> None:
+        results[worker] = store.append([log_line(worker * 1000 + i) for i in range(100)])
+
+    threads = [threading.Thread(target=send, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {worker: 100 for worker in range(8)}
+    assert scalar(store, "SELECT count(*), count(DISTINCT event_id) FROM logs") == 800
+    assert len({r["event_id"] for r in store.tail(limit=1000).records}) == 800
 
 
 def test_it_refuses_writes_once_closed(open_store: Opener) -> None:
