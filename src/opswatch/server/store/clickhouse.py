@@ -43,7 +43,7 @@ from .clickhouse_client import (
 )
 from .clickhouse_sql import query_settings, to_clickhouse
 from .layout import CATALOG_TABLE, CONTAINER, CORE_NAMES, EVENTS_TABLE, META_TABLE, RESERVED, SEQ, quote
-from .rows import _wide_ints_as_text, place, split, to_record
+from .rows import _wide_ints_as_text, json_lines, place, split, to_record
 
 #: Settings of every write: synchronous mutations (schema changes, backfills, deletes are done when the
 #: call returns), and RFC 3339 text parsed into ``DateTime64``.
@@ -249,18 +249,24 @@ class ClickHouseStore:
 
     def _stored_keys(self, keys: set[tuple[Any, str]]) -> set[tuple[Any, str]]:
         """Which of these (project_id, event_id) pairs are stored (a primary-key read)."""
+        by_project: dict[Any, list[str]] = {}
+        for project, event_id in sorted(keys, key=lambda key: (key[0] is None, key[0] or 0, key[1])):
+            by_project.setdefault(project, []).append(event_id)
         found: set[tuple[Any, str]] = set()
-        ids = sorted({event_id for _, event_id in keys})
-        for start in range(0, len(ids), 1000):
-            wanted = ", ".join(string_literal(event_id) for event_id in ids[start : start + 1000])
-            _, rows = self._client.query(
-                f"SELECT DISTINCT project_id, event_id FROM {EVENTS_TABLE} WHERE event_id IN ({wanted})"
-            )
-            found.update((row[0], row[1]) for row in rows)
+        for project, ids in by_project.items():
+            # The sorting key's prefix, then its second column: ClickHouse reads only matching granules.
+            scope = "project_id IS NULL" if project is None else f"project_id = {int(project)}"
+            for start in range(0, len(ids), 1000):
+                wanted = ", ".join(string_literal(event_id) for event_id in ids[start : start + 1000])
+                _, rows = self._client.query(
+                    f"SELECT DISTINCT project_id, event_id FROM {EVENTS_TABLE} "
+                    f"WHERE {scope} AND event_id IN ({wanted})"
+                )
+                found.update((row[0], row[1]) for row in rows)
         return found & keys
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
-        lines = b"\n".join(orjson.dumps(_wide_ints_as_text(row), default=str) for row in rows)
+        lines = json_lines(rows)
         digest = hashlib.sha256()
         for row in rows:
             digest.update(f"{row.get('project_id')}/{row['event_id']}\n".encode())

@@ -23,8 +23,10 @@ with typed extractions (``JSONExtract(attributes, 'amount', 'Nullable(Float64)')
 Idempotency by (project_id, event_id), and why it is correct under retries:
 
 1. ``ORDER BY (project_id, event_id)`` makes the sorting key the idempotency key, so the writer's
-   look-up of a batch's ids among stored events is a primary-index range read in every partition
-   (a few granules per id), not a scan. The writer inserts only ids not found, and numbers them.
+   look-up of a batch's ids among stored events (``project_id = p AND event_id IN (...)``) can skip
+   granules by the primary index instead of parsing rows. The writer inserts only ids not found, and
+   numbers them. (Measured through chdb on 220 k events in 56 small parts, where the index cannot
+   skip yet: a retried batch of 10 k events found all of them stored in ~0.45 s.)
    One writer (this server) appends at a time, so a retried batch, a batch repeating an id and a
    batch partly stored before all store each event once, across restarts.
 2. ``insert_deduplication_token`` (enabled by ``non_replicated_deduplication_window``) covers the one
