@@ -122,9 +122,11 @@ def test_it_names_the_events_url_when_it_is_not_clickhouse(tmp_path: Path) -> No
 
 def test_it_names_the_events_url_when_no_server_answers(tmp_path: Path) -> None:
     pytest.importorskip("clickhouse_connect", reason="clickhouse-connect is in the clickhouse extra")
-    settings = ServerSettings.load({}, data_dir=tmp_path, events_url="clickhouse://u:p@127.0.0.1:9/opswatch")
-    with pytest.raises(ConfigError, match=r"events_url.*127\.0\.0\.1:9"):
+    url = "clickhouse://u:secret-pw@127.0.0.1:9/opswatch"
+    settings = ServerSettings.load({}, data_dir=tmp_path, events_url=url)
+    with pytest.raises(ConfigError, match=r"events_url.*127\.0\.0\.1:9") as refused:
         open_store(settings)
+    assert "secret-pw" not in str(refused.value)  # the message never shows the password
 
 
 def test_it_answers_up_to_the_result_byte_limit_and_refuses_past_it(tmp_path: Path) -> None:

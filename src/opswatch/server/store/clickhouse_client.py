@@ -29,7 +29,7 @@ from ...config import ConfigError
 
 TIMEOUT_EXCEEDED: Final = 159
 TOO_MANY_ROWS_OR_BYTES: Final = 396
-_CODE = re.compile(r"Code:\s*(\d+)")
+_CODE = re.compile(r"\bcode:?\s*(\d+)", re.IGNORECASE)
 
 
 class ClickHouseError(Exception):
