@@ -106,6 +106,17 @@ def test_it_refuses_clickhouse_functions_that_reach_outside_the_tables(tmp_path:
             run_query(store, "SELECT file('/etc/passwd') FROM logs")
 
 
+def test_it_lets_no_user_sql_carry_settings_or_formats(tmp_path: Path) -> None:
+    with open_chdb(tmp_path) as store:
+        store.append([log_line(1)])
+        for sql in (
+            "SELECT count(*) FROM logs SETTINGS max_execution_time = 1000",
+            "SELECT 1 FROM logs FORMAT CSV",
+        ):
+            with pytest.raises(QueryRefused, match="does not parse"):
+                run_query(store, sql)
+
+
 def test_it_runs_user_sql_read_only(tmp_path: Path) -> None:
     with open_chdb(tmp_path) as store:
         store.append([log_line(1)])
