@@ -462,3 +462,12 @@ def test_it_never_hands_out_a_cursor_twice_after_retention_emptied_the_store(ope
     store = open_store(clock=clock)
     store.append([log_line(10, message="after the restart")])
     assert [r["message"] for r in store.tail(cursor).records] == ["after the restart"]
+
+
+def test_it_deletes_by_the_moment_not_by_the_day(open_store: Opener) -> None:
+    store = open_store(clock=Clock(NOV_1 + 31.5 * DAY))  # cutoff: Nov 2, 12:00
+    store.append([log_line(k, at=NOV_1 + k * 6 * 3600) for k in range(12)])  # every 6 h for 3 days
+    assert store.delete_older_than(30) == 6  # Nov 1 00/06/12/18, Nov 2 00/06
+    stamps = sorted(r["timestamp"] for r in store.tail().records)
+    assert stamps[0] == "2025-11-02T12:00:00.000Z"
+    assert scalar(store, "SELECT count(*) FROM logs") == 6
