@@ -293,11 +293,11 @@ class ClickHouseStore:
             deleted = int(self._scalar(f"SELECT count() FROM {EVENTS_TABLE} WHERE {condition}") or 0)
             if deleted:
                 # Whole days before the cutoff's day go as partitions (no rewrite); the rest row by row.
-                _, days = self._client.query(
+                _, expired = self._client.query(
                     f"SELECT DISTINCT toString(toDate(timestamp)) FROM {EVENTS_TABLE} "
                     f"WHERE toDate(timestamp) < toDate({string_literal(cutoff[:10])})"
                 )
-                for (day,) in days:
+                for (day,) in expired:
                     self._client.command(f"ALTER TABLE {EVENTS_TABLE} DROP PARTITION {string_literal(day)}")
                 self._client.command(f"ALTER TABLE {EVENTS_TABLE} DELETE WHERE {condition}", _WRITE)
                 self._set_meta("last_seq", str(self._next_seq - 1))
