@@ -267,6 +267,13 @@ def test_it_widens_a_column_when_a_key_changes_type(store: EventStore) -> None:
     assert "large" in {row[0] for row in rows(store, "SELECT size FROM logs")}
 
 
+def test_it_keeps_nested_values_in_a_promoted_column(store: EventStore) -> None:
+    store.append([log_line(i, tags={"n": i, "names": ["a", "b"]}) for i in range(4)])
+    assert store.stats()["promoted_columns"] == 1
+    assert [r["tags"] for r in store.tail().records] == [{"n": i, "names": ["a", "b"]} for i in range(4)]
+    assert rows(store, "SELECT tags->>'n' FROM logs ORDER BY 1") == [("0",), ("1",), ("2",), ("3",)]
+
+
 def test_it_matches_keys_without_regard_to_case(store: EventStore) -> None:
     store.append([log_line(i, churchId="c-1") for i in range(3)])
     store.append([log_line(10, churchid="c-2")])
