@@ -135,9 +135,25 @@ def open_notifier(settings: ServerSettings) -> Any | None:
 
 
 def open_store(settings: ServerSettings) -> EventStore:
-    """The event store the settings name: the embedded DuckDB file unless ``events_url`` is set."""
+    """The event store the settings name: the embedded DuckDB file unless ``events_url`` is set.
+
+    ``events_url`` ``clickhouse://user:pass@host:8123/db`` opens the ClickHouse store over HTTP (its native
+    TTL set to ``retention_days``); another scheme, or a database that cannot be used, is a
+    ``ConfigError`` naming ``events_url``.
+    """
     if settings.events_url:
-        raise ConfigError("events_url", "external event stores (ClickHouse) are not supported yet")
+        if not settings.events_url.startswith(("clickhouse://", "clickhouses://")):
+            raise ConfigError(
+                "events_url", "expected clickhouse://user:pass@host:8123/db (only ClickHouse is supported)"
+            )
+        clickhouse = importlib.import_module("opswatch.server.store.clickhouse")
+        try:
+            external: EventStore = clickhouse.open_url(
+                settings.events_url, retention_days=settings.retention_days
+            )
+        except clickhouse.ClickHouseStoreError as err:
+            raise ConfigError("events_url", str(err)) from None
+        return external
     module = importlib.import_module("opswatch.server.store.duckdb")
     store: EventStore = module.DuckDBStore(
         settings.events_path,

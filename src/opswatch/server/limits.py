@@ -227,3 +227,10 @@ QUERY_STOP_GRACE_SECONDS: Final = 1.0
 #: Seconds a query may run by default before it is interrupted, and the most a caller may ask for.
 QUERY_DEFAULT_TIMEOUT_SECONDS: Final = 30.0
 QUERY_MAX_TIMEOUT_SECONDS: Final = 300.0
+
+#: On ClickHouse (``OPSWATCH_EVENTS_URL=clickhouse://``) a query also runs under the server's own limits:
+#: at most this much memory (``max_memory_usage``; a GROUP BY over billions of distinct keys stops with
+#: an error instead of taking the server down) and at most this many result bytes (``max_result_bytes``;
+#: the row cap times a few KiB per row, the size of one JSON answer the API is willing to hold).
+CLICKHOUSE_QUERY_MAX_MEMORY_BYTES: Final = 2 * 1024 * MiB
+CLICKHOUSE_QUERY_MAX_RESULT_BYTES: Final = 256 * MiB
