@@ -1,0 +1,152 @@
+"""Signals from the event store: one checked SELECT per rule over its window.
+
+``EventQuerySource`` is the only place a rule becomes SQL. It builds one statement per rule (group
+columns, ``value`` and ``events``), runs it through ``opswatch.server.query.run_query``, the path
+``/api/0/query`` uses, so the same checks, row cap and time limit apply and any engine behind
+``server/store/base.py`` can answer it. The window is ``[start, end)`` on the event ``timestamp``.
+
+The seam for rollups: the evaluator asks a ``SignalSource`` for observations. A rollup source (per-minute
+counts, sums and quantile sketches kept at ingest) will answer the common signals itself and hand the
+rest (SQL rules, ``where`` clauses it cannot express, ``distinct``) to this one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Any, Final, Protocol
+
+import sqlglot
+from sqlglot import exp
+
+from .. import limits
+from ..query import DIALECT, run_query
+from ..store.base import QueryResult, SchemaInfo
+from ..store.layout import literal, quote
+from .model import ERROR_LEVELS, Observation, Rule
+
+_PERCENTILES: Final = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+_AGGREGATES: Final = {"sum": "SUM", "avg": "AVG", "max": "MAX", "min": "MIN"}
+
+
+class Store(Protocol):
+    """What a source needs from the event store (``EventStore`` has it)."""
+
+    def describe(self) -> SchemaInfo: ...
+
+    def query(self, sql: str, *, max_rows: int, timeout: float) -> QueryResult: ...
+
+
+class SignalSource(Protocol):
+    """Observations of one rule over ``[start, end)``; raises ``QueryError`` (an evaluation error)."""
+
+    def observe(self, rule: Rule, start: float, end: float) -> list[Observation]: ...
+
+
+class SignalError(Exception):
+    """The rule's query answered something a rule cannot use; the message is for the rule's author."""
+
+
+class EventQuerySource:
+    """Computes every signal with SQL over the store's ``logs`` view."""
+
+    def __init__(self, store: Store, *, timeout: float = limits.RULES_QUERY_TIMEOUT_SECONDS) -> None:
+        self.store = store
+        self.timeout = timeout
+
+    def observe(self, rule: Rule, start: float, end: float) -> list[Observation]:
+        """Run the rule's statement; ``QueryError`` or ``SignalError`` when it cannot be used."""
+        sql = rule_sql(rule, start, end)
+        result = run_query(self.store, sql, max_rows=limits.RULES_MAX_INSTANCES, timeout=self.timeout)
+        if result.truncated:
+            raise SignalError(
+                f"the rule has more than {limits.RULES_MAX_INSTANCES} instances (the limit); "
+                "group by fewer or coarser fields"
+            )
+        return observations(result)
+
+
+def rule_sql(rule: Rule, start: float, end: float) -> str:
+    """The statement that computes ``rule`` over ``[start, end)``."""
+    window = f"{quote('timestamp')} >= {_timestamp(start)} AND {quote('timestamp')} < {_timestamp(end)}"
+    if rule.sql is not None:
+        return _windowed(rule.sql, window)
+    groups = [quote(name) for name in rule.group_by]
+    columns = [*groups, f"{value_expression(rule)} AS value", "COUNT(*) AS events"]
+    where = window + (f" AND ({rule.where})" if rule.where else "")
+    sql = f"SELECT {', '.join(columns)} FROM logs WHERE {where}"
+    if groups:
+        sql += f" GROUP BY {', '.join(groups)}"
+    return sql
+
+
+def value_expression(rule: Rule) -> str:
+    """The SQL of the rule's value over the filtered window."""
+    signal = rule.signal
+    if signal == "count":
+        return "COUNT(*)"
+    if signal == "rate":
+        return f"COUNT(*) / {rule.window / 60.0!r}"
+    if signal == "error_ratio":
+        levels = ", ".join(literal(level) for level in ERROR_LEVELS)
+        return f"AVG(CASE WHEN {quote('level')} IN ({levels}) THEN 1.0 ELSE 0.0 END)"
+    assert rule.field is not None
+    number = f"TRY_CAST({quote(rule.field)} AS DOUBLE)"
+    if signal == "distinct":
+        return f"COUNT(DISTINCT {quote(rule.field)})"
+    if signal in _PERCENTILES:
+        return f"QUANTILE_CONT({number}, {_PERCENTILES[signal]})"
+    return f"{_AGGREGATES[signal]}({number})"
+
+
+def observations(result: QueryResult) -> list[Observation]:
+    """Rows -> observations: ``value``, optional ``events``, every other column a group label."""
+    names = [name.lower() for name in result.columns]
+    if "value" not in names:
+        raise SignalError(f"the query returns no 'value' column (it returns {', '.join(result.columns)})")
+    value_at = names.index("value")
+    events_at = names.index("events") if "events" in names else None
+    group_at = [i for i in range(len(names)) if i not in (value_at, events_at)]
+    found: list[Observation] = []
+    for row in result.rows:
+        group = {result.columns[i]: _label(row[i]) for i in group_at}
+        events = row[events_at] if events_at is not None else None
+        found.append(Observation(group, _number(row[value_at]), int(events) if events is not None else None))
+    return found
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SignalError(f"'value' must be a number, got {type(value).__name__} {value!r}") from None
+    return number if math.isfinite(number) else None
+
+
+def _label(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _timestamp(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC).replace(tzinfo=None)
+    return f"TIMESTAMP '{moment.isoformat(sep=' ', timespec='milliseconds')}'"
+
+
+def _windowed(sql: str, window: str) -> str:
+    """``sql`` with ``logs`` and ``events`` standing for the window's events only (a CTE in front)."""
+    tree = sqlglot.parse_one(sql, read=DIALECT)
+    ctes = [
+        exp.CTE(
+            this=sqlglot.parse_one(f"SELECT * FROM {view} WHERE {window}", read=DIALECT),
+            alias=exp.TableAlias(this=exp.to_identifier(view)),
+        )
+        for view in ("logs", "events")
+    ]
+    existing = tree.args.get("with_")
+    if isinstance(existing, exp.With):
+        existing.set("expressions", [*ctes, *existing.expressions])
+    else:
+        tree.set("with_", exp.With(expressions=ctes))
+    return str(tree.sql(dialect=DIALECT))

@@ -1,0 +1,148 @@
+"""Rule signals computed over a real DuckDB event store, through the query path and its checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opswatch.server.rules.evaluate import evaluate
+from opswatch.server.rules.load import rule_from_mapping
+from opswatch.server.rules.signals import EventQuerySource
+from opswatch.server.store.duckdb import DuckDBStore
+from rules_cast import T0, request
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckDBStore]:
+    with DuckDBStore(tmp_path / "events.duckdb") as opened:
+        records = []
+        # checkout: 10 requests in the window, 3 errors, durations 100..1000 ms, 4 distinct users.
+        for i in range(10):
+            level = "error" if i < 3 else "info"
+            records.append(
+                request(T0 + 10 + i, level=level, duration_ms=100.0 * (i + 1), user_id=f"u{i % 4}", amount=i)
+            )
+        # search: 4 requests, no errors.
+        records += [request(T0 + 20 + i, service="search", duration_ms=50.0) for i in range(4)]
+        # Outside the window: before it, and after its end (within the ingest delay).
+        records.append(request(T0 - 100, level="error"))
+        records.append(request(T0 + 70, level="error"))
+        opened.append(records)
+        yield opened
+
+
+def _evaluate(store: DuckDBStore, **keys: Any) -> dict[str, tuple[float | None, int | None]]:
+    """``{service or '': (value, events)}`` of a rule over [T0, T0 + 60)."""
+    rule = rule_from_mapping({"name": "r", "window": "1m", "critical": "> 1e9", **keys})
+    evaluation = evaluate(rule, EventQuerySource(store), T0 + 90, ingest_delay=30)
+    assert evaluation.error is None, evaluation.error
+    assert (evaluation.window_start, evaluation.window_end) == (T0, T0 + 60)
+    return {o.group.get("service", ""): (o.value, o.events) for o in evaluation.observations}
+
+
+def test_it_counts_events_in_the_window_ending_the_ingest_delay_before_now(store: DuckDBStore) -> None:
+    assert _evaluate(store, signal="count") == {"": (14.0, 14)}
+
+
+def test_it_splits_by_group_by_and_filters_by_where(store: DuckDBStore) -> None:
+    assert _evaluate(store, signal="count", group_by=["service"]) == {
+        "checkout": (10.0, 10),
+        "search": (4.0, 4),
+    }
+    assert _evaluate(store, signal="count", where="level = 'error'") == {"": (3.0, 3)}
+
+
+def test_it_computes_the_rate_per_minute_and_the_error_ratio(store: DuckDBStore) -> None:
+    rule_minutes = {"window": "2m"}
+    rule = rule_from_mapping({"name": "r", "signal": "rate", "critical": "> 1", **rule_minutes})
+    evaluation = evaluate(rule, EventQuerySource(store), T0 + 90, ingest_delay=-30)
+    assert [o.value for o in evaluation.observations] == [15 / 2]  # T0 .. T0+120 holds 15 events
+    ratios = _evaluate(store, signal="error_ratio", group_by=["service"])
+    assert ratios == {"checkout": (0.3, 10), "search": (0.0, 4)}
+
+
+@pytest.mark.parametrize(
+    ("signal", "field", "expected"),
+    [
+        ("sum", "amount", 45.0),
+        ("avg", "duration_ms", 550.0),
+        ("max", "duration_ms", 1000.0),
+        ("min", "duration_ms", 100.0),
+        ("p50", None, 550.0),
+        ("p95", None, 955.0),
+        ("p99", "duration_ms", 991.0),
+        ("distinct", "user_id", 4.0),
+    ],
+)
+def test_it_computes_field_signals(
+    store: DuckDBStore, signal: str, field: str | None, expected: float
+) -> None:
+    keys: dict[str, Any] = {"signal": signal, "where": "service = 'checkout'"}
+    if field:
+        keys["field"] = field
+    value, events = _evaluate(store, **keys)[""]
+    assert value == pytest.approx(expected) and events == 10
+
+
+def test_it_runs_a_sql_rule_over_its_window_only(store: DuckDBStore) -> None:
+    sql = "SELECT service, COUNT(*) FILTER (WHERE level = 'error') AS value, COUNT(*) AS events FROM logs GROUP BY service"
+    assert _evaluate(store, sql=sql) == {"checkout": (3.0, 10), "search": (0.0, 4)}
+
+
+def test_it_reports_a_field_that_does_not_exist_as_an_evaluation_error(store: DuckDBStore) -> None:
+    rule = rule_from_mapping(
+        {"name": "r", "signal": "avg", "field": "no_such_field", "window": "1m", "critical": "> 1"}
+    )
+    evaluation = evaluate(rule, EventQuerySource(store), T0 + 90, ingest_delay=30)
+    assert evaluation.error is not None and "no_such_field" in evaluation.error
+    assert evaluation.observations == ()
+
+
+def test_it_reports_a_sql_rule_without_a_value_column(store: DuckDBStore) -> None:
+    rule = rule_from_mapping(
+        {"name": "r", "sql": "SELECT service FROM logs", "window": "1m", "critical": "> 1"}
+    )
+    evaluation = evaluate(rule, EventQuerySource(store), T0 + 90, ingest_delay=30)
+    assert evaluation.error is not None and "no 'value' column" in evaluation.error
+
+
+def test_it_refuses_more_instances_than_the_limit(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opswatch.server import limits
+
+    monkeypatch.setattr(limits, "RULES_MAX_INSTANCES", 2)
+    rule = rule_from_mapping(
+        {"name": "r", "signal": "count", "group_by": ["user_id"], "window": "1m", "critical": "> 1"}
+    )
+    evaluation = evaluate(rule, EventQuerySource(store), T0 + 90, ingest_delay=30)
+    assert evaluation.error is not None and "more than 2 instances" in evaluation.error
+    monkeypatch.setattr(limits, "RULES_MAX_INSTANCES", 5)  # four users, and search's events without one
+    evaluation = evaluate(rule, EventQuerySource(store), T0 + 90, ingest_delay=30)
+    assert evaluation.error is None
+    assert sorted(o.group["user_id"] for o in evaluation.observations) == ["", "u0", "u1", "u2", "u3"]
+
+
+def test_it_reads_an_absence_rule_only_while_the_schedule_expects_the_signal(store: DuckDBStore) -> None:
+    # Sundays 06:00-06:59 in Chicago is 12:00-12:59 UTC on T0's day.
+    rule = rule_from_mapping(
+        {
+            "name": "no-donations",
+            "signal": "count",
+            "where": "operation = 'metrics.donation.completed'",
+            "window": "1m",
+            "critical": "< 1",
+            "active": {"schedule": "* 6 * * 0", "timezone": "America/Chicago"},
+        }
+    )
+    source = EventQuerySource(store)
+    inside = evaluate(rule, source, T0 + 90, ingest_delay=30)
+    assert inside.expected and [(o.value, o.events) for o in inside.observations] == [(0.0, 0)]
+    assert rule.level(inside.observations[0].value) == "critical"
+    straddling = evaluate(rule, source, T0 + 60, ingest_delay=30)  # the window starts at 11:59:30
+    assert not straddling.expected and straddling.observations == ()
+    next_day = evaluate(rule, source, T0 + 86_400 + 90, ingest_delay=30)
+    assert not next_day.expected
