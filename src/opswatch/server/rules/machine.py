@@ -7,9 +7,10 @@ Each instance (one label set of a rule) moves ``inactive -> pending -> firing ->
   neither level). ``min_events``: a reading from fewer events never breaches.
 * ``for``: a breach first makes the instance pending; it fires once it has breached for ``for`` seconds
   (at once when ``for`` is 0). A pending instance that stops breaching goes back to inactive, silently.
-* A firing instance resolves when it stops breaching, unless it breached less than ``keep_firing_for``
-  seconds ago. Warning -> critical is an ``updated`` message of the same incident; a drop back to warning
-  is recorded but not announced.
+* A firing instance resolves when it stops breaching, unless it stopped less than ``keep_firing_for``
+  seconds ago (counted from the first evaluation that did not breach, as Prometheus does).
+  Warning -> critical is an ``updated`` message of the same incident; a drop back to warning is
+  recorded but not announced.
 * No data (the group vanished, or nothing to compute the value from) and evaluation errors follow the
   rule's policy: ``ok`` (stop breaching), ``alerting`` (breach at the rule's top level) or ``keep_last``
   (nothing changes). ``health`` says which. An error is announced once per episode (``RuleStatus``).
@@ -51,6 +52,8 @@ class Instance:
     pending_since: float | None = None
     firing_since: float | None = None
     last_breach_at: float | None = None
+    #: When a firing instance first stopped breaching (``keep_firing_for`` counts from here).
+    clear_since: float | None = None
     resolved_at: float | None = None
     last_eval_at: float | None = None
     transitions: tuple[float, ...] = ()
@@ -153,7 +156,7 @@ def _message(kind: Kind, state: Instance, now: float, reason: str | None) -> Mes
 def _breach(
     rule: Rule, state: Instance, severity: Severity, now: float, reason: str | None, out: list[Message]
 ) -> Instance:
-    state = dataclasses.replace(state, last_breach_at=now)
+    state = dataclasses.replace(state, last_breach_at=now, clear_since=None)
     if state.status == "firing":
         if _RANK[severity] > _RANK[state.severity]:
             state = dataclasses.replace(state, severity=severity)
@@ -183,14 +186,16 @@ def _clear(rule: Rule, state: Instance, now: float, reason: str | None, out: lis
         return dataclasses.replace(state, status="inactive", pending_since=None, severity=None)
     if state.status != "firing":
         return state
-    last = state.last_breach_at
-    if rule.keep_firing_for and last is not None and now - last < rule.keep_firing_for:
-        return state
+    if rule.keep_firing_for:
+        since = state.clear_since if state.clear_since is not None else now
+        if now - since < rule.keep_firing_for:
+            return dataclasses.replace(state, clear_since=since)
     out.append(_message("resolved", state, now, reason))
     return dataclasses.replace(
         state,
         status="inactive",
         pending_since=None,
+        clear_since=None,
         resolved_at=now,
         transitions=(*state.transitions, now),
     )

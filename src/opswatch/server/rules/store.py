@@ -1,0 +1,181 @@
+"""Rule state in the state store: read a rule's instances, write one evaluation's outcome atomically.
+
+``save`` writes the changed instances, the rule's status and the messages of one evaluation in one
+transaction. Instance rows are updated only ``WHERE version = :read_version`` (and created under a
+unique constraint), so when two servers evaluate the same rule at once one of them writes and the other
+finds a conflict and rolls back everything, its messages included: a notification is logged once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..state.rules import INSTANCES, NOTIFICATIONS, STATUS
+from .evaluate import Outcome
+from .machine import Instance, Message, RuleStatus
+from .model import Rule
+
+
+class Conflict(Exception):
+    """Another writer changed an instance since it was read; the whole outcome was rolled back."""
+
+
+def key_hash(key: str) -> str:
+    """The short, indexable form of an instance key."""
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+def group_key(rule: Rule, labels: Mapping[str, str]) -> str:
+    """The notification group of an instance: the rule plus its ``group_notifications_by`` labels."""
+    names = rule.group_notifications_by
+    chosen = dict(labels) if names is None else {name: labels.get(name, "") for name in names}
+    chosen["rule"] = rule.name
+    return key_hash(json.dumps(dict(sorted(chosen.items())), ensure_ascii=False))
+
+
+def instance_from_row(row: Any) -> Instance:
+    """An ``Instance`` from a ``rule_instances`` row."""
+    return Instance(
+        key=row.key,
+        labels=dict(row.labels or {}),
+        status=row.status,
+        severity=row.severity,
+        health=row.health,
+        value=row.value,
+        events=row.events,
+        pending_since=row.pending_since,
+        firing_since=row.firing_since,
+        last_breach_at=row.last_breach_at,
+        clear_since=row.clear_since,
+        resolved_at=row.resolved_at,
+        last_eval_at=row.last_eval_at,
+        transitions=tuple(row.transitions or ()),
+        flapping=bool(row.flapping),
+        version=row.version,
+    )
+
+
+def _columns(instance: Instance) -> dict[str, Any]:
+    return {
+        "labels": dict(instance.labels),
+        "status": instance.status,
+        "severity": instance.severity,
+        "health": instance.health,
+        "value": instance.value,
+        "events": instance.events,
+        "pending_since": instance.pending_since,
+        "firing_since": instance.firing_since,
+        "last_breach_at": instance.last_breach_at,
+        "clear_since": instance.clear_since,
+        "resolved_at": instance.resolved_at,
+        "last_eval_at": instance.last_eval_at,
+        "transitions": list(instance.transitions),
+        "flapping": instance.flapping,
+    }
+
+
+class RuleStore:
+    """Reads and writes rule state on ``engine``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def instances(self, rule: str) -> dict[str, Instance]:
+        """The stored instances of ``rule`` by key."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(INSTANCES).where(INSTANCES.c.rule == rule))
+            return {row.key: instance_from_row(row) for row in rows}
+
+    def all_instances(self, rule: str | None = None) -> list[tuple[str, Instance]]:
+        """``(rule, instance)`` for every stored instance (of ``rule``), by rule then key."""
+        query = select(INSTANCES).order_by(INSTANCES.c.rule, INSTANCES.c.key)
+        if rule is not None:
+            query = query.where(INSTANCES.c.rule == rule)
+        with self.engine.connect() as conn:
+            return [(row.rule, instance_from_row(row)) for row in conn.execute(query)]
+
+    def status(self, rule: str) -> RuleStatus:
+        """The rule's stored status (a fresh one when it was never evaluated)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(STATUS).where(STATUS.c.rule == rule)).first()
+        if row is None:
+            return RuleStatus()
+        return RuleStatus(row.last_eval_at, row.error, row.error_since, bool(row.expected))
+
+    def save(self, rule: Rule, outcome: Outcome, read: Mapping[str, Instance], now: float) -> None:
+        """Write ``outcome`` in one transaction; ``Conflict`` (nothing written) if another writer won."""
+        try:
+            with self.engine.begin() as conn:
+                for instance in outcome.instances:
+                    self._write_instance(conn, rule.name, instance, read.get(instance.key))
+                self._write_status(conn, rule.name, outcome.status)
+                log_messages(conn, rule, outcome.messages, now)
+        except IntegrityError:
+            raise Conflict(rule.name) from None
+
+    def _write_instance(
+        self, conn: Connection, rule: str, instance: Instance, before: Instance | None
+    ) -> None:
+        values = _columns(instance)
+        if before is None:
+            conn.execute(
+                insert(INSTANCES).values(
+                    rule=rule, key=instance.key, key_hash=key_hash(instance.key), version=1, **values
+                )
+            )
+            return
+        if values == _columns(before):
+            return
+        done = conn.execute(
+            update(INSTANCES)
+            .where(
+                and_(
+                    INSTANCES.c.rule == rule,
+                    INSTANCES.c.key_hash == key_hash(instance.key),
+                    INSTANCES.c.version == before.version,
+                )
+            )
+            .values(version=before.version + 1, **values)
+        ).rowcount
+        if not done:
+            raise Conflict(rule)
+
+    def _write_status(self, conn: Connection, rule: str, status: RuleStatus) -> None:
+        values = {
+            "last_eval_at": status.last_eval_at,
+            "error": status.error,
+            "error_since": status.error_since,
+            "expected": status.expected,
+        }
+        done = conn.execute(update(STATUS).where(STATUS.c.rule == rule).values(**values)).rowcount
+        if not done:
+            conn.execute(insert(STATUS).values(rule=rule, **values))
+
+
+def log_messages(conn: Connection, rule: Rule, messages: Iterable[Message], now: float) -> None:
+    """Append ``messages`` to the notification log (status ``pending``) inside ``conn``'s transaction."""
+    rows = [
+        {
+            "rule": rule.name,
+            "key_hash": key_hash(message.key),
+            "labels": dict(message.labels),
+            "kind": message.kind,
+            "severity": message.severity,
+            "value": message.value,
+            "started_at": message.started_at,
+            "at": message.at,
+            "reason": message.reason,
+            "group_key": group_key(rule, message.labels),
+            "created_at": now,
+            "status": "pending",
+        }
+        for message in messages
+    ]
+    if rows:
+        conn.execute(insert(NOTIFICATIONS), rows)

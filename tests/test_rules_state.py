@@ -1,0 +1,154 @@
+"""Rule state in the state store (SQLite, and PostgreSQL when TEST_POSTGRES_URL is set): it survives a
+restart, a catch-up after downtime is one evaluation, and two servers never both log a message."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+
+from opswatch.server.rules.evaluate import advance
+from opswatch.server.rules.load import rule_from_mapping
+from opswatch.server.rules.service import RuleService
+from opswatch.server.rules.signals import EventQuerySource
+from opswatch.server.rules.store import Conflict
+from opswatch.server.state import rules as rule_tables
+from opswatch.server.state.base import create_engine_for
+from opswatch.server.state.schema import current_version
+from opswatch.server.store.duckdb import DuckDBStore
+from rules_cast import T0, request
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+RULE = rule_from_mapping(
+    {
+        "name": "checkout-errors",
+        "signal": "error_ratio",
+        "where": "service = 'checkout'",
+        "window": "1m",
+        "critical": "> 0.5",
+        "for": "2m",
+    }
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh state store: a SQLite file, or a schema of its own on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    if not POSTGRES_URL:
+        if os.environ.get("CI") == "true":
+            pytest.fail("TEST_POSTGRES_URL is not set under CI")
+        pytest.skip("set TEST_POSTGRES_URL to run on PostgreSQL too")
+    schema = f"rules_{uuid.uuid4().hex[:12]}"
+    admin = create_engine_for(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckDBStore]:
+    """Checkout fails for every request between T0 and T0 + 10 min, then recovers."""
+    with DuckDBStore(tmp_path / "events.duckdb") as opened:
+        failing = [request(T0 + s, level="error") for s in range(0, 600, 5)]
+        healthy = [request(T0 + 600 + s) for s in range(0, 1800, 5)]
+        opened.append(failing + healthy)
+        yield opened
+
+
+class Server:
+    """One server's view of the rules: its own engine on the shared URL ("a restart" is a new one)."""
+
+    def __init__(self, url: str, store: DuckDBStore) -> None:
+        self.engine = create_engine_for(url)
+        rule_tables.install(self.engine)
+        self.service = RuleService(self.engine, EventQuerySource(store), [RULE], ingest_delay=0)
+
+    def at(self, minute: float) -> list[str]:
+        """Evaluate at T0 + ``minute`` minutes; the kinds of the messages it logged."""
+        before = _message_count(self.engine)
+        self.service.run_once(T0 + 60 * minute)
+        return _kinds(self.engine)[before:]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _kinds(engine: Engine) -> list[str]:
+    table = rule_tables.NOTIFICATIONS
+    with engine.connect() as conn:
+        return [row.kind for row in conn.execute(select(table.c.kind).order_by(table.c.id))]
+
+
+def _message_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(rule_tables.NOTIFICATIONS)).scalar_one())
+
+
+def test_it_records_its_schema_version(database_url: str, store: DuckDBStore) -> None:
+    server = Server(database_url, store)
+    assert current_version(server.engine, "rules") == rule_tables.SCHEMA_VERSION
+    server.close()
+
+
+def test_it_keeps_a_pending_instance_across_a_restart(database_url: str, store: DuckDBStore) -> None:
+    first = Server(database_url, store)
+    assert first.at(1) == []
+    first.close()
+    second = Server(database_url, store)
+    assert second.service.state.instances(RULE.name)["{}"].status == "pending"
+    assert second.at(2) == []
+    assert second.at(3) == ["firing"]  # pending since minute 1, `for` is 2 minutes
+    second.close()
+
+
+def test_it_sends_no_second_firing_and_loses_no_resolve_across_a_restart(
+    database_url: str, store: DuckDBStore
+) -> None:
+    first = Server(database_url, store)
+    first.at(1)
+    assert first.at(3) == ["firing"]
+    first.close()
+    second = Server(database_url, store)
+    assert second.at(4) == [] and second.at(9) == []
+    assert second.at(12) == ["resolved"]
+    assert _kinds(second.engine) == ["firing", "resolved"]
+    second.close()
+
+
+def test_it_catches_up_after_downtime_with_one_evaluation(database_url: str, store: DuckDBStore) -> None:
+    server = Server(database_url, store)
+    server.at(1)
+    server.at(3)
+    server.close()
+    later = Server(database_url, store)
+    assert later.at(40) == ["resolved"]  # down for 37 minutes: one evaluation, one message
+    assert later.service.rounds == 1
+    instance = later.service.state.instances(RULE.name)["{}"]
+    assert instance.firing_since == T0 + 180 and instance.resolved_at == T0 + 2400
+    later.close()
+
+
+def test_it_lets_only_one_of_two_servers_write_the_same_step(database_url: str, store: DuckDBStore) -> None:
+    one, two = Server(database_url, store), Server(database_url, store)
+    one.at(1)
+    read_one = one.service.state.instances(RULE.name)
+    read_two = two.service.state.instances(RULE.name)
+    status = one.service.state.status(RULE.name)
+    evaluation = one.service.preview(RULE.name, T0 + 180)
+    one.service.state.save(RULE, advance(RULE, evaluation, read_one, status), read_one, T0 + 180)
+    with pytest.raises(Conflict):
+        two.service.state.save(RULE, advance(RULE, evaluation, read_two, status), read_two, T0 + 180)
+    assert _kinds(one.engine) == ["firing"]
+    one.close()
+    two.close()
