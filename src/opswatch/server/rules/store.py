@@ -179,3 +179,12 @@ def log_messages(conn: Connection, rule: Rule, messages: Iterable[Message], now:
     ]
     if rows:
         conn.execute(insert(NOTIFICATIONS), rows)
+
+
+def history(engine: Engine, rule: str | None = None, limit: int = 100) -> list[Any]:
+    """The newest ``limit`` rows of the notification log (of ``rule``), newest first."""
+    query = select(NOTIFICATIONS).order_by(NOTIFICATIONS.c.id.desc()).limit(limit)
+    if rule is not None:
+        query = query.where(NOTIFICATIONS.c.rule == rule)
+    with engine.connect() as conn:
+        return list(conn.execute(query))
