@@ -122,12 +122,12 @@ def test_it_resolves_only_past_the_resolve_threshold() -> None:
     assert h.read(2, 0.005) == ["resolved"]
 
 
-def test_it_never_breaches_below_min_events() -> None:
+def test_it_neither_fires_nor_resolves_below_min_events() -> None:
     h = Harness(min_events=20)
     assert h.read(0, 1.0, events=19) == [] and h.state().status == "inactive"
     assert h.read(1, 1.0, events=20) == ["firing"]
-    assert h.read(2, 1.0, events=3) == ["resolved"]
-    assert h.said[-1].reason == "fewer than 20 events"
+    assert h.read(2, 0.0, events=3) == [] and h.state().status == "firing"  # too thin to resolve on
+    assert h.read(3, None, events=0) == ["resolved"] and h.said[-1].reason == "no data"
 
 
 def test_it_treats_no_data_as_ok_by_default() -> None:

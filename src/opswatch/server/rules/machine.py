@@ -4,7 +4,8 @@ Each instance (one label set of a rule) moves ``inactive -> pending -> firing ->
 
 * A reading *breaches* when it crosses ``critical`` or ``warning``; an instance that is pending or firing
   keeps breaching until the value crosses ``resolve`` (hysteresis; without ``resolve``, until it crosses
-  neither level). ``min_events``: a reading from fewer events never breaches.
+  neither level). ``min_events``: a reading from fewer events is not judged: an inactive instance stays
+  inactive, a pending or firing one keeps its state (no events at all is no data, below).
 * ``for``: a breach first makes the instance pending; it fires once it has breached for ``for`` seconds
   (at once when ``for`` is 0). A pending instance that stops breaching goes back to inactive, silently.
 * A firing instance resolves when it stops breaching, unless it stopped less than ``keep_firing_for``
@@ -108,7 +109,8 @@ def judge(rule: Rule, instance: Instance | None, reading: Observation | None) ->
     if reading is None or reading.value is None:
         return policy_verdict(rule.no_data, rule, "nodata", "no data")
     if rule.min_events and (reading.events is None or reading.events < rule.min_events):
-        return Verdict(False, reason=f"fewer than {rule.min_events} events")
+        # Too few events to judge: nothing starts, and nothing resolves on thin traffic either.
+        return Verdict(None, reason=f"fewer than {rule.min_events} events")
     level = rule.level(reading.value)
     if level is not None:
         return Verdict(True, level)
