@@ -146,3 +146,30 @@ def test_it_reads_an_absence_rule_only_while_the_schedule_expects_the_signal(sto
     assert not straddling.expected and straddling.observations == ()
     next_day = evaluate(rule, source, T0 + 86_400 + 90, ingest_delay=30)
     assert not next_day.expected
+
+
+@pytest.mark.parametrize(
+    ("schedule", "local", "covered"),
+    [
+        ("0 8-20 * * 0", "2026-11-29 08:00", True),  # a Sunday
+        ("0 8-20 * * 0", "2026-11-29 20:59", True),
+        ("0 8-20 * * 0", "2026-11-29 21:00", False),
+        ("0 8-20 * * 0", "2026-11-29 07:59", False),
+        ("0 8-20 * * 0", "2026-11-30 12:00", False),  # Monday
+        ("30 8 * * *", "2026-11-30 08:29", False),
+        ("30 8 * * *", "2026-11-30 08:45", True),
+        ("30 8 * * *", "2026-11-30 09:10", False),
+    ],
+)
+def test_it_expects_the_signal_from_each_schedule_time_to_the_end_of_its_hour(
+    schedule: str, local: str, covered: bool
+) -> None:
+    import datetime
+    from zoneinfo import ZoneInfo
+
+    rule = rule_from_mapping(
+        {"name": "r", "signal": "count", "window": "1m", "critical": "< 1",
+         "active": {"schedule": schedule, "timezone": "America/Chicago"}}
+    )  # fmt: skip
+    moment = datetime.datetime.fromisoformat(local).replace(tzinfo=ZoneInfo("America/Chicago"))
+    assert rule.active is not None and rule.active.covers(moment.timestamp()) is covered

@@ -7,10 +7,12 @@ evaluator turns it into observations and the state machine into transitions. Tim
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import operator
 from collections.abc import Callable, Mapping
 from typing import Final, Literal
+from zoneinfo import ZoneInfo
 
 from ...crons.schedule import Schedule
 
@@ -59,16 +61,23 @@ class Threshold:
 
 @dataclasses.dataclass(frozen=True)
 class Active:
-    """When a rule's signal is expected: a crontab in a timezone, matched minute by minute."""
+    """When a rule's signal is expected: a crontab in a timezone. Each time the schedule fires, the
+    signal is expected from then to the end of that clock hour, so ``0 8-20 * * 0`` means Sundays
+    08:00-20:59 and ``* 8-20 * * 0`` the same; ``30 8 * * *`` means 08:30-08:59 every day."""
 
     schedule: Schedule
     text: str
     timezone: str
 
     def covers(self, ts: float) -> bool:
-        """True when the minute holding ``ts`` is one the schedule matches."""
+        """True when the schedule fired at or before ``ts`` within the same clock hour (in its zone)."""
         last = self.schedule.last_timestamp_at_or_before(ts)
-        return last is not None and ts - last < 60.0
+        if last is None or ts - last >= 3600.0:
+            return False
+        zone = ZoneInfo(self.timezone)
+        fired = datetime.datetime.fromtimestamp(last, zone)
+        now = datetime.datetime.fromtimestamp(ts, zone)
+        return (fired.date(), fired.hour) == (now.date(), now.hour)
 
 
 @dataclasses.dataclass(frozen=True)
