@@ -3,13 +3,11 @@ restart, a catch-up after downtime is one evaluation, and two servers never both
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 
 from opswatch.server.rules.evaluate import advance
 from opswatch.server.rules.load import rule_from_mapping
@@ -21,8 +19,8 @@ from opswatch.server.state.base import create_engine_for
 from opswatch.server.state.schema import current_version
 from opswatch.server.store.duckdb import DuckDBStore
 from rules_cast import T0, request
+from state_databases import ENGINES, state_url
 
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 RULE = rule_from_mapping(
     {
         "name": "checkout-errors",
@@ -35,25 +33,10 @@ RULE = rule_from_mapping(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh state store: a SQLite file, or a schema of its own on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    if not POSTGRES_URL:
-        if os.environ.get("CI") == "true":
-            pytest.fail("TEST_POSTGRES_URL is not set under CI")
-        pytest.skip("set TEST_POSTGRES_URL to run on PostgreSQL too")
-    schema = f"rules_{uuid.uuid4().hex[:12]}"
-    admin = create_engine_for(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    """A fresh state store: a SQLite file, then a PostgreSQL schema when TEST_POSTGRES_URL is set."""
+    yield from state_url(request.param, tmp_path)
 
 
 @pytest.fixture
