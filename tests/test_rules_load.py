@@ -105,6 +105,9 @@ def test_it_takes_a_sql_rule_without_naming_the_signal() -> None:
         ({"active": {"schedule": "0 8 * * 0", "timezone": "Mars/Olympus"}}, "active", "Mars/Olympus"),
         ({"group_notifications_by": ["team"]}, "group_notifications_by", "neither"),
         ({"signal": "sql"}, "sql", "needs 'sql'"),
+        ({"inhibits": {"matchers": []}}, "inhibits", "non-empty list"),
+        ({"inhibits": {"matchers": ["service"]}}, "inhibits", "name=value"),
+        ({"inhibits": {"matchers": ["rule=x"], "equal": ["a b"]}}, "inhibits", "label names"),
     ],
 )
 def test_it_names_the_rule_and_the_key_of_a_bad_value(keys: dict[str, object], key: str, words: str) -> None:

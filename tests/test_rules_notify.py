@@ -207,3 +207,36 @@ def test_it_tells_the_admin_about_an_evaluation_error_once(alerts: Alerts) -> No
     assert "Alert rule failing" in text and "query timed out" in text
     alerts.error(T0 + 120)
     assert alerts.drain(T0 + 1000) == []
+
+
+def test_it_mutes_alerts_a_firing_rule_inhibits_and_announces_them_when_it_resolves(
+    engine: Engine, slack: SlackReceiver
+) -> None:
+    database = rule_from_mapping(
+        {
+            "name": "database-down",
+            "signal": "count",
+            "window": "1m",
+            "critical": "> 0",
+            "group_by": ["service"],
+            "inhibits": {"matchers": ["rule=~err.*"], "equal": ["service"]},
+        }
+    )
+    alerts = Alerts(engine, slack, _rule(), database)
+    alerts.read(T0, {"checkout": 3.0}, rule="database-down")
+    alerts.read(T0, {"checkout": 0.2, "search": 0.2})
+    texts = alerts.drain(T0 + 30)
+    assert sorted(t.split("\n")[0] for t in texts) == [
+        "🔥 Alert firing: database-down",
+        "🔥 Alert firing: errors",
+    ]
+    assert "service=search" in next(t for t in texts if "errors" in t.split("\n")[0])
+    assert ("firing", "inhibited") in alerts.statuses()
+    alerts.dispatcher = alerts.new_dispatcher()  # a restart: the log and the state carry over
+    alerts.read(T0 + 60, {"checkout": 0.0}, rule="database-down")
+    alerts.read(T0 + 60, {"checkout": 0.2, "search": 0.2})
+    texts = alerts.drain(T0 + 330)
+    assert any("Alert resolved: database-down" in t for t in texts)  # and errors is logged again now
+    assert alerts.drain(T0 + 359) == []  # waiting group_wait
+    [announced] = alerts.drain(T0 + 360)
+    assert "Alert firing: errors" in announced and "service=checkout" in announced

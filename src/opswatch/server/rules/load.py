@@ -24,7 +24,9 @@ from ..query import check_sql
 from ..store.base import QueryRefused, SchemaInfo
 from ..store.layout import CORE_NAMES, VIEWS
 from .durations import parse_duration
+from .inhibit import Inhibits
 from .model import FIELD_SIGNALS, POLICIES, SIGNALS, Active, Policy, Rule, Threshold
+from .silences import SilenceError, parse_matcher_text
 
 #: Message templates a rule may name (``opswatch.alerts.templates``); ``alert`` is the generic one.
 TEMPLATES: Final = ("alert", "high_error_rate")
@@ -32,7 +34,7 @@ TEMPLATES: Final = ("alert", "high_error_rate")
 KEYS: Final = (
     "name", "signal", "field", "where", "sql", "group_by", "window", "warning", "critical", "resolve",
     "min_events", "for", "keep_firing_for", "template", "active", "channels", "labels", "no_data",
-    "on_error", "group_notifications_by",
+    "on_error", "group_notifications_by", "inhibits",
 )  # fmt: skip
 
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -156,6 +158,7 @@ class _Builder:
             no_data=cast(Policy, self.choice("no_data", POLICIES, "ok")),
             on_error=cast(Policy, self.choice("on_error", POLICIES, "keep_last")),
             group_notifications_by=self.notification_groups(group_by, labels),
+            inhibits=self.inhibits(),
             source=source,
         )
         if signal == "sql" and group_by:
@@ -322,6 +325,28 @@ class _Builder:
             if name not in group_by and name not in labels:
                 raise self.fail("group_notifications_by", f"{name!r} is neither a group_by field nor a label")
         return names
+
+    def inhibits(self) -> Inhibits | None:
+        value = self.data.get("inhibits")
+        if value is None:
+            return None
+        if not isinstance(value, Mapping) or set(value) - {"matchers", "equal"}:
+            raise self.fail(
+                "inhibits", "expected { matchers = ['name=value', 'name=~regex'], equal = [labels] }"
+            )
+        texts = value.get("matchers")
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise self.fail(
+                "inhibits", "matchers: expected a non-empty list such as ['rule=high-error-rate']"
+            )
+        try:
+            matchers = tuple(parse_matcher_text(text) for text in texts)
+        except SilenceError as err:
+            raise self.fail("inhibits", str(err)) from None
+        equal = value.get("equal", [])
+        if not isinstance(equal, list) or not all(isinstance(e, str) and _IDENTIFIER.match(e) for e in equal):
+            raise self.fail("inhibits", "equal: expected a list of label names")
+        return Inhibits(matchers, tuple(equal))
 
 
 def _overlap(firing: Threshold, resolve: Threshold) -> bool:

@@ -15,6 +15,7 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from ...crons.schedule import Schedule
+from .inhibit import Inhibits
 
 #: Threshold signals and what each needs: ``field`` (a numeric or any column) or nothing.
 SIGNALS: Final = (
@@ -105,6 +106,8 @@ class Rule:
     on_error: Policy = "keep_last"
     #: Instance labels that form one notification group; None: all of them (one group per instance).
     group_notifications_by: tuple[str, ...] | None = None
+    #: Whom this rule's firing instances mute (``inhibit.Inhibits``), or None.
+    inhibits: Inhibits | None = None
     #: Where the rule came from: ``file``, ``defaults`` or ``api``.
     source: str = "file"
 

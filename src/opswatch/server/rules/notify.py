@@ -12,7 +12,8 @@ Grouping, the Alertmanager model: rows share a group (``store.group_key``: the r
 row, so alerts that start together go out as one message; after a send, the group's next message waits
 until ``group_interval`` has passed. ``follow_up`` adds a ``repeat`` row for an incident still firing
 ``repeat_interval`` after it was last announced, and a ``firing`` row for one whose announcement was
-silenced once no silence matches any more. A resolve is sent only for an incident whose firing was sent.
+silenced or inhibited once nothing mutes it any more (``inhibit``: a firing rule with ``inhibits``
+mutes the alerts it names). A resolve is sent only for an incident whose firing was sent.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import Connection, Engine, and_, insert, select, update
 from ...log import get_logger
 from ..monitors.outbox import AlertSender
 from ..state.rules import GROUPS, INSTANCES, NOTIFICATIONS
+from . import inhibit
 from .messages import FIRING_KINDS, Note, render
 from .model import Rule
 from .silences import Silence, Silences, muting
@@ -46,6 +48,14 @@ class Timing:
     group_wait: float = 30.0
     group_interval: float = 300.0
     repeat_interval: float = 14_400.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutes:
+    """What mutes notifications this round: active silences and inhibiting firing instances."""
+
+    silences: list[Silence]
+    sources: list[inhibit.Source]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,12 +126,12 @@ class Dispatcher:
         groups: dict[str, list[Any]] = {}
         for row in rows:
             groups.setdefault(row.group_key, []).append(row)
-        silences = self.silences.active(now)
+        mutes = self._mutes(now)
         report = DrainReport()
         for key, members in groups.items():
             if now < self._due(members, last_sent.get(key)):
                 continue
-            done = self._flush(key, members, silences, now)
+            done = self._flush(key, members, mutes, now)
             report = DrainReport(*(a + b for a, b in zip(dataclasses.astuple(report), done, strict=True)))
         return report
 
@@ -134,14 +144,25 @@ class Dispatcher:
         assert last_sent_at is not None
         return float(last_sent_at) + self.timing.group_interval
 
-    def _flush(
-        self, key: str, members: list[Any], silences: list[Silence], now: float
-    ) -> tuple[int, int, int, int]:
+    def _mutes(self, now: float) -> Mutes:
+        """The silences active at ``now`` and the firing instances that inhibit others."""
+        rules = self.rules()
+        inhibiting = {name: rule.inhibits for name, rule in rules.items() if rule.inhibits is not None}
+        firing: list[tuple[str, dict[str, str]]] = []
+        if inhibiting:
+            query = select(INSTANCES.c.rule, INSTANCES.c.labels).where(
+                and_(INSTANCES.c.status == "firing", INSTANCES.c.rule.in_(list(inhibiting)))
+            )
+            with self.engine.connect() as conn:
+                firing = [(row.rule, dict(row.labels or {})) for row in conn.execute(query)]
+        return Mutes(self.silences.active(now), inhibit.sources(inhibiting, firing))
+
+    def _flush(self, key: str, members: list[Any], mutes: Mutes, now: float) -> tuple[int, int, int, int]:
         to_send: list[Any] = []
         silenced = skipped = 0
         with self.engine.begin() as conn:
             for row in members:
-                status, silence_id = self._verdict(conn, row, silences)
+                status, silence_id = self._verdict(conn, row, mutes)
                 claimed = conn.execute(
                     update(NOTIFICATIONS)
                     .where(and_(NOTIFICATIONS.c.id == row.id, NOTIFICATIONS.c.status == "pending"))
@@ -161,11 +182,14 @@ class Dispatcher:
             self._send(to_send)
         return int(bool(to_send)), len(to_send), silenced, skipped
 
-    def _verdict(self, conn: Connection, row: Any, silences: list[Silence]) -> tuple[str, int | None]:
-        """``sent``, ``silenced`` (with its silence), ``unannounced`` (a resolve) or ``dropped``."""
-        silence = muting(silences, _match_labels(row.rule, row.labels or {}))
+    def _verdict(self, conn: Connection, row: Any, mutes: Mutes) -> tuple[str, int | None]:
+        """``sent``, ``silenced`` (with its silence), ``inhibited``, ``unannounced`` (a resolve of an
+        incident never announced) or ``dropped`` (no channel)."""
+        silence = muting(mutes.silences, _match_labels(row.rule, row.labels or {}))
         if silence is not None:
             return "silenced", silence.id
+        if row.kind != "error" and inhibit.inhibited(mutes.sources, row.rule, row.labels or {}) is not None:
+            return "inhibited", None
         if row.kind == "resolved" and not self._announced(conn, row.rule, row.key_hash, row.started_at):
             return "unannounced", None
         if self.notifier is None:
@@ -218,7 +242,7 @@ class Dispatcher:
 
     def _follow_up(self, now: float) -> int:
         rules = self.rules()
-        silences = self.silences.active(now)
+        mutes = self._mutes(now)
         added = 0
         with self.engine.begin() as conn:
             firing = list(
@@ -232,7 +256,7 @@ class Dispatcher:
                 rule = rules.get(instance.rule)
                 if rule is None:
                     continue
-                kind = self._follow_up_kind(conn, instance, silences, now)
+                kind = self._follow_up_kind(conn, instance, mutes, now)
                 if kind is None:
                     continue
                 labels = dict(instance.labels or {})
@@ -255,9 +279,7 @@ class Dispatcher:
                 added += 1
         return added
 
-    def _follow_up_kind(
-        self, conn: Connection, instance: Any, silences: list[Silence], now: float
-    ) -> str | None:
+    def _follow_up_kind(self, conn: Connection, instance: Any, mutes: Mutes, now: float) -> str | None:
         rows = list(
             conn.execute(
                 select(NOTIFICATIONS.c.status, NOTIFICATIONS.c.notified_at)
@@ -277,8 +299,11 @@ class Dispatcher:
         sent = [row.notified_at for row in rows if row.status == "sent" and row.notified_at is not None]
         if sent:
             return "repeat" if now - max(sent) >= self.timing.repeat_interval else None
-        if not rows or any(row.status != "silenced" for row in rows):
+        if not rows or any(row.status not in ("silenced", "inhibited") for row in rows):
             return None  # never logged (flapping when it fired: ``stable`` says it), or nowhere to send
-        if muting(silences, _match_labels(instance.rule, instance.labels or {})) is not None:
+        labels = dict(instance.labels or {})
+        if muting(mutes.silences, _match_labels(instance.rule, labels)) is not None:
+            return None
+        if inhibit.inhibited(mutes.sources, instance.rule, labels) is not None:
             return None
         return "firing"

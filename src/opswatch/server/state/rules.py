@@ -88,7 +88,7 @@ class RuleNotification(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     group_key: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[float] = mapped_column(Float)
-    #: pending | sent | silenced | unannounced (a resolve of an incident never announced) | dropped
+    #: pending | sent | silenced | inhibited | unannounced (a resolve never announced) | dropped
     status: Mapped[str] = mapped_column(String(16), default="pending")
     notified_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     silence_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
