@@ -135,3 +135,25 @@ def test_it_lets_only_one_of_two_servers_write_the_same_step(database_url: str, 
     assert _kinds(one.engine) == ["firing"]
     one.close()
     two.close()
+
+
+def test_it_prunes_state_of_removed_rules_stale_instances_and_old_notifications(
+    database_url: str, store: DuckDBStore
+) -> None:
+    from opswatch.server.rules.store import prune
+
+    server = Server(database_url, store)
+    server.at(1)
+    server.at(3)  # firing, one notification (pending: nobody drained it)
+    other = rule_from_mapping({"name": "gone", "signal": "count", "window": "1m", "critical": "> 1e9"})
+    server.service.rules[other.name] = other
+    server.at(4)  # "gone" gets an inactive instance and a status row
+    assert {name for name, _ in server.service.state.all_instances()} == {RULE.name, "gone"}
+    assert prune(server.engine, [RULE.name], cutoff=T0 + 10_000) == 2  # gone's instance and status
+    assert [name for name, _ in server.service.state.all_instances()] == [RULE.name]  # firing: kept
+    assert _kinds(server.engine) == ["firing"]  # still pending: kept
+    with server.engine.begin() as conn:
+        conn.execute(rule_tables.NOTIFICATIONS.update().values(status="sent"))
+    assert prune(server.engine, [RULE.name], cutoff=T0 + 10_000) == 1
+    assert _kinds(server.engine) == []
+    server.close()

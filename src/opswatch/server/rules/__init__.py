@@ -68,7 +68,12 @@ def install(ctx: Any) -> Rules:
     dispatcher = Dispatcher(
         ctx.engine, ctx.notifier, lambda: service.rules, timing=timing, base_url=settings.base_url
     )
-    clock = RuleClock(service, dispatcher, interval=float(settings.rules_interval))
+    clock = RuleClock(
+        service,
+        dispatcher,
+        interval=float(settings.rules_interval),
+        retention_days=int(getattr(settings, "retention_days", 30) or 30),
+    )
     runtime = Rules(service, dispatcher, clock)
     ctx.background.append(clock)
     ctx.extras[EXTRA] = runtime

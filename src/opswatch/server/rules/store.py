@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..state.rules import INSTANCES, NOTIFICATIONS, STATUS
@@ -188,3 +188,24 @@ def history(engine: Engine, rule: str | None = None, limit: int = 100) -> list[A
         query = query.where(NOTIFICATIONS.c.rule == rule)
     with engine.connect() as conn:
         return list(conn.execute(query))
+
+
+def prune(engine: Engine, known: Iterable[str], cutoff: float) -> int:
+    """Delete what no longer matters; return how many rows went: the state of rules that are no longer
+    configured, inactive instances that have not breached since ``cutoff``, and sent (or muted)
+    notifications logged before ``cutoff``. Pending notifications are never deleted."""
+    names = list(known)
+    deleted = 0
+    with engine.begin() as conn:
+        for table in (INSTANCES, STATUS):
+            deleted += conn.execute(delete(table).where(table.c.rule.not_in(names))).rowcount
+        stale = and_(
+            INSTANCES.c.status == "inactive",
+            INSTANCES.c.flapping.is_(False),
+            or_(INSTANCES.c.last_breach_at.is_(None), INSTANCES.c.last_breach_at < cutoff),
+            or_(INSTANCES.c.last_eval_at.is_(None), INSTANCES.c.last_eval_at < cutoff),
+        )
+        deleted += conn.execute(delete(INSTANCES).where(stale)).rowcount
+        old = and_(NOTIFICATIONS.c.status != "pending", NOTIFICATIONS.c.created_at < cutoff)
+        deleted += conn.execute(delete(NOTIFICATIONS).where(old)).rowcount
+    return deleted
