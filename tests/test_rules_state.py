@@ -157,3 +157,16 @@ def test_it_prunes_state_of_removed_rules_stale_instances_and_old_notifications(
     assert prune(server.engine, [RULE.name], cutoff=T0 + 10_000) == 1
     assert _kinds(server.engine) == []
     server.close()
+
+
+def test_it_writes_an_instance_only_when_its_state_changes(database_url: str, store: DuckDBStore) -> None:
+    server = Server(database_url, store)
+    server.at(1)
+    server.at(3)
+    fired = server.service.state.instances(RULE.name)["{}"]
+    server.at(4)
+    server.at(5)
+    stored = server.service.state.instances(RULE.name)["{}"]
+    assert stored.version == fired.version and stored.last_eval_at == T0 + 180  # the same row
+    assert server.service.latest(RULE.name, stored).last_eval_at == T0 + 300  # the reading, in memory
+    server.close()

@@ -35,7 +35,7 @@ def list_alerts(
     service = runtime(request).service
     wanted = STATES.get(state)
     found = [
-        instance_view(name, instance)
+        instance_view(name, service.latest(name, instance))
         for name, instance in service.state.all_instances(rule)
         if wanted is None or instance.status in wanted
     ]

@@ -59,7 +59,9 @@ def get_rule(request: Request, name: str, history_limit: int = 50) -> dict[str, 
     except UnknownRule as err:
         raise HTTPException(404, str(err)) from None
     view = rule_view(rule, service.state.status(name))
-    view["alerts"] = [instance_view(name, i) for _r, i in service.state.all_instances(name)]
+    view["alerts"] = [
+        instance_view(name, service.latest(name, i)) for _r, i in service.state.all_instances(name)
+    ]
     view["history"] = [notification_view(row) for row in history(service.state.engine, name, history_limit)]
     return view
 

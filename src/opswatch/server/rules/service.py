@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from ...log import get_logger
 from .evaluate import Outcome, advance, evaluate
+from .machine import Instance
 from .model import Evaluation, Rule
 from .signals import SignalSource
 from .store import Conflict, RuleStore
@@ -56,6 +57,9 @@ class RuleService:
         self.now = now or _wall_clock
         self.rounds = 0
         self.last_round: RoundReport | None = None
+        #: The latest reading of each instance, ``(rule, key) -> instance``, for the API: readings are
+        #: not written to the state store unless the state changes (``store.RuleStore.save``).
+        self.readings: dict[tuple[str, str], Instance] = {}
 
     def rule(self, name: str) -> Rule:
         """The rule called ``name``; ``UnknownRule`` otherwise."""
@@ -78,7 +82,14 @@ class RuleService:
             self.state.save(rule, outcome, instances, now)
         except Conflict:
             return None
+        for instance in outcome.instances:
+            self.readings[(rule.name, instance.key)] = instance
         return outcome
+
+    def latest(self, rule: str, stored: Instance) -> Instance:
+        """``stored`` with this server's latest reading of it, when it has one of the same state."""
+        seen = self.readings.get((rule, stored.key))
+        return seen if seen is not None and seen.status == stored.status else stored
 
     def run_once(self, now: float | None = None) -> RoundReport:
         """Evaluate every rule once at ``now``; never raises."""

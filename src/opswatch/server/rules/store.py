@@ -1,9 +1,11 @@
 """Rule state in the state store: read a rule's instances, write one evaluation's outcome atomically.
 
 ``save`` writes the changed instances, the rule's status and the messages of one evaluation in one
-transaction. Instance rows are updated only ``WHERE version = :read_version`` (and created under a
-unique constraint), so when two servers evaluate the same rule at once one of them writes and the other
-finds a conflict and rolls back everything, its messages included: a notification is logged once.
+transaction. An instance row is written when its state changes, not for every new reading (the
+latest readings are kept in memory by the service, for the API). Instance rows are updated only
+``WHERE version = :read_version`` (and created under a unique constraint), so when two servers
+evaluate the same rule at once one of them writes and the other finds a conflict and rolls back
+everything, its messages included: a notification is logged once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -80,6 +82,15 @@ def _columns(instance: Instance) -> dict[str, Any]:
     }
 
 
+#: Columns that change with every reading; a row is written only when something else changes (a state
+#: transition), so a steady rule costs one status row per round, not one write per instance.
+_READING: Final = frozenset({"value", "events", "last_eval_at", "last_breach_at"})
+
+
+def _durable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if key not in _READING}
+
+
 class RuleStore:
     """Reads and writes rule state on ``engine``."""
 
@@ -130,8 +141,8 @@ class RuleStore:
                 )
             )
             return
-        if values == _columns(before):
-            return
+        if _durable(values) == _durable(_columns(before)):
+            return  # only the reading changed: kept in memory (``RuleService.readings``), not written
         done = conn.execute(
             update(INSTANCES)
             .where(
