@@ -173,3 +173,10 @@ def test_it_expects_the_signal_from_each_schedule_time_to_the_end_of_its_hour(
     )  # fmt: skip
     moment = datetime.datetime.fromisoformat(local).replace(tzinfo=ZoneInfo("America/Chicago"))
     assert rule.active is not None and rule.active.covers(moment.timestamp()) is covered
+
+
+def test_it_moves_the_window_from_one_evaluation_to_the_next(store: DuckDBStore) -> None:
+    rule = rule_from_mapping({"name": "r", "signal": "count", "window": "10s", "critical": "> 1e9"})
+    source = EventQuerySource(store)  # one source: the rule's statement is checked once, run three times
+    counts = [evaluate(rule, source, T0 + end, ingest_delay=0).observations[0].value for end in (20, 30, 80)]
+    assert counts == [10.0, 4.0, 1.0]  # [T0+10, +20): checkout; [+20, +30): search; [+70, +80): one error
