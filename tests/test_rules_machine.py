@@ -201,3 +201,11 @@ def test_it_keeps_one_instance_per_group() -> None:
     assert h.state(service="checkout").status == "firing"
     assert h.state(service="search").status == "inactive"
     assert h.state(service="checkout").labels == {"rule": "errors", "service": "checkout"}
+
+
+def test_it_waits_quietly_for_fields_never_seen_and_says_so_in_the_status() -> None:
+    h = Harness(group_by=["region"])
+    at = T0 + 60
+    kinds = h._apply(Evaluation(at, at - 300, at, (), waiting=("region",)))
+    assert kinds == [] and h.status.waiting == ("region",) and h.status.error is None
+    assert h.read(2, 0.10, region="eu") == ["firing"] and h.status.waiting == ()

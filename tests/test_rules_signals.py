@@ -92,12 +92,18 @@ def test_it_runs_a_sql_rule_over_its_window_only(store: DuckDBStore) -> None:
     assert _evaluate(store, sql=sql) == {"checkout": (3.0, 10), "search": (0.0, 4)}
 
 
-def test_it_reports_a_field_that_does_not_exist_as_an_evaluation_error(store: DuckDBStore) -> None:
+def test_it_reports_a_query_the_store_cannot_run_as_an_evaluation_error(store: DuckDBStore) -> None:
     rule = rule_from_mapping(
-        {"name": "r", "signal": "avg", "field": "no_such_field", "window": "1m", "critical": "> 1"}
+        {
+            "name": "r",
+            "signal": "count",
+            "where": "CAST(level AS INTEGER) > 0",
+            "window": "1m",
+            "critical": "> 1",
+        }
     )
     evaluation = evaluate(rule, EventQuerySource(store), T0 + 90, ingest_delay=30)
-    assert evaluation.error is not None and "no_such_field" in evaluation.error
+    assert evaluation.error is not None and "info" in evaluation.error  # 'info' is not a number
     assert evaluation.observations == ()
 
 
@@ -180,3 +186,31 @@ def test_it_moves_the_window_from_one_evaluation_to_the_next(store: DuckDBStore)
     source = EventQuerySource(store)  # one source: the rule's statement is checked once, run three times
     counts = [evaluate(rule, source, T0 + end, ingest_delay=0).observations[0].value for end in (20, 30, 80)]
     assert counts == [10.0, 4.0, 1.0]  # [T0+10, +20): checkout; [+20, +30): search; [+70, +80): one error
+
+
+def test_it_waits_for_a_field_no_event_has_had_instead_of_failing(store: DuckDBStore) -> None:
+    grouped = rule_from_mapping(
+        {
+            "name": "r",
+            "signal": "avg",
+            "field": "basket_total",
+            "group_by": ["region"],
+            "window": "1m",
+            "critical": "> 1",
+        }
+    )
+    evaluation = evaluate(grouped, EventQuerySource(store), T0 + 90, ingest_delay=30)
+    assert evaluation.error is None and evaluation.observations == ()
+    assert evaluation.waiting == ("region", "basket_total")
+    counting = rule_from_mapping(
+        {"name": "c", "signal": "count", "where": "coupon = 'X'", "window": "1m", "critical": "< 1"}
+    )
+    evaluation = evaluate(counting, EventQuerySource(store), T0 + 90, ingest_delay=30)
+    assert evaluation.waiting == ("coupon",) and [(o.value, o.events) for o in evaluation.observations] == [
+        (0.0, 0)
+    ]
+    known = rule_from_mapping(
+        {"name": "k", "signal": "count", "where": "userId = 'u1'", "window": "1m", "critical": "> 1e9"}
+    )  # camelCase spelling of a stored field
+    evaluation = evaluate(known, EventQuerySource(store), T0 + 90, ingest_delay=30)
+    assert evaluation.waiting == () and evaluation.observations[0].value == 3.0

@@ -72,6 +72,8 @@ def _list(args: argparse.Namespace) -> int:
         counts = rule.get("instances") or {}
         if rule["error"]:
             state = f"error: {rule['error']}"
+        elif rule.get("waiting_for"):
+            state = f"waiting for {', '.join(rule['waiting_for'])}"
         else:
             state = f"{counts.get('firing', 0)} firing, {counts.get('pending', 0)} pending"
         rows.append(

@@ -19,7 +19,7 @@ from ...log import get_logger
 from ..store.base import QueryError
 from .machine import Instance, Message, RuleStatus, Verdict, judge, policy_verdict, rule_error, step
 from .model import Evaluation, Observation, Rule
-from .signals import SignalError, SignalSource
+from .signals import SignalError, SignalSource, UnseenFields
 
 _log = get_logger("opswatch.server.rules")
 
@@ -46,6 +46,8 @@ def evaluate(rule: Rule, source: SignalSource, now: float, ingest_delay: float) 
         return Evaluation(now, start, end, expected=False)
     try:
         found = source.observe(rule, start, end)
+    except UnseenFields as err:
+        return Evaluation(now, start, end, observations=tuple(err.observations), waiting=err.fields)
     except (QueryError, SignalError) as err:
         return Evaluation(now, start, end, error=str(err) or type(err).__name__)
     except Exception as err:  # a store that breaks must not stop the other rules

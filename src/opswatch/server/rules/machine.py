@@ -84,6 +84,8 @@ class RuleStatus:
     error: str | None = None
     error_since: float | None = None
     expected: bool = True
+    #: Fields the rule names that no stored event has had yet.
+    waiting: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +224,7 @@ def _flapping(state: Instance, now: float, out: list[Message]) -> tuple[Instance
 def rule_error(status: RuleStatus, evaluation: Evaluation) -> tuple[RuleStatus, bool]:
     """The rule's status after ``evaluation``, and whether a new error episode must be announced."""
     if evaluation.error is None:
-        return RuleStatus(evaluation.at, None, None, evaluation.expected), False
+        return RuleStatus(evaluation.at, None, None, evaluation.expected, evaluation.waiting), False
     started = status.error_since is None
     since = evaluation.at if started else status.error_since
     return RuleStatus(evaluation.at, evaluation.error, since, evaluation.expected), started

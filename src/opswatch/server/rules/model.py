@@ -147,3 +147,5 @@ class Evaluation:
     observations: tuple[Observation, ...] = ()
     error: str | None = None
     expected: bool = True
+    #: Fields the rule names that no stored event has had yet (read as no data, not as an error).
+    waiting: tuple[str, ...] = ()

@@ -22,7 +22,7 @@ from sqlglot import exp
 from .. import limits
 from ..query import DIALECT, check_sql, run_query
 from ..store.base import QueryResult, SchemaInfo
-from ..store.layout import literal, quote
+from ..store.layout import literal, quote, snake_case
 from .model import ERROR_LEVELS, Observation, Rule
 
 _PERCENTILES: Final = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
@@ -47,6 +47,19 @@ class SignalError(Exception):
     """The rule's query answered something a rule cannot use; the message is for the rule's author."""
 
 
+class UnseenFields(Exception):
+    """The rule names fields the store has never seen (a fresh server, or a misspelling): no data yet.
+
+    ``observations`` is what the rule reads meanwhile: a count, rate or distinct count without
+    ``group_by`` is truly 0 (no stored event has the field), anything else has no data.
+    """
+
+    def __init__(self, fields: tuple[str, ...], observations: list[Observation]) -> None:
+        super().__init__(f"waiting for the field(s) {', '.join(fields)} (not seen in any event yet)")
+        self.fields = fields
+        self.observations = observations
+
+
 #: Stand-in window bounds: a rule's statement is checked once with these, then each evaluation puts its
 #: own bounds where they stand (only the time literals change between evaluations).
 _START_MARK: Final = 0.001
@@ -68,9 +81,20 @@ class EventQuerySource:
         self.timeout = timeout
         #: rule name -> (the rule, the schema it was checked against, its template or None)
         self._checked: dict[str, tuple[Rule, SchemaInfo, str | None]] = {}
+        self._unseen: dict[str, tuple[Rule, SchemaInfo, tuple[str, ...]]] = {}
 
     def observe(self, rule: Rule, start: float, end: float) -> list[Observation]:
-        """Run the rule's statement; ``QueryError`` or ``SignalError`` when it cannot be used."""
+        """Run the rule's statement; ``QueryError`` or ``SignalError`` when it cannot be used,
+        ``UnseenFields`` when it names fields no stored event has had."""
+        schema = self.store.describe()
+        cached = self._unseen.get(rule.name)
+        if cached is None or cached[0] is not rule or cached[1] is not schema:
+            cached = (rule, schema, unseen_fields(rule, schema))
+            self._unseen[rule.name] = cached
+        unseen = cached[2]
+        if unseen:
+            zero = rule.signal in ("count", "rate", "distinct") and not rule.group_by
+            raise UnseenFields(unseen, [Observation({}, 0.0, 0)] if zero else [])
         template = self._template(rule)
         if template is None:
             sql = rule_sql(rule, start, end)
@@ -99,6 +123,21 @@ class EventQuerySource:
         template = checked if all(a == b > 0 for a, b in marks) else None
         self._checked[rule.name] = (rule, schema, template)
         return template
+
+
+def unseen_fields(rule: Rule, schema: SchemaInfo) -> tuple[str, ...]:
+    """The fields a threshold rule names (``field``, ``group_by``, columns in ``where``) that are not
+    columns of the store's view, in either spelling. SQL rules are not looked into."""
+    if rule.sql is not None:
+        return ()
+    known = {name.lower() for name in schema.columns}
+    names = [*rule.group_by, *([rule.field] if rule.field else [])]
+    if rule.where:
+        condition = sqlglot.parse_one(f"SELECT 1 FROM logs WHERE ({rule.where})", read=DIALECT)
+        defined = {alias.alias.lower() for alias in condition.find_all(exp.Alias)}
+        names += [c.name for c in condition.find_all(exp.Column) if c.name and c.name.lower() not in defined]
+    missing = [n for n in names if n.lower() not in known and snake_case(n) not in known]
+    return tuple(dict.fromkeys(missing))
 
 
 def rule_sql(rule: Rule, start: float, end: float) -> str:

@@ -117,7 +117,8 @@ class RuleStore:
             row = conn.execute(select(STATUS).where(STATUS.c.rule == rule)).first()
         if row is None:
             return RuleStatus()
-        return RuleStatus(row.last_eval_at, row.error, row.error_since, bool(row.expected))
+        waiting = tuple(row.waiting or ())
+        return RuleStatus(row.last_eval_at, row.error, row.error_since, bool(row.expected), waiting)
 
     def save(self, rule: Rule, outcome: Outcome, read: Mapping[str, Instance], now: float) -> None:
         """Write ``outcome`` in one transaction; ``Conflict`` (nothing written) if another writer won."""
@@ -163,6 +164,7 @@ class RuleStore:
             "error": status.error,
             "error_since": status.error_since,
             "expected": status.expected,
+            "waiting": list(status.waiting),
         }
         done = conn.execute(update(STATUS).where(STATUS.c.rule == rule).values(**values)).rowcount
         if not done:

@@ -50,6 +50,7 @@ def rule_view(
         keys["error"] = status.error
         keys["error_since"] = _time(status.error_since)
         keys["expected"] = status.expected
+        keys["waiting_for"] = list(status.waiting)
     if counts is not None:
         keys["instances"] = dict(counts)
     return keys

@@ -65,6 +65,7 @@ class RuleStatusRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_since: Mapped[float | None] = mapped_column(Float, nullable=True)
     expected: Mapped[bool] = mapped_column(Boolean, default=True)
+    waiting: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class RuleNotification(Base):
