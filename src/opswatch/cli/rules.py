@@ -123,6 +123,10 @@ def _eval(args: argparse.Namespace) -> int:
     if not answer["expected"]:
         print(f"rule {args.name!r} is outside its active schedule; not evaluated")
         return 0
+    if answer["waiting_for"]:
+        print(
+            f"rule {args.name!r} is waiting for field(s) no event has had: {', '.join(answer['waiting_for'])}"
+        )
     rows = [
         [
             ", ".join(f"{k}={v}" for k, v in item["labels"].items()) or "(all events)",

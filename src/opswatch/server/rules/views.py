@@ -101,6 +101,7 @@ def evaluation_view(rule: Rule, evaluation: Evaluation) -> dict[str, Any]:
         "window_end": _time(evaluation.window_end),
         "expected": evaluation.expected,
         "error": evaluation.error,
+        "waiting_for": list(evaluation.waiting),
         "instances": [
             {
                 "labels": dict(o.group),
