@@ -240,3 +240,20 @@ def test_it_mutes_alerts_a_firing_rule_inhibits_and_announces_them_when_it_resol
     assert alerts.drain(T0 + 359) == []  # waiting group_wait
     [announced] = alerts.drain(T0 + 360)
     assert "Alert firing: errors" in announced and "service=checkout" in announced
+
+
+def test_it_survives_a_broken_state_store_and_reports_it_once_per_minute(alerts: Alerts) -> None:
+    from sqlalchemy import text
+
+    from opswatch.testing import capture_logs
+
+    alerts.read(T0, {"checkout": 0.12})
+    with alerts.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE rule_notifications RENAME TO rule_notifications_away"))
+    with capture_logs("error") as records:
+        reports = [alerts.dispatcher.drain(T0 + 30 + i) for i in range(61)]
+    assert all(report.messages == 0 for report in reports)
+    assert [r["message"] for r in records] == ["rule notifications could not be sent; will retry"] * 2
+    with alerts.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE rule_notifications_away RENAME TO rule_notifications"))
+    assert len(alerts.drain(T0 + 100)) == 1  # nothing was lost

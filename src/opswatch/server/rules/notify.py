@@ -97,6 +97,7 @@ class Dispatcher:
         self.timing = timing or Timing()
         self.base_url = base_url.rstrip("/")
         self.silences = Silences(engine)
+        self._failing = 0
 
     def link(self, rule: str) -> str | None:
         """The rule's page (its API document until the dashboard has an Alerts page)."""
@@ -107,10 +108,19 @@ class Dispatcher:
     def drain(self, now: float) -> DrainReport:
         """Send every group whose timers allow it; never raises (a failure waits for the next round)."""
         try:
-            return self._drain(now)
+            report = self._drain(now)
         except Exception as err:
-            _log.error("rule notifications could not be sent; will retry", None, err)
+            self._report("rule notifications could not be sent; will retry", err)
             return DrainReport()
+        self._failing = 0
+        return report
+
+    def _report(self, message: str, err: Exception) -> None:
+        """Log the first failure of a streak, then one per minute of rounds (the clock retries every
+        second; the log should not)."""
+        if self._failing % 60 == 0:
+            _log.error(message, {"failed_rounds": self._failing + 1}, err)
+        self._failing += 1
 
     def _drain(self, now: float) -> DrainReport:
         with self.engine.connect() as conn:
@@ -241,7 +251,7 @@ class Dispatcher:
         try:
             return self._follow_up(now)
         except Exception as err:
-            _log.error("rule follow-ups failed; will retry", None, err)
+            self._report("rule follow-ups failed; will retry", err)
             return 0
 
     def _follow_up(self, now: float) -> int:
