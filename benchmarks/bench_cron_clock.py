@@ -7,7 +7,9 @@ fresh SQLite state store, starts a ``MonitorService`` on it (timed: the server's
 ``tick``: popping the due monitors from the deadline heap, running the engine on them, and writing
 their misses, runs and state changes durably. Then it times check-ins applied the way the ingest hook
 applies them (batches of 100 records, each batch one transaction), ``in_progress``/``ok`` pairs with
-run ids. The target is a tick under 1 second with 100,000 monitors.
+run ids. The figure that counts is "all due": the seconds until every overdue monitor was judged and
+written (a tick stops at its 0.5 s budget and the clock ticks again at once, so one tick's time says
+little). The target is all of 100,000 monitors judged within 1 second; "all/1s" compares with it.
 
     .venv/bin/python benchmarks/bench_cron_clock.py [--monitors 100000] [--checkins 20000]
 """
@@ -172,27 +174,35 @@ def main() -> None:
     print(f"cron clock: {args.monitors:,} monitors, {len(SCHEDULES)} schedules x {len(ZONES)} zones")
     print()
     header = (
-        f"{'overdue':>8} {'start s':>8} {'due':>8} {'changes':>8} {'tick s':>7} {'ticks':>6} "
-        f"{'all due s':>10} {'us/due':>7} {'idle tick ms':>13} {'tick/1s':>8}"
+        f"{'overdue':>8} {'due':>8} {'all due s':>10} {'all/1s':>7} {'us/due':>7} {'ticks':>6} "
+        f"{'1st tick s':>11} {'changes':>8} {'start s':>8} {'idle tick ms':>13}"
     )
     print(header)
     print("-" * len(header))
     service: MonitorService | None = None
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for share in shares:
             row = tick_row(args.monitors, share, Path(tmp))
             service = row.pop("service")
+            rows.append(row)
             print(
-                f"{row['share'] * 100:7.0f}% {row['load']:8.2f} {row['due']:8,} {row['changes']:8,} "
-                f"{row['tick_s']:7.3f} {row['ticks']:6} {row['all_s']:10.2f} {row['per_due_us']:7.0f} "
-                f"{row['next_ms']:13.3f} {row['tick_s'] / 1.0:7.2f}x",
+                f"{row['share'] * 100:7.0f}% {row['due']:8,} {row['all_s']:10.2f} {row['all_s'] / 1.0:6.2f}x "
+                f"{row['per_due_us']:7.0f} {row['ticks']:6} {row['tick_s']:11.3f} {row['changes']:8,} "
+                f"{row['load']:8.2f} {row['next_ms']:13.3f}",
                 flush=True,
             )
         print()
+        worst = rows[-1]
         print(
-            "start: loading every monitor at server start; tick: the first clock tick (budget "
-            f"{BUDGET} s); ticks / all due: ticks and seconds until every overdue monitor was judged and "
-            "written; idle tick: the next second's tick; tick/1s: first tick against the 1 s target"
+            f"all due: {worst['due']:,} overdue monitors ({worst['share'] * 100:.0f}%) judged and written in "
+            f"{worst['all_s']:.2f} s over {worst['ticks']} tick(s), {worst['all_s'] / 1.0:.2f}x the 1 s target"
+        )
+        print(
+            "all due s: seconds until every overdue monitor was judged and written; all/1s: that against "
+            f"the 1 s target; ticks: clock ticks it took; 1st tick s: the first tick alone (cut at its "
+            f"{BUDGET} s budget, so never more); start s: loading every monitor at server start; idle tick: "
+            "the next second's tick"
         )
         print(f"peak RSS {rss_mb():.0f} MB")
         print()

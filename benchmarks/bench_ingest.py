@@ -2,7 +2,9 @@
 
 Starts ``opswatch serve`` (a real server process, a fresh data directory), then a client process that
 builds its bodies first and then sends them over keep-alive connections as fast as the server answers.
-Every counted event was answered 2xx, and a 2xx answer means the group commit holding it is durable.
+Only events the server says it stored are counted: the ``accepted`` field of each native answer (not
+the events sent, and not duplicates or rejections), and for Sentry envelopes an answer with the event's
+``id`` and nothing rejected. A 2xx answer means the group commit holding them is durable.
 
 Two workloads:
 
@@ -166,8 +168,8 @@ def build_requests(kind: str, count: int, host: str, key: str, run: str) -> tupl
     return requests, count, raw
 
 
-def read_response(sock: socket.socket, buffer: bytearray) -> int:
-    """Read one HTTP/1.1 response with a Content-Length; return its status."""
+def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
+    """Read one HTTP/1.1 response with a Content-Length; return its status and body."""
     while b"\r\n\r\n" not in buffer:
         chunk = sock.recv(65536)
         if not chunk:
@@ -187,7 +189,16 @@ def read_response(sock: socket.socket, buffer: bytearray) -> int:
             raise ConnectionError("server closed the connection")
         rest += chunk
     buffer[:] = rest[length:]
-    return status
+    return status, bytes(rest[:length])
+
+
+def stored(kind: str, body: bytes) -> tuple[int, int, int]:
+    """What a 200 answer says was stored: (accepted, duplicates, rejected) events."""
+    answer = orjson.loads(body) if body else {}
+    rejected = len(answer.get("rejected") or [])
+    if kind == "log":
+        return int(answer.get("accepted", 0)), int(answer.get("duplicates", 0)), rejected
+    return (1 if answer.get("id") and not rejected else 0), 0, rejected
 
 
 def client_main(spec: dict[str, Any]) -> None:
@@ -195,12 +206,11 @@ def client_main(spec: dict[str, Any]) -> None:
     requests, events, raw = build_requests(
         spec["kind"], spec["count"], spec["host"], spec["key"], spec["run"]
     )
-    per_request = events // len(requests)
     print("ready", flush=True)
     sys.stdin.readline()
     host, port = spec["host"].split(":")
     lock = threading.Lock()
-    state = {"next": 0, "ok": 0, "retried": 0, "failed": 0}
+    state = {"next": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "retried": 0, "failed": 0}
 
     def worker() -> None:
         sock = socket.create_connection((host, int(port)))
@@ -215,10 +225,13 @@ def client_main(spec: dict[str, Any]) -> None:
                     return
                 while True:
                     sock.sendall(requests[index])
-                    status = read_response(sock, buffer)
+                    status, body = read_response(sock, buffer)
                     if status == 200:
+                        accepted, duplicates, rejected = stored(spec["kind"], body)
                         with lock:
-                            state["ok"] += 1
+                            state["accepted"] += accepted
+                            state["duplicates"] += duplicates
+                            state["rejected"] += rejected
                         break
                     with lock:
                         state["retried" if status == 429 else "failed"] += 1
@@ -239,7 +252,10 @@ def client_main(spec: dict[str, Any]) -> None:
         json.dumps(
             {
                 "elapsed": elapsed,
-                "events": state["ok"] * per_request,
+                "events": state["accepted"],
+                "sent": events,
+                "duplicates": state["duplicates"],
+                "rejected": state["rejected"],
                 "raw_bytes": raw,
                 "requests": len(requests),
                 "retried_429": state["retried"],
@@ -345,6 +361,12 @@ def main() -> None:
             f"{TARGETS[kind]:>9,}{rate / TARGETS[kind]:>7.2f}x"
             + (f"  ({result['retried_429']} answers were 429, retried)" if result["retried_429"] else "")
             + (f"  ({result['failed']} requests FAILED)" if result["failed"] else "")
+            + (
+                f"  (sent {result['sent']:,}: {result['duplicates']:,} duplicates, "
+                f"{result['rejected']:,} rejected, not counted)"
+                if result["events"] != result["sent"]
+                else ""
+            )
         )
 
 

@@ -40,7 +40,8 @@ def test_it_uses_slack_webhook_url_from_the_environment(
         assert main(["notify", "test"]) == 0
         assert len(slack.requests) == 1
     out = capsys.readouterr().out
-    assert "delivered" in out and "True" in out
+    assert "delivered    yes" in out.splitlines()  # words for people, not Python's True
+    assert "True" not in out and "False" not in out
 
 
 def test_it_reports_a_refusal_and_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,8 +67,35 @@ def test_it_tests_the_signed_webhook_channel(capsys: pytest.CaptureFixture[str])
         assert hook.requests[0].headers["webhook-signature"].startswith("v1,")
 
 
+def test_it_falls_back_to_the_webhook_when_no_slack_url_is_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ScriptedServer([(202, "")]) as hook:
+        monkeypatch.setenv("OPSWATCH_ALERT_WEBHOOK_URL", hook.url)
+        assert main(["notify", "test"]) == 0
+        assert len(hook.requests) == 1 and "webhook-signature" not in hook.requests[0].headers
+    out, err = capsys.readouterr()
+    assert "channel      webhook" in out.splitlines() and "signed       no (no signing secret)" in out
+    assert "sent unsigned" in err and "OPSWATCH_ALERT_WEBHOOK_SECRET" in err
+
+
+def test_it_takes_a_secret_as_the_choice_of_the_webhook_and_says_nothing_about_signing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with ScriptedServer([(202, "")]) as hook:
+        assert main(["notify", "test", "--url", hook.url, "--secret", SECRET, "--format", "json"]) == 0
+        assert hook.requests[0].headers["webhook-signature"].startswith("v1,")
+    out, err = capsys.readouterr()
+    assert json.loads(out)["channel"] == "webhook" and json.loads(out)["signed"] is True
+    assert "unsigned" not in err
+
+
 def test_it_explains_bad_input_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["notify", "test"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "opswatch: no channel to test: pass --url, or set SLACK_WEBHOOK_URL or OPSWATCH_ALERT_WEBHOOK_URL"
+    )
+    assert main(["notify", "test", "--channel", "slack"]) == 2
     assert capsys.readouterr().err.strip() == "opswatch: no slack URL: pass --url or set SLACK_WEBHOOK_URL"
     assert main(["notify", "test", "--url", "ftp://x"]) == 2
     assert "--url" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 
@@ -26,3 +28,18 @@ def test_an_unknown_command_exits_non_zero() -> None:
     )
     assert result.returncode != 0
     assert "invalid choice" in result.stderr
+
+
+def test_it_says_how_to_reach_a_server_when_none_answers() -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSWATCH_")}
+    environ |= {"OPSWATCH_URL": f"http://127.0.0.1:{port}", "OPSWATCH_ADMIN_TOKEN": "t"}
+    result = subprocess.run(
+        [sys.executable, "-m", "opswatch", "issues", "list"], capture_output=True, text=True, env=environ
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert f"cannot reach the server at http://127.0.0.1:{port}" in line
+    assert "opswatch serve" in line and "--url" in line and "OPSWATCH_URL" in line

@@ -37,23 +37,33 @@ def start_demo(*args: str) -> subprocess.Popen[str]:
 
 
 def read_banner(process: subprocess.Popen[str]) -> dict[str, str]:
-    """The banner's lines up to "Press Ctrl-C", by what they announce."""
+    """The banner's lines up to "Press Ctrl-C" (or "Stops after" with --duration), by what they announce."""
     assert process.stdout is not None
     banner: dict[str, str] = {}
     while True:
         line = process.stdout.readline()
         assert line, process.stderr.read() if process.stderr else "the demo ended before its banner"
         line = line.strip()
-        if line.startswith("Press Ctrl-C"):
+        if line.startswith(("Press Ctrl-C", "Stops after")):
+            banner["last"] = line
             return banner
         if " listening on " in line:
             banner["url"] = line.split(" listening on ")[1].split(" ")[0]
             banner["data_dir"] = line.split("(data in ")[1].split(",")[0].rstrip(")")
         elif line.startswith("dashboard: "):
             banner["dashboard"] = line.removeprefix("dashboard: ")
-        elif "=" in line:
-            name, _, value = line.partition("=")
+        elif line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
             banner[name] = value
+
+
+def run_cli_with(banner: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """``opswatch *argv`` in a shell that ran the banner's two ``export`` lines, nothing else."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPSWATCH_", "SLACK_", "SENTRY_"))}
+    environ |= {name: banner[name] for name in ("OPSWATCH_URL", "OPSWATCH_ADMIN_TOKEN")}
+    return subprocess.run(
+        [sys.executable, "-m", "opswatch", *argv], capture_output=True, text=True, env=environ, timeout=60
+    )
 
 
 def poll(client: httpx.Client, url: str, ready: Any, timeout: float = 20.0) -> Any:
@@ -75,12 +85,18 @@ def test_it_runs_the_server_and_the_simulated_app_until_the_duration_ends() -> N
         assert banner["url"] == url
         assert banner["dashboard"] == f"{url}/?token={banner['OPSWATCH_ADMIN_TOKEN']}"
         assert banner["OPSWATCH_DSN"].endswith(f"@127.0.0.1:{port}/1")
+        assert banner["OPSWATCH_URL"] == url
+        assert banner["last"] == "Stops after 8 seconds."  # no "Press Ctrl-C" when it stops by itself
         headers = {"Authorization": f"Bearer {banner['OPSWATCH_ADMIN_TOKEN']}"}
         with httpx.Client(headers=headers, timeout=10, trust_env=False) as client:
+            poll(client, f"{url}/api/0/issues", lambda b: b["total"] >= 1)
+            aimed = run_cli_with(banner, "issues", "list")  # the exported lines are all the CLI needs
+            assert aimed.returncode == 0 and "issue(s)" in aimed.stdout, aimed.stderr
             events = poll(client, f"{url}/api/0/events?limit=1000", lambda b: len(b["events"]) >= 20)
             operations = {event.get("operation") for event in events["events"]}
             assert {"metrics.donation.completed", "donations.create.success", "cron.checkin"} <= operations
-            assert {event["service"] for event in events["events"]} == {"church-app"}
+            sent = [event for event in events["events"] if event.get("kind") != "state_change"]  # the server's own
+            assert {event["service"] for event in sent} == {"church-app"}
             issues = poll(client, f"{url}/api/0/issues", lambda b: b["total"] >= 2)
             titles = [issue["title"] for issue in issues["items"]]
             assert any(title.startswith("CardDeclinedError") for title in titles), titles
@@ -96,6 +112,9 @@ def test_it_runs_the_server_and_the_simulated_app_until_the_duration_ends() -> N
         assert process.wait(60) == 0
         out = process.stdout.read() if process.stdout else ""
         assert "donations" in out and "declined" in out  # the app's closing summary
+        closing = out.strip().splitlines()[-1]
+        assert closing.startswith("opswatch demo: stopped after ") and "cron monitors; data removed" in closing
+        assert "Press Ctrl-C" not in out
         assert not Path(banner["data_dir"]).exists()  # the temporary data went with it
     finally:
         if process.poll() is None:

@@ -113,3 +113,40 @@ def test_it_reads_durations_and_draws_sparklines() -> None:
     assert parse_duration("1w") == 604800
     assert sparkline([0, 1, 2, 4]) == "▁▃▅█"
     assert sparkline([0, 0]) == "▁▁"
+
+
+class GatewayTimeout(Exception):
+    pass
+
+
+def call_gateway() -> None:
+    raise GatewayTimeout("the card gateway did not answer in 10 s")
+
+
+def charge_with_cause() -> None:
+    try:
+        call_gateway()
+    except GatewayTimeout as err:
+        raise PaymentError("Payment failed for donation 7") from err
+
+
+def test_it_shows_the_cause_chain_as_the_page_does(tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        charge_with_cause()
+    except PaymentError as err:
+        error = serialize_exception(err)
+    record = error_record(7) | {"event_id": f"{70:032x}", "error": error}
+    with running_server(tmp_path_factory.mktemp("chain")) as chained:
+        answer = httpx.post(
+            f"{chained.url}/api/{chained.project_id}/events/", content=orjson.dumps(record) + b"\n",
+            headers={"Authorization": f"Bearer {chained.key}"}, trust_env=False,
+        )  # fmt: skip
+        assert answer.status_code == 200
+        code, out, _ = run(chained, capsys, "show", "1")
+    assert code == 0
+    lines = out.splitlines()
+    raised = next(i for i, line in enumerate(lines) if "PaymentError: Payment failed for donation 7" in line)
+    caused = lines.index("   caused by")
+    cause = next(i for i, line in enumerate(lines) if "GatewayTimeout: the card gateway did not answer" in line)
+    assert raised < caused < cause  # the raised one first, then its cause, as on the issue page
+    assert any("in call_gateway" in line for line in lines[caused:cause])  # with the cause's own frames

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._runtime import STATE, Runtime, build_sinks
-from .config import Settings
+from .config import ConfigError, Settings
 from .log import stdlib
 
 
@@ -17,7 +17,12 @@ def init(**settings: Any) -> Settings:
     force. Raises ``opswatch.ConfigError`` naming the bad setting; calling ``init`` again replaces the
     previous configuration (its sinks are flushed and closed).
     """
-    resolved = Settings.load(**settings)
+    try:
+        resolved = Settings.load(**settings)
+    except ConfigError as err:
+        # One exception, raised from here: the message names the setting, and the traceback does not
+        # walk the caller through opswatch's own parsing frames.
+        raise err.with_traceback(None) from None
     runtime = Runtime(resolved, build_sinks(resolved))
     old = STATE.install(runtime)
     if old is not None:

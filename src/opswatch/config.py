@@ -8,6 +8,7 @@ the setting and the environment variable it came from, so ``opswatch.init()`` fa
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import socket
 import sys
@@ -161,7 +162,7 @@ class Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         for name in overrides:
             if name not in known:
-                raise ConfigError(name, f"unknown setting (known: {', '.join(sorted(known))})")
+                raise ConfigError(name, _unknown(name, known))
         values: dict[str, Any] = {}
         for name, (variables, kind) in _FROM_ENV.items():
             for variable in variables:
@@ -212,6 +213,14 @@ _KINDS: dict[str, str] = {name: kind for name, (_, kind) in _FROM_ENV.items()} |
     "alert_routes": "routes",
     "host": "str",
 }
+
+
+def _unknown(name: str, known: set[str]) -> str:
+    """"unknown setting; did you mean service?" (difflib's closest names), else the known ones."""
+    close = difflib.get_close_matches(name, sorted(known), n=2, cutoff=0.6)
+    if close:
+        return f"unknown setting; did you mean {' or '.join(close)}?"
+    return f"unknown setting (known: {', '.join(sorted(known))})"
 
 
 def _default_service() -> str:

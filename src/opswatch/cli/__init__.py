@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from .._version import __version__
 
 #: Command modules, in the order ``--help`` lists them. Missing ones (an extra not installed) are skipped.
-COMMANDS: list[str] = ["serve", "demo", "projects", "tail", "query", "notify", "issues", "crons"]
+COMMANDS: list[str] = ["serve", "demo", "projects", "tail", "query", "notify", "issues", "crons", "ship"]
 COMMANDS += ["rules", "alerts"]  # alert rules: `rules`, `alerts` and `silence` (server/rules)
 
 
@@ -55,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except CommandError as err:
-        print(f"opswatch: {err}", file=sys.stderr)
+        from ._output import one_line  # the reason may quote what a server or a client sent
+
+        print(f"opswatch: {one_line(str(err))}", file=sys.stderr)
         return err.code
     except KeyboardInterrupt:
         return 130

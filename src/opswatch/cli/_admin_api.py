@@ -54,6 +54,11 @@ def call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     the server's reason."""
     try:
         response = http.request(method, path, **kwargs)
+    except httpx.ConnectError as err:
+        raise CommandError(
+            f"cannot reach the server at {http.base_url} ({err}): start one with `opswatch serve` "
+            "(or `opswatch demo`), or aim at yours with --url or OPSWATCH_URL"
+        ) from None
     except httpx.HTTPError as err:
         raise CommandError(f"cannot reach the server at {http.base_url}: {err}") from None
     if response.status_code >= 400:

@@ -7,10 +7,10 @@ A matcher is ``name=value`` or ``name=~regex`` (the whole value must match); ``r
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from . import CommandError, _admin_api
+from ._output import print_json
 from .rules import _request, _table
 
 
@@ -59,7 +59,7 @@ def _alerts(args: argparse.Namespace) -> int:
         params["rule"] = args.rule
     answer = _request(args, "GET", "/api/0/alerts", params=params)
     if args.format == "json":
-        print(json.dumps(answer, indent=2))
+        print_json(answer)
         return 0
     rows = [
         [
@@ -100,7 +100,7 @@ def _add(args: argparse.Namespace) -> int:
     }
     silence = _request(args, "POST", "/api/0/silences", json=body)
     if args.format == "json":
-        print(json.dumps(silence, indent=2))
+        print_json(silence)
     else:
         print(f"silence {silence['id']} added, active until {_stamp(silence['ends_at'])}")
     return 0
@@ -109,7 +109,7 @@ def _add(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     answer = _request(args, "GET", "/api/0/silences")
     if args.format == "json":
-        print(json.dumps(answer, indent=2))
+        print_json(answer)
         return 0
     rows = [
         [
@@ -129,7 +129,7 @@ def _list(args: argparse.Namespace) -> int:
 def _expire(args: argparse.Namespace) -> int:
     silence = _request(args, "POST", f"/api/0/silences/{args.id}/expire")
     if args.format == "json":
-        print(json.dumps(silence, indent=2))
+        print_json(silence)
     else:
         print(f"silence {silence['id']} expired")
     return 0

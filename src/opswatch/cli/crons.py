@@ -8,14 +8,15 @@ programs. Durations take a unit (``90s``, ``5m``, ``2h``); a bare number is minu
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import sys
 from typing import Any
 
 from . import CommandError, _admin_api
+from ._output import colors_enabled, one_line, paint, print_json
+from ._table import Column, output_width, pairs, print_table
+from ._times import ago, until
 
-_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SETTINGS = (
     ("schedule", "schedule", str),
     ("timezone", "timezone", str),
@@ -109,7 +110,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, attribute)
         if value is None:
             continue
-        if key in ("checkin_margin", "early_margin", "max_runtime") and _NUMBER.match(str(value)):
+        if key in ("checkin_margin", "early_margin", "max_runtime") and _NUMBER.fullmatch(str(value)):
             value = float(value)  # a bare number is minutes
         settings[key] = value
     return settings
@@ -124,34 +125,39 @@ def _list(args: argparse.Namespace) -> int:
         params["status"] = args.status
     page = _request(args, "GET", "/api/0/monitors", params=params)
     if args.format == "json":
-        _print_json(page)
+        print_json(page)
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    table = Table(title=f"{page['total']} monitor(s)", title_justify="left")
-    widest = max((len(item["slug"]) for item in page["items"]), default=4)
-    table.add_column("Slug", overflow="fold", min_width=min(widest, 40))
-    for column in ("Project", "Status", "Schedule", "Last check-in", "Next expected", "OK", "Avg"):
-        table.add_column(column, overflow="fold")
-    for item in page["items"]:
-        table.add_row(
-            item["slug"],
-            str(item["project_id"]),
-            _status(item["status"]),
-            _schedule(item),
-            _time(item["last_checkin_at"]),
-            _time(item["next_expected_at"]),
+    items = page["items"]
+    projects = {item["project_id"] for item in items}
+    columns = [
+        Column("Monitor", free=True),
+        *([Column("Project", right=True)] if len(projects) > 1 else []),
+        Column("Status", style=_STATUS_STYLE.get),
+        Column("Last run"),
+        Column("Next due"),
+        Column("OK", right=True),
+        Column("Avg", right=True),
+    ]
+    rows = [
+        [
+            (item["slug"], _schedule(item)),
+            *([str(item["project_id"])] if len(projects) > 1 else []),
+            item["status"],
+            ago(item["last_checkin_at"]),
+            until(item["next_expected_at"]),
             _rate(item["success_rate"]),
             _ms(item["avg_duration_ms"]),
-        )
-    console.print(table)
+        ]
+        for item in items
+    ]
+    where = f" in project {projects.pop()}" if len(projects) == 1 else ""
+    print_table(columns, rows, title=f"{page['total']} monitor(s){where}")
     for rejected in page.get("rejected") or []:
-        console.print(
-            f"[yellow]refused[/] {rejected['count']} check-in(s) for {rejected['slug']!r} "
-            f"(project {rejected['project_id']}): {rejected['reason']}",
-            highlight=False,
+        print(
+            one_line(
+                f"refused {rejected['count']} check-in(s) for {rejected['slug']!r} "
+                f"(project {rejected['project_id']}): {rejected['reason']}"
+            )
         )
     return 0
 
@@ -159,7 +165,7 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     monitor = _request(args, "GET", f"/api/0/monitors/{args.slug}", params=_params(args))
     if args.format == "json":
-        _print_json(monitor)
+        print_json(monitor)
         return 0
     _print_monitor(monitor)
     return 0
@@ -186,7 +192,7 @@ def _action(args: argparse.Namespace) -> int:
     if args.action == "delete":
         _request(args, "DELETE", path, params=_params(args))
         if args.format == "json":
-            _print_json({"deleted": args.slug})
+            print_json({"deleted": args.slug})
         else:
             print(f"deleted monitor {args.slug}")
         return 0
@@ -196,10 +202,10 @@ def _action(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, monitor: dict[str, Any], verb: str) -> int:
     if args.format == "json":
-        _print_json(monitor)
+        print_json(monitor)
     else:
         expected = _time(monitor["next_expected_at"])
-        print(f"{verb} monitor {monitor['slug']}: {monitor['status']}, next expected {expected}")
+        print(one_line(f"{verb} monitor {monitor['slug']}: {monitor['status']}, next expected {expected}"))
     return 0
 
 
@@ -207,49 +213,58 @@ def _report(args: argparse.Namespace, monitor: dict[str, Any], verb: str) -> int
 
 
 def _print_monitor(monitor: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    console.print(
-        f"[bold]{monitor['slug']}[/] (project {monitor['project_id']}): {_status(monitor['status'])}"
-    )
+    color = colors_enabled()
+    status = paint(monitor["status"], _STATUS_STYLE.get(monitor["status"]), color)
+    print(f"{paint(one_line(monitor['slug']), 'bold', color)} (project {monitor['project_id']}): {status}")
     settings = monitor["settings"]
-    console.print(
-        f"schedule {_schedule(monitor)}; margin {_seconds(settings['checkin_margin_seconds'])}, "
-        f"early {_seconds(settings['early_margin_seconds'])}, max runtime "
-        f"{_seconds(settings['max_runtime_seconds'])}; thresholds {settings['failure_threshold']} bad / "
-        f"{settings['recovery_threshold']} ok",
-        highlight=False,
-    )
-    console.print(
-        f"last check-in {_time(monitor['last_checkin_at'])}, last ok {_time(monitor['last_ok_at'])}, "
-        f"next expected {_time(monitor['next_expected_at'])}; success {_rate(monitor['success_rate'])}, "
-        f"avg duration {_ms(monitor['avg_duration_ms'])} over {monitor['recent_runs']} run(s)",
-        highlight=False,
-    )
+    facts = [
+        ("schedule", _schedule(monitor)),
+        (
+            "margins",
+            f"{_seconds(settings['checkin_margin_seconds'])} late, "
+            f"{_seconds(settings['early_margin_seconds'])} early; "
+            f"max runtime {_seconds(settings['max_runtime_seconds'])}",
+        ),
+        ("thresholds", f"{settings['failure_threshold']} bad / {settings['recovery_threshold']} ok"),
+        ("last check-in", _time(monitor["last_checkin_at"])),
+        ("last ok", _time(monitor["last_ok_at"])),
+        ("next expected", _time(monitor["next_expected_at"])),
+        ("success", f"{_rate(monitor['success_rate'])} of {monitor['recent_runs']} recent run(s)"),
+        ("avg duration", _ms(monitor["avg_duration_ms"])),
+    ]
+    for line in pairs(facts, width=output_width()):
+        print(line)
     if monitor.get("failing_since"):
-        console.print(
-            f"[red]failing since {_time(monitor['failing_since'])}[/] ({monitor['failing_reason']})"
-        )
-    runs = Table(title="recent runs", title_justify="left")
-    for column in ("Started", "Status", "Duration", "Run id"):
-        runs.add_column(column)
-    for run in monitor["runs"]:
-        status = run["status"] + (f" ×{run['missed_slots']}" if run.get("missed_slots", 1) > 1 else "")
-        runs.add_row(_time(run["started_at"]), status, _ms(run["duration_ms"]), run["run_id"] or "")
-    console.print(runs)
-    changes = Table(title="recent changes", title_justify="left")
-    for column in ("At", "Change", "Status"):
-        changes.add_column(column)
-    for change in monitor["changes"]:
-        changes.add_row(_time(change["at"]), change["change"], change["status"])
-    console.print(changes)
+        failing = f"failing since {_time(monitor['failing_since'])}"
+        print(f"{paint(failing, 'red', color)} ({one_line(str(monitor['failing_reason']))})")
+    print()
+    runs = [
+        [
+            _time(run["started_at"]),
+            run["status"] + (f" ×{run['missed_slots']}" if run.get("missed_slots", 1) > 1 else ""),
+            _ms(run["duration_ms"]),
+            run["run_id"] or "",
+        ]
+        for run in monitor["runs"]
+    ]
+    print_table(
+        [Column("Started"), Column("Status"), Column("Duration", right=True), Column("Run id", free=True)],
+        runs,
+        title="recent runs",
+    )
+    print()
+    changes = [[_time(c["at"]), c["change"], c["status"]] for c in monitor["changes"]]
+    columns = [Column("At"), Column("Change", free=True), Column("Status")]
+    print_table(columns, changes, title="recent changes")
 
 
-def _status(status: str) -> str:
-    color = {"ok": "green", "failing": "red", "missed": "yellow", "timeout": "yellow", "error": "yellow"}
-    return f"[{color[status]}]{status}[/]" if status in color else status
+_STATUS_STYLE: dict[str, str] = {
+    "ok": "green",
+    "failing": "red",
+    "missed": "yellow",
+    "timeout": "yellow",
+    "error": "yellow",
+}
 
 
 def _schedule(item: dict[str, Any]) -> str:
@@ -278,8 +293,3 @@ def _seconds(value: float) -> str:
     if value % 60 == 0:
         return f"{value / 60:g}m"
     return f"{value:g}s"
-
-
-def _print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")

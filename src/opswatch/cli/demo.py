@@ -59,6 +59,7 @@ def demo(args: argparse.Namespace) -> int:
         from ..server.app import create_app
         from ..server.config import ServerSettings
         from ..server.context import open_context
+        from ..server.serving import uvicorn_config
     except ModuleNotFoundError as err:
         raise CommandError(
             f"the demo needs the server extra: pip install 'opswatch[server]' ({err.name} missing)"
@@ -66,11 +67,13 @@ def demo(args: argparse.Namespace) -> int:
     import opswatch
 
     from ..config import ConfigError
-    from .serve import _listen
+    from .serve import _listen, check_data_dir
 
     if args.duration is not None and args.duration <= 0:
         raise CommandError("--duration: expected a number of seconds above 0")
     temporary = args.data_dir is None
+    if not temporary:
+        check_data_dir(args.data_dir, None, Path(args.data_dir))
     data_dir = Path(tempfile.mkdtemp(prefix="opswatch-demo-")) if temporary else Path(args.data_dir)
     try:
         environ = {name: os.environ[name] for name in _ENVIRONMENT if os.environ.get(name)}
@@ -97,9 +100,7 @@ def demo(args: argparse.Namespace) -> int:
         if port != settings.port:
             settings = dataclasses.replace(settings, port=port)
             ctx.settings = settings
-        config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10
-        )
+        config = uvicorn_config(app, settings)
         server = uvicorn.Server(config)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="opswatch-demo-server", daemon=True
@@ -108,8 +109,10 @@ def demo(args: argparse.Namespace) -> int:
             thread.start()
             if not _wait_started(server, thread):
                 raise CommandError("the demo server did not start")
-            _banner(settings, ctx.default_dsn, data_dir, temporary, args.no_app)
+            _banner(settings, ctx.default_dsn, data_dir, temporary, args)
+            started = time.monotonic()
             _run(opswatch, ctx.default_dsn, data_dir, args)
+            print(_closing_summary(settings, time.monotonic() - started, data_dir, temporary), flush=True)
         finally:
             server.should_exit = True
             thread.join(30)
@@ -139,19 +142,44 @@ def _wait_started(server: Any, thread: threading.Thread, timeout: float = 30.0) 
     return True
 
 
-def _banner(settings: Any, dsn: str, data_dir: Path, temporary: bool, no_app: bool) -> None:
+def _banner(settings: Any, dsn: str, data_dir: Path, temporary: bool, args: argparse.Namespace) -> None:
     import opswatch
 
     where = f"{data_dir}, removed at exit" if temporary else str(data_dir)
-    what = "the server" if no_app else "the server and a simulated church-management app"
+    what = "the server" if args.no_app else "the server and a simulated church-management app"
+    url, token = settings.base_url, settings.admin_token
     out = sys.stdout
     out.write(f"opswatch demo: {what}\n")
-    out.write(f"opswatch {opswatch.__version__} listening on {settings.base_url} (data in {where})\n")
-    out.write(f"dashboard: {settings.base_url}/?token={settings.admin_token}\n")
-    out.write(f"OPSWATCH_ADMIN_TOKEN={settings.admin_token}\n")
-    out.write(f"OPSWATCH_DSN={dsn}\n")
-    out.write("Press Ctrl-C to stop.\n")
+    out.write(f"opswatch {opswatch.__version__} listening on {url} (data in {where})\n")
+    out.write(f"dashboard: {url}/?token={token}\n")
+    out.write("Aim the CLI at it from another shell (or pass --url and --token):\n")
+    out.write(f"  export OPSWATCH_URL={url}\n")
+    out.write(f"  export OPSWATCH_ADMIN_TOKEN={token}\n")
+    out.write("Apps send to it with:\n")
+    out.write(f"  export OPSWATCH_DSN={dsn}\n")
+    if args.duration is None:
+        out.write("Press Ctrl-C to stop.\n")
+    else:
+        out.write(f"Stops after {args.duration:g} seconds.\n")
     out.flush()
+
+
+def _closing_summary(settings: Any, elapsed: float, data_dir: Path, temporary: bool) -> str:
+    """One line at the end: how long it ran, what the server holds, and where the data went."""
+    import httpx
+
+    kept = "removed" if temporary else f"kept in {data_dir}"
+    line = f"opswatch demo: stopped after {elapsed:.0f} s"
+    headers = {"Authorization": f"Bearer {settings.admin_token}"}
+    try:
+        with httpx.Client(base_url=settings.base_url, headers=headers, timeout=5, trust_env=False) as http:
+            answer = http.post("/api/0/query", json={"sql": "SELECT count(*) FROM events"}).json()
+            issues = http.get("/api/0/issues", params={"status": "all", "limit": 1}).json()["total"]
+            monitors = http.get("/api/0/monitors", params={"limit": 1}).json()["total"]
+        events = answer["rows"][0][0]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+        return f"{line}; data {kept}"
+    return f"{line}; the server holds {events} events, {issues} issues, {monitors} cron monitors; data {kept}"
 
 
 def _run(opswatch: Any, dsn: str, data_dir: Path, args: argparse.Namespace) -> None:

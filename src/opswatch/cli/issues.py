@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import getpass
-import json
 import re
-import sys
 from typing import Any
 
 from . import CommandError, _admin_api
+from ._output import colors_enabled, one_line, paint, print_json
+from ._table import Column, output_width, pairs, print_table
+from ._times import ago
 
 _SPARK = "▁▂▃▄▅▆▇█"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -93,50 +94,53 @@ def _list(args: argparse.Namespace) -> int:
             params[name] = getattr(args, name)
     page = _request(args, "GET", "/api/0/issues", params=params)
     if args.format == "json":
-        _print_json(page)
+        print_json(page)
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{page['total']} issue(s)", title_justify="left")
-    for column in ("ID", "Status", "Level", "Events", "24h", "Last seen", "Title", "Culprit"):
-        table.add_column(column, overflow="fold" if column in ("Title", "Culprit") else "ellipsis")
-    for issue in page["items"]:
-        table.add_row(
+    columns = [
+        Column("ID", right=True),
+        Column("Status", style=_STATUS_STYLE.get),
+        Column("Level", style=_LEVEL_STYLE.get),
+        Column("Events", right=True),
+        Column("24h", optional=True),
+        Column("Last seen"),
+        Column("Issue", free=True),
+    ]
+    rows = [
+        [
             str(issue["id"]),
             issue["status"],
             issue["level"],
             str(issue["count"]),
             sparkline(issue.get("counts_24h") or []),
-            _ago(issue["last_seen"]),
-            issue["title"],
-            issue["culprit"] or "",
-        )
-    console = Console()
-    if not console.is_terminal:  # piped: do not squeeze titles into 80 columns
-        console = Console(width=200)
-    console.print(table)
+            ago(issue["last_seen"]),
+            (issue["title"], issue["culprit"] or ""),
+        ]
+        for issue in page["items"]
+    ]
+    print_table(columns, rows, title=f"{page['total']} issue(s)")
     return 0
+
+
+_STATUS_STYLE = {"unresolved": "yellow", "regressed": "red", "resolved": "green", "ignored": "dim"}
+_LEVEL_STYLE = {"error": "red", "fatal": "red"}
 
 
 def _show(args: argparse.Namespace) -> int:
     issue = _request(args, "GET", f"/api/0/issues/{args.issue_id}")
     if args.format == "json":
-        _print_json(issue)
+        print_json(issue)
         return 0
-    from rich.console import Console
-
-    console = Console(highlight=False)
-    console.print(f"[bold]#{issue['id']} {issue['title']}[/bold]", markup=True)
-    rows = [
-        (
-            "status",
-            issue["status"]
-            + (f" (ignored until {issue['ignore_until']})" if issue.get("ignore_until") else ""),
-        ),
+    color = colors_enabled()
+    width = output_width()
+    print(paint(one_line(f"#{issue['id']} {issue['title']}"), "bold", color))
+    status = issue["status"] + (
+        f" (ignored until {issue['ignore_until']})" if issue.get("ignore_until") else ""
+    )
+    rows: list[tuple[str, str]] = [
+        ("status", status),
         ("level", issue["level"]),
-        ("culprit", issue["culprit"]),
-        ("operation", issue.get("operation")),
+        ("culprit", issue["culprit"] or ""),
+        ("operation", issue.get("operation") or ""),
         ("events", f"{issue['count']}   last 24h {sparkline(issue.get('counts_24h') or [])}"),
         ("first seen", f"{issue['first_seen']} ({issue.get('first_release') or 'no release'})"),
         ("last seen", f"{issue['last_seen']} ({issue.get('last_release') or 'no release'})"),
@@ -144,24 +148,39 @@ def _show(args: argparse.Namespace) -> int:
         ("environments", ", ".join(f"{e['value']} ({e['count']})" for e in issue.get("environments", []))),
         ("grouping", f"v{issue['grouping']['version']} by {issue['grouping'].get('method')}"),
     ]
-    for label, value in rows:
-        if value:
-            console.print(f"{label:>13}  {value}", markup=False)
+    for line in pairs([(label, value) for label, value in rows if value], width=width, right_labels=True):
+        print(line)
     event = issue.get("latest_event") or {}
     error = event.get("error")
     if isinstance(error, dict):
-        console.print("\nlatest event " + str(event.get("event_id", "")), markup=False)
-        for frame in (error.get("stack") or [])[-10:]:
-            marker = " " if frame.get("in_app", True) else "·"
-            console.print(
-                f" {marker} {frame.get('file')}:{frame.get('line')} in {frame.get('function')}", markup=False
-            )
-        console.print(f"   {error.get('type')}: {error.get('message')}", markup=False)
+        print("\nlatest event " + one_line(str(event.get("event_id", ""))))
+        for line in exception_lines(error):
+            print(paint(line, "dim", color) if line.startswith(" · ") else line)
     if issue.get("activity"):
-        console.print("\nactivity", markup=False)
+        print("\nactivity")
         for item in issue["activity"]:
-            console.print(f"   {item['at']}  {item['kind']:<14} {item['actor']}", markup=False)
+            print("   " + one_line(f"{item['at']}  {item['kind']:<14} {item['actor']}"))
     return 0
+
+
+def exception_lines(error: dict[str, Any], *, frames: int = 10, depth: int = 10) -> list[str]:
+    """An event's error and its causes, as the issue page shows them: the raised exception first, then
+    each cause under "caused by", each with its last ``frames`` frames (library frames marked ``·``)."""
+    lines: list[str] = []
+    current: Any = error
+    for level in range(depth):
+        if not isinstance(current, dict):
+            break
+        if level:
+            lines.append("")
+            lines.append("   caused by")
+        for frame in [f for f in current.get("stack") or [] if isinstance(f, dict)][-frames:]:
+            marker = " " if frame.get("in_app", True) else "·"
+            where = f"{frame.get('file')}:{frame.get('line')} in {frame.get('function')}"
+            lines.append(f" {marker} {one_line(where)}")
+        lines.append("   " + one_line(f"{current.get('type') or 'Error'}: {current.get('message') or ''}"))
+        current = current.get("cause")
+    return lines
 
 
 def _move(args: argparse.Namespace) -> int:
@@ -180,10 +199,10 @@ def _move(args: argparse.Namespace) -> int:
         for issue_id in args.issue_ids
     ]
     if args.format == "json":
-        _print_json(results if len(results) > 1 else results[0])
+        print_json(results if len(results) > 1 else results[0])
         return 0
     for issue in results:
-        print(f"#{issue['id']} {issue['status']}: {issue['title']}")
+        print(one_line(f"#{issue['id']} {issue['status']}: {issue['title']}"))
     return 0
 
 
@@ -192,7 +211,7 @@ def _move(args: argparse.Namespace) -> int:
 
 def parse_duration(text: str) -> float:
     """``30m``, ``2h``, ``7d``, ``1w`` or plain seconds as seconds; raises ``CommandError``."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if match is None or float(match.group(1)) <= 0:
         raise CommandError(f"--for: expected a duration such as 30m, 2h, 7d or 1w, got {text!r}")
     return float(match.group(1)) * _UNITS[match.group(2)]
@@ -220,27 +239,8 @@ def sparkline(counts: list[int]) -> str:
     return "".join(_SPARK[min(len(_SPARK) - 1, (c * (len(_SPARK) - 1) + top - 1) // top)] for c in counts)
 
 
-def _ago(stamp: str | None) -> str:
-    if not stamp:
-        return ""
-    try:
-        moment = datetime.datetime.fromisoformat(stamp)
-    except ValueError:
-        return stamp
-    seconds = (datetime.datetime.now(datetime.UTC) - moment).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit} ago"
-    return "just now"
-
-
 def _user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def _print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")

@@ -9,12 +9,14 @@ the endpoint refused or did not answer, 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import CommandError
+from ._output import print_json
+from ._table import output_width, pairs
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +32,8 @@ def register(subparsers: Any) -> None:
     test.add_argument(
         "--channel",
         choices=["slack", "webhook"],
-        help="which channel (default: slack when SLACK_WEBHOOK_URL or --url is set, else webhook)",
+        help="which channel (default: webhook with --secret; slack with --url or SLACK_WEBHOOK_URL; "
+        "else webhook when OPSWATCH_ALERT_WEBHOOK_URL is set)",
     )
     test.add_argument(
         "--url", help="webhook URL (default: SLACK_WEBHOOK_URL, or OPSWATCH_ALERT_WEBHOOK_URL for webhook)"
@@ -68,20 +71,16 @@ def _test(args: argparse.Namespace) -> int:
         settings = Settings.load()
     except ConfigError as err:
         raise CommandError(str(err)) from None
-    kind = args.channel
-    if kind is None:
-        kind = (
-            "slack" if args.url or settings.slack_webhook_url or not settings.alert_webhook_url else "webhook"
-        )
+    kind = args.channel or _pick_channel(args, settings.slack_webhook_url, settings.alert_webhook_url)
     default_url = settings.slack_webhook_url if kind == "slack" else settings.alert_webhook_url
     url = args.url or default_url
     if not url:
         variable = "SLACK_WEBHOOK_URL" if kind == "slack" else "OPSWATCH_ALERT_WEBHOOK_URL"
         raise CommandError(f"no {kind} URL: pass --url or set {variable}")
+    secret = args.secret or settings.alert_webhook_secret
     try:
         channel: Channel
         if kind == "webhook":
-            secret = args.secret or settings.alert_webhook_secret
             channel = WebhookChannel(
                 url, secret=secret, timeout=args.timeout, setting="--url", secret_setting="--secret"
             )
@@ -94,6 +93,8 @@ def _test(args: argparse.Namespace) -> int:
         amount=100, church_name="Test Church", error="Test error - please ignore"
     )
     result: dict[str, Any] = {"channel": kind, "url": _shown(url), "delivered": False}
+    if kind == "webhook":
+        result["signed"] = bool(secret)
     started = time.perf_counter()
     try:
         try:
@@ -115,25 +116,62 @@ def _test(args: argparse.Namespace) -> int:
         channel.close()
     result["seconds"] = round(time.perf_counter() - started, 3)
     _print(result, args.format)
+    if kind == "webhook" and not secret:
+        print(
+            "opswatch: the webhook was sent unsigned (no --secret or OPSWATCH_ALERT_WEBHOOK_SECRET): "
+            "its receiver cannot check that it came from opswatch",
+            file=sys.stderr,
+        )
     return 0 if result["delivered"] else 1
+
+
+def _pick_channel(args: argparse.Namespace, slack_url: str | None, webhook_url: str | None) -> str:
+    """The channel when ``--channel`` is not given: what ``--help`` promises. ``--secret`` means the
+    webhook; ``--url`` alone, or ``SLACK_WEBHOOK_URL``, means Slack; else the webhook when
+    ``OPSWATCH_ALERT_WEBHOOK_URL`` is set."""
+    if args.secret:
+        return "webhook"
+    if args.url or slack_url:
+        return "slack"
+    if webhook_url:
+        return "webhook"
+    raise CommandError(
+        "no channel to test: pass --url, or set SLACK_WEBHOOK_URL or OPSWATCH_ALERT_WEBHOOK_URL"
+    )
+
+
+#: How each result reads for people (``--format json`` keeps the raw values).
+_LABELS: dict[str, str] = {
+    "channel": "channel",
+    "url": "sent to",
+    "delivered": "delivered",
+    "signed": "signed",
+    "text_only_retry": "retried as text",
+    "status": "HTTP status",
+    "answer": "answer",
+    "error": "error",
+    "permanent": "failure",
+    "seconds": "took",
+}
+
+
+def _words(key: str, value: Any) -> str:
+    if key == "permanent":
+        return "permanent (the endpoint refused: fix the URL)" if value else "transient (would be retried)"
+    if key == "signed":
+        return "yes (Standard Webhooks signature)" if value else "no (no signing secret)"
+    if key == "seconds":
+        return f"{value:.3f} s"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "-" if value in (None, "") else str(value)
 
 
 def _print(result: dict[str, Any], form: str) -> None:
     if form == "json":
-        print(json.dumps(result))
+        print_json(result, indent=None)
         return
-    rows = [(key, "" if value is None else str(value)) for key, value in result.items()]
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:  # the SDK without the server extra: plain lines
-        width = max(len(k) for k, _ in rows)
-        for key, value in rows:
-            print(f"{key.ljust(width)}  {value}")
-        return
-    table = Table(title="opswatch notify test", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    for key, value in rows:
-        table.add_row(key, value)
-    Console().print(table)
+    items = [(_LABELS.get(key, key), _words(key, value)) for key, value in result.items()]
+    for line in pairs(items, width=output_width()):
+        print(line)
+    sys.stdout.flush()

@@ -12,12 +12,12 @@ Talks to a running server's ``/api/0/projects`` (``--url``, ``OPSWATCH_ADMIN_TOK
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 from . import CommandError
 from ._admin_api import add_arguments, call, client
+from ._output import one_line, print_json
+from ._table import Column, print_table
 
 
 def register(subparsers: Any) -> None:
@@ -60,14 +60,15 @@ def _list(args: argparse.Namespace) -> int:
     with client(args) as http:
         answer = call(http, "GET", "/api/0/projects")
     if args.format == "json":
-        _json(answer)
+        print_json(answer)
         return 0
     rows = [
         (str(p["id"]), p["name"], key["label"] or "-", "yes" if key["active"] else "revoked", key["dsn"])
         for p in answer["projects"]
         for key in (p["keys"] or [{"label": "", "active": False, "dsn": "(no key)"}])
     ]
-    _table(["id", "project", "key", "active", "dsn"], rows)
+    columns = [Column("id", right=True), Column("project", free=True), Column("key", free=True)]
+    print_table([*columns, Column("active"), Column("dsn")], rows)
     return 0
 
 
@@ -75,9 +76,9 @@ def _create(args: argparse.Namespace) -> int:
     with client(args) as http:
         project = call(http, "POST", "/api/0/projects", json={"name": args.name})
     if args.format == "json":
-        _json(project)
+        print_json(project)
     else:
-        print(f"project {project['id']} ({project['name']}) created")
+        print(one_line(f"project {project['id']} ({project['name']}) created"))
         print(f"OPSWATCH_DSN={project['keys'][0]['dsn']}")
     return 0
 
@@ -86,13 +87,14 @@ def _keys(args: argparse.Namespace) -> int:
     with client(args) as http:
         answer = call(http, "GET", f"/api/0/projects/{args.project_id}/keys")
     if args.format == "json":
-        _json(answer)
+        print_json(answer)
         return 0
     rows = [
         (k["key"], k["label"] or "-", "yes" if k["active"] else "revoked", k["created_at"], k["dsn"])
         for k in answer["keys"]
     ]
-    _table(["key", "label", "active", "created", "dsn"], rows)
+    columns = [Column("key"), Column("label", free=True), Column("active"), Column("created")]
+    print_table([*columns, Column("dsn")], rows)
     return 0
 
 
@@ -100,7 +102,7 @@ def _add_key(args: argparse.Namespace) -> int:
     with client(args) as http:
         key = call(http, "POST", f"/api/0/projects/{args.project_id}/keys", json={"label": args.label})
     if args.format == "json":
-        _json(key)
+        print_json(key)
     else:
         print(f"OPSWATCH_DSN={key['dsn']}")
     return 0
@@ -113,26 +115,7 @@ def _set_active(args: argparse.Namespace) -> int:
     with client(args) as http:
         answer = call(http, "POST", f"/api/0/keys/{args.key}/{action}")
     if args.format == "json":
-        _json(answer)
+        print_json(answer)
     else:
         print(f"key {args.key} {'enabled' if args.active else 'revoked'}")
     return 0
-
-
-def _json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-
-
-def _table(headers: list[str], rows: list[tuple[Any, ...]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    # Keys and DSNs are copied from here: never cut them. Fold on a narrow terminal; piped, keep lines.
-    table = Table(box=None, pad_edge=False)
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*(str(cell) for cell in row))
-    console = Console() if sys.stdout.isatty() else Console(width=1000, no_color=True)
-    console.print(table)

@@ -24,6 +24,9 @@ import orjson
 
 from . import CommandError
 from ._admin_api import call, client
+from ._headers import expression_headers
+from ._output import csv_cell, json_text, one_line
+from ._table import Column, fits, output_width, print_table, records
 
 
 def register(subparsers: Any) -> None:
@@ -48,7 +51,7 @@ def query(args: argparse.Namespace) -> int:
     if not sql.strip():
         raise CommandError("no SQL given")
     answer = _local(args, sql) if args.data_dir else _remote(args, sql)
-    _print(answer, args.format)
+    _print(answer, args.format, sql)
     notice = answer.get("notice")
     if notice:
         print(f"opswatch: {notice}", file=sys.stderr)
@@ -119,24 +122,52 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _print(answer: dict[str, Any], fmt: str) -> None:
+def _print(answer: dict[str, Any], fmt: str, sql: str) -> None:
     columns: list[str] = answer["columns"]
     rows: list[list[Any]] = answer["rows"]
     if fmt == "json":
-        sys.stdout.write(orjson.dumps(answer).decode() + "\n")
+        sys.stdout.write(json_text(orjson.dumps(answer).decode()) + "\n")
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([_cell(value) for value in row] for row in rows)
+        writer.writerow([csv_cell(header) for header in expression_headers(sql, columns)])
+        writer.writerows([_csv(value) for value in row] for row in rows)
     else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(*columns, box=None, pad_edge=False)
-        for row in rows:
-            table.add_row(*(_cell(value) for value in row))
-        Console(soft_wrap=True).print(table)
+        _print_table(expression_headers(sql, columns), rows)
         count = len(rows)
         plural = "s" if count != 1 else ""
         print(f"{count} row{plural} in {answer.get('elapsed_ms', 0):.1f} ms", file=sys.stderr)
     sys.stdout.flush()
+
+
+def _csv(value: Any) -> str:
+    """A CSV cell: text is guarded against formula injection; numbers are written as they are."""
+    text = _cell(value)
+    return csv_cell(text) if isinstance(value, str) else text
+
+
+def _print_table(headers: list[str], rows: list[list[Any]]) -> None:
+    """Rows as a table when they fit the width; otherwise one block per row (as psql's ``\\x auto``),
+    leaving out the columns that are NULL in every row shown (and saying which on stderr)."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    columns = [_column(header, [row[i] for row in rows]) for i, header in enumerate(headers)]
+    width = output_width()
+    if fits(columns, cells, width):
+        print_table(columns, cells)
+        return
+    shown = [i for i in range(len(headers)) if any(row[i] is not None for row in rows)]
+    lines = records([headers[i] for i in shown], [[row[i] for i in shown] for row in cells], width=width)
+    sys.stdout.write("\n".join(lines) + "\n")
+    empty = [headers[i] for i in range(len(headers)) if i not in shown]
+    if empty:
+        names = ", ".join(one_line(name) for name in empty)
+        print(f"left out {len(empty)} column(s) NULL in every row shown: {names}", file=sys.stderr)
+
+
+def _column(header: str, values: list[Any]) -> Column:
+    """Numbers align right; a column is free text (may wrap) when a value holds spaces or is JSON."""
+    present = [value for value in values if value is not None]
+    numeric = bool(present) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in present
+    )
+    free = any(isinstance(v, dict | list) or (isinstance(v, str) and " " in v.strip()) for v in present)
+    return Column(header, free=free, right=numeric)

@@ -8,10 +8,11 @@ the rule and key at fault.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from . import CommandError, _admin_api
+from ._output import print_json
+from ._table import Column, print_table
 
 
 def register(subparsers: Any) -> None:
@@ -45,16 +46,15 @@ def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) ->
         return _admin_api.call(http, method, path, **kwargs)
 
 
-def _table(title: str, headers: list[str], rows: list[list[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+#: Columns whose text may wrap (the rest keep their whole text), by header.
+FREE_TEXT = frozenset(
+    {"Rule", "Thresholds", "State", "Instance", "Labels", "Matchers", "Comment", "Group by"}
+)
 
-    table = Table(title=title, title_justify="left")
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+
+def _table(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    """Print a table with the CLI's one table layout (``_table``: width rules, no control characters)."""
+    print_table([Column(header, free=header in FREE_TEXT) for header in headers], rows, title=title)
 
 
 def _threshold(rule: dict[str, Any]) -> str:
@@ -65,7 +65,7 @@ def _threshold(rule: dict[str, Any]) -> str:
 def _list(args: argparse.Namespace) -> int:
     answer = _request(args, "GET", "/api/0/rules")
     if args.format == "json":
-        print(json.dumps(answer, indent=2))
+        print_json(answer)
         return 0
     rows = []
     for rule in answer["items"]:
@@ -101,7 +101,7 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as err:
         raise CommandError(str(err).removeprefix("opswatch setting ")) from None
     if args.format == "json":
-        print(json.dumps([rule_view(rule) for rule in rules], indent=2))
+        print_json([rule_view(rule) for rule in rules])
         return 0
     views = [rule_view(rule) for rule in rules]
     rows = [[v["name"], v["signal"], v["window"], _threshold(v), ", ".join(v["group_by"])] for v in views]
@@ -116,7 +116,7 @@ def _check(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     answer = _request(args, "POST", f"/api/0/rules/{args.name}/eval")
     if args.format == "json":
-        print(json.dumps(answer, indent=2))
+        print_json(answer)
         return 0
     if answer["error"]:
         raise CommandError(f"rule {args.name!r} could not be evaluated: {answer['error']}", code=1)

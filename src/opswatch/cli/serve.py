@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import socket
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from . import CommandError
@@ -37,6 +40,7 @@ def serve(args: argparse.Namespace) -> int:
         from ..server.app import create_app
         from ..server.config import ServerSettings
         from ..server.context import open_context
+        from ..server.serving import uvicorn_config
     except ModuleNotFoundError as err:
         raise CommandError(
             f"the server needs its extra: pip install 'opswatch[server]' ({err.name} missing)"
@@ -45,6 +49,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from ..config import ConfigError
 
+    check_data_dir(args.data_dir, os.environ.get("OPSWATCH_DATA_DIR"), ServerSettings.data_dir)
     try:
         settings = ServerSettings.load(host=args.host, port=args.port, data_dir=args.data_dir)
     except ConfigError as err:
@@ -71,9 +76,7 @@ def serve(args: argparse.Namespace) -> int:
     out.write(f"OPSWATCH_ADMIN_TOKEN={settings.admin_token}\n")
     out.write(f"OPSWATCH_DSN={settings.dsn(key, ctx.default_project.id)}\n")
     out.flush()
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10
-    )
+    config = uvicorn_config(app, settings)
     server = uvicorn.Server(config)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to the handlers that were
     # there before it ran. Ours only note it, so a graceful stop ends with exit code 0.
@@ -86,6 +89,28 @@ def serve(args: argparse.Namespace) -> int:
         sock.close()
         ctx.close()
     return 0 if server.started else 1
+
+
+def check_data_dir(given: str | os.PathLike[str] | None, environ: str | None, default: Path) -> None:
+    """Make sure the data directory (``--data-dir`` > ``OPSWATCH_DATA_DIR`` > the default) is a directory
+    this process can write, creating it if missing; else ``CommandError`` naming it and the fix."""
+    if given:
+        path, source = Path(given), "--data-dir"
+    elif environ:
+        path, source = Path(environ), "OPSWATCH_DATA_DIR"
+    else:
+        path, source = default, "the default data dir"
+    path = path.expanduser()
+    fix = "pass --data-dir (or set OPSWATCH_DATA_DIR to) a directory you can write"
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"data dir {path} ({source}) is a file, not a directory: {fix}")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)  # private: it holds the ingest keys
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        problem = err.strerror or str(err)
+        raise CommandError(f"data dir {path} ({source}) cannot be written ({problem}): {fix}") from None
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -21,6 +21,7 @@ import orjson
 from ..record import LEVEL_NUMBERS
 from . import CommandError
 from ._admin_api import add_arguments, call, client
+from ._output import clean_tree, json_text
 
 #: Fields the store adds that a person reading the tail does not need on every line.
 _SERVER_FIELDS = ("project_id", "received_at", "event_id", "host", "pid", "service", "environment", "release")
@@ -81,9 +82,9 @@ def _print(events: list[dict[str, Any]], fmt: str, color: bool) -> None:
     out = sys.stdout
     for event in events:
         if fmt == "json":
-            out.write(orjson.dumps(event).decode() + "\n")
+            out.write(json_text(orjson.dumps(event).decode()) + "\n")
         else:
-            shown = {k: v for k, v in event.items() if k not in _SERVER_FIELDS}
+            shown = clean_tree({k: v for k, v in event.items() if k not in _SERVER_FIELDS})
             if shown.get("kind") == "log":
                 shown.pop("kind")
             out.write(render_pretty(shown, color))

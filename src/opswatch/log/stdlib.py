@@ -15,9 +15,11 @@ from typing import Any
 from .._runtime import STATE
 from ..record import DEBUG, ERROR, FATAL, INFO, TRACE, WARN
 
-#: Attributes every ``logging.LogRecord`` has; anything else on a record came from ``extra=``.
+#: Attributes every ``logging.LogRecord`` has; anything else on a record came from ``extra=``. Also
+#: uvicorn's ``color_message``: the same message again with ANSI colour codes, for its own formatter.
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}
 )
 
 #: Loggers that configure their own handlers and do not propagate; the bridge takes them over too.

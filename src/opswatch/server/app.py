@@ -57,6 +57,7 @@ SUBSYSTEMS: list[str] = [
     "opswatch.server.issues:install",
     "opswatch.server.monitors:install",
     "opswatch.server.store.retention:install",
+    "opswatch.server.state.sessions:install",
     "opswatch.server.rules:install",
 ]
 
