@@ -57,9 +57,9 @@ class RuleService:
         self.now = now or _wall_clock
         self.rounds = 0
         self.last_round: RoundReport | None = None
-        #: The latest reading of each instance, ``(rule, key) -> instance``, for the API: readings are
+        #: The latest reading of each instance, ``rule -> key -> instance``, for the API: readings are
         #: not written to the state store unless the state changes (``store.RuleStore.save``).
-        self.readings: dict[tuple[str, str], Instance] = {}
+        self.readings: dict[str, dict[str, Instance]] = {}
 
     def rule(self, name: str) -> Rule:
         """The rule called ``name``; ``UnknownRule`` otherwise."""
@@ -82,13 +82,12 @@ class RuleService:
             self.state.save(rule, outcome, instances, now)
         except Conflict:
             return None
-        for instance in outcome.instances:
-            self.readings[(rule.name, instance.key)] = instance
+        self.readings[rule.name] = {instance.key: instance for instance in outcome.instances}
         return outcome
 
     def latest(self, rule: str, stored: Instance) -> Instance:
         """``stored`` with this server's latest reading of it, when it has one of the same state."""
-        seen = self.readings.get((rule, stored.key))
+        seen = self.readings.get(rule, {}).get(stored.key)
         return seen if seen is not None and seen.status == stored.status else stored
 
     def run_once(self, now: float | None = None) -> RoundReport:
