@@ -170,3 +170,21 @@ def test_it_writes_an_instance_only_when_its_state_changes(database_url: str, st
     assert stored.version == fired.version and stored.last_eval_at == T0 + 180  # the same row
     assert server.service.latest(RULE.name, stored).last_eval_at == T0 + 300  # the reading, in memory
     server.close()
+
+
+def test_it_resolves_the_alerts_of_a_rule_taken_out_of_the_file(
+    database_url: str, store: DuckDBStore
+) -> None:
+    first = Server(database_url, store)
+    first.at(1)
+    assert first.at(3) == ["firing"]
+    first.close()
+    later = Server(database_url, store)
+    later.service.rules.clear()  # restarted with a rules file that no longer has the rule
+    assert later.at(4) == ["resolved"]
+    table = rule_tables.NOTIFICATIONS
+    with later.engine.connect() as conn:
+        row = conn.execute(select(table).order_by(table.c.id.desc()).limit(1)).one()
+    assert row.reason == "the rule was removed" and row.started_at == T0 + 180
+    assert later.service.state.all_instances() == [] and later.at(5) == []
+    later.close()

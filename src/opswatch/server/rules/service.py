@@ -19,7 +19,7 @@ from .evaluate import Outcome, advance, evaluate
 from .machine import Instance
 from .model import Evaluation, Rule
 from .signals import SignalSource
-from .store import Conflict, RuleStore
+from .store import Conflict, RuleStore, retire
 
 _log = get_logger("opswatch.server.rules")
 
@@ -94,6 +94,11 @@ class RuleService:
         """Evaluate every rule once at ``now``; never raises."""
         when = self.now() if now is None else now
         evaluated = errors = messages = conflicts = 0
+        if self.rounds == 0:
+            try:  # the first round after a start: alerts of rules taken out of the file resolve
+                messages += retire(self.state.engine, self.rules, when)
+            except Exception as err:
+                _log.error("alerts of removed rules could not be resolved", None, err)
         for rule in list(self.rules.values()):
             try:
                 outcome = self.evaluate_rule(rule, when)

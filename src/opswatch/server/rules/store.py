@@ -35,9 +35,13 @@ def key_hash(key: str) -> str:
 
 def group_key(rule: Rule, labels: Mapping[str, str]) -> str:
     """The notification group of an instance: the rule plus its ``group_notifications_by`` labels."""
-    names = rule.group_notifications_by
+    return labels_group_key(rule.name, labels, rule.group_notifications_by)
+
+
+def labels_group_key(rule: str, labels: Mapping[str, str], names: tuple[str, ...] | None) -> str:
+    """The group of ``rule``'s instance with ``labels``, grouped by ``names`` (None: all labels)."""
     chosen = dict(labels) if names is None else {name: labels.get(name, "") for name in names}
-    chosen["rule"] = rule.name
+    chosen["rule"] = rule
     return key_hash(json.dumps(dict(sorted(chosen.items())), ensure_ascii=False))
 
 
@@ -222,3 +226,35 @@ def prune(engine: Engine, known: Iterable[str], cutoff: float) -> int:
         old = and_(NOTIFICATIONS.c.status != "pending", NOTIFICATIONS.c.created_at < cutoff)
         deleted += conn.execute(delete(NOTIFICATIONS).where(old)).rowcount
     return deleted
+
+
+def retire(engine: Engine, known: Iterable[str], now: float) -> int:
+    """Resolve the firing alerts of rules that are no longer configured (a resolved message saying
+    so, like any resolve only sent if the firing was), then forget those rules' state. Returns how
+    many alerts were resolved."""
+    names = list(known)
+    with engine.begin() as conn:
+        gone = list(conn.execute(select(INSTANCES).where(INSTANCES.c.rule.not_in(names))))
+        rows = [
+            {
+                "rule": row.rule,
+                "key_hash": row.key_hash,
+                "labels": dict(row.labels or {}),
+                "kind": "resolved",
+                "severity": row.severity,
+                "value": row.value,
+                "started_at": row.firing_since,
+                "at": now,
+                "reason": "the rule was removed",
+                "group_key": labels_group_key(row.rule, row.labels or {}, None),
+                "created_at": now,
+                "status": "pending",
+            }
+            for row in gone
+            if row.status == "firing"
+        ]
+        if rows:
+            conn.execute(insert(NOTIFICATIONS), rows)
+        for table in (INSTANCES, STATUS):
+            conn.execute(delete(table).where(table.c.rule.not_in(names)))
+    return len(rows)
