@@ -15,6 +15,7 @@ from .._version import __version__
 
 #: Command modules, in the order ``--help`` lists them. Missing ones (an extra not installed) are skipped.
 COMMANDS: list[str] = ["serve", "demo", "projects", "tail", "query", "notify", "issues", "crons", "ship"]
+COMMANDS += ["rules", "alerts"]  # alert rules: `rules`, `alerts` and `silence` (server/rules)
 
 
 class CommandError(Exception):

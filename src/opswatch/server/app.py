@@ -46,6 +46,9 @@ ROUTERS: list[str] = [
     "query",
     "issues",
     "monitors",
+    "rules",
+    "alerts",
+    "silences",
     "ui",
 ]
 
@@ -55,6 +58,7 @@ SUBSYSTEMS: list[str] = [
     "opswatch.server.monitors:install",
     "opswatch.server.store.retention:install",
     "opswatch.server.state.sessions:install",
+    "opswatch.server.rules:install",
 ]
 
 _INSTALLED = "_opswatch_subsystems_installed"

@@ -77,6 +77,22 @@ class ServerSettings:
     keepalive_timeout: float = limits.KEEPALIVE_TIMEOUT_SECONDS
     #: Connections and requests served at once; more are answered 503 (``OPSWATCH_MAX_CONNECTIONS``).
     max_connections: int = limits.MAX_CONNECTIONS
+    #: TOML file of alert rules (``OPSWATCH_RULES_FILE``); read at start, see "Server alert rules".
+    rules_file: Path | None = None
+    #: Ship the default rules (high error rate per service, API p95) (``OPSWATCH_RULES_DEFAULTS``).
+    rules_defaults: bool = True
+    #: Seconds between evaluation rounds of the alert rules (``OPSWATCH_RULES_INTERVAL``).
+    rules_interval: int = 60
+    #: Seconds a rule's window ends before now, so events still in flight count
+    #: (``OPSWATCH_RULES_INGEST_DELAY``).
+    rules_ingest_delay: int = 30
+    #: Seconds a new notification group waits for more alerts before it is sent
+    #: (``OPSWATCH_RULES_GROUP_WAIT``).
+    rules_group_wait: int = 30
+    #: Seconds between two messages of one group when something changed (``OPSWATCH_RULES_GROUP_INTERVAL``).
+    rules_group_interval: int = 300
+    #: Seconds after which a still-firing alert is announced again (``OPSWATCH_RULES_REPEAT_INTERVAL``).
+    rules_repeat_interval: int = 14_400
 
     @property
     def state_url(self) -> str:
@@ -160,15 +176,29 @@ _FROM_ENV: dict[str, str] = {
     "body_timeout": "OPSWATCH_BODY_TIMEOUT",
     "keepalive_timeout": "OPSWATCH_KEEPALIVE_TIMEOUT",
     "max_connections": "OPSWATCH_MAX_CONNECTIONS",
+    "rules_file": "OPSWATCH_RULES_FILE",
+    "rules_defaults": "OPSWATCH_RULES_DEFAULTS",
+    "rules_interval": "OPSWATCH_RULES_INTERVAL",
+    "rules_ingest_delay": "OPSWATCH_RULES_INGEST_DELAY",
+    "rules_group_wait": "OPSWATCH_RULES_GROUP_WAIT",
+    "rules_group_interval": "OPSWATCH_RULES_GROUP_INTERVAL",
+    "rules_repeat_interval": "OPSWATCH_RULES_REPEAT_INTERVAL",
 }
 
-_BOOLEANS = frozenset({"redact", "notify_new_issues", "notify_regressed_issues", "notify_cron_failures"})
+_BOOLEANS = frozenset(
+    {"redact", "notify_new_issues", "notify_regressed_issues", "notify_cron_failures", "rules_defaults"}
+)
 _NUMBERS: dict[str, tuple[int, int]] = {
     "port": (0, 65535),
     "retention_days": (1, 36500),
     "max_pending_events": (1, 10**8),
     "issue_auto_resolve_days": (0, 36500),
     "max_connections": (1, 1_000_000),
+    "rules_interval": (1, 86_400),
+    "rules_ingest_delay": (0, 3_600),
+    "rules_group_wait": (0, 86_400),
+    "rules_group_interval": (0, 86_400),
+    "rules_repeat_interval": (60, 30 * 86_400),
 }
 _SECONDS: dict[str, tuple[float, float]] = {
     "header_timeout": (0.1, 3600.0),
@@ -202,9 +232,10 @@ def _stored_token(data_dir: Path) -> str:
 
 def _convert(name: str, where: str, value: Any) -> Any:
     """Turn a raw value into the setting's type, or raise ``ConfigError`` naming ``where``."""
-    if name == "data_dir":
+    if name in ("data_dir", "rules_file"):
         if not isinstance(value, (str, os.PathLike)) or not str(value):
-            raise ConfigError(where, "expected a directory path")
+            wanted = "a directory path" if name == "data_dir" else "a file path"
+            raise ConfigError(where, f"expected {wanted}")
         return Path(value).expanduser()
     if name in _NUMBERS:
         try:

@@ -234,3 +234,23 @@ QUERY_MAX_TIMEOUT_SECONDS: Final = 300.0
 #: the row cap times a few KiB per row, the size of one JSON answer the API is willing to hold).
 CLICKHOUSE_QUERY_MAX_MEMORY_BYTES: Final = 2 * 1024 * MiB
 CLICKHOUSE_QUERY_MAX_RESULT_BYTES: Final = 256 * MiB
+
+# -- alert rules ----------------------------------------------------------------------------------------
+
+#: Most rules one server evaluates (file, defaults and API together). The evaluator runs them one after
+#: another every interval; issue 12 sizes the benchmark at 1,000 rules.
+RULES_MAX: Final = 1_000
+
+#: Most instances (label sets) one rule may produce per evaluation. A ``group_by`` over an id-like field
+#: would otherwise make a state row per user; the rule's query asks for one row more and the evaluation is
+#: an error naming this limit when it gets it.
+RULES_MAX_INSTANCES: Final = 1_000
+
+#: Seconds one rule's query may run before it is interrupted (an evaluation error for that rule).
+RULES_QUERY_TIMEOUT_SECONDS: Final = 10.0
+
+#: Longest rule window: the store keeps 30 days by default, and a week's comparison needs its own week.
+RULES_MAX_WINDOW_SECONDS: Final = 31 * 86_400
+
+#: Fire/resolve transitions of one instance within an hour above which it is marked flapping.
+RULES_FLAP_TRANSITIONS: Final = 6

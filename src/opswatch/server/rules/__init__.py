@@ -1,0 +1,88 @@
+"""Alert rules on the server: signals over time windows, a state machine, notifications once.
+
+The parts, one job each: ``model`` (what a rule is), ``durations``, ``load`` (TOML and mappings,
+validated), ``signals`` (SQL over the event store; the seam where rollups will plug in), ``evaluate``
+(one rule at one time), ``machine`` (the pure state machine), ``store`` (state in the state store),
+``service`` (the evaluation round), ``silences``, ``messages`` (what notifications say), ``notify``
+(the notification log to the notifier), ``loop`` (the background clock), ``defaults``, ``views``.
+
+``install(ctx)`` is listed in ``opswatch.server.app.SUBSYSTEMS``: it creates the tables, loads the
+default rules and ``OPSWATCH_RULES_FILE`` (a bad file stops the server at start, naming rule and key),
+and adds the ``RuleClock`` to ``ctx.background``. The API and CLI reach it through ``rules_for(ctx)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .defaults import default_rules, merged
+from .load import load_file
+from .loop import RuleClock
+from .model import Rule
+from .notify import Dispatcher, Timing
+from .service import RuleService
+from .signals import EventQuerySource
+
+__all__ = ["RuleClock", "RuleService", "Rules", "configured_rules", "install", "rules_for"]
+
+#: The key of the rules runtime in ``ctx.extras``.
+EXTRA = "rules"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rules:
+    """The rules runtime of one server: the service (state, evaluation), the dispatcher and the clock."""
+
+    service: RuleService
+    dispatcher: Dispatcher
+    clock: RuleClock
+
+
+def configured_rules(settings: Any) -> list[Rule]:
+    """The defaults (unless switched off) and the rules file, the file's rules replacing defaults by name."""
+    defaults = default_rules() if getattr(settings, "rules_defaults", True) else []
+    path = getattr(settings, "rules_file", None)
+    return merged(defaults, load_file(path) if path is not None else [])
+
+
+def install(ctx: Any) -> Rules:
+    """Set up alert rules for a server context (listed in ``SUBSYSTEMS``); ``ConfigError`` on a bad file."""
+    from ..monitors import epoch_clock
+    from ..state import rules as tables
+
+    tables.install(ctx.engine)
+    settings = ctx.settings
+    service = RuleService(
+        ctx.engine,
+        EventQuerySource(ctx.store),
+        configured_rules(settings),
+        ingest_delay=float(settings.rules_ingest_delay),
+        now=epoch_clock(ctx.now),
+    )
+    timing = Timing(
+        float(settings.rules_group_wait),
+        float(settings.rules_group_interval),
+        float(settings.rules_repeat_interval),
+    )
+    dispatcher = Dispatcher(
+        ctx.engine, ctx.notifier, lambda: service.rules, timing=timing, base_url=settings.base_url
+    )
+    clock = RuleClock(
+        service,
+        dispatcher,
+        interval=float(settings.rules_interval),
+        retention_days=int(getattr(settings, "retention_days", 30) or 30),
+    )
+    runtime = Rules(service, dispatcher, clock)
+    ctx.background.append(clock)
+    ctx.extras[EXTRA] = runtime
+    return runtime
+
+
+def rules_for(ctx: Any) -> Rules:
+    """The rules runtime installed on ``ctx``; ``LookupError`` when rules are not installed."""
+    runtime = ctx.extras.get(EXTRA)
+    if not isinstance(runtime, Rules):
+        raise LookupError("alert rules are not installed on this server (SUBSYSTEMS in server/app.py)")
+    return runtime

@@ -1,0 +1,151 @@
+"""What a rule is, once loaded: plain frozen dataclasses, no I/O.
+
+A ``Rule`` is built by ``load`` (from a TOML file, the API or the defaults) and never changes; the
+evaluator turns it into observations and the state machine into transitions. Times are seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import operator
+from collections.abc import Callable, Mapping
+from typing import Final, Literal
+from zoneinfo import ZoneInfo
+
+from ...crons.schedule import Schedule
+from .inhibit import Inhibits
+
+#: Threshold signals and what each needs: ``field`` (a numeric or any column) or nothing.
+SIGNALS: Final = (
+    "count", "rate", "error_ratio", "sum", "avg", "max", "min", "p50", "p95", "p99", "distinct", "sql",
+)  # fmt: skip
+#: Signals computed over a field (``field`` required, except the percentiles, which default to duration).
+FIELD_SIGNALS: Final = frozenset({"sum", "avg", "max", "min", "p50", "p95", "p99", "distinct"})
+#: Levels whose events count as errors for ``error_ratio``.
+ERROR_LEVELS: Final = ("error", "fatal")
+
+Policy = Literal["ok", "alerting", "keep_last"]
+POLICIES: Final = ("ok", "alerting", "keep_last")
+Severity = Literal["warning", "critical"]
+
+_OPS: Final[Mapping[str, Callable[[float, float], bool]]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Threshold:
+    """A comparison such as ``> 0.05``: ``matches(value)`` says whether a value crosses it."""
+
+    op: str
+    value: float
+
+    def matches(self, value: float | None) -> bool:
+        """True when ``value`` is a finite number on the threshold's side; never for None or NaN."""
+        if value is None or not math.isfinite(value):
+            return False
+        return _OPS[self.op](value, self.value)
+
+    @property
+    def upward(self) -> bool:
+        """True for ``>``/``>=`` (fires when the value rises)."""
+        return self.op.startswith(">")
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Active:
+    """When a rule's signal is expected: a crontab in a timezone. Each time the schedule fires, the
+    signal is expected from then to the end of that clock hour, so ``0 8-20 * * 0`` means Sundays
+    08:00-20:59 and ``* 8-20 * * 0`` the same; ``30 8 * * *`` means 08:30-08:59 every day."""
+
+    schedule: Schedule
+    text: str
+    timezone: str
+
+    def covers(self, ts: float) -> bool:
+        """True when the schedule fired at or before ``ts`` within the same clock hour (in its zone)."""
+        last = self.schedule.last_timestamp_at_or_before(ts)
+        if last is None or ts - last >= 3600.0:
+            return False
+        zone = ZoneInfo(self.timezone)
+        fired = datetime.datetime.fromtimestamp(last, zone)
+        now = datetime.datetime.fromtimestamp(ts, zone)
+        return (fired.date(), fired.hour) == (now.date(), now.hour)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One alert rule (see the README's "Server alert rules" for each key)."""
+
+    name: str
+    signal: str
+    window: float
+    field: str | None = None
+    where: str | None = None
+    sql: str | None = None
+    group_by: tuple[str, ...] = ()
+    warning: Threshold | None = None
+    critical: Threshold | None = None
+    resolve: Threshold | None = None
+    min_events: int = 0
+    for_: float = 0.0
+    keep_firing_for: float = 0.0
+    template: str | None = None
+    active: Active | None = None
+    channels: tuple[str, ...] = ()
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    no_data: Policy = "ok"
+    on_error: Policy = "keep_last"
+    #: Instance labels that form one notification group; None: all of them (one group per instance).
+    group_notifications_by: tuple[str, ...] | None = None
+    #: Whom this rule's firing instances mute (``inhibit.Inhibits``), or None.
+    inhibits: Inhibits | None = None
+    #: Where the rule came from: ``file``, ``defaults`` or ``api``.
+    source: str = "file"
+
+    def level(self, value: float | None) -> Severity | None:
+        """The highest level ``value`` crosses, or None."""
+        if self.critical is not None and self.critical.matches(value):
+            return "critical"
+        if self.warning is not None and self.warning.matches(value):
+            return "warning"
+        return None
+
+    def threshold_for(self, severity: Severity | None) -> Threshold | None:
+        """The threshold of ``severity`` (critical when None)."""
+        return self.warning if severity == "warning" else self.critical or self.warning
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """One instance's reading in one evaluation: its group values, the value, and the events behind it.
+
+    ``value`` is None when the window held nothing to compute it from (an average of no events);
+    ``events`` is None when the signal cannot say (a SQL rule without an ``events`` column).
+    """
+
+    group: Mapping[str, str]
+    value: float | None
+    events: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """A rule's result at one time: observations, or an error, or not expected (outside ``active``)."""
+
+    at: float
+    window_start: float
+    window_end: float
+    observations: tuple[Observation, ...] = ()
+    error: str | None = None
+    expected: bool = True
+    #: Fields the rule names that no stored event has had yet (read as no data, not as an error).
+    waiting: tuple[str, ...] = ()

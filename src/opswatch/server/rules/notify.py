@@ -1,0 +1,323 @@
+"""Rule notifications out of the notification log: grouped, silenced, sent once.
+
+The glue between the rules and delivery. It uses the monitors' outbox mechanism as it stands on main
+(``server/monitors/outbox.py``): messages are rows written in the same transaction as the state they
+describe (``store.log_messages``), a row is claimed with a conditional UPDATE before it is sent
+(``WHERE id = :id AND status = 'pending'``), and delivery is the server's ``alerts.delivery.Notifier``
+(Slack, signed webhook) with route ``rules``. When the outbox is generalised for other notifiers, this
+module's ``Dispatcher.drain`` is the part to fold into it.
+
+Grouping, the Alertmanager model: rows share a group (``store.group_key``: the rule and its
+``group_notifications_by`` labels). A group with nothing sent recently waits ``group_wait`` after its first
+row, so alerts that start together go out as one message; after a send, the group's next message waits
+until ``group_interval`` has passed. ``follow_up`` adds a ``repeat`` row for an incident still firing
+``repeat_interval`` after it was last announced, and a ``firing`` row for one whose announcement was
+silenced or inhibited once nothing mutes it any more (``inhibit``: a firing rule with ``inhibits``
+mutes the alerts it names). A resolve is sent only for an incident whose firing was sent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, and_, insert, select, update
+
+from ...log import get_logger
+from ..monitors.outbox import AlertSender
+from ..state.rules import GROUPS, INSTANCES, NOTIFICATIONS
+from . import inhibit
+from .messages import FIRING_KINDS, Note, render
+from .model import Rule
+from .silences import Silence, Silences, muting
+from .store import group_key
+
+_log = get_logger("opswatch.server.rules")
+
+#: The notifier route of rule messages.
+ROUTE: Final = "rules"
+#: Pending rows read per round.
+BATCH: Final = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """The grouping timers, in seconds."""
+
+    group_wait: float = 30.0
+    group_interval: float = 300.0
+    repeat_interval: float = 14_400.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutes:
+    """What mutes notifications this round: active silences and inhibiting firing instances."""
+
+    silences: list[Silence]
+    sources: list[inhibit.Source]
+
+
+@dataclasses.dataclass(frozen=True)
+class DrainReport:
+    """One round: messages sent, rows they carried, rows silenced, rows not sent (unannounced, no channel)."""
+
+    messages: int = 0
+    sent: int = 0
+    silenced: int = 0
+    skipped: int = 0
+
+
+def _note(row: Any) -> Note:
+    return Note(
+        row.id, row.rule, row.kind, dict(row.labels or {}), row.at, row.severity, row.value,
+        row.started_at, row.reason,
+    )  # fmt: skip
+
+
+def _match_labels(rule: str, labels: Mapping[str, Any]) -> dict[str, str]:
+    return {"rule": rule, **{str(k): str(v) for k, v in labels.items()}}
+
+
+class Dispatcher:
+    """Sends what the notification log holds; ``drain`` and ``follow_up`` are called by the rule clock."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        notifier: AlertSender | None,
+        rules: Callable[[], Mapping[str, Rule]],
+        *,
+        timing: Timing | None = None,
+        base_url: str = "",
+    ) -> None:
+        self.engine = engine
+        self.notifier = notifier
+        self.rules = rules
+        self.timing = timing or Timing()
+        self.base_url = base_url.rstrip("/")
+        self.silences = Silences(engine)
+        self._failing = 0
+
+    def link(self, rule: str) -> str | None:
+        """The rule's page (its API document until the dashboard has an Alerts page)."""
+        return f"{self.base_url}/api/0/rules/{rule}" if self.base_url else None
+
+    # -- sending ---------------------------------------------------------------------------------------
+
+    def drain(self, now: float) -> DrainReport:
+        """Send every group whose timers allow it; never raises (a failure waits for the next round)."""
+        try:
+            report = self._drain(now)
+        except Exception as err:
+            self._report("rule notifications could not be sent; will retry", err)
+            return DrainReport()
+        self._failing = 0
+        return report
+
+    def _report(self, message: str, err: Exception) -> None:
+        """Log the first failure of a streak, then one per minute of rounds (the clock retries every
+        second; the log should not)."""
+        if self._failing % 60 == 0:
+            _log.error(message, {"failed_rounds": self._failing + 1}, err)
+        self._failing += 1
+
+    def _drain(self, now: float) -> DrainReport:
+        with self.engine.connect() as conn:
+            rows = list(
+                conn.execute(
+                    select(NOTIFICATIONS)
+                    .where(NOTIFICATIONS.c.status == "pending")
+                    .order_by(NOTIFICATIONS.c.id)
+                    .limit(BATCH)
+                )
+            )
+            if not rows:
+                return DrainReport()  # the common case, every second: one indexed look-up
+            keys = {row.group_key for row in rows}
+            found = conn.execute(select(GROUPS).where(GROUPS.c.group_key.in_(keys)))
+            last_sent = {row.group_key: row.last_sent_at for row in found}
+        groups: dict[str, list[Any]] = {}
+        for row in rows:
+            groups.setdefault(row.group_key, []).append(row)
+        mutes = self._mutes(now)
+        report = DrainReport()
+        for key, members in groups.items():
+            if now < self._due(members, last_sent.get(key)):
+                continue
+            done = self._flush(key, members, mutes, now)
+            report = DrainReport(*(a + b for a, b in zip(dataclasses.astuple(report), done, strict=True)))
+        return report
+
+    def _due(self, members: list[Any], last_sent_at: float | None) -> float:
+        """When the group may be sent."""
+        first = float(min(row.created_at for row in members))
+        idle = last_sent_at is None or first - last_sent_at > self.timing.group_interval
+        if idle:
+            return first + self.timing.group_wait
+        assert last_sent_at is not None
+        return float(last_sent_at) + self.timing.group_interval
+
+    def _mutes(self, now: float) -> Mutes:
+        """The silences active at ``now`` and the firing instances that inhibit others."""
+        rules = self.rules()
+        inhibiting = {name: rule.inhibits for name, rule in rules.items() if rule.inhibits is not None}
+        firing: list[tuple[str, dict[str, str]]] = []
+        if inhibiting:
+            query = select(INSTANCES.c.rule, INSTANCES.c.labels).where(
+                and_(INSTANCES.c.status == "firing", INSTANCES.c.rule.in_(list(inhibiting)))
+            )
+            with self.engine.connect() as conn:
+                firing = [(row.rule, dict(row.labels or {})) for row in conn.execute(query)]
+        return Mutes(self.silences.active(now), inhibit.sources(inhibiting, firing))
+
+    def _flush(self, key: str, members: list[Any], mutes: Mutes, now: float) -> tuple[int, int, int, int]:
+        to_send: list[Any] = []
+        silenced = skipped = 0
+        with self.engine.begin() as conn:
+            for row in members:
+                status, silence_id = self._verdict(conn, row, mutes)
+                claimed = conn.execute(
+                    update(NOTIFICATIONS)
+                    .where(and_(NOTIFICATIONS.c.id == row.id, NOTIFICATIONS.c.status == "pending"))
+                    .values(status=status, notified_at=now, silence_id=silence_id)
+                ).rowcount
+                if not claimed:
+                    continue  # another server took it
+                if status == "sent":
+                    to_send.append(row)
+                elif status == "silenced":
+                    silenced += 1
+                else:
+                    skipped += 1
+            if to_send:
+                self._stamp_group(conn, key, now)
+        if to_send:
+            self._send(to_send)
+        return int(bool(to_send)), len(to_send), silenced, skipped
+
+    def _verdict(self, conn: Connection, row: Any, mutes: Mutes) -> tuple[str, int | None]:
+        """``sent``, ``silenced`` (with its silence), ``inhibited``, ``unannounced`` (a resolve of an
+        incident never announced) or ``dropped`` (no channel)."""
+        silence = muting(mutes.silences, _match_labels(row.rule, row.labels or {}))
+        if silence is not None:
+            return "silenced", silence.id
+        if row.kind != "error" and inhibit.inhibited(mutes.sources, row.rule, row.labels or {}) is not None:
+            return "inhibited", None
+        if row.kind == "resolved" and not self._announced(conn, row.rule, row.key_hash, row.started_at):
+            return "unannounced", None
+        if self.notifier is None:
+            return "dropped", None
+        return "sent", None
+
+    def _announced(self, conn: Connection, rule: str, key: str, started_at: float | None) -> bool:
+        found = conn.execute(
+            select(NOTIFICATIONS.c.id)
+            .where(
+                and_(
+                    NOTIFICATIONS.c.rule == rule,
+                    NOTIFICATIONS.c.key_hash == key,
+                    NOTIFICATIONS.c.started_at == started_at,
+                    NOTIFICATIONS.c.kind.in_(FIRING_KINDS),
+                    NOTIFICATIONS.c.status == "sent",
+                )
+            )
+            .limit(1)
+        ).first()
+        return found is not None
+
+    def _stamp_group(self, conn: Connection, key: str, now: float) -> None:
+        if not conn.execute(
+            update(GROUPS).where(GROUPS.c.group_key == key).values(last_sent_at=now)
+        ).rowcount:
+            conn.execute(insert(GROUPS).values(group_key=key, last_sent_at=now))
+
+    def _send(self, rows: list[Any]) -> None:
+        notifier = self.notifier
+        assert notifier is not None
+        rules = self.rules()
+        rule = rules.get(rows[0].rule)
+        alert = render([_note(row) for row in rows], rule, self.link(rows[0].rule))
+        known = getattr(notifier, "channels", None)
+        channels: list[str] | None = None
+        if rule is not None and rule.channels and isinstance(known, Mapping):
+            channels = [name for name in rule.channels if name in known] or None
+        notifier.send(alert, channels=channels, route=ROUTE)
+
+    # -- follow-ups -------------------------------------------------------------------------------------
+
+    def follow_up(self, now: float) -> int:
+        """Log repeats and re-announcements of firing incidents (see the module docstring); never raises."""
+        try:
+            return self._follow_up(now)
+        except Exception as err:
+            self._report("rule follow-ups failed; will retry", err)
+            return 0
+
+    def _follow_up(self, now: float) -> int:
+        rules = self.rules()
+        mutes = self._mutes(now)
+        added = 0
+        with self.engine.begin() as conn:
+            firing = list(
+                conn.execute(
+                    select(INSTANCES).where(
+                        and_(INSTANCES.c.status == "firing", INSTANCES.c.flapping.is_(False))
+                    )
+                )
+            )
+            for instance in firing:
+                rule = rules.get(instance.rule)
+                if rule is None:
+                    continue
+                kind = self._follow_up_kind(conn, instance, mutes, now)
+                if kind is None:
+                    continue
+                labels = dict(instance.labels or {})
+                conn.execute(
+                    insert(NOTIFICATIONS).values(
+                        rule=instance.rule,
+                        key_hash=instance.key_hash,
+                        labels=labels,
+                        kind=kind,
+                        severity=instance.severity,
+                        value=instance.value,
+                        started_at=instance.firing_since,
+                        at=now,
+                        reason=None,
+                        group_key=group_key(rule, labels),
+                        created_at=now,
+                        status="pending",
+                    )
+                )
+                added += 1
+        return added
+
+    def _follow_up_kind(self, conn: Connection, instance: Any, mutes: Mutes, now: float) -> str | None:
+        rows = list(
+            conn.execute(
+                select(NOTIFICATIONS.c.status, NOTIFICATIONS.c.notified_at)
+                .where(
+                    and_(
+                        NOTIFICATIONS.c.rule == instance.rule,
+                        NOTIFICATIONS.c.key_hash == instance.key_hash,
+                        NOTIFICATIONS.c.started_at == instance.firing_since,
+                        NOTIFICATIONS.c.kind.in_(FIRING_KINDS),
+                    )
+                )
+                .order_by(NOTIFICATIONS.c.id.desc())
+            )
+        )
+        if any(row.status == "pending" for row in rows):
+            return None
+        sent = [row.notified_at for row in rows if row.status == "sent" and row.notified_at is not None]
+        if sent:
+            return "repeat" if now - max(sent) >= self.timing.repeat_interval else None
+        if not rows or any(row.status not in ("silenced", "inhibited") for row in rows):
+            return None  # never logged (flapping when it fired: ``stable`` says it), or nowhere to send
+        labels = dict(instance.labels or {})
+        if muting(mutes.silences, _match_labels(instance.rule, labels)) is not None:
+            return None
+        if inhibit.inhibited(mutes.sources, instance.rule, labels) is not None:
+            return None
+        return "firing"
