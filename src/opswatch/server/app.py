@@ -54,6 +54,7 @@ SUBSYSTEMS: list[str] = [
     "opswatch.server.issues:install",
     "opswatch.server.monitors:install",
     "opswatch.server.store.retention:install",
+    "opswatch.server.traces.retention:install",
 ]
 
 _INSTALLED = "_opswatch_subsystems_installed"

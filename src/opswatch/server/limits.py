@@ -145,3 +145,18 @@ QUERY_MAX_ROWS: Final = 100_000
 #: Seconds a query may run by default before it is interrupted, and the most a caller may ask for.
 QUERY_DEFAULT_TIMEOUT_SECONDS: Final = 30.0
 QUERY_MAX_TIMEOUT_SECONDS: Final = 300.0
+
+# -- spans (distributed tracing) ------------------------------------------------------------------------
+
+#: Largest decompressed OTLP request. The OpenTelemetry Collector's HTTP receiver takes 20 MiB on the
+#: wire by default; a batch processor's export of 512 spans is well under 1 MiB. Same bound as a native
+#: batch, for the same reason (one request's parsed objects stay well under a gigabyte).
+MAX_OTLP_DECOMPRESSED_BYTES: Final = 64 * MiB
+
+#: Most spans in one request (OTLP export, Sentry envelope). OTel's batch processor exports 512 at a
+#: time; a Sentry transaction holds at most 1,000 child spans (the SDKs' ``max_spans``).
+MAX_SPANS_PER_REQUEST: Final = 10_000
+
+#: Longest span name. Names are operations (``GET /users/{id}``, ``SELECT users``), not payloads; Sentry
+#: and OTel SDKs keep them short. A longer name is refused (the span is counted as rejected), never cut.
+MAX_SPAN_NAME_CHARS: Final = 2_000
