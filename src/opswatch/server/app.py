@@ -40,6 +40,7 @@ ROUTERS: list[str] = [
     "health",
     "metrics",
     "ingest",
+    "otlp",
     "pings",
     "events",
     "projects",

@@ -1,0 +1,39 @@
+"""Spans to the store: redacted on arrival, stamped with their project, durable before the answer.
+
+``store_spans(ctx, project_id, rows)`` is what every span source calls with rows from ``model.span_row``.
+Each row is redacted with the server's redactor (the one the pipeline uses, same settings), so span
+names, attributes, events, links and status messages are searched and censored as log fields are; ids,
+the start, the kind and the duration are copied. The rows are appended on the store's writer thread and
+the call returns once they are durable. A server past ``max_pending_events`` refuses with ``Overloaded``
+(429 with Retry-After), a closed store with ``StoreUnavailable`` (503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ..pipeline import Overloaded, StoreUnavailable
+from ..store.base import StoreClosed
+from .counters import counters
+
+if TYPE_CHECKING:
+    from ..context import ServerContext
+
+
+async def store_spans(ctx: ServerContext, project_id: int, rows: list[dict[str, Any]], source: str) -> int:
+    """Redact and store span rows durably; return how many were new (see the module docstring).
+
+    ``source`` (``otlp``, ``sentry``, ``native``) labels ``opswatch_spans_accepted_total``.
+    """
+    if not rows:
+        return 0
+    if ctx.pipeline.pending > ctx.settings.max_pending_events:
+        raise Overloaded()
+    clean = ctx.pipeline._prepare(project_id, rows)  # the pipeline's own redaction and stamping
+    try:
+        stored: int = await asyncio.to_thread(ctx.store.append_spans, clean)
+    except StoreClosed as err:
+        raise StoreUnavailable(str(err)) from None
+    counters(ctx).accepted.inc(stored, source=source)
+    return stored
