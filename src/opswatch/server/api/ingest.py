@@ -29,6 +29,7 @@ from ..ingest.pings import sentry_check_in_record
 from ..ingest.records import Refused, normalize
 from ..ingest.sentry_envelope import SentryBatch, read_envelope, read_store_body
 from ..monitors import refusal_for
+from ..traces.submit import sentry_spans
 from ._answers import count_rejections, durable, json_response, run_ingest
 
 router = APIRouter(tags=["ingest"])
@@ -133,6 +134,7 @@ async def _answer_sentry(ctx: ServerContext, project_id: int, batch: SentryBatch
         return json_response({"detail": "no item in the envelope is valid", "rejected": rejected}, 400)
     if batch.records:
         await durable(ctx, project_id, batch.records, "sentry")
+    await sentry_spans(ctx, project_id, batch)
     answer: dict[str, object] = {"id": batch.event_id} if batch.event_id else {}
     if rejected:
         answer["rejected"] = rejected

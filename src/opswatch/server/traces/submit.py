@@ -11,7 +11,7 @@ the call returns once they are durable. A server past ``max_pending_events`` ref
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..pipeline import Overloaded, StoreUnavailable
 from ..store.base import StoreClosed
@@ -19,6 +19,16 @@ from .counters import counters
 
 if TYPE_CHECKING:
     from ..context import ServerContext
+    from ..ingest.sentry_envelope import SentryBatch
+
+
+#: Sentry item types counted by name when skipped; any other type is counted as ``other`` (a label
+#: value per made-up type would let a client grow the scrape without bound).
+KNOWN_ITEM_TYPES: Final = frozenset(
+    {"session", "sessions", "client_report", "attachment", "profile", "profile_chunk", "replay_event",
+     "replay_recording", "replay_video", "user_report", "feedback", "statsd", "metric_meta",
+     "trace_metric", "otel_log", "raw_security", "nel", "form_data", "unreal_report", "security"}
+)  # fmt: skip
 
 
 async def store_spans(ctx: ServerContext, project_id: int, rows: list[dict[str, Any]], source: str) -> int:
@@ -37,3 +47,13 @@ async def store_spans(ctx: ServerContext, project_id: int, rows: list[dict[str, 
         raise StoreUnavailable(str(err)) from None
     counters(ctx).accepted.inc(stored, source=source)
     return stored
+
+
+async def sentry_spans(ctx: ServerContext, project_id: int, batch: SentryBatch) -> None:
+    """Store a Sentry envelope's spans, and count its refused spans and its skipped items by type."""
+    count = counters(ctx)
+    for refused in batch.span_refusals:
+        count.rejected.inc(source="sentry", reason=refused.code)
+    for kind in batch.skipped_types:
+        count.skipped_items.inc(type=kind if kind in KNOWN_ITEM_TYPES else "other")
+    await store_spans(ctx, project_id, batch.spans, "sentry")
