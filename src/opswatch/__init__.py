@@ -22,6 +22,7 @@ from .log import (
 )
 from .metrics import CATALOG as metrics  # the catalog object; opswatch.metrics.* modules stay importable
 from .perf import start_timer, track_external_call, track_performance, track_query
+from .tracing import current_span, span
 
 #: The default logger, for the seed's ``logger.info(...)`` shape.
 logger = get_logger("app")
@@ -37,6 +38,7 @@ __all__ = [
     "context",
     "cron_job",
     "current_context",
+    "current_span",
     "execute_cron_job",
     "flush",
     "get_logger",
@@ -46,6 +48,7 @@ __all__ = [
     "send_slack_notification",
     "settings",
     "shutdown",
+    "span",
     "start_timer",
     "track_external_call",
     "track_performance",

@@ -19,6 +19,7 @@ from .counters import counters
 
 if TYPE_CHECKING:
     from ..context import ServerContext
+    from ..ingest.records import Rejection
     from ..ingest.sentry_envelope import SentryBatch
 
 
@@ -57,3 +58,12 @@ async def sentry_spans(ctx: ServerContext, project_id: int, batch: SentryBatch) 
     for kind in batch.skipped_types:
         count.skipped_items.inc(type=kind if kind in KNOWN_ITEM_TYPES else "other")
     await store_spans(ctx, project_id, batch.spans, "sentry")
+
+
+async def native_spans(
+    ctx: ServerContext, project_id: int, rows: list[dict[str, Any]], refused: list[Rejection]
+) -> int:
+    """Store the SDK's spans from a native batch; count the refused ones. Returns how many were new."""
+    for rejection in refused:
+        counters(ctx).rejected.inc(source="native", reason=rejection.code)
+    return await store_spans(ctx, project_id, rows, "native")
