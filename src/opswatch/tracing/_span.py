@@ -13,7 +13,7 @@ from typing import Any, Final, TypeVar
 
 from .._context import _fields
 from .._runtime import STATE, _internal_error
-from ..record import INFO
+from ..record import format_millis, new_event_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,7 +127,7 @@ def send(made: Span) -> None:
         sinks = [sink for sink in runtime.sinks if getattr(sink, "accepts_spans", False)]
         if not sinks:
             return
-        record = runtime.build(INFO, LOGGER, made.name, None, made.to_fields(), None)
+        record = span_record(runtime, made)
         for sink in sinks:
             try:
                 sink.write(record)
@@ -135,6 +135,32 @@ def send(made: Span) -> None:
                 sink.report_failure(err)
     except Exception as err:  # monitoring never breaks the app
         _internal_error(err)
+
+
+def span_record(runtime: Any, made: Span) -> dict[str, Any]:
+    """The native record of an ended span, redacted with the runtime's rules.
+
+    Built here rather than by the logger: the ids, times, kind and status are the span's own (nothing a
+    secret can hide in), so only the name, the attributes and the status message are redacted, and the
+    context's other fields are not copied into every span (log records carry them).
+    """
+    fields = made.to_fields()
+    if runtime.redacting:
+        redactor = runtime.redactor
+        fields["name"] = redactor.redact_text(made.name)
+        if made.attributes:
+            fields["attributes"] = redactor.redact(made.attributes)
+        if made.status_message:
+            fields["status_message"] = redactor.redact_text(made.status_message)
+    return {
+        "timestamp": format_millis(made.end_ns // 1_000_000),
+        "level": "info",
+        "logger": LOGGER,
+        "message": fields["name"],
+        **fields,
+        "event_id": new_event_id(),
+        **runtime.static,
+    }
 
 
 class _Scope:
