@@ -122,3 +122,24 @@ def test_a_native_span_record_the_server_cannot_store_is_rejected_at_its_line(se
     assert answer.json()["accepted"] == 2
     assert [r["index"] for r in answer.json()["rejected"]] == [1]
     assert sql(server, "SELECT name, duration_ms FROM spans") == [("job", 1.5)]
+
+
+def test_tracked_calls_and_timers_are_spans_inside_the_current_span(server: RunningServer) -> None:
+    with opswatch.span("import donations") as root:
+        rows = opswatch.track_query("donations.findMany", lambda: [1, 2])
+        with opswatch.track_external_call("stripe.payment_intent.create"):
+            pass
+        opswatch.start_timer("reconcile").end()
+    assert rows == [1, 2]
+    assert opswatch.flush(10)
+    found = sql(
+        server,
+        f"""SELECT name, kind, parent_span_id, attributes->>'$."opswatch.perf.kind"',
+        attributes->>'$."db.query.summary"' FROM spans WHERE trace_id = '{root.trace_id}' AND name != 'import donations'
+        ORDER BY name""",
+    )
+    assert found == [
+        ("donations.findMany", "client", root.span_id, "db", "donations.findMany"),
+        ("reconcile", "internal", root.span_id, "api", None),
+        ("stripe.payment_intent.create", "client", root.span_id, "external", None),
+    ]

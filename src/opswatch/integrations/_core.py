@@ -201,7 +201,7 @@ class ActiveRequest:
                 status = 500 if error is not None else 0
             self.status = status
             fields: Mapping[str, Any] = {**self.fields, "status": status}
-            report("api", f"{self.method} {self.route or _UNMATCHED}", seconds, fields, error)
+            report("api", f"{self.method} {self.route or _UNMATCHED}", seconds, fields, error, span=False)
             if self.span is not None:
                 end_request_span(self.span, self.method, self.route, status, error)
         except Exception:

@@ -10,15 +10,49 @@ they cost before.
 from __future__ import annotations
 
 import time
+from typing import Any, Final
 
-from .._runtime import STATE
-from ._span import Span, send
+from .._runtime import STATE, _internal_error
+from ._span import Span, _end, _start, send
+
+_wanted: tuple[object, bool] = (None, False)
 
 
 def spans_wanted() -> bool:
-    """Whether any sink of the running configuration takes spans."""
+    """Whether any sink of the running configuration takes spans (remembered per list of sinks: a
+    runtime replaces its list when a sink is added or removed)."""
+    global _wanted
     runtime = STATE.runtime
-    return runtime is not None and any(getattr(sink, "accepts_spans", False) for sink in runtime.sinks)
+    if runtime is None:
+        return False
+    sinks = runtime.sinks
+    seen, answer = _wanted
+    if seen is not sinks:
+        answer = any(getattr(sink, "accepts_spans", False) for sink in sinks)
+        _wanted = (sinks, answer)
+    return answer
+
+
+#: The span kind of each performance kind (``opswatch.perf``): queries and external calls are clients.
+_PERF_KINDS: Final = {"db": "client", "external": "client"}
+
+
+def measured_span(kind: str, name: str, seconds: float, error: BaseException | None) -> None:
+    """Send a span for one tracked call that just ended after ``seconds`` (``track_*``, timers).
+
+    Its parent is the span open here (or the one bound in the context); ``opswatch.perf.kind`` says what
+    was tracked, and a database call names its operation in ``db.query.summary`` (OTel's name for a
+    low-cardinality summary of a query). Never raises.
+    """
+    try:
+        attributes: dict[str, Any] = {"opswatch.perf.kind": kind}
+        if kind == "db":
+            attributes["db.query.summary"] = name
+        made, token, fields_token = _start(name, _PERF_KINDS.get(kind, "internal"), attributes)
+        made.start_ns -= int(seconds * 1e9)
+        _end(made, token, fields_token, error)
+    except Exception as err:
+        _internal_error(err)
 
 
 def request_span(trace: tuple[str, str] | None) -> Span:
