@@ -56,7 +56,7 @@ _RESOURCE_FIELDS: Final = {
 
 @dataclasses.dataclass
 class Decoded:
-    """Span rows from one request, and how many spans were rejected with which reasons."""
+    """Rows (spans, or log records) from one request, and how many were rejected with which reasons."""
 
     rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     rejected: int = 0
@@ -85,7 +85,7 @@ def is_json(content_type: str | None) -> bool:
 def decode_traces(body: bytes, *, json: bool, received_at: str) -> Decoded:
     """Span rows from an ``ExportTraceServiceRequest`` body; ``IngestError`` if it cannot be read."""
     if json:
-        return _from_json(_json_request(body), received_at)
+        return _from_json(json_request(body), received_at)
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
@@ -135,7 +135,7 @@ def _count(decoded: Decoded) -> None:
 # -- protobuf -----------------------------------------------------------------------------------------
 
 
-def _pb_value(value: Any, depth: int = 0) -> Any:
+def pb_value(value: Any, depth: int = 0) -> Any:
     which = value.WhichOneof("value")
     if which in ("array_value", "kvlist_value"):
         if depth >= MAX_VALUE_DEPTH:
@@ -143,22 +143,22 @@ def _pb_value(value: Any, depth: int = 0) -> Any:
                 "invalid_span", f"an attribute value is nested deeper than {MAX_VALUE_DEPTH} levels"
             )
         if which == "array_value":
-            return [_pb_value(item, depth + 1) for item in value.array_value.values]
-        return {kv.key: _pb_value(kv.value, depth + 1) for kv in value.kvlist_value.values}
+            return [pb_value(item, depth + 1) for item in value.array_value.values]
+        return {kv.key: pb_value(kv.value, depth + 1) for kv in value.kvlist_value.values}
     if which == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     return getattr(value, which) if which else None
 
 
-def _pb_attributes(pairs: Iterable[Any]) -> dict[str, Any]:
-    return {kv.key: _pb_value(kv.value) for kv in pairs}
+def pb_attributes(pairs: Iterable[Any]) -> dict[str, Any]:
+    return {kv.key: pb_value(kv.value) for kv in pairs}
 
 
 def _from_protobuf(request: Any, received_at: str) -> Decoded:
     decoded = Decoded()
     for resource_spans in request.resource_spans:
         try:
-            resource, rest = resource_fields(_pb_attributes(resource_spans.resource.attributes))
+            resource, rest = resource_fields(pb_attributes(resource_spans.resource.attributes))
         except Refused as refused:
             for scope_spans in resource_spans.scope_spans:
                 for _ in scope_spans.spans:
@@ -181,15 +181,13 @@ def _from_protobuf(request: Any, received_at: str) -> Decoded:
                             status=_STATUSES[status] if 0 <= status < len(_STATUSES) else "unset",
                             status_message=span.status.message,
                             resource=resource,
-                            attributes={**scope, **_pb_attributes(span.attributes)},
+                            attributes={**scope, **pb_attributes(span.attributes)},
                             events=[
-                                _event(event.name, event.time_unix_nano, _pb_attributes(event.attributes))
+                                _event(event.name, event.time_unix_nano, pb_attributes(event.attributes))
                                 for event in span.events
                             ],
                             links=[
-                                _link(
-                                    link.trace_id.hex(), link.span_id.hex(), _pb_attributes(link.attributes)
-                                )
+                                _link(link.trace_id.hex(), link.span_id.hex(), pb_attributes(link.attributes))
                                 for link in span.links
                             ],
                             received_at=received_at,
@@ -204,7 +202,7 @@ def _from_protobuf(request: Any, received_at: str) -> Decoded:
 # -- OTLP/JSON ----------------------------------------------------------------------------------------
 
 
-def _json_request(body: bytes) -> dict[str, Any]:
+def json_request(body: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as err:
@@ -214,7 +212,7 @@ def _json_request(body: bytes) -> dict[str, Any]:
     return value
 
 
-def _list(node: Mapping[str, Any], key: str) -> list[Any]:
+def json_list(node: Mapping[str, Any], key: str) -> list[Any]:
     value = node.get(key)
     if value is None:
         return []
@@ -223,12 +221,12 @@ def _list(node: Mapping[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _object(node: Any, key: str) -> dict[str, Any]:
+def json_object(node: Any, key: str) -> dict[str, Any]:
     value = node.get(key) if type(node) is dict else None
     return value if type(value) is dict else {}
 
 
-def _json_value(value: Any, depth: int = 0) -> Any:
+def json_value(value: Any, depth: int = 0) -> Any:
     if type(value) is not dict or not value:
         return None
     name, inner = next(iter(value.items()))
@@ -237,26 +235,26 @@ def _json_value(value: Any, depth: int = 0) -> Any:
             raise Refused(
                 "invalid_span", f"an attribute value is nested deeper than {MAX_VALUE_DEPTH} levels"
             )
-        items = _list(inner, "values") if type(inner) is dict else []
+        items = json_list(inner, "values") if type(inner) is dict else []
         if name == "arrayValue":
-            return [_json_value(item, depth + 1) for item in items]
-        return _json_attributes(items, depth + 1)
+            return [json_value(item, depth + 1) for item in items]
+        return json_attributes(items, depth + 1)
     if name == "intValue":
-        return _nanos(inner, "intValue") if not isinstance(inner, int) else inner
+        return nanos(inner, "intValue") if not isinstance(inner, int) else inner
     if name == "doubleValue" and isinstance(inner, str):
         return inner  # "NaN", "Infinity": kept as the text JSON allows
     return inner
 
 
-def _json_attributes(pairs: list[Any], depth: int = 0) -> dict[str, Any]:
+def json_attributes(pairs: list[Any], depth: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         if type(pair) is dict and isinstance(pair.get("key"), str):
-            out[pair["key"]] = _json_value(pair.get("value"), depth)
+            out[pair["key"]] = json_value(pair.get("value"), depth)
     return out
 
 
-def _nanos(value: Any, field: str) -> int:
+def nanos(value: Any, field: str) -> int:
     if type(value) is int:
         return value
     if isinstance(value, str) and value.isdigit():
@@ -275,21 +273,23 @@ def _enum(value: Any, names: Mapping[str, str], values: tuple[str, ...], default
 def _from_json(request: dict[str, Any], received_at: str) -> Decoded:
     decoded = Decoded()
     try:
-        groups = _list(request, "resourceSpans")
+        groups = json_list(request, "resourceSpans")
     except Refused as refused:
         raise IngestError(400, "invalid_json", str(refused)) from None
     for resource_spans in groups:
         try:
             if type(resource_spans) is not dict:
                 raise Refused("invalid_span", "resourceSpans holds something other than an object")
-            resource_attributes = _json_attributes(_list(_object(resource_spans, "resource"), "attributes"))
+            resource_attributes = json_attributes(
+                json_list(json_object(resource_spans, "resource"), "attributes")
+            )
             resource, rest = resource_fields(resource_attributes)
-            scope_groups = _list(resource_spans, "scopeSpans")
+            scope_groups = json_list(resource_spans, "scopeSpans")
         except Refused as refused:
             decoded.reject(refused)
             continue
         for scope_spans in scope_groups:
-            scope_node = _object(scope_spans, "scope")
+            scope_node = json_object(scope_spans, "scope")
             scope = _scope(scope_node.get("name"), scope_node.get("version"), rest)
             spans = scope_spans.get("spans") if type(scope_spans) is dict else None
             for span in spans if type(spans) is list else []:
@@ -306,22 +306,22 @@ def _json_span(
 ) -> dict[str, Any]:
     if type(span) is not dict:
         raise Refused("invalid_span", "a span must be a JSON object")
-    status = _object(span, "status")
+    status = json_object(span, "status")
     events = []
-    for event in _list(span, "events"):
+    for event in json_list(span, "events"):
         event = event if type(event) is dict else {}
         events.append(
             _event(
                 event.get("name"),
-                _nanos(event.get("timeUnixNano"), "events.timeUnixNano"),
-                _json_attributes(_list(event, "attributes")),
+                nanos(event.get("timeUnixNano"), "events.timeUnixNano"),
+                json_attributes(json_list(event, "attributes")),
             )
         )
     links = []
-    for link in _list(span, "links"):
+    for link in json_list(span, "links"):
         link = link if type(link) is dict else {}
         links.append(
-            _link(link.get("traceId"), link.get("spanId"), _json_attributes(_list(link, "attributes")))
+            _link(link.get("traceId"), link.get("spanId"), json_attributes(json_list(link, "attributes")))
         )
     return span_row(
         trace_id=span.get("traceId"),
@@ -329,12 +329,12 @@ def _json_span(
         parent_span_id=span.get("parentSpanId"),
         name=span.get("name", ""),
         kind=_enum(span.get("kind"), _KIND_NAMES, _KINDS, "internal"),
-        start_ns=_nanos(span.get("startTimeUnixNano"), "startTimeUnixNano"),
-        end_ns=_nanos(span.get("endTimeUnixNano"), "endTimeUnixNano"),
+        start_ns=nanos(span.get("startTimeUnixNano"), "startTimeUnixNano"),
+        end_ns=nanos(span.get("endTimeUnixNano"), "endTimeUnixNano"),
         status=_enum(status.get("code"), _STATUS_NAMES, _STATUSES, "unset"),
         status_message=status.get("message"),
         resource=resource,
-        attributes={**scope, **_json_attributes(_list(span, "attributes"))},
+        attributes={**scope, **json_attributes(json_list(span, "attributes"))},
         events=events,
         links=links,
         received_at=received_at,
@@ -355,10 +355,10 @@ def _scope(name: Any, version: Any, resource_rest: dict[str, Any]) -> dict[str, 
     return out
 
 
-def _event(name: Any, nanos: int, attributes: dict[str, Any]) -> dict[str, Any]:
+def _event(name: Any, at_ns: int, attributes: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": str(name or ""),
-        "timestamp": format_nanos(nanos) if nanos > 0 else None,
+        "timestamp": format_nanos(at_ns) if at_ns > 0 else None,
         "attributes": attributes,
     }
 
