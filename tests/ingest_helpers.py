@@ -104,3 +104,12 @@ def create_monitor(server: RunningServer, slug: str) -> None:
         headers=server.admin_headers,
     )
     assert answer.status_code == 201, answer.text
+
+
+def issues(server: RunningServer) -> list[dict[str, Any]]:
+    """Every issue of the server, whatever its status (``GET /api/0/issues``)."""
+    answer = http().get(
+        f"{server.url}/api/0/issues", params={"status": "all", "limit": 500}, headers=server.admin_headers
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["items"]  # type: ignore[no-any-return]

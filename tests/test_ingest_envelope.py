@@ -159,6 +159,8 @@ def test_it_stores_a_node_error_sent_chunked_with_no_length_and_no_content_type(
         "in_app": True,
         "column": 17,
         "context_line": "  const id = church.id;",
+        "pre_context": ["async function createDonation(req, res) {"],
+        "post_context": ["}"],
     }
     assert frames[0]["in_app"] is False
     assert record["message"] == "TypeError: Cannot read properties of undefined (reading 'id')"

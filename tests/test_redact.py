@@ -280,3 +280,31 @@ def test_it_leaves_digit_runs_inside_hex_ids_alone() -> None:
     request_id = "9f8e7d6c5b4a3f2e4242424242424242"
     assert redact({"request_id": request_id}) == {"request_id": request_id}
     assert redact(f"id={request_id}") == f"id={request_id}"
+
+
+def _charge_with_secrets_in_the_source() -> None:
+    card = "4242 4242 4242 4242"  # owner ann@example.com
+    stripe = {"api_key": "plain-words-no-shape", "sort_key": "created"}
+    password: str = "hunter2"
+    raise ValueError(f"declined {card[-4:]} {stripe} {password} with sk_live_abcdefghijklmnop")
+
+
+def test_it_redacts_the_source_context_of_stack_frames() -> None:
+    opswatch.init(console=False)
+    from opswatch.testing import capture_logs
+
+    with capture_logs() as logs:
+        try:
+            _charge_with_secrets_in_the_source()
+        except ValueError as err:
+            opswatch.get_logger("x").error("charge failed", error=err)
+    (record,) = logs
+    frame = record["error"]["stack"][-1]
+    assert frame["function"] == "_charge_with_secrets_in_the_source"
+    source = "\n".join([*frame["pre_context"], frame["context_line"], *frame["post_context"]])
+    assert "card = " in source and "raise ValueError" in frame["context_line"]
+    assert "4242 4242" not in source and "ann@example.com" not in source
+    assert "sk_live_abcdefghijklmnop" not in source
+    # A literal given to a secret-named key has no shape to find; the source line gives it away by name.
+    assert '"api_key": "[REDACTED]"' in source and '"sort_key": "created"' in source
+    assert 'password: str = "[REDACTED]"' in source and "hunter2" not in source

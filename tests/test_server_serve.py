@@ -14,6 +14,7 @@ import pytest
 
 from ingest_helpers import donation, http, ndjson
 from opswatch.server.store.duckdb import DuckDBStore
+from served import read_banner
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +34,8 @@ def serve(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subp
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     process = serve(tmp_path / "data")
-    banner: dict[str, str] = {}
     try:
-        assert process.stdout is not None
-        while "OPSWATCH_DSN" not in banner:
-            line = process.stdout.readline()
-            assert line, process.stderr.read() if process.stderr else ""
-            if "=" in line:
-                name, _, value = line.strip().partition("=")
-                banner[name] = value
-            elif "listening on" in line:
-                banner["url"] = line.split("listening on ")[1].split(" ")[0]
-        yield process, banner
+        yield process, read_banner(process)
     finally:
         if process.poll() is None:
             process.kill()

@@ -422,7 +422,7 @@ def test_it_logs_and_keeps_going_when_retention_fails(store_path: Path) -> None:
 def test_it_records_the_schema_version(store_path: Path) -> None:
     DuckDBStore(store_path).close()
     with duckdb.connect(str(store_path), read_only=True) as conn:
-        assert conn.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        assert conn.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() == ("2",)
 
 
 def test_it_refuses_a_file_from_a_newer_opswatch(store_path: Path) -> None:

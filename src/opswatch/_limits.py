@@ -32,4 +32,11 @@ REDACTION_CACHE_MAX_STRING: Final = 256
 #: records, and process exit, flush at once.
 CONSOLE_FLUSH_INTERVAL: Final = 0.5
 
+#: Source context of a stack frame (as sentry-sdk sends it): the line that ran and this many lines before
+#: and after it, for the innermost ``CONTEXT_FRAMES`` application frames, each line cut at
+#: ``CONTEXT_LINE_CHARS``. At most 10 x 11 x 200 characters (~22 KB) per exception, well inside a record.
+CONTEXT_LINES: Final = 5
+CONTEXT_FRAMES: Final = 10
+CONTEXT_LINE_CHARS: Final = 200
+
 TRUNCATION_MARKER: Final = "…[truncated]"

@@ -8,8 +8,12 @@ event ids, timestamps, and the serialized form of an exception.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import linecache
 import os
+import re
+import sys
 import sysconfig
 import time
 import types
@@ -17,7 +21,13 @@ from typing import Any, Final
 
 import orjson
 
-from ._limits import MAX_RECORD_BYTES, TRUNCATION_MARKER
+from ._limits import (
+    CONTEXT_FRAMES,
+    CONTEXT_LINE_CHARS,
+    CONTEXT_LINES,
+    MAX_RECORD_BYTES,
+    TRUNCATION_MARKER,
+)
 
 Record = dict[str, Any]
 
@@ -142,9 +152,13 @@ _MAX_FRAMES = 100
 _MAX_CHAIN = 10
 
 
+#: ``opswatch demo``'s simulated app ships inside opswatch, but it is an application: its frames are.
+_DEMO_APP = os.path.join(_OWN_PACKAGE, "cli", "_church_app.py")
+
+
 def _in_app(filename: str) -> bool:
     """A frame is the application's unless it lives in an installed package, the stdlib or opswatch."""
-    return not (
+    return filename == _DEMO_APP or not (
         "site-packages" in filename
         or "dist-packages" in filename
         or filename.startswith("<")
@@ -153,31 +167,143 @@ def _in_app(filename: str) -> bool:
     )
 
 
+def module_relative_path(path: str, module: Any) -> str | None:
+    """``path`` from the import root of ``module`` (``/srv/app/shop/cart.py`` of ``shop.cart`` is
+    ``shop/cart.py``), or None when the path does not end the way the module's name says."""
+    if not isinstance(module, str) or not module or module == "__main__":
+        return None
+    parts = path.replace("\\", "/").split("/")
+    depth = module.count(".") + (2 if parts[-1] == "__init__.py" else 1)
+    tail = parts[-depth:]
+    if len(parts) <= depth or [os.path.splitext(p)[0] for p in tail[:-1]] != module.split(".")[: depth - 1]:
+        return None
+    return "/".join(tail)
+
+
+@functools.lru_cache(maxsize=2048)
+def _shown_path(filename: str, module: str | None, in_app: bool, cwd: str) -> str:
+    """Where a frame's file is, as people read it: relative to the project root (the working directory)
+    for the application's files, else relative to the import root of its module (``django/db/utils.py``,
+    ``json/decoder.py``), else relative to the deepest ``sys.path`` entry holding it; else as it is.
+    Cached: the same frames recur, and the ``sys.path`` walk costs microseconds."""
+    if filename.startswith("<"):
+        return filename
+    try:
+        path = os.path.abspath(filename)
+        root = os.path.join(cwd, "") if cwd else None
+        if in_app and root and path.startswith(root):
+            return path[len(root) :]
+        relative = module_relative_path(path, module)
+        if relative is not None:
+            return relative
+        roots = [entry for entry in sys.path if entry and path.startswith(os.path.join(entry, ""))]
+        if roots:
+            return path[len(os.path.join(max(roots, key=len), "")) :]
+    except (OSError, ValueError):  # a strange name: keep it as it is
+        pass
+    return filename
+
+
+#: A string literal given to a name in source code: ``password = "x"``, ``"api_key": 'x'``, ``token="x"``,
+#: ``DB_PASSWORD: str = "x"``, ``headers["Authorization"] = "x"``.
+_LITERAL_FOR_NAME = re.compile(
+    r"""(?P<name>[A-Za-z_][A-Za-z0-9_]*)"""
+    r"""(?P<between>["']?\]?\s*(?::\s*[A-Za-z_][\w.\[\], |]*?\s*=|:=|=|:)\s*[rbuRBU]{0,2})"""
+    r"""(?P<quote>["'])(?P<value>(?:\\.|(?!(?P=quote)).)*)(?P=quote)"""
+)
+#: What a secret's literal in a source line becomes (the redactor's default censor).
+_SOURCE_CENSOR = "[REDACTED]"
+
+
+def _cut(text: str) -> str:
+    """A source line, without its newline, cut at ``CONTEXT_LINE_CHARS``, with literals given to
+    secret-named keys censored (``password = "hunter2"``: a source line is where such a value sits
+    in plain sight, and no value pattern would recognize it)."""
+    text = text.rstrip("\r\n")
+    if text.count('"') + text.count("'") >= 2 and ("=" in text or ":" in text):
+        text = _LITERAL_FOR_NAME.sub(_censor_literal, text)
+    return text if len(text) <= CONTEXT_LINE_CHARS else text[:CONTEXT_LINE_CHARS] + TRUNCATION_MARKER
+
+
+@functools.cache
+def _key_judge() -> Any:
+    from .redact import Redactor
+
+    return Redactor()
+
+
+def _censor_literal(match: re.Match[str]) -> str:
+    if not match.group("value") or not _key_judge().key_is_secret(match.group("name")):
+        return match.group(0)
+    quote = match.group("quote")
+    return f"{match.group('name')}{match.group('between')}{quote}{_SOURCE_CENSOR}{quote}"
+
+
+@functools.lru_cache(maxsize=256)  # at most 256 x 11 x 200 characters (~560 KB), typically far less
+def _source(filename: str, line: int) -> tuple[tuple[str, ...], str, tuple[str, ...]] | None:
+    """The lines before ``line``, the line, and the lines after it (bounded, cut), or None."""
+    lines = linecache.getlines(filename)
+    if not 1 <= line <= len(lines):
+        return None
+    index = line - 1
+    before = tuple(_cut(text) for text in lines[max(0, index - CONTEXT_LINES) : index])
+    after = tuple(_cut(text) for text in lines[index + 1 : index + 1 + CONTEXT_LINES])
+    return before, _cut(lines[index]), after
+
+
+def _context(frame: dict[str, Any], filename: str, line: int, module_globals: dict[str, Any]) -> None:
+    """Add ``context_line`` and up to ``CONTEXT_LINES`` lines before and after it (each cut at
+    ``CONTEXT_LINE_CHARS``), as sentry-sdk sends them; nothing when the source cannot be read."""
+    try:
+        if filename not in linecache.cache:  # lets a module's loader (zip imports) give its source
+            linecache.lazycache(filename, module_globals)
+        found = _source(filename, line)
+    except Exception:  # a loader that raises must not break logging
+        return
+    if found is not None:
+        before, current, after = found
+        frame.update(pre_context=list(before), context_line=current, post_context=list(after))
+
+
 def _frames(tb: types.TracebackType | None) -> list[dict[str, Any]]:
-    frames: list[dict[str, Any]] = []
+    raw: list[tuple[types.TracebackType, dict[str, Any]]] = []
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the working directory was removed
+        cwd = ""
     while tb is not None:
         code = tb.tb_frame.f_code
         filename = code.co_filename
-        frames.append(
-            {
-                "file": filename,
-                "line": tb.tb_lineno,
-                "function": code.co_name,
-                "module": tb.tb_frame.f_globals.get("__name__"),
-                "in_app": _in_app(filename),
-            }
-        )
+        module = tb.tb_frame.f_globals.get("__name__")
+        in_app = _in_app(filename)
+        frame = {
+            "file": _shown_path(filename, module if isinstance(module, str) else None, in_app, cwd),
+            "line": tb.tb_lineno,
+            "function": code.co_name,
+            "module": module,
+            "in_app": in_app,
+        }
+        raw.append((tb, frame))
         tb = tb.tb_next
-    if len(frames) > _MAX_FRAMES:
+    if len(raw) > _MAX_FRAMES:
         half = _MAX_FRAMES // 2
-        frames = frames[:half] + frames[-half:]
-    return frames
+        raw = raw[:half] + raw[-half:]
+    with_context = 0
+    for frame_tb, frame in reversed(raw):  # the innermost application frames tell the most
+        if frame["in_app"] and with_context < CONTEXT_FRAMES:
+            with_context += 1
+            code_file = frame_tb.tb_frame.f_code.co_filename
+            _context(frame, code_file, frame_tb.tb_lineno, frame_tb.tb_frame.f_globals)
+    return [frame for _, frame in raw]
 
 
 def serialize_exception(error: BaseException) -> dict[str, Any]:
     """Turn an exception into ``{type, message, stack, cause}``; ``cause`` holds the chained exception.
 
-    Frames run caller to callee (the last frame raised), each ``{file, line, function, module, in_app}``.
+    Frames run caller to callee (the last frame raised), each ``{file, line, function, module, in_app}``;
+    ``file`` is relative to the project root or the module's import root, and the innermost application
+    frames carry their source as ``pre_context``, ``context_line`` and ``post_context`` (bounded by
+    ``CONTEXT_*`` in ``_limits``; the record's redaction covers them like every other string).
     The chain follows ``__cause__`` and, unless suppressed, ``__context__``, up to a bounded depth.
     """
     result: dict[str, Any] = {}

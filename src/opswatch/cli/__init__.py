@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from .._version import __version__
 
 #: Command modules, in the order ``--help`` lists them. Missing ones (an extra not installed) are skipped.
-COMMANDS: list[str] = ["serve", "demo", "projects", "tail", "query", "notify", "issues", "crons"]
+COMMANDS: list[str] = ["serve", "demo", "projects", "tail", "query", "notify", "issues", "crons", "ship"]
 
 
 class CommandError(Exception):

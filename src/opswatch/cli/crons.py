@@ -16,7 +16,7 @@ from ._output import colors_enabled, one_line, paint, print_json
 from ._table import Column, output_width, pairs, print_table
 from ._times import ago, until
 
-_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SETTINGS = (
     ("schedule", "schedule", str),
     ("timezone", "timezone", str),
@@ -110,7 +110,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, attribute)
         if value is None:
             continue
-        if key in ("checkin_margin", "early_margin", "max_runtime") and _NUMBER.match(str(value)):
+        if key in ("checkin_margin", "early_margin", "max_runtime") and _NUMBER.fullmatch(str(value)):
             value = float(value)  # a bare number is minutes
         settings[key] = value
     return settings

@@ -59,6 +59,7 @@ def demo(args: argparse.Namespace) -> int:
         from ..server.app import create_app
         from ..server.config import ServerSettings
         from ..server.context import open_context
+        from ..server.serving import uvicorn_config
     except ModuleNotFoundError as err:
         raise CommandError(
             f"the demo needs the server extra: pip install 'opswatch[server]' ({err.name} missing)"
@@ -99,9 +100,7 @@ def demo(args: argparse.Namespace) -> int:
         if port != settings.port:
             settings = dataclasses.replace(settings, port=port)
             ctx.settings = settings
-        config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10
-        )
+        config = uvicorn_config(app, settings)
         server = uvicorn.Server(config)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="opswatch-demo-server", daemon=True

@@ -19,7 +19,7 @@ from ._table import Column, output_width, pairs, print_table
 from ._times import ago
 
 _SPARK = "▁▂▃▄▅▆▇█"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -211,7 +211,7 @@ def _move(args: argparse.Namespace) -> int:
 
 def parse_duration(text: str) -> float:
     """``30m``, ``2h``, ``7d``, ``1w`` or plain seconds as seconds; raises ``CommandError``."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if match is None or float(match.group(1)) <= 0:
         raise CommandError(f"--for: expected a duration such as 30m, 2h, 7d or 1w, got {text!r}")
     return float(match.group(1)) * _UNITS[match.group(2)]

@@ -40,6 +40,7 @@ def serve(args: argparse.Namespace) -> int:
         from ..server.app import create_app
         from ..server.config import ServerSettings
         from ..server.context import open_context
+        from ..server.serving import uvicorn_config
     except ModuleNotFoundError as err:
         raise CommandError(
             f"the server needs its extra: pip install 'opswatch[server]' ({err.name} missing)"
@@ -75,9 +76,7 @@ def serve(args: argparse.Namespace) -> int:
     out.write(f"OPSWATCH_ADMIN_TOKEN={settings.admin_token}\n")
     out.write(f"OPSWATCH_DSN={settings.dsn(key, ctx.default_project.id)}\n")
     out.flush()
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10
-    )
+    config = uvicorn_config(app, settings)
     server = uvicorn.Server(config)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to the handlers that were
     # there before it ran. Ours only note it, so a graceful stop ends with exit code 0.

@@ -76,7 +76,7 @@ MAX_INTERVAL_MONTHS: Final = 120
 _WINDOW_SLOTS: Final = 1024
 _UNSET: Final = float("-inf")  # an empty window: no ts satisfies floor <= ts < -inf
 
-_INTERVAL = re.compile(r"^every\s+(?:(\d+)\s*)?([a-z]+)$", re.IGNORECASE)
+_INTERVAL = re.compile(r"every\s+(?:([0-9]+)\s*)?([a-z]+)", re.IGNORECASE)
 _FIELD_NAMES: Final = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _FIELD_RANGES: Final = ("0-59", "0-23", "1-31", "1-12 or JAN-DEC", "0-7 or SUN-SAT")
 _UTC_NAMES: Final = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z"})
@@ -152,7 +152,7 @@ def _parse(text: str, timezone: str) -> Schedule:
 
 
 def _parse_interval(text: str) -> tuple[int, str]:
-    match = _INTERVAL.match(text)
+    match = _INTERVAL.fullmatch(text)
     unit_info = _UNITS.get(match.group(2).lower()) if match else None
     if match is None or unit_info is None:
         raise ScheduleError(

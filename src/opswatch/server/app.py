@@ -56,6 +56,7 @@ SUBSYSTEMS: list[str] = [
     "opswatch.server.monitors:install",
     "opswatch.server.store.retention:install",
     "opswatch.server.traces.retention:install",
+    "opswatch.server.state.sessions:install",
 ]
 
 _INSTALLED = "_opswatch_subsystems_installed"

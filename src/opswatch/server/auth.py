@@ -1,7 +1,8 @@
 """Who may do what: the admin token for the management API, ingest keys for ingest.
 
 * ``require_admin``: a FastAPI dependency; the request must carry ``Authorization: Bearer
-  <OPSWATCH_ADMIN_TOKEN>`` (compared in constant time), else 401.
+  <OPSWATCH_ADMIN_TOKEN>`` (compared in constant time), else 401; a client with too many failures is
+  answered 429 (``opswatch.server.throttle``).
 * ``get_context(request)``: the ``ServerContext`` of the app serving the request.
 * ``native_key`` / ``sentry_key``: where each protocol puts its key; ``project_for_key`` checks that the
   key is active and belongs to the project named in the URL (401 otherwise).
@@ -15,6 +16,7 @@ from fastapi import HTTPException, Request
 
 from .context import ServerContext
 from .ingest.body import IngestError
+from .throttle import client_address, throttle_for
 
 
 def get_context(request: Request) -> ServerContext:
@@ -26,11 +28,16 @@ def get_context(request: Request) -> ServerContext:
 def require_admin(request: Request) -> None:
     """FastAPI dependency: 401 unless the request carries the admin token as a Bearer token."""
     ctx = get_context(request)
+    throttle, client = throttle_for(ctx.extras), client_address(request)
+    wait = throttle.retry_after(client)
+    if wait is not None:  # too many failures from this client: refused before the token is compared
+        raise HTTPException(429, "too many failed attempts; retry later", headers={"Retry-After": str(wait)})
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(
         token.strip().encode(), ctx.settings.admin_token.encode()
     ):
+        throttle.failed(client)
         raise HTTPException(
             status_code=401,
             detail="admin token required (Authorization: Bearer $OPSWATCH_ADMIN_TOKEN)",
@@ -78,10 +85,9 @@ def project_for_key(ctx: ServerContext, project: str, key: str | None) -> int:
     """
     if not key:
         raise IngestError(401, "unauthorized", "no ingest key: send the DSN key as a Bearer token")
-    try:
-        project_id = int(project)
-    except ValueError:
-        raise IngestError(404, "not_found", f"no project {project[:40]!r}") from None
+    if not (project.isascii() and project.isdigit()) or len(project) > 18:  # int() takes "１", "+1", "1_0"
+        raise IngestError(404, "not_found", f"no project {project[:40]!r}")
+    project_id = int(project)
     owner = ctx.keys.project_for(key)
     if owner is None or owner != project_id:
         raise IngestError(401, "unauthorized", f"the key is not a valid ingest key of project {project_id}")

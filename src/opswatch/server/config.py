@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,6 +64,20 @@ class ServerSettings:
     #: Resolve an issue by itself after this many days without events (``OPSWATCH_ISSUE_AUTO_RESOLVE_DAYS``);
     #: 0 never does.
     issue_auto_resolve_days: int = 0
+    #: Memory DuckDB may use for the event store (``OPSWATCH_QUERY_MEMORY_LIMIT``, e.g. ``1GB``):
+    #: queries past it spill to disk or fail with a clear error instead of growing the server.
+    query_memory_limit: str = limits.QUERY_MEMORY_LIMIT
+    #: Disk a query may spill to (``OPSWATCH_QUERY_TEMP_LIMIT``, e.g. ``4GB``; DuckDB's
+    #: ``max_temp_directory_size``).
+    query_temp_limit: str = limits.QUERY_TEMP_LIMIT
+    #: Seconds a client may take to send a request's headers (``OPSWATCH_HEADER_TIMEOUT``).
+    header_timeout: float = limits.HEADER_TIMEOUT_SECONDS
+    #: Seconds the body of an ingest request may take to arrive (``OPSWATCH_BODY_TIMEOUT``).
+    body_timeout: float = limits.BODY_TIMEOUT_SECONDS
+    #: Seconds an idle keep-alive connection stays open (``OPSWATCH_KEEPALIVE_TIMEOUT``).
+    keepalive_timeout: float = limits.KEEPALIVE_TIMEOUT_SECONDS
+    #: Connections and requests served at once; more are answered 503 (``OPSWATCH_MAX_CONNECTIONS``).
+    max_connections: int = limits.MAX_CONNECTIONS
 
     @property
     def state_url(self) -> str:
@@ -141,6 +156,12 @@ _FROM_ENV: dict[str, str] = {
     "notify_regressed_issues": "OPSWATCH_NOTIFY_REGRESSED_ISSUES",
     "notify_cron_failures": "OPSWATCH_NOTIFY_CRON_FAILURES",
     "issue_auto_resolve_days": "OPSWATCH_ISSUE_AUTO_RESOLVE_DAYS",
+    "query_memory_limit": "OPSWATCH_QUERY_MEMORY_LIMIT",
+    "query_temp_limit": "OPSWATCH_QUERY_TEMP_LIMIT",
+    "header_timeout": "OPSWATCH_HEADER_TIMEOUT",
+    "body_timeout": "OPSWATCH_BODY_TIMEOUT",
+    "keepalive_timeout": "OPSWATCH_KEEPALIVE_TIMEOUT",
+    "max_connections": "OPSWATCH_MAX_CONNECTIONS",
 }
 
 _BOOLEANS = frozenset({"redact", "notify_new_issues", "notify_regressed_issues", "notify_cron_failures"})
@@ -150,7 +171,15 @@ _NUMBERS: dict[str, tuple[int, int]] = {
     "spans_retention_days": (1, 36500),
     "max_pending_events": (1, 10**8),
     "issue_auto_resolve_days": (0, 36500),
+    "max_connections": (1, 1_000_000),
 }
+_SECONDS: dict[str, tuple[float, float]] = {
+    "header_timeout": (0.1, 3600.0),
+    "body_timeout": (0.1, 3600.0),
+    "keepalive_timeout": (1.0, 3600.0),
+}
+_SIZES = frozenset({"query_memory_limit", "query_temp_limit"})
+_SIZE = re.compile(r"[0-9]+(?:\.[0-9]+)?\s*(?:[KMGT]i?B|B)", re.IGNORECASE)
 
 
 def _stored_token(data_dir: Path) -> str:
@@ -189,6 +218,19 @@ def _convert(name: str, where: str, value: Any) -> Any:
         if not low <= number <= high:
             raise ConfigError(where, f"expected {low}..{high}, got {number}")
         return number
+    if name in _SECONDS:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(where, f"expected seconds, got {value!r}") from None
+        low_s, high_s = _SECONDS[name]
+        if not low_s <= seconds <= high_s:  # also refuses nan
+            raise ConfigError(where, f"expected {low_s:g}..{high_s:g} seconds, got {value!r}")
+        return seconds
+    if name in _SIZES:
+        if not isinstance(value, str) or not _SIZE.fullmatch(value.strip()):
+            raise ConfigError(where, f"expected a size such as 512MB or 2GB, got {value!r}")
+        return value.strip()
     if name in _BOOLEANS:
         if isinstance(value, bool):
             return value

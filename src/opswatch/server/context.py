@@ -136,7 +136,11 @@ def open_store(settings: ServerSettings) -> EventStore:
     if settings.events_url:
         raise ConfigError("events_url", "external event stores (ClickHouse) are not supported yet")
     module = importlib.import_module("opswatch.server.store.duckdb")
-    store: EventStore = module.DuckDBStore(settings.events_path)
+    store: EventStore = module.DuckDBStore(
+        settings.events_path,
+        memory_limit=settings.query_memory_limit,
+        max_temp_directory_size=settings.query_temp_limit,
+    )
     return store
 
 

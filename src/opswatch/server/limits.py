@@ -22,6 +22,16 @@ MiB: Final = 1024 * KiB
 #: again while a chunked body streams in.
 MAX_BODY_BYTES: Final = 20 * MiB
 
+#: Most bytes of a request read, and most inflated, before it is authenticated. A tunnelled Sentry
+#: envelope carries its key (``dsn``) in its first line, which Sentry's SDKs keep to a few hundred bytes;
+#: that line must end within this many bytes, compressed or not. Everything else authenticates from its
+#: headers or URL before a byte of the body is read, so an anonymous bomb costs at most this much.
+MAX_UNAUTHENTICATED_BYTES: Final = 16 * KiB
+
+#: Seconds the whole body of an ingest request may take to arrive (408 after that). A 20 MiB body at
+#: 10 Mbit/s takes 17 s; the SDKs send batches of a few KiB. Settable as ``OPSWATCH_BODY_TIMEOUT``.
+BODY_TIMEOUT_SECONDS: Final = 30.0
+
 #: Largest body after decompression. Relay allows 200 MiB for a decompressed envelope (attachments
 #: included); a compression ratio of 1000:1 turns a small body into a bomb, so decompression stops at this
 #: many bytes rather than after it (the "bomb" test sends a few KiB that inflate to gigabytes).
@@ -81,6 +91,30 @@ MAX_PING_BODY_BYTES: Final = _sdk_limits.MAX_STRING_LENGTH
 #: takes can always name a monitor.
 MAX_SLUG_LENGTH: Final = _cron_config.MAX_SLUG_LENGTH
 
+# -- connections (uvicorn; settable, see ``opswatch.server.config``) --------------------------------------
+
+#: Seconds a client may take to send a request's headers, from connecting or from the first byte of
+#: the next request on a kept-alive connection. uvicorn has no such limit of its own.
+HEADER_TIMEOUT_SECONDS: Final = 10.0
+
+#: Seconds an idle kept-alive connection stays open (uvicorn's ``timeout_keep_alive``).
+KEEPALIVE_TIMEOUT_SECONDS: Final = 5.0
+
+#: Connections and requests in flight at once (uvicorn's ``limit_concurrency``); past it, new requests
+#: are answered 503. Each costs a few KiB; the ingest pipeline bounds the events behind them.
+MAX_CONNECTIONS: Final = 1000
+
+# -- logins (opswatch.server.throttle) ------------------------------------------------------------------
+
+#: Failed logins or admin tokens one client address may make in a burst, and seconds to earn one
+#: more. Past it the address is answered 429 with Retry-After, before the token is even compared:
+#: 10 guesses, then one every 6 s (600 an hour) against a 256-bit token.
+AUTH_FAILURE_BURST: Final = 10
+AUTH_FAILURE_REFILL_SECONDS: Final = 6.0
+
+#: Client addresses the throttle remembers (the oldest is forgotten first).
+AUTH_THROTTLE_MAX_CLIENTS: Final = 10_000
+
 # -- the pipeline ---------------------------------------------------------------------------------------
 
 #: Most events waiting for the durable append. Past this, ingest answers 429 with Retry-After instead
@@ -114,6 +148,13 @@ STORE_MAX_PROMOTED_COLUMNS: Final = 256
 #: (ids used as key names) stay in the ``attributes`` container, reachable as ``attributes->>'key'``.
 STORE_MAX_CATALOG_KEYS: Final = 2_000
 
+#: Most catalog keys one project may add, and most new keys one project may add in one commit. The
+#: catalog (and so the ``logs`` view) is shared by every project: these keep one sender that invents
+#: field names from filling it; its extra fields stay in ``attributes``. A full catalog makes room for
+#: a project under its share by dropping the least-seen cold key of the project holding the most.
+STORE_MAX_KEYS_PER_PROJECT: Final = 500
+STORE_MAX_NEW_KEYS_PER_COMMIT: Final = 100
+
 #: Most rows written in one group commit; a longer queue of appends is written in several commits.
 STORE_MAX_ROWS_PER_COMMIT: Final = 50_000
 
@@ -141,6 +182,31 @@ QUERY_DEFAULT_MAX_ROWS: Final = 10_000
 
 #: Most rows a caller may ask for (results are held in memory and sent as one JSON document).
 QUERY_MAX_ROWS: Final = 100_000
+
+#: Memory DuckDB may use for the event store, queries included (``OPSWATCH_QUERY_MEMORY_LIMIT``).
+#: DuckDB's own default is 80 % of the machine's RAM, which one ``GROUP BY`` over a wide table can
+#: take; past this a query spills to disk (hash tables, sorts) or fails with "out of memory".
+QUERY_MEMORY_LIMIT: Final = "1GB"
+
+#: Disk a query may spill to (``OPSWATCH_QUERY_TEMP_LIMIT``; DuckDB's default is 90 % of free space).
+QUERY_TEMP_LIMIT: Final = "4GB"
+
+#: Largest answer of one query, in bytes of its values (text and blobs by their length, numbers as 8):
+#: rows past it are cut and the answer says so, as for the row cap. The row cap alone lets twenty
+#: 10 MB strings through.
+QUERY_MAX_ANSWER_BYTES: Final = 32 * MiB
+
+#: Most elements a list or string may be built with from constants in a query (``range(n)``,
+#: ``repeat(s, n)`` ...). DuckDB builds such a value in one piece, outside its memory limit and where
+#: the time limit cannot interrupt it (``unnest(range(200000000))`` took 14 GB and a minute).
+QUERY_MAX_GENERATED: Final = 1_000_000
+
+#: Queries that ran past their time limit and did not stop at the interrupt, still running; past this
+#: many, new queries are answered 503 until they end (each holds a thread and memory).
+QUERY_MAX_ABANDONED: Final = 2
+
+#: A query is answered 408 by twice its time limit plus this many seconds, stopped or not.
+QUERY_STOP_GRACE_SECONDS: Final = 1.0
 
 #: Seconds a query may run by default before it is interrupted, and the most a caller may ask for.
 QUERY_DEFAULT_TIMEOUT_SECONDS: Final = 30.0

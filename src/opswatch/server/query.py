@@ -9,7 +9,9 @@ ClickHouse store will reuse the same checks with its dialect) and refuses, with 
 * tables other than the store's views (``logs``, alias ``events``; ``spans``) and the query's own CTEs
   where they are in scope; qualified names (``main.event_rows``); table functions (``read_csv``, ``query``,
   ``range`` ...) and quoted file names (``FROM 'x.csv'``);
-* functions that reach outside the database (``read_*``, ``glob``, ``query``, ``*_scan``, ...).
+* functions that reach outside the database (``read_*``, ``glob``, ``query``, ``*_scan``, ...);
+* calls that would build a huge value from constants (``range(200000000)``, ``repeat(x, 1e9)``), which
+  no runtime limit can stop (``_sql_bounds``).
 
 The store's connection has external access disabled and its configuration locked as well, so a check
 missed here still cannot read a file; the checks give the clear error.
@@ -18,7 +20,9 @@ Then it rewrites the checked tree (what runs is what was checked, regenerated fr
 raw text): a camelCase column that does not exist answers for its snake_case twin (``churchId`` finds
 ``church_id``); ``SELECT *`` over ``logs`` leaves out the camelCase alias columns; and the outermost
 ``LIMIT`` is capped at the row cap plus one, so a truncated answer is detected without reading more.
-The time limit is the store's (an interrupt from a timer).
+The limits are the store's: time (an interrupt from a timer, and an answer by the deadline whatever
+DuckDB does), rows, answer bytes (``QUERY_MAX_ANSWER_BYTES``), and DuckDB's ``memory_limit`` and
+``max_temp_directory_size`` (settings ``query_memory_limit``, ``query_temp_limit``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from . import limits
+from ._sql_bounds import check_generated_sizes
 from .store.base import QueryRefused, QueryResult, SchemaInfo
 from .store.layout import snake_case
 
@@ -65,7 +70,7 @@ _FORBIDDEN_SUFFIXES: Final = ("_scan", "_attach", "_query", "_execute")
 class _Store(Protocol):
     def describe(self) -> SchemaInfo: ...
 
-    def query(self, sql: str, *, max_rows: int, timeout: float) -> QueryResult: ...
+    def query(self, sql: str, *, max_rows: int, timeout: float, max_bytes: int = ...) -> QueryResult: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +104,7 @@ def check_sql(sql: str, schema: SchemaInfo, *, max_rows: int = limits.QUERY_DEFA
         raise QueryRefused(f"only SELECT queries are allowed, not {_kind(root)}")
     try:
         _check_tree(root, schema)
+        check_generated_sizes(root)
         renamed = _rename_camel_case(root, schema)
         _leave_aliases_out_of_stars(root, schema)
         _cap_limit(root, max_rows)
@@ -127,13 +133,21 @@ def run_query(
     ):
         raise QueryRefused(f"timeout must be more than 0 and at most {limits.QUERY_MAX_TIMEOUT_SECONDS:g} s")
     checked = check_sql(sql, store.describe(), max_rows=max_rows)
-    return store.query(checked.sql, max_rows=max_rows, timeout=float(timeout))
+    return store.query(
+        checked.sql, max_rows=max_rows, timeout=float(timeout), max_bytes=limits.QUERY_MAX_ANSWER_BYTES
+    )
 
 
 def truncation_notice(result: QueryResult) -> str | None:
-    """The sentence to show when the row cap cut the answer, else None."""
+    """The sentence to show when the row cap or the answer-size cap cut the answer, else None."""
     if not result.truncated:
         return None
+    if result.cut_by == "bytes":
+        return (
+            f"the answer was cut at {len(result.rows)} rows (the answer-size cap of "
+            f"{limits.QUERY_MAX_ANSWER_BYTES // limits.MiB} MiB); select fewer or shorter columns, or "
+            "add a LIMIT"
+        )
     return (
         f"the answer was cut at {len(result.rows)} rows (the row cap); add a LIMIT, aggregate, "
         "or ask for more rows"

@@ -34,6 +34,7 @@ import uvicorn
 from .app import create_app
 from .config import ServerSettings
 from .context import ServerContext, open_context
+from .serving import uvicorn_config
 from .store.base import EventStore
 
 
@@ -89,9 +90,7 @@ def running_server(
         except BaseException:
             ctx.close()
             raise
-        config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10
-        )
+        config = uvicorn_config(app, resolved)
         server = uvicorn.Server(config)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="opswatch-test-server", daemon=True

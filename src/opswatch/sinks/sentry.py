@@ -33,8 +33,8 @@ __all__ = ["SentrySink", "build_event", "from_settings"]
 #: Sentry drops tag values longer than this.
 MAX_TAG_LENGTH: Final = 200
 
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
-_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
 #: Fields that become tags (searchable in Sentry) rather than context.
 _TAG_FIELDS: Final = ("operation", "request_id", "service")
 #: Fields that have their own place in a Sentry event.
@@ -157,8 +157,9 @@ def build_event(record: Record) -> dict[str, Any]:
     event_id = record.get("event_id")
     message = record.get("message")
     text = message if isinstance(message, str) else str(message)
+    valid_id = isinstance(event_id, str) and _HEX32.fullmatch(event_id) is not None
     event: dict[str, Any] = {
-        "event_id": event_id if isinstance(event_id, str) and _HEX32.match(event_id) else uuid.uuid4().hex,
+        "event_id": event_id if valid_id else uuid.uuid4().hex,
         "level": "fatal" if record.get("level") == "fatal" else "error",
         "platform": "python",
         "logentry": {"message": text, "formatted": text},
@@ -181,9 +182,9 @@ def build_event(record: Record) -> dict[str, Any]:
     if fields:
         contexts["fields"] = fields
     trace_id, span_id = record.get("trace_id"), record.get("span_id")
-    if isinstance(trace_id, str) and _HEX32.match(trace_id):
+    if isinstance(trace_id, str) and _HEX32.fullmatch(trace_id):
         trace: dict[str, str] = {"trace_id": trace_id}
-        if isinstance(span_id, str) and _HEX16.match(span_id):
+        if isinstance(span_id, str) and _HEX16.fullmatch(span_id):
             trace["span_id"] = span_id
         contexts["trace"] = trace
     if contexts:
@@ -234,12 +235,19 @@ def _frame(frame: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     file = frame.get("file")
     if isinstance(file, str):
-        result["abs_path"] = file
         result["filename"] = file
+        if file.startswith("/"):  # the SDK shows app paths relative to the project: not an absolute path
+            result["abs_path"] = file
     for source, target in (("function", "function"), ("module", "module"), ("line", "lineno")):
         value = frame.get(source)
         if value is not None:
             result[target] = value
     if isinstance(frame.get("in_app"), bool):
         result["in_app"] = frame["in_app"]
+    # Source lines were captured (bounded, redacted) with the record; Sentry shows them as they are.
+    if isinstance(frame.get("context_line"), str):
+        result["context_line"] = frame["context_line"]
+        for key in ("pre_context", "post_context"):
+            if isinstance(frame.get(key), list):
+                result[key] = frame[key]
     return result

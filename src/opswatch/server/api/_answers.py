@@ -2,7 +2,9 @@
 
 ``run_ingest`` wraps a handler's work: it turns ``IngestError`` into its status with ``{"detail": ...}``,
 ``Overloaded`` into 429 with ``Retry-After`` (and Sentry's ``X-Sentry-Rate-Limits`` on Sentry routes),
-``StoreUnavailable`` into 503, and counts every request by endpoint and status.
+``StoreUnavailable`` into 503, and counts every request by endpoint and status. A client that went away
+mid-body counts as 499 (nginx's "client closed request"): its outcome, not a server error, so nothing is
+logged for it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ async def run_ingest(
     try:
         response = await work(ctx)
     except IngestError as err:
+        if err.code == "client_disconnected":
+            ctx.metrics.requests.inc(endpoint=endpoint, status="499")
+            return Response(status_code=499)  # nobody reads it; the ASGI server drops it
         if err.code in ("too_large", "too_many_events", "too_many_items", "bad_envelope", "invalid_json"):
             ctx.metrics.rejected.inc(reason=err.code)
         response = json_response({"detail": err.reason}, err.status)

@@ -8,7 +8,9 @@
   ``?sentry_key=`` or the envelope header's ``dsn``. Answers ``200 {"id": ...}``.
 * ``GET|POST /api/<project>/cron/<slug>/<key>/?status=...``: Sentry's check-in URL. Answers 202.
 
-Handlers bound, authenticate and parse; ``opswatch.server.pipeline`` redacts and stores.
+Handlers authenticate before they read the body (a tunnelled envelope from its first line only, see
+``opswatch.server.ingest.body``), inflate off the event loop, then bound and parse;
+``opswatch.server.pipeline`` redacts and stores.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ...record import format_timestamp
 from .. import limits
 from ..auth import native_key, project_for_key, sentry_key
 from ..context import ServerContext
-from ..ingest.body import IngestError, decompress, read_body
+from ..ingest.body import BodyReader, IngestError, envelope_dsn, inflate
 from ..ingest.native import parse_batch
 from ..ingest.pings import sentry_check_in_record
 from ..ingest.records import Refused, normalize
@@ -52,8 +54,9 @@ async def native_events(request: Request) -> Response:
 
     async def work(ctx: ServerContext) -> Response:
         project_id = project_for_key(ctx, project, native_key(request))
-        raw = await read_body(request)
-        body = decompress(raw, request.headers.get("content-encoding"), limits.MAX_NATIVE_DECOMPRESSED_BYTES)
+        raw = await BodyReader(request, timeout=ctx.settings.body_timeout).read()
+        encoding = request.headers.get("content-encoding")
+        body = await inflate(raw, encoding, limits.MAX_NATIVE_DECOMPRESSED_BYTES)
         epoch, received_at = _received(ctx)
         batch = parse_batch(body, epoch, received_at)
         batch.records, spans, refused_spans = split_spans(batch.records, batch.rejected, received_at)
@@ -79,14 +82,16 @@ async def sentry_envelope(request: Request) -> Response:
     project = request.path_params["project"]
 
     async def work(ctx: ServerContext) -> Response:
+        reader = BodyReader(request, timeout=ctx.settings.body_timeout)
         key = sentry_key(request)
-        project_id = project_for_key(ctx, project, key) if key else None
-        body = await _sentry_body(request)
+        if not key:  # a tunnel: the DSN travels in the envelope header, read from the first bytes only
+            head = await reader.prefix(limits.MAX_UNAUTHENTICATED_BYTES)
+            dsn = envelope_dsn(head, request.headers.get("content-encoding"))
+            key = _dsn_key(dsn)
+        project_id = project_for_key(ctx, project, key)
+        body = await _sentry_body(request, reader)
         epoch, received_at = _received(ctx)
-        batch = read_envelope(body, epoch, received_at)
-        if project_id is None:  # a tunnel: the DSN travels in the envelope header
-            project_id = project_for_key(ctx, project, urlsplit(batch.dsn).username if batch.dsn else None)
-        return await _answer_sentry(ctx, project_id, batch)
+        return await _answer_sentry(ctx, project_id, read_envelope(body, epoch, received_at))
 
     return await run_ingest(request, "envelope", work, sentry=True)
 
@@ -97,7 +102,7 @@ async def sentry_store(request: Request) -> Response:
 
     async def work(ctx: ServerContext) -> Response:
         project_id = project_for_key(ctx, project, sentry_key(request))
-        body = await _sentry_body(request)
+        body = await _sentry_body(request, BodyReader(request, timeout=ctx.settings.body_timeout))
         epoch, received_at = _received(ctx)
         return await _answer_sentry(ctx, project_id, read_store_body(body, epoch, received_at))
 
@@ -126,9 +131,19 @@ async def sentry_cron(project: str, slug: str, key: str, request: Request) -> Re
     return await run_ingest(request, "sentry_cron", work, sentry=True)
 
 
-async def _sentry_body(request: Request) -> bytes:
-    raw = await read_body(request)
-    return decompress(raw, request.headers.get("content-encoding"), limits.MAX_DECOMPRESSED_BYTES)
+def _dsn_key(dsn: str | None) -> str | None:
+    """The key (user part) of a DSN; None for a missing or malformed one."""
+    if not dsn:
+        return None
+    try:
+        return urlsplit(dsn).username
+    except ValueError:
+        return None
+
+
+async def _sentry_body(request: Request, reader: BodyReader) -> bytes:
+    raw = await reader.read()
+    return await inflate(raw, request.headers.get("content-encoding"), limits.MAX_DECOMPRESSED_BYTES)
 
 
 async def _answer_sentry(ctx: ServerContext, project_id: int, batch: SentryBatch) -> Response:

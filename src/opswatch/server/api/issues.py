@@ -81,7 +81,7 @@ def list_issues(
     return {"items": page.items, "total": page.total, "next_offset": page.next_offset}
 
 
-@router.get("/{issue_id}")
+@router.get("/{issue_id:int}")
 def get_issue(request: Request, issue_id: int) -> dict[str, Any]:
     """One issue whole."""
     try:
@@ -90,7 +90,7 @@ def get_issue(request: Request, issue_id: int) -> dict[str, Any]:
         raise HTTPException(404, str(err)) from None
 
 
-@router.post("/{issue_id}/resolve")
+@router.post("/{issue_id:int}/resolve")
 def resolve(request: Request, issue_id: int, body: _OptionalBody = None) -> dict[str, Any]:
     """Resolve the issue (a later event regresses it)."""
     try:
@@ -99,7 +99,7 @@ def resolve(request: Request, issue_id: int, body: _OptionalBody = None) -> dict
         raise HTTPException(404, str(err)) from None
 
 
-@router.post("/{issue_id}/reopen")
+@router.post("/{issue_id:int}/reopen")
 def reopen(request: Request, issue_id: int, body: _OptionalBody = None) -> dict[str, Any]:
     """Make a resolved or ignored issue unresolved."""
     try:
@@ -108,7 +108,7 @@ def reopen(request: Request, issue_id: int, body: _OptionalBody = None) -> dict[
         raise HTTPException(404, str(err)) from None
 
 
-@router.post("/{issue_id}/ignore")
+@router.post("/{issue_id:int}/ignore")
 def ignore(request: Request, issue_id: int, body: _OptionalBody = None) -> dict[str, Any]:
     """Ignore the issue for a while, until N more events, or forever."""
     body = body or {}
@@ -130,7 +130,7 @@ def ignore(request: Request, issue_id: int, body: _OptionalBody = None) -> dict[
         raise HTTPException(400, str(err)) from None
 
 
-@router.get("/{issue_id}/events")
+@router.get("/{issue_id:int}/events")
 def events(
     request: Request,
     issue_id: int,

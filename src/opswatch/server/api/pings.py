@@ -47,7 +47,9 @@ async def _ping(request: Request, key: str, slug: str, action: str) -> Response:
         project_id = ctx.keys.project_for(key)
         if project_id is None:
             raise IngestError(404, "not_found", "not found")
-        body = await read_body(request, limits.MAX_BODY_BYTES) if request.method == "POST" else b""
+        body = b""
+        if request.method == "POST":
+            body = await read_body(request, limits.MAX_BODY_BYTES, ctx.settings.body_timeout)
         record = ping_record(
             slug, action, request.query_params.get("rid"), body, request.headers.get("user-agent")
         )

@@ -75,7 +75,7 @@ async def create_project(request: Request, body: Annotated[dict[str, Any], Body(
     return json_response(_project(_base_url(request), project), 201)
 
 
-@router.get("/projects/{project_id}/keys")
+@router.get("/projects/{project_id:int}/keys")
 async def list_keys(project_id: int, request: Request) -> Response:
     """The keys of one project."""
     ctx = get_context(request)
@@ -87,7 +87,7 @@ async def list_keys(project_id: int, request: Request) -> Response:
     return json_response({"keys": [_key(base, k) for k in project.keys]})
 
 
-@router.post("/projects/{project_id}/keys")
+@router.post("/projects/{project_id:int}/keys")
 async def create_key(
     project_id: int, request: Request, body: Annotated[dict[str, Any] | None, Body()] = None
 ) -> Response:

@@ -3,7 +3,9 @@
 Body ``{"sql": "...", "max_rows": 10000, "timeout": 30}`` (only ``sql`` is required). Answers 200 with
 ``{"columns": [...], "rows": [[...], ...], "row_count": N, "truncated": false, "elapsed_ms": 12.3}``
 (plus ``"notice"`` when the row cap cut the answer); 400 ``{"detail": reason}`` for SQL that is refused
-or fails; 408 when the query ran past its time limit. The checks and limits are
+or fails; 408 when the query ran past its time limit; 503 while earlier queries that ran past it are
+still being stopped. ``truncated`` with a ``notice`` says the answer was cut by the row cap or by the
+answer-size cap (``QUERY_MAX_ANSWER_BYTES``). The checks and limits are
 ``opswatch.server.query``'s; the query runs in a worker thread, never on the event loop.
 """
 
@@ -19,7 +21,7 @@ from starlette.responses import Response
 from .. import limits
 from ..auth import get_context, require_admin
 from ..query import jsonable, run_query, truncation_notice
-from ..store.base import QueryError, QueryTimeout
+from ..store.base import QueryBusy, QueryError, QueryTimeout
 
 router = APIRouter(prefix="/api/0/query", tags=["query"], dependencies=[Depends(require_admin)])
 
@@ -39,6 +41,8 @@ async def query(request: Request) -> Response:
         result = await run_in_threadpool(run_query, ctx.store, sql, max_rows=max_rows, timeout=timeout)
     except QueryTimeout as err:
         raise HTTPException(408, str(err)) from None
+    except QueryBusy as err:
+        raise HTTPException(503, str(err), headers={"Retry-After": "5"}) from None
     except QueryError as err:
         raise HTTPException(400, str(err)) from None
     answer: dict[str, Any] = {

@@ -1,8 +1,9 @@
 """The dashboard's routes: ``/``, ``/issues``, ``/crons``, ``/logs``, ``/query``, login and static files.
 
 Every page needs the admin token (``opswatch.server.ui.session`` says how it may be given); without
-it a browser is sent to ``/login``. Changes (resolve, ignore, reopen, run a query, log out) are POSTs
-with a CSRF token. Handlers only authenticate, parse and render; the data comes from
+it a browser is sent to ``/login``. Changes (resolve, ignore, reopen an issue; pause, resume, edit a
+monitor; run a query; log out) are POSTs with a CSRF token from a page of the same origin. Handlers
+only authenticate, parse and render; the data comes from
 ``opswatch.server.ui.overview`` and ``opswatch.server.ui.pages``, the templates from ``ui/templates``.
 """
 
@@ -20,10 +21,14 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from .. import limits
 from ..auth import get_context
 from ..issues.lifecycle import IssueNotFound
-from ..ui import STATIC_DIR, pages, session
+from ..monitors import config as monitor_config
+from ..monitors.errors import AmbiguousMonitor, MonitorConfigError, UnknownMonitor
+from ..state import sessions
+from ..throttle import client_address, throttle_for
+from ..ui import STATIC_DIR, cron_settings, pages, session
 from ..ui.overview import overview as gather_overview
 from ..ui.render import page, secure
-from ..ui.services import issue_service
+from ..ui.services import issue_service, monitor_service
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,25 +59,56 @@ def _now(request: Request) -> float:
 
 def _authenticate(request: Request) -> session.Viewer | Response:
     """The viewer, or the answer to give instead: 401 for a wrong Bearer token, a redirect that sets
-    the cookie for a good ``?token=``, the login page otherwise."""
+    the cookie for a good ``?token=``, the login page otherwise; 429 for a client with too many
+    failures (``opswatch.server.throttle``)."""
     token = _token(request)
     header = request.headers.get("authorization")
     if header is not None:
+        throttled = _throttled(request)
+        if throttled is not None:
+            return throttled
         if session.token_matches(session.bearer(header), token):
             return session.Viewer("bearer", session.csrf_token(token, None))
+        _failed(request)
         response = _error_page(request, 401, "The Authorization header does not carry the admin token.")
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
     cookie = request.cookies.get(session.COOKIE)
-    if session.session_valid(cookie, token, _now(request)):
+    if _session_active(request, cookie):
         return session.Viewer("cookie", session.csrf_token(token, cookie))
     given = request.query_params.get("token")
     if given is not None and request.method == "GET":
+        throttled = _throttled(request)
+        if throttled is not None:
+            return throttled
         if not session.token_matches(given, token):
+            _failed(request)
             return _login_page(request, _here(request, drop="token"), _BAD_TOKEN, 401)
         return _logged_in(request, _here(request, drop="token"))
     target = urllib.parse.quote(_here(request), safe="/")
     return secure(RedirectResponse(f"/login?next={target}", status_code=303))
+
+
+def _session_active(request: Request, cookie: str | None) -> bool:
+    """A signed, unexpired session cookie that the server issued and nobody logged out."""
+    if cookie is None or not session.session_valid(cookie, _token(request), _now(request)):
+        return False
+    ctx = get_context(request)
+    return sessions.active(ctx.engine, cookie, ctx.now())
+
+
+def _throttled(request: Request) -> Response | None:
+    """429 with Retry-After for a client with too many failed logins or tokens, else None."""
+    wait = throttle_for(get_context(request).extras).retry_after(client_address(request))
+    if wait is None:
+        return None
+    response = _error_page(request, 429, f"Too many failed attempts: try again in {wait} s.")
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def _failed(request: Request) -> None:
+    throttle_for(get_context(request).extras).failed(client_address(request))
 
 
 def _here(request: Request, drop: str | None = None) -> str:
@@ -83,11 +119,14 @@ def _here(request: Request, drop: str | None = None) -> str:
 
 
 def _logged_in(request: Request, target: str) -> Response:
-    """A redirect to ``target`` that sets a new session cookie."""
+    """A redirect to ``target`` that sets a new session cookie (remembered server-side)."""
     response = RedirectResponse(session.safe_next(target), status_code=303)
+    cookie = session.new_session(_token(request), _now(request))
+    ctx = get_context(request)
+    sessions.record(ctx.engine, cookie, ctx.now(), session.SESSION_MAX_AGE)
     response.set_cookie(
         session.COOKIE,
-        session.new_session(_token(request), _now(request)),
+        cookie,
         max_age=session.SESSION_MAX_AGE,
         path="/",
         httponly=True,
@@ -117,18 +156,13 @@ async def _form(request: Request) -> dict[str, str] | Response:
 
 
 def _same_origin(request: Request) -> bool:
-    """False when the browser says the form came from another site (``Origin``). The host is compared,
-    not the scheme, so a TLS proxy in front does not refuse the server's own forms; the server's public
-    URL counts as its own host too (a proxy that rewrites ``Host``)."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    host = urllib.parse.urlsplit(origin).netloc.lower()
-    own = {
-        request.headers.get("host", "").lower(),
-        urllib.parse.urlsplit(get_context(request).settings.base_url).netloc.lower(),
-    }
-    return bool(host) and host in own
+    """False when the browser says the form came from another site (``session.same_origin``); the
+    server's public URL counts as its own host too (a proxy that rewrites ``Host``)."""
+    own = (
+        request.headers.get("host", ""),
+        urllib.parse.urlsplit(get_context(request).settings.base_url).netloc,
+    )
+    return session.same_origin(request.headers.get("origin"), request.headers.get("sec-fetch-site"), own)
 
 
 async def _change(request: Request) -> tuple[session.Viewer, dict[str, str]] | Response:
@@ -173,7 +207,7 @@ def _login_page(request: Request, target: str, error: str | None = None, status:
 @router.get("/login")
 def login_form(request: Request, next: str = "/") -> Response:
     """The login form (or straight on, for someone already logged in)."""
-    if session.session_valid(request.cookies.get(session.COOKIE), _token(request), _now(request)):
+    if _session_active(request, request.cookies.get(session.COOKIE)):
         return secure(RedirectResponse(session.safe_next(next), status_code=303))
     return _login_page(request, next)
 
@@ -187,17 +221,29 @@ async def login(request: Request) -> Response:
     if not _same_origin(request):
         return _error_page(request, 403, "The form was sent from another site.")
     target = session.safe_next(form.get("next"))
+    throttled = _throttled(request)
+    if throttled is not None:
+        return throttled
     if not session.token_matches(form.get("token"), _token(request)):
+        _failed(request)
         return _login_page(request, target, _BAD_TOKEN, 401)
     return _logged_in(request, target)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """Forget the session cookie."""
+    """End this session (the cookie no longer works, wherever it was copied), or with ``everywhere``
+    set, every session of the dashboard."""
     checked = await _change(request)
     if isinstance(checked, Response):
         return checked
+    _viewer, form = checked
+    ctx = get_context(request)
+    cookie = request.cookies.get(session.COOKIE)
+    if form.get("everywhere"):
+        await run_in_threadpool(sessions.revoke_all, ctx.engine)
+    elif cookie:
+        await run_in_threadpool(sessions.revoke, ctx.engine, cookie)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(session.COOKIE, path="/", httponly=True, samesite="strict")
     return secure(response)
@@ -236,7 +282,7 @@ def issues_page(request: Request, status: str = "unresolved", query: str = "", o
                    offset=max(offset, 0), statuses=pages.ISSUE_STATUSES, per_page=pages.ISSUES_PER_PAGE)
 
 
-@router.get("/issues/{issue_id}")
+@router.get("/issues/{issue_id:int}")
 def issue_page(request: Request, issue_id: int) -> Response:
     """One issue: title, culprit, counts, status actions, the latest event with its stack."""
     viewer = _authenticate(request)
@@ -249,7 +295,7 @@ def issue_page(request: Request, issue_id: int) -> Response:
     return _render(request, viewer, "issue.html", "Issues", issue=issue, ignore_choices=pages.IGNORE_CHOICES)
 
 
-@router.post("/issues/{issue_id}/{action}")
+@router.post("/issues/{issue_id:int}/{action}")
 async def issue_action(request: Request, issue_id: int, action: str) -> Response:
     """Resolve, reopen or ignore an issue, then show it again."""
     checked = await _change(request)
@@ -295,15 +341,57 @@ def crons_page(request: Request) -> Response:
 
 @router.get("/crons/{slug}")
 def cron_page(request: Request, slug: str, project: int | None = None) -> Response:
-    """One monitor: its health, settings, run history and state changes."""
+    """One monitor: its health, settings (with pause, resume and edit forms), runs and state changes."""
     viewer = _authenticate(request)
     if isinstance(viewer, Response):
         return viewer
+    return _cron(request, viewer, slug, project)
+
+
+def _cron(request: Request, viewer: session.Viewer, slug: str, project: int | None, code: int = 200,
+          form_error: str | None = None, form: dict[str, str] | None = None) -> Response:
     try:
         monitor = pages.monitor_detail(get_context(request), slug, project)
     except LookupError as err:
         return _error_page(request, 404, str(err), viewer)
-    return _render(request, viewer, "cron.html", "Crons", monitor=monitor)
+    values = cron_settings.form_values(monitor["settings"])
+    if form is not None:  # a refused edit keeps what was typed
+        values.update({name: form[name] for name, *_ in cron_settings.FIELDS if name in form})
+    return _render(request, viewer, "cron.html", "Crons", code, monitor=monitor,
+                   settings=cron_settings.shown(monitor["settings"]), fields=cron_settings.FIELDS,
+                   values=values, form_error=form_error)
+
+
+@router.post("/crons/{slug}/{action}")
+async def cron_action(request: Request, slug: str, action: str, project: int | None = None) -> Response:
+    """Pause, resume or edit a monitor (through the monitor service, as the API does), then show it."""
+    checked = await _change(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, form = checked
+    if action not in ("pause", "resume", "edit"):
+        return _error_page(request, 404, f"no action {action[:40]!r}: pause, resume or edit", viewer)
+    service = monitor_service(get_context(request))
+    if service is None:
+        return _error_page(request, 404, "cron monitoring is not installed on this server", viewer)
+    try:
+        entry = await run_in_threadpool(service.find, slug, project)
+        if action == "pause":
+            await run_in_threadpool(service.pause, entry)
+        elif action == "resume":
+            await run_in_threadpool(service.resume, entry)
+        else:
+            sent = cron_settings.changes(form, monitor_config.effective(entry.config))
+            if sent:
+                await run_in_threadpool(service.update, entry, sent)
+    except MonitorConfigError as err:
+        return _cron(request, viewer, slug, project, 400, cron_settings.problem(err), form)
+    except (UnknownMonitor, AmbiguousMonitor) as err:
+        return _error_page(request, 404, str(err), viewer)
+    where = f"/crons/{urllib.parse.quote(slug, safe='')}"
+    if project is not None:
+        where += f"?project={project}"
+    return secure(RedirectResponse(where, status_code=303))
 
 
 @router.get("/logs")

@@ -2,8 +2,10 @@
 
 ``parse_batch`` checks each line on its own: a line that is not JSON, not an object, too large or
 otherwise refused becomes a ``Rejection`` with the line's index (blank lines are not events and have no
-index), and every other line becomes a normalized record. Nothing here raises for bad events; only a
-batch with more events than ``MAX_EVENTS_PER_BATCH`` is refused whole.
+index), and every other line becomes a normalized record. Lines in pino's shape (the Node.js logger's
+own NDJSON, see ``pino``) are read as pino writes them, with an id derived from the line and its position.
+Nothing here raises for bad events; only a batch with more events than ``MAX_EVENTS_PER_BATCH`` is refused
+whole.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import orjson
 
 from .. import limits
 from .body import IngestError
+from .pino import is_pino, to_record
 from .records import Refused, Rejection, normalize
+from .sentry_mapping import derived_event_id
 
 
 @dataclasses.dataclass
@@ -66,6 +70,10 @@ def parse_batch(body: bytes, received_epoch: float, received_at: str) -> ParsedB
         if type(record) is not dict:
             rejected.append(Rejection(index, "not_an_object", "an event must be a JSON object"))
             continue
+        if is_pino(record):
+            to_record(record)
+            if "event_id" not in record:  # the same line sent again is the same event
+                record["event_id"] = derived_event_id(line, index)
         try:
             normalize(record, received_epoch, received_at)
         except Refused as refused:

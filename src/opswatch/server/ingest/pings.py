@@ -47,7 +47,7 @@ def ping_record(
     exit_code: int | None = None
     if action in _ACTIONS:
         status = _ACTIONS[action]
-    elif action.isdigit() and len(action) <= 3:
+    elif action.isascii() and action.isdigit() and len(action) <= 3:
         exit_code = int(action)
         if exit_code > 255:
             raise IngestError(400, "bad_exit_code", "an exit code is 0 to 255")

@@ -30,6 +30,8 @@ _MAX_CHAIN = 10
 #: list of flat frames, so never deeper than about 2 * _MAX_CHAIN + 3 levels (under ``MAX_DEPTH``).
 BOUNDED_FIELDS = frozenset({"error", "stack", "tags", "fingerprint"})
 _MAX_FRAMES = 100
+#: Source lines kept before and after a frame's line (sentry-sdk sends 5).
+_MAX_CONTEXT = 10
 _MAX_BREADCRUMBS = 50
 _BUILTIN_MODULES = frozenset({"builtins", "__builtin__", "__main__", "exceptions"})
 _CHECK_IN_STATUSES = frozenset({"in_progress", "ok", "error"})
@@ -230,13 +232,19 @@ def frames(raw_frames: Any) -> list[dict[str, Any]]:
             "line": line if type(line) is int else None,
             "function": function if type(function) is str else None,
             "module": module if type(module) is str else None,
-            "in_app": in_app if type(in_app) is bool else _guess_in_app(path),
+            "in_app": in_app if type(in_app) is bool else guess_in_app(path),
         }
         column, context_line = get("colno"), get("context_line")
         if type(column) is int:
             entry["column"] = column
         if type(context_line) is str:
             entry["context_line"] = context_line
+            # The source around it, shown on the issue page (the lines nearest the frame's line).
+            pre, post = get("pre_context"), get("post_context")
+            if type(pre) is list:
+                entry["pre_context"] = [line for line in pre[-_MAX_CONTEXT:] if type(line) is str]
+            if type(post) is list:
+                entry["post_context"] = [line for line in post[:_MAX_CONTEXT] if type(line) is str]
         out.append(entry)
     return out
 
@@ -347,16 +355,27 @@ def _log_record(log: Mapping[str, Any], raw: bytes, index: int) -> Record:
                 continue
             value = attribute.get("value") if isinstance(attribute, Mapping) else attribute
             name = _LOG_ATTRIBUTE_FIELDS.get(key, key)
-            if name.startswith(_TEMPLATE_PARAMETER) and len(name) > len(_TEMPLATE_PARAMETER):
-                # The fields of a template (``logger.info("Order {order_id}", order_id=42)``) are the
-                # caller's fields: stored under their own names, as the SDK's records store them.
-                name = name[len(_TEMPLATE_PARAMETER) :]
+            if name.startswith(_TEMPLATE_PARAMETER):
+                name = _parameter_name(name)
             if name not in record or name in ("logger", "host", "environment", "release"):
                 record[name] = value
     return record
 
 
-def _guess_in_app(path: str) -> bool:
+def _parameter_name(attribute: str) -> str:
+    """The field a template parameter is stored as.
+
+    A named parameter (``logger.info("Order {order_id}", order_id=42)``, stdlib ``%(order_id)s``) is the
+    caller's field, stored under its own name as the SDK's records store it. A positional one (stdlib
+    ``%s`` arguments, JavaScript's ``logger.fmt``) has only its position for a name: it keeps Sentry's
+    ``sentry.message.parameter.<n>``, since a bare ``0`` says nothing in a query.
+    """
+    name = attribute[len(_TEMPLATE_PARAMETER) :]
+    return attribute if not name or name.isdigit() else name
+
+
+def guess_in_app(path: str) -> bool:
+    """True unless the path is a library's or the runtime's (site-packages, node_modules, ``node:``...)."""
     return not (
         "site-packages" in path
         or "dist-packages" in path

@@ -250,7 +250,7 @@ def default_components(record: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]
     return "message", (f"message:{parameterize(_record_message(record))}",)
 
 
-_VARIABLE = re.compile(r"^\{\{\s*(\w+)\s*\}\}$")
+_VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 def _fingerprint(record: Mapping[str, Any]) -> list[str] | None:
@@ -260,13 +260,13 @@ def _fingerprint(record: Mapping[str, Any]) -> list[str] | None:
     if not isinstance(value, Sequence) or not value:
         return None
     items = [_text(item)[:MAX_COMPONENT_LENGTH] for item in value]
-    if len(items) == 1 and (match := _VARIABLE.match(items[0].strip())) and match.group(1) == "default":
+    if len(items) == 1 and (match := _VARIABLE.fullmatch(items[0].strip())) and match.group(1) == "default":
         return None  # ["{{ default }}"] is the default grouping itself
     return items
 
 
 def _expand(item: str, record: Mapping[str, Any], default: Callable[[], tuple[str, ...]]) -> list[str]:
-    match = _VARIABLE.match(item.strip())
+    match = _VARIABLE.fullmatch(item.strip())
     if match is None:
         return [f"fingerprint:{item}"]
     name = match.group(1).lower()

@@ -38,8 +38,11 @@ from .activity import activity
 
 #: Parameter sets per executemany chunk.
 CHUNK: Final = 500
-#: Record kinds that never become issues even at error level (cron state changes, check-ins, spans).
-NOT_ISSUES: Final = frozenset({"check_in", "state_change", "transaction", "span", "metric", "session"})
+#: Record kinds that never become issues even at error level (cron state changes, check-ins, spans), and
+#: records the sender called logs: Sentry makes issues from error events, not from log records (with
+#: sentry-sdk's logging integration one ``logging.error`` sends both). An opswatch record at error level
+#: that names no kind is ``error`` (``ingest.records.normalize``), so it opens an issue as before.
+NOT_ISSUES: Final = frozenset({"check_in", "state_change", "transaction", "span", "metric", "session", "log"})
 #: An event dated further in the future than this is dated at its arrival (a client clock gone wrong).
 MAX_CLOCK_SKEW: Final = datetime.timedelta(minutes=1)
 #: Longest tag value kept (releases, environments, operations).

@@ -8,7 +8,8 @@ the service through ``service_for(ctx)``.
 The parts: ``engine`` (the pure rules), ``config`` (settings a check-in or the API may send),
 ``slots`` (schedule math, from ``opswatch.crons.schedule``), ``checkins`` (reading check-in records),
 ``persist`` (conditional writes), ``service`` (memory, deadline heap, durability), ``outbox`` and
-``notify`` (state changes to the event store and the notifier), ``clock`` (the background worker),
+``notify`` (state changes to the event store and the notifier), ``run_errors`` (what failed in a run,
+for the failing message), ``clock`` (the background worker),
 ``views`` (what the API shows).
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from .clock import CronClock
 from .outbox import Outbox, Sink
+from .run_errors import FailureExplainer
 from .service import MonitorService
 
 __all__ = ["CronClock", "MonitorService", "install", "service_for"]
@@ -52,7 +54,9 @@ def install(ctx: Any) -> MonitorService:
         notifications=notifier is not None and wanted,
         retention_days=int(getattr(ctx.settings, "retention_days", 30) or 30),
     )
-    outbox = Outbox(ctx.engine, _sink(ctx), notifier)
+    base_url = str(getattr(ctx.settings, "base_url", "") or "")
+    explain = FailureExplainer(service.run_errors, ctx.engine, base_url)
+    outbox = Outbox(ctx.engine, _sink(ctx), notifier, explain)
     clock = CronClock(service, outbox)
     service.on_change = clock.wake
     ctx.hooks.append(service.hook)

@@ -59,6 +59,10 @@ class Incoming:
     checkin: CheckIn
     config: Mapping[str, Any] | None
     event_id: str | None = None
+    #: The trace the check-in was sent from (Sentry SDKs send the run's error event in the same trace).
+    trace_id: str | None = None
+    #: Who sent it: ``sentry`` for Sentry SDKs (whose error event follows the check-in), else None.
+    source: str | None = None
 
 
 def from_record(record: Mapping[str, Any], default_project: int = 1) -> Incoming:
@@ -81,8 +85,14 @@ def from_record(record: Mapping[str, Any], default_project: int = 1) -> Incoming
         slug=slug,
         checkin=CheckIn(status, None if run_id in (None, "") else str(run_id), _duration(record)),
         config=config,
-        event_id=record.get("event_id") if isinstance(record.get("event_id"), str) else None,
+        event_id=_text(record.get("event_id")),
+        trace_id=_text(record.get("trace_id")),
+        source=_text(record.get("source")),
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _first(record: Mapping[str, Any], keys: tuple[str, ...]) -> Any:

@@ -74,14 +74,14 @@ _MINUTES_KEYS: Final = {
     "max_runtime": "max_runtime_seconds",
 }
 _DURATION_TEXT: Final = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)\s*$"
+    r"\s*([0-9]+(?:\.[0-9]+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)\s*"
 )
-_SLUG: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_SLUG: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
 def check_slug(slug: Any) -> str:
     """The slug if usable (what pings accept: letters, digits, ``-``, ``_``, ``.``); else an error."""
-    if not isinstance(slug, str) or not slug or len(slug) > limits.MAX_SLUG_LENGTH or not _SLUG.match(slug):
+    if not isinstance(slug, str) or len(slug) > limits.MAX_SLUG_LENGTH or not _SLUG.fullmatch(slug):
         raise MonitorConfigError(
             "slug", f"expected 1..{limits.MAX_SLUG_LENGTH} letters, digits, '-', '_' or '.', got {slug!r}"
         )
@@ -178,7 +178,7 @@ def _duration(key: str, value: Any, *, unit: float) -> float:
         raise MonitorConfigError(key, f"expected a number, got {value!r}")
     if isinstance(value, (int, float)):
         seconds = float(value) * unit
-    elif isinstance(value, str) and (match := _DURATION_TEXT.match(value.lower())):
+    elif isinstance(value, str) and (match := _DURATION_TEXT.fullmatch(value.lower())):
         number, word = float(match.group(1)), match.group(2)
         seconds = number * (3600.0 if word.startswith("h") else 60.0 if word.startswith("m") else 1.0)
     else:

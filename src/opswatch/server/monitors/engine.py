@@ -22,7 +22,9 @@ The rules, and the promises they keep:
   a failing episode, dated at the first bad outcome of the streak (a catch-up miss counts once per slot
   it covers); ``recovery_threshold`` consecutive ``ok`` close it. One episode produces one ``failing``
   and one ``recovered`` change, however many slots it misses.
-- **Runs.** A result closes the run with its ``run_id``; without one it closes the latest run that was
+- **Runs.** A run's ``finished_at - started_at`` is its ``duration``: when the client sent a duration, the
+  start is the result's arrival less that duration (arrival times alone are off by network and batching
+  delays). A result closes the run with its ``run_id``; without one it closes the latest run that was
   started without one (as pings pair ``/start`` with the next ping), or stands alone. A second result
   for a finished run and an ``in_progress`` for a started or finished run are ignored
   (``Outcome.ignored`` says why).
@@ -199,6 +201,8 @@ def checkin(rules: Rules, state: MonitorState, ci: CheckIn, now: float) -> Outco
         run = run_open
         if duration is None:
             duration = max(0.0, now - run.started_at)
+        else:  # the client measured the run: its start is the end less that, not when in_progress arrived
+            run.started_at = now - duration
     else:
         started = now - duration if duration is not None else now
         run = Run(key=key or _auto_key(state, now), status=ci.status, started_at=started)
@@ -404,6 +408,7 @@ def _late_result(rules: Rules, state: MonitorState, run: Run, ci: CheckIn, now: 
     run.finished_at = now
     if ci.duration is not None and ci.duration >= 0:
         run.duration = ci.duration
+        run.started_at = now - ci.duration
     else:
         run.duration = max(0.0, now - run.started_at)
     out.runs.append(run)

@@ -8,6 +8,7 @@ fingerprint names the episode, so the notifier never folds two episodes into one
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +22,7 @@ ROUTE = "monitors"
 _REASONS = {
     "missed": "missed: no check-in arrived in time",
     "timeout": "timed out: a run did not finish within its max runtime",
-    "error": "error: the job reported a failure",
+    "error": "the run reported a failure and sent no error with it",
 }
 
 
@@ -43,20 +44,36 @@ def describe_failure(details: Mapping[str, Any]) -> str:
 
 
 def failing_alert(slug: str, project_id: int, at: float, details: Mapping[str, Any]) -> Alert:
-    """The cron-job-failure message: the job, the reason and the last good run."""
-    reason = describe_failure(details)
+    """The cron-job-failure message: the job, what failed (the run's error type and message when the job
+    reported one, else the reason), the last good run, and a link to the error's issue when known."""
     since = details.get("since")
-    return SlackNotifications.cron_job_failed(
+    link = details.get("issue_url")
+    reason = str(details.get("reason") or "error")
+    consecutive = details.get("consecutive")
+    if isinstance(consecutive, int) and consecutive > 1:
+        reason += f" ({consecutive} bad results in a row)"
+    alert = SlackNotifications.cron_job_failed(
         job_name=slug,
-        error=reason,
+        error=_run_error(details) or describe_failure(details),
+        url=link if isinstance(link, str) else None,
         fingerprint=f"cron-failing:{project_id}:{slug}:{since}",
         **{
-            "Reason": str(details.get("reason") or "error"),
+            "Reason": reason,
             "Failing since": stamp(since if isinstance(since, (int, float)) else at),
             "Last good run": stamp(details.get("last_ok_at")),
             "Project": str(project_id),
         },
     )
+    return dataclasses.replace(alert, url_label="View issue") if alert.url else alert
+
+
+def _run_error(details: Mapping[str, Any]) -> str | None:
+    """``Type: message`` of the error the failing run reported (``run_errors``), or None."""
+    kind = details.get("error_type")
+    if not isinstance(kind, str) or not kind:
+        return None
+    message = details.get("error_message")
+    return f"{kind}: {message}" if isinstance(message, str) and message else kind
 
 
 def recovered_alert(slug: str, project_id: int, at: float, details: Mapping[str, Any]) -> Alert:

@@ -5,7 +5,10 @@ worker, run by the clock after each tick, copies the rows not yet ``stored`` int
 records with ``kind="state_change"`` (idempotent by their ``event_id``, so a crash between the append
 and the mark only repeats an append the store ignores), then sends the notifications that rows call
 for. A notification row is claimed with ``UPDATE ... SET notified_at = :now WHERE id = :id AND
-notified_at IS NULL`` before it is sent, so two servers sharing a database never both send it.
+notified_at IS NULL`` before it is sent, so two servers sharing a database never both send it. A failing
+message caused by an ``error`` result first asks ``explain`` what failed (``run_errors``); when a Sentry
+SDK's error event for the run is still on its way, the row is left unclaimed for up to ``ERROR_WAIT``
+seconds and sent then, with the error or without it.
 
 The outbox never runs inside the ingest committer thread: appending from there would wait on itself.
 """
@@ -13,7 +16,8 @@ The outbox never runs inside the ingest committer thread: appending from there w
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, and_, false, select, update
@@ -22,6 +26,7 @@ from ...log import get_logger
 from ...record import format_timestamp
 from ..state.monitors import CHANGES
 from . import notify
+from .run_errors import awaits_error
 
 _log = get_logger("opswatch.server.monitors")
 
@@ -30,11 +35,16 @@ STORE_BATCH = 2_000
 NOTIFY_BATCH = 100
 #: While the store keeps failing, one error is logged per this many rounds (about a minute).
 REPORT_EVERY = 60
+#: Longest a failing message waits, in real seconds, for the run's error event that a Sentry SDK sends
+#: after its ``error`` check-in (so the message can say what failed).
+ERROR_WAIT = 3.0
 
 _LEVELS = {"failing": "error", "missed": "warn", "timeout": "warn"}
 
 #: Appends state-change records of one project durably (``pipeline.ingest`` or ``store.append``).
 Sink = Callable[[int, list[dict[str, Any]]], object]
+#: What a failing message adds to its change's details when sent (``run_errors.FailureExplainer``).
+Explainer = Callable[[int, Mapping[str, Any]], dict[str, Any]]
 
 
 class AlertSender(Protocol):
@@ -80,10 +90,21 @@ def change_record(row: Any) -> dict[str, Any]:
 class Outbox:
     """Moves state changes out of the state store; ``drain`` is called by the clock."""
 
-    def __init__(self, engine: Engine, sink: Sink | None, notifier: AlertSender | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sink: Sink | None,
+        notifier: AlertSender | None,
+        explain: Explainer | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self.sink = sink
         self.notifier = notifier
+        self.explain = explain
+        self._monotonic = monotonic
+        #: Failing messages held back for their error event: row id -> when first held (monotonic).
+        self._held: dict[int, float] = {}
         self.failures = 0
         self._failing_rounds = 0
 
@@ -152,7 +173,20 @@ class Outbox:
                 )
             )
         sent = 0
+        pending = {row.id for row in rows}
+        self._held = {row_id: since for row_id, since in self._held.items() if row_id in pending}
         for row in rows:
+            details = dict(row.details or {})
+            if self.explain is not None and row.notify == "failing":
+                try:
+                    details.update(self.explain(row.project_id, details))
+                except Exception as err:  # the message goes without the cause rather than never
+                    _log.error("the cause of a cron failure could not be looked up", {"slug": row.slug}, err)
+                if awaits_error(details):
+                    held = self._held.setdefault(row.id, self._monotonic())
+                    if self._monotonic() - held < ERROR_WAIT:
+                        continue  # not claimed: the next round looks again
+            self._held.pop(row.id, None)
             with self.engine.begin() as conn:
                 claimed = conn.execute(
                     update(CHANGES)
@@ -161,7 +195,7 @@ class Outbox:
                 ).rowcount
             if not claimed or self.notifier is None:
                 continue  # another server sent it, or there is nowhere to send it any more
-            alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, dict(row.details or {}))
+            alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, details)
             if alert is not None:
                 self.notifier.send(alert, route=notify.ROUTE)
                 sent += 1

@@ -290,7 +290,7 @@ def _statements(paramstyle: str) -> tuple[str, str, str]:
         f"INSERT INTO monitor_runs ({', '.join(_RUN_COLUMNS)}) "
         f"VALUES ({', '.join([mark] * len(_RUN_COLUMNS))}) "
         "ON CONFLICT (monitor_id, run_key) DO UPDATE SET status = excluded.status, "
-        "finished_at = excluded.finished_at, duration = excluded.duration"
+        "started_at = excluded.started_at, finished_at = excluded.finished_at, duration = excluded.duration"
     )
     insert_changes = (
         f"INSERT INTO monitor_changes ({', '.join(_CHANGE_COLUMNS)}) "

@@ -36,6 +36,7 @@ from .errors import AmbiguousMonitor, MonitorConfigError, MonitorExists, Unknown
 from .index import MonitorIndex
 from .persist import Entry, Pending
 from .rejections import Rejection, RejectionLog
+from .run_errors import RunErrors, note_run
 
 _log = get_logger("opswatch.server.monitors")
 
@@ -90,6 +91,8 @@ class MonitorService:
         self._lock = threading.RLock()
         self._index = MonitorIndex()
         self._rejections = RejectionLog()
+        #: Recent errors that name a run or a trace, for the failing message (see ``run_errors``).
+        self.run_errors = RunErrors()
         tables.install(engine)
         self.reload()
 
@@ -157,6 +160,10 @@ class MonitorService:
 
     def hook(self, _ctx: object, records: Sequence[Mapping[str, Any]]) -> None:
         """``ctx.hooks`` entry: apply the ``check_in`` records among newly stored records. Never raises."""
+        try:
+            self.run_errors.remember(records, self.now())
+        except Exception as err:
+            _log.error("cron run errors could not be noted", {"events": len(records)}, err)
         checkins = [r for r in records if r.get("kind") == "check_in"]
         if checkins:
             try:
@@ -281,6 +288,10 @@ class MonitorService:
                 self._reject(item.project_id, item.slug, f"monitor_config ignored: {err}")
         touched.append(entry.id)
         outcome = rules_engine.checkin(entry.rules, entry.state, item.checkin, now)
+        for change in outcome.changes:
+            if change.kind == "failing":
+                run = next((r for r in outcome.runs if r.key == change.details.get("run_id")), None)
+                note_run(self.run_errors, item.project_id, change.details, run, item)
         self._collect(entry, outcome, now, pending)
         self.counters["checkins"] += 1
         if outcome.ignored:

@@ -159,8 +159,13 @@ def apply_plan(conn: Any, plan: Plan) -> SchemaInfo | None:
         assert info.column is not None
         column_type = layout.sql_type(info)
         conn.execute(f"ALTER TABLE {table} ALTER COLUMN {quote(info.column)} SET DATA TYPE {column_type}")
+    if plan.removed:
+        conn.execute(
+            f"DELETE FROM {layout.CATALOG_TABLE} WHERE key IN (SELECT unnest($1))",
+            [[info.key for info in plan.removed]],
+        )
     if plan.changed:
-        fields = ("key", "name", "type", "column_name", "seen", "cold_first", "cold_last")
+        fields = ("key", "name", "type", "column_name", "seen", "cold_first", "cold_last", "project_id")
         values = [
             [info.key for info in plan.changed],
             [info.name for info in plan.changed],
@@ -169,6 +174,7 @@ def apply_plan(conn: Any, plan: Plan) -> SchemaInfo | None:
             [info.seen for info in plan.changed],
             [info.cold_first for info in plan.changed],
             [info.cold_last for info in plan.changed],
+            [info.project_id for info in plan.changed],
         ]
         unnest = ", ".join(f"unnest(${i + 1}) AS {name}" for i, name in enumerate(fields))
         conn.execute(f"INSERT OR REPLACE INTO {layout.CATALOG_TABLE} SELECT {unnest}", values)

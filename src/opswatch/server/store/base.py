@@ -17,12 +17,14 @@ from ...record import Record
 
 @dataclasses.dataclass
 class QueryResult:
-    """Columns and rows of a read-only query; ``truncated`` when the row cap cut it."""
+    """Columns and rows of a read-only query; ``truncated`` when the row or size cap cut it."""
 
     columns: list[str]
     rows: list[tuple[Any, ...]]
     truncated: bool = False
     elapsed_ms: float = 0.0
+    #: What cut the answer when ``truncated``: ``"rows"`` (the row cap) or ``"bytes"`` (the size cap).
+    cut_by: str | None = None
 
 
 class QueryError(Exception):
@@ -35,6 +37,10 @@ class QueryRefused(QueryError):
 
 class QueryTimeout(QueryError):
     """The query ran past its time limit and was interrupted."""
+
+
+class QueryBusy(QueryError):
+    """Too many earlier queries are still being stopped; retry shortly."""
 
 
 class StoreClosed(Exception):
@@ -71,8 +77,9 @@ class EventStore(Protocol):
         """Store records durably; return how many were new (event ids already stored are skipped)."""
         ...
 
-    def query(self, sql: str, *, max_rows: int, timeout: float) -> QueryResult:
-        """Run one read-only statement (already checked by ``opswatch.server.query``)."""
+    def query(self, sql: str, *, max_rows: int, timeout: float, max_bytes: int = ...) -> QueryResult:
+        """Run one read-only statement (already checked by ``opswatch.server.query``): at most
+        ``max_rows`` rows and about ``max_bytes`` bytes of values, answered within about ``timeout`` s."""
         ...
 
     def describe(self) -> SchemaInfo:

@@ -17,6 +17,15 @@ entry and one column; the entry keeps the first spelling seen as its ``name`` (a
 another spelling stays reachable only through the container). Keys that collide with a common field or
 an internal column are never cataloged: they stay in the container.
 
+The catalog is shared by every project, so what one project can add is bounded (``plan``): at most
+``max_new_per_batch`` new keys per project in one commit and ``max_keys_per_project`` keys in all (each
+key remembers the project that first sent it). When the whole catalog (``max_keys``) is full, a project
+under its share still gets its new key: the least-seen cold key of the project holding the most keys
+makes room (its values stay in the container). Promoted keys are never dropped, nor ``protected`` ones
+(the fields of the documented business metrics, which the seed's queries name). So a sender that
+invents field names fills its own share and then only the container, and never takes a column (such as
+``church_id``, which the seed's queries name) from another project.
+
 The catalog is copy-on-write: ``plan`` computes the next state for a batch without changing this one;
 the writer applies the plan to the database and only after the commit calls ``adopt``. A failed commit
 therefore leaves the catalog as it was.
@@ -106,6 +115,8 @@ class KeyInfo:
     seen: int = 0
     cold_first: str | None = None
     cold_last: str | None = None
+    #: The project that first sent the key (None for keys cataloged before projects were recorded).
+    project_id: int | None = None
 
 
 @dataclasses.dataclass
@@ -120,6 +131,8 @@ class Plan:
     widened: list[KeyInfo] = dataclasses.field(default_factory=list)
     #: Entries to write to the catalog table.
     changed: list[KeyInfo] = dataclasses.field(default_factory=list)
+    #: Cold entries dropped to make room for another project's key (deleted from the catalog table).
+    removed: list[KeyInfo] = dataclasses.field(default_factory=list)
     #: True when the ``logs`` view must be rebuilt (a new key, a new column, a new type).
     view_changed: bool = False
 
@@ -135,6 +148,9 @@ class KeyCatalog:
         promote_after: int,
         max_columns: int,
         max_keys: int,
+        max_keys_per_project: int | None = None,
+        max_new_per_batch: int | None = None,
+        protected: Iterable[str] = (),
     ) -> None:
         self.keys: dict[str, KeyInfo] = {info.key: info for info in keys}
         self.placements: dict[str, tuple[str, tuple[type, ...]]] = _placements(self.keys)
@@ -142,6 +158,9 @@ class KeyCatalog:
         self.promote_after = promote_after
         self.max_columns = max_columns
         self.max_keys = max_keys
+        self.max_keys_per_project = max_keys if max_keys_per_project is None else max_keys_per_project
+        self.max_new_per_batch = max_keys if max_new_per_batch is None else max_new_per_batch
+        self.protected = frozenset(name.lower() for name in protected)
         self._lower: dict[str, str] = {}
 
     @property
@@ -158,16 +177,20 @@ class KeyCatalog:
                 self._lower[name] = key
         return key
 
-    def plan(self, batch: Sequence[tuple[str, Mapping[str, Any]]]) -> Plan:
+    def plan(
+        self, batch: Sequence[tuple[str, Mapping[str, Any]]], projects: Sequence[int | None] | None = None
+    ) -> Plan:
         """The next catalog state for a batch of ``(timestamp, attributes)`` rows, without changing this one.
 
         ``timestamp`` is the row's RFC 3339 UTC timestamp in the record format (so text order is time
-        order). Values that are None are ignored.
+        order). ``projects`` holds each row's project (the owner of a new key is the project of the
+        first row that has it; new keys are bounded per project, see the module docstring). Values that
+        are None are ignored.
         """
-        # Gather per key: joined type, rows, first and last timestamp, first spelling.
+        # Gather per key: joined type, rows, first and last timestamp, first spelling, first project.
         found: dict[str, list[Any]] = {}
         lower = self.lower
-        for stamp, attributes in batch:
+        for position, (stamp, attributes) in enumerate(batch):
             for name, value in attributes.items():
                 kind = value_type(value)
                 if kind is None:
@@ -175,7 +198,7 @@ class KeyCatalog:
                 key = lower(name)
                 entry = found.get(key)
                 if entry is None:
-                    found[key] = [kind, 1, stamp, stamp, name]
+                    found[key] = [kind, 1, stamp, stamp, name, projects[position] if projects else None]
                 else:
                     if kind != entry[0]:
                         entry[0] = join_types(entry[0], kind)
@@ -190,12 +213,21 @@ class KeyCatalog:
         keys = dict(self.keys)
         used_columns = {info.column.lower() for info in keys.values() if info.column}
         promoted = len(used_columns)
-        for key, (kind, rows, first, last, name) in found.items():
+        owned = _owned(keys)
+        added: dict[int | None, int] = {}
+        for key, (kind, rows, first, last, name, project) in found.items():
             info = keys.get(key)
             if info is None:
-                if key in self.reserved or len(keys) >= self.max_keys:
+                if (
+                    key in self.reserved
+                    or added.get(project, 0) >= self.max_new_per_batch
+                    or owned.get(project, 0) >= self.max_keys_per_project
+                    or (len(keys) >= self.max_keys and not self._make_room(keys, owned, project, plan))
+                ):
                     continue  # stays in the container, not a column of the view
-                info = KeyInfo(key=key, name=name, type=kind)
+                added[project] = added.get(project, 0) + 1
+                owned[project] = owned.get(project, 0) + 1
+                info = KeyInfo(key=key, name=name, type=kind, project_id=project)
                 plan.view_changed = True
                 new_info = dataclasses.replace(info, seen=rows, cold_first=first, cold_last=last)
                 stored_cold = False
@@ -235,6 +267,29 @@ class KeyCatalog:
         plan.keys = keys
         return plan
 
+    def _make_room(
+        self, keys: dict[str, KeyInfo], owned: dict[int | None, int], project: int | None, plan: Plan
+    ) -> bool:
+        """Drop the least-seen cold key of the project holding the most keys, when that project holds
+        more than ``project`` would after adding one; whether room was made."""
+        largest = max(owned, key=lambda owner: owned[owner], default=None)
+        if largest is None or largest == project or owned[largest] <= owned.get(project, 0) + 1:
+            return False
+        cold = [
+            info
+            for info in keys.values()
+            if info.project_id == largest and info.column is None and info.key not in self.protected
+        ]
+        if not cold:
+            return False
+        victim = min(cold, key=lambda info: (info.seen, info.cold_last or "", info.key))
+        del keys[victim.key]
+        owned[largest] -= 1
+        plan.removed.append(victim)
+        plan.changed[:] = [info for info in plan.changed if info.key != victim.key]
+        plan.view_changed = True
+        return True
+
     def adopt(self, plan: Plan) -> None:
         """Make ``plan`` the current state (after its changes were committed)."""
         if plan.keys is not self.keys:
@@ -259,6 +314,14 @@ def _placements(keys: Mapping[str, KeyInfo]) -> dict[str, tuple[str, tuple[type,
     whole, never changed in place, so a reader always sees one consistent version.
     """
     return {info.name: (info.column, FITS[info.type]) for info in keys.values() if info.column is not None}
+
+
+def _owned(keys: Mapping[str, KeyInfo]) -> dict[int | None, int]:
+    """Keys per owning project."""
+    owned: dict[int | None, int] = {}
+    for info in keys.values():
+        owned[info.project_id] = owned.get(info.project_id, 0) + 1
+    return owned
 
 
 def _column_name(key: str, used: set[str]) -> str:

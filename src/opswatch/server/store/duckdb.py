@@ -18,8 +18,9 @@ and back: ``rows.py``; the single writer and group commit: ``writer.py``; the wr
   ``checkpoint_threshold`` is raised to 1 GiB (the default 16 MiB checkpoints every few thousand rows:
   the 35 k rows/s trap). A quiet writer checkpoints a grown WAL.
 * **Safe reads.** The database is opened with external access disabled and its configuration locked:
-  no file, network or extension access for anything that runs on it, whatever SQL gets through.
-  ``query`` has a time limit (DuckDB's interrupt, from a timer) and a row cap.
+  no file, network or extension access for anything that runs on it, whatever SQL gets through, and
+  with a memory limit and a spill limit. ``query`` has a time limit, a row cap and a size cap
+  (``_query.py``).
 * **Retention.** ``delete_older_than(days)`` deletes by event time and checkpoints, so the freed
   blocks are reused by later appends (the file keeps its size, it does not grow).
 """
@@ -40,8 +41,9 @@ from ...config import ConfigError
 from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from . import layout, spans
+from ._query import Queries
 from ._write import apply_plan, arrival_seqs, insert_fast, insert_rows, stored_ids, survivors
-from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
+from .base import QueryResult, SchemaInfo, StoreClosed, TailPage
 from .catalog import KeyCatalog, KeyInfo
 from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
 from .rows import Prepared, place, prepare, to_record
@@ -62,7 +64,9 @@ class DuckDBStore:
     for ``opswatch query --data-dir`` on a stopped server), ``promote_after``,
     ``max_promoted_columns``, ``max_catalog_keys``, ``max_rows_per_commit``,
     ``checkpoint_threshold_bytes``, ``idle_checkpoint_seconds``, ``memory_limit`` (DuckDB's, e.g.
-    ``"2GB"``), ``threads`` and ``clock`` (epoch seconds; retention and defaults use it).
+    ``"2GB"``; default ``QUERY_MEMORY_LIMIT``), ``max_temp_directory_size`` (the most a query may spill
+    to disk; default ``QUERY_TEMP_LIMIT``), ``threads``, ``query_grace_seconds`` (see ``query``) and ``clock``
+    (epoch seconds; retention and defaults use it).
     """
 
     def __init__(
@@ -76,8 +80,10 @@ class DuckDBStore:
         max_rows_per_commit: int = limits.STORE_MAX_ROWS_PER_COMMIT,
         checkpoint_threshold_bytes: int = limits.STORE_CHECKPOINT_THRESHOLD_BYTES,
         idle_checkpoint_seconds: float = limits.STORE_IDLE_CHECKPOINT_SECONDS,
-        memory_limit: str | None = None,
+        memory_limit: str | None = limits.QUERY_MEMORY_LIMIT,
+        max_temp_directory_size: str | None = limits.QUERY_TEMP_LIMIT,
         threads: int | None = None,
+        query_grace_seconds: float = limits.QUERY_STOP_GRACE_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         _positive("promote_after", promote_after)
@@ -95,6 +101,11 @@ class DuckDBStore:
         self._clock = clock
         self._read_lock = threading.Lock()
         self._closed = False
+        self._queries = Queries(
+            grace=query_grace_seconds,
+            memory=f"memory_limit {memory_limit or 'default'}, "
+            f"max_temp_directory_size {max_temp_directory_size or 'default'}",
+        )
         config: dict[str, Any] = {
             "enable_external_access": False,
             "autoinstall_known_extensions": False,
@@ -103,6 +114,8 @@ class DuckDBStore:
         }
         if memory_limit is not None:
             config["memory_limit"] = memory_limit
+        if max_temp_directory_size is not None:
+            config["max_temp_directory_size"] = max_temp_directory_size
         if threads is not None:
             config["threads"] = threads
         if read_only and not self.path.exists():
@@ -116,7 +129,8 @@ class DuckDBStore:
                 ) from None
             raise StoreError(f"cannot open the event store {self.path}: {err}") from None
         except duckdb.InvalidInputException as err:
-            raise ConfigError("memory_limit", str(err)) from None
+            name = "max_temp_directory_size" if "temp" in str(err).lower() else "memory_limit"
+            raise ConfigError(name, str(err)) from None
         try:
             keys = self._open_schema(conn)
             self._has_spans = spans.has_spans_table(conn)
@@ -126,6 +140,9 @@ class DuckDBStore:
                 promote_after=promote_after,
                 max_columns=max_promoted_columns,
                 max_keys=max_catalog_keys,
+                max_keys_per_project=min(max_catalog_keys, limits.STORE_MAX_KEYS_PER_PROJECT),
+                max_new_per_batch=min(max_catalog_keys, limits.STORE_MAX_NEW_KEYS_PER_COMMIT),
+                protected=_documented_fields(),
             )
             self._schema = layout.view_statements(keys)[1]
             self._count = int(_scalar(conn, f"SELECT count(*) FROM {EVENTS_TABLE}"))
@@ -251,7 +268,11 @@ class DuckDBStore:
                 for slot, pair in enumerate(zip(batch.slow_rows, batch.slow_pending, strict=True))
                 if slot not in skip
             ]
-            plan = self._catalog.plan([(row["timestamp"], rest) for row, rest in slow if rest])
+            with_rest = [(row, rest) for row, rest in slow if rest]
+            plan = self._catalog.plan(
+                [(row["timestamp"], rest) for row, rest in with_rest],
+                [row.get("project_id") for row, _ in with_rest],
+            )
             schema = apply_plan(conn, plan)
             first = self._next_seq
             pairs = list(zip(batches, fast_skips, strict=True))
@@ -374,51 +395,14 @@ class DuckDBStore:
         """The views SQL may read (``logs``, ``events``, ``spans``), their columns and camelCase aliases."""
         return layout.with_spans(self._schema) if self._has_spans else self._schema
 
-    def query(self, sql: str, *, max_rows: int, timeout: float) -> QueryResult:
-        """Run one statement on a fresh cursor; at most ``max_rows`` rows, at most ``timeout`` seconds.
+    def query(
+        self, sql: str, *, max_rows: int, timeout: float, max_bytes: int = limits.QUERY_MAX_ANSWER_BYTES
+    ) -> QueryResult:
+        """Run one statement on a fresh cursor, within the limits ``_query.Queries.run`` describes.
 
-        The SQL is not checked here: callers pass SQL checked by ``opswatch.server.query`` or their
-        own. Raises ``QueryTimeout`` when interrupted and ``QueryError`` for any failure.
+        The SQL is not checked here: callers pass SQL checked by ``opswatch.server.query`` or their own.
         """
-        cursor = self._cursor()
-        guard = threading.Lock()
-        finished = False
-        fired = False
-
-        def interrupt() -> None:
-            nonlocal fired
-            with guard:
-                if not finished:
-                    fired = True
-                    cursor.interrupt()
-
-        timer = threading.Timer(timeout, interrupt)
-        timer.daemon = True
-        started = time.perf_counter()
-        try:
-            timer.start()
-            cursor.execute(sql)
-            rows = cursor.fetchmany(max_rows + 1)
-            columns = [column[0] for column in cursor.description or ()]
-        except duckdb.Error as err:
-            if fired or isinstance(err, duckdb.InterruptException):
-                raise QueryTimeout(
-                    f"the query ran longer than {timeout:g} s and was stopped; "
-                    "narrow it (a time range, fewer columns) or allow more time"
-                ) from None
-            raise QueryError(_error_text(err)) from None
-        finally:
-            with guard:
-                finished = True
-            timer.cancel()
-            cursor.close()
-        truncated = len(rows) > max_rows
-        return QueryResult(
-            columns=columns,
-            rows=[tuple(row) for row in rows[:max_rows]],
-            truncated=truncated,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-        )
+        return self._queries.run(self._cursor, sql, max_rows=max_rows, timeout=timeout, max_bytes=max_bytes)
 
     def _physical(self) -> tuple[list[str], dict[str, KeyInfo]]:
         promoted = {info.column: info for info in self._catalog.keys.values() if info.column}
@@ -553,6 +537,8 @@ class DuckDBStore:
             if self._closed:
                 return
             self._closed = True
+        self._queries.wait()
+        with self._read_lock:
             self._read_root.close()
         if self._writer is not None:
             self._writer.close()
@@ -568,9 +554,18 @@ class DuckDBStore:
 
 def _load_catalog(conn: Any) -> list[KeyInfo]:
     found = conn.execute(
-        f"SELECT key, name, type, column_name, seen, cold_first, cold_last FROM {layout.CATALOG_TABLE}"
+        "SELECT key, name, type, column_name, seen, cold_first, cold_last, project_id "
+        f"FROM {layout.CATALOG_TABLE}"
     ).fetchall()
     return [KeyInfo(*row) for row in found]
+
+
+def _documented_fields() -> set[str]:
+    """The fields of the business-metric catalog (``church_id``, ``amount`` ...): never dropped from
+    the key catalog to make room, since the seed's queries name them."""
+    from ...metrics import catalog
+
+    return {field.name for spec in catalog().values() for field in spec.fields}
 
 
 def _scalar(conn: Any, sql: str, params: list[Any] | None = None) -> Any:
@@ -583,12 +578,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _error_text(err: Exception) -> str:
-    """DuckDB's message without the trailing source excerpt, which repeats the SQL."""
-    text = str(err).strip()
-    return text.split("\n\nLINE ")[0].strip() or type(err).__name__
 
 
 def _positive(name: str, value: int | None, *, allow_zero: bool = False) -> None:

@@ -10,7 +10,8 @@ The file holds::
       pid, project_id INTEGER;  duration_ms DOUBLE;  received_at TIMESTAMP;  error JSON
       attributes    JSON       the container: every other field that has no column of its own
       a_<key> ...   BOOLEAN | BIGINT | DOUBLE | VARCHAR | JSON   promoted attribute keys
-    attribute_keys  the key catalog: key, first spelling, type, column (if promoted), rows seen cold
+    attribute_keys  the key catalog: key, first spelling, type, column (if promoted), rows seen cold,
+                    the project that first sent it
     store_meta      schema_version, and other facts about the file
     logs            the view SQL reads: common fields, one column per cataloged key (typed column
                     or a typed extraction from the container), camelCase aliases, and ``attributes``
@@ -70,7 +71,7 @@ from typing import Any, Final
 from .base import SchemaInfo
 from .catalog import BIGINT, BOOLEAN, DOUBLE, JSON, VARCHAR, KeyInfo
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 EVENTS_TABLE: Final = "event_rows"
 CATALOG_TABLE: Final = "attribute_keys"
@@ -161,7 +162,7 @@ def create_statements() -> list[str]:
         f"  {quote(CONTAINER)} JSON\n)",
         f"CREATE TABLE {CATALOG_TABLE} (key VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, "
         "type VARCHAR NOT NULL, column_name VARCHAR, seen BIGINT NOT NULL, "
-        "cold_first VARCHAR, cold_last VARCHAR)",
+        "cold_first VARCHAR, cold_last VARCHAR, project_id INTEGER)",
     ]
 
 
@@ -223,7 +224,12 @@ def view_statements(keys: Iterable[KeyInfo]) -> tuple[list[str], SchemaInfo]:
 
 #: Upgrades of older files: ``MIGRATIONS[n]`` takes a connection inside a transaction from schema
 #: version ``n`` to ``n + 1``. Views are rebuilt on every open, so they need no entry here.
-MIGRATIONS: Final[dict[int, Callable[[Any], None]]] = {}
+def _record_key_owners(conn: Any) -> None:
+    """1 -> 2: the catalog remembers which project first sent each key (unknown for older keys)."""
+    conn.execute(f"ALTER TABLE {CATALOG_TABLE} ADD COLUMN project_id INTEGER")
+
+
+MIGRATIONS: Final[dict[int, Callable[[Any], None]]] = {1: _record_key_owners}
 
 
 # -- spans -----------------------------------------------------------------------------------------

@@ -7,10 +7,11 @@ raises ``LookupError`` for something that does not exist, which the router answe
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ...record import LEVEL_NUMBERS
+from ...record import LEVEL_NUMBERS, module_relative_path
 from ..context import ServerContext
 from ..query import jsonable, run_query, truncation_notice
 from ..store.base import QueryError
@@ -89,22 +90,107 @@ def issue_detail(ctx: ServerContext, issue_id: int) -> dict[str, Any]:
 
 def exception_chain(error: Any) -> list[dict[str, Any]]:
     """An event's ``error`` and its causes as a list (the raised one first, then its causes), each with
-    its frames (caller to callee) and whether library frames should be dimmed."""
+    its frames (caller to callee, as ``stack_frames`` shows them) and those frames in ``segments``:
+    runs of application frames, and runs of library frames to fold (none folded when no frame is the
+    application's, so that a stack of library frames alone stays readable)."""
     chain: list[dict[str, Any]] = []
     current = error
     while isinstance(current, Mapping) and len(chain) < 10:
-        frames = [frame for frame in current.get("stack") or [] if isinstance(frame, Mapping)]
+        frames = stack_frames(current.get("stack"))
+        has_app = any(not frame["library"] for frame in frames)
+        # The source of the frame that raised (the innermost application frame) is open; the others
+        # show their line and open on a click.
+        for frame in reversed(frames):
+            if frame["source"] and (not frame["library"] or not has_app):
+                frame["expanded"] = True
+                break
+        segments: list[dict[str, Any]] = []
+        for frame in frames:
+            fold = frame["library"] and has_app
+            if segments and segments[-1]["fold"] == fold:
+                segments[-1]["frames"].append(frame)
+            else:
+                segments.append({"fold": fold, "frames": [frame]})
+        for segment in segments:  # what a folded run goes through: ``opswatch, json``
+            tops = (
+                frame["path"].replace("\\", "/").lstrip("/").split("/", 1)[0] for frame in segment["frames"]
+            )
+            segment["packages"] = list(dict.fromkeys(tops))
         chain.append(
             {
                 "type": current.get("type") or "Error",
                 "message": current.get("message") or "",
                 "frames": frames,
-                # Library frames are dimmed only when there are application frames to stand out.
-                "dim_libraries": any(frame.get("in_app") for frame in frames),
+                "segments": segments,
+                "folded": sum(len(segment["frames"]) for segment in segments if segment["fold"]),
             }
         )
         current = current.get("cause")
     return chain
+
+
+#: Paths of installed packages, the standard library and runtimes' own code: never the application's.
+_LIBRARY_PATH: Final = re.compile(
+    r"(?:^|[/\\])(?:site-packages|dist-packages|node_modules)[/\\]|[/\\]lib[/\\]python\d[\d.]*[/\\]"
+    r"|^<frozen|^node:"
+)
+#: Where a library's own path starts, to show ``django/db/utils.py`` instead of the whole install path.
+_LIBRARY_ROOT: Final = re.compile(
+    r"^.*(?:[/\\](?:site-packages|dist-packages|node_modules)[/\\]|[/\\]lib[/\\]python\d[\d.]*[/\\])"
+)
+
+
+def stack_frames(stack: Any) -> list[dict[str, Any]]:
+    """A stack's frames as the issue page shows them: ``path`` (relative to the project or the library),
+    ``line``, ``function``, ``library`` (not the application's: ``in_app`` false, installed packages
+    and the standard library whatever the client said, opswatch's own modules when it did not say)
+    and ``source``, the numbered context lines
+    (``[(number, text, is_the_frame_line)]``, empty when the event carried none)."""
+    if not isinstance(stack, list):
+        return []
+    out: list[dict[str, Any]] = []
+    for frame in stack:
+        if not isinstance(frame, Mapping):
+            continue
+        file = str(frame.get("file") or frame.get("filename") or frame.get("abs_path") or "")
+        module = str(frame.get("module") or "")
+        flag = frame.get("in_app")
+        library = flag is False or bool(_LIBRARY_PATH.search(file))
+        if flag is None:  # clients that do not say (common in Sentry events): opswatch is a library too
+            library = library or module == "opswatch" or module.startswith("opswatch.")
+        line = frame.get("line") if isinstance(frame.get("line"), int) else None
+        out.append(
+            {
+                "path": _shown_path(file, module) or "?",
+                "line": line,
+                "function": frame.get("function") or "?",
+                "library": library,
+                "source": _source(frame, line),
+                "expanded": False,
+            }
+        )
+    return out
+
+
+def _shown_path(file: str, module: str) -> str:
+    if _LIBRARY_ROOT.match(file):
+        return _LIBRARY_ROOT.sub("", file, count=1)
+    if file.startswith("/") or file[1:3] in (":\\", ":/"):
+        return module_relative_path(file, module) or file
+    return file
+
+
+def _source(frame: Mapping[str, Any], line: int | None) -> list[tuple[int | None, str, bool]]:
+    context = frame.get("context_line")
+    if not isinstance(context, str):
+        return []
+    pre = [text for text in frame.get("pre_context") or [] if isinstance(text, str)]
+    post = [text for text in frame.get("post_context") or [] if isinstance(text, str)]
+    first = None if line is None else line - len(pre)
+    rows: list[tuple[int | None, str, bool]] = []
+    for offset, text in enumerate([*pre, context, *post]):
+        rows.append((None if first is None else first + offset, text, offset == len(pre)))
+    return rows
 
 
 # -- cron monitors -----------------------------------------------------------------------------------
@@ -161,7 +247,7 @@ class LogFilters:
             raise ValueError(f"level: expected one of trace, debug, info, warn, error, fatal; got {name!r}")
         lines = DEFAULT_LOG_LINES
         if limit:
-            if not limit.isdigit() or not 1 <= int(limit) <= MAX_LOG_LINES:
+            if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LOG_LINES:
                 raise ValueError(f"limit: expected 1..{MAX_LOG_LINES}")
             lines = int(limit)
         return cls(name, (operation or "").strip()[:200], (text or "").strip()[:200], lines)
@@ -195,6 +281,16 @@ class QueryAnswer:
     elapsed_ms: float = 0.0
     notice: str | None = None
     error: str | None = None
+
+    @property
+    def numeric(self) -> frozenset[int]:
+        """The columns whose values are all numbers (NULLs aside): their headers align right over them."""
+        found = set()
+        for index in range(len(self.columns)):
+            values = [row[index] for row in self.rows if index < len(row) and row[index] is not None]
+            if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                found.add(index)
+        return frozenset(found)
 
 
 def run_sql(ctx: ServerContext, sql: str) -> QueryAnswer:

@@ -3,7 +3,9 @@
 Autoescape is on for every template, so anything an event carries (messages, field values, stack
 frames, SQL results) is shown as text, never as markup. Each answer carries headers that keep the page
 to itself: a Content-Security-Policy allowing only this server's own CSS and JS (no inline scripts or
-styles), no framing, no referrer (a ``?token=`` link never leaks), and no caching.
+styles), no framing, no caching, and a referrer only for the server itself (``same-origin``: links to
+other sites carry none, and the browser names the page's origin on its own forms, which the CSRF
+check needs; ``no-referrer`` made Chromium send ``Origin: null`` and every form was refused).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ SECURITY_HEADERS: Final = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -126,6 +128,14 @@ def number(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "—" if value is None else str(value)
     return f"{value:,}"
+
+
+def tick(value: float) -> str:
+    """An axis value: whole numbers with separators; a fraction only below 10 (``2.5``), where it
+    says something (``153.5`` events does not)."""
+    if float(value).is_integer() or value >= 10:
+        return f"{round(value):,}"
+    return f"{value:.1f}"
 
 
 def pretty_json(value: Any) -> str:
@@ -234,7 +244,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        when=when, iso=iso, millis=millis, percent=percent, number=number, pretty_json=pretty_json, cell=cell
+        when=when, iso=iso, millis=millis, percent=percent, number=number, pretty_json=pretty_json, cell=cell,
+        tick=tick,
     )
 
     @jinja2.pass_context

@@ -11,10 +11,14 @@ Every page needs the admin token (``OPSWATCH_ADMIN_TOKEN``), given one of three 
   without the token, so the token does not stay in the address bar or the history (``opswatch demo``
   prints such a link; browser tests use it).
 
-Forms that change state (resolve, ignore, reopen, run a query, log out) are POSTs that carry ``csrf``,
-an HMAC of the session cookie; a request from another origin (``Origin`` header) is refused as well.
-Requests authenticated by the Bearer header need no CSRF token: browsers never add that header by
-themselves. Tokens and signatures are compared in constant time.
+Forms that change state (resolve, ignore, reopen, pause, edit a monitor, run a query, log out) are
+POSTs that carry ``csrf``, an HMAC of the session cookie, checked server-side. On top of that,
+``same_origin`` refuses a form that the browser says came from another site: by its ``Origin`` header,
+and where that is ``null`` (a sandboxed frame, a page with ``Referrer-Policy: no-referrer``) by
+``Sec-Fetch-Site``. The dashboard's pages send ``Referrer-Policy: same-origin``, so browsers put the
+page's real origin on its own forms and no referrer on links to other sites. Requests authenticated by
+the Bearer header need no CSRF token: browsers never add that header by themselves. Tokens and
+signatures are compared in constant time.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import hashlib
 import hmac
 import secrets
 import time
+import urllib.parse
+from collections.abc import Iterable
 from typing import Final, Literal
 
 #: The session cookie's name and lifetime.
@@ -99,3 +105,21 @@ def safe_next(path: str | None) -> str:
     if any(ord(ch) < 32 for ch in path):
         return "/"
     return path
+
+
+def same_origin(origin: str | None, fetch_site: str | None, own_hosts: Iterable[str]) -> bool:
+    """Whether a form may have come from the dashboard itself, by what the browser says.
+
+    ``origin`` is the ``Origin`` header: a real origin must name one of ``own_hosts`` (``host:port``;
+    the scheme is not compared, so a TLS proxy in front does not refuse the server's own forms).
+    ``null`` or no ``Origin`` defers to ``fetch_site`` (``Sec-Fetch-Site``): ``same-origin`` and
+    ``none`` (a request the user started, not a page) pass, ``cross-site`` and ``same-site`` (another
+    port or subdomain) do not; ``null`` without it is refused. A request with neither header is not
+    from a browser (``curl``, a script) and passes: the CSRF token still guards cookie sessions.
+    """
+    if origin is not None and origin.strip().lower() != "null":
+        host = urllib.parse.urlsplit(origin.strip()).netloc.lower()
+        return bool(host) and host in {own.lower() for own in own_hosts if own}
+    if fetch_site is not None:
+        return fetch_site.strip().lower() in ("same-origin", "none")
+    return origin is None
