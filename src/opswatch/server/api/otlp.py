@@ -20,13 +20,14 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...record import format_timestamp
 from .. import limits
 from ..auth import native_key, project_for_key
 from ..context import ServerContext
-from ..ingest.body import decompress, read_body
+from ..ingest.body import inflate, read_body
 from ..traces.counters import counters
 from ..traces.otlp import answer, decode_traces, is_json
 from ..traces.otlp_logs import answer_logs, decode_logs
@@ -40,8 +41,8 @@ async def _read(request: Request, ctx: ServerContext) -> tuple[int, bool, bytes]
     """The project (after checking the key), whether the body is OTLP/JSON, and the decompressed body."""
     project_id = project_for_key(ctx, request.path_params["project"], native_key(request))
     json = is_json(request.headers.get("content-type"))
-    raw = await read_body(request)
-    body = decompress(raw, request.headers.get("content-encoding"), limits.MAX_OTLP_DECOMPRESSED_BYTES)
+    raw = await read_body(request, timeout=ctx.settings.body_timeout)
+    body = await inflate(raw, request.headers.get("content-encoding"), limits.MAX_OTLP_DECOMPRESSED_BYTES)
     return project_id, json, body
 
 
@@ -54,7 +55,8 @@ async def otlp_traces(request: Request) -> Response:
 
     async def work(ctx: ServerContext) -> Response:
         project_id, json, body = await _read(request, ctx)
-        decoded = decode_traces(body, json=json, received_at=format_timestamp(ctx.now().timestamp()))
+        received_at = format_timestamp(ctx.now().timestamp())
+        decoded = await run_in_threadpool(decode_traces, body, json=json, received_at=received_at)
         rejected = counters(ctx).rejected
         for code in decoded.codes:
             rejected.inc(source="otlp", reason=code)
@@ -70,7 +72,10 @@ async def otlp_logs(request: Request) -> Response:
     async def work(ctx: ServerContext) -> Response:
         project_id, json, body = await _read(request, ctx)
         epoch = ctx.now().timestamp()
-        decoded = decode_logs(body, json=json, received_epoch=epoch, received_at=format_timestamp(epoch))
+        received_at = format_timestamp(epoch)
+        decoded = await run_in_threadpool(
+            decode_logs, body, json=json, received_epoch=epoch, received_at=received_at
+        )
         for code in decoded.codes:
             ctx.metrics.rejected.inc(reason=code)
         if decoded.rows:

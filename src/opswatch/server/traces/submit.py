@@ -41,9 +41,14 @@ async def store_spans(ctx: ServerContext, project_id: int, rows: list[dict[str, 
         return 0
     if ctx.pipeline.pending > ctx.settings.max_pending_events:
         raise Overloaded()
-    clean = ctx.pipeline._prepare(project_id, rows)  # the pipeline's own redaction and stamping
+
+    def redact_and_append() -> int:  # off the event loop: redaction and the durable append both take time
+        clean = ctx.pipeline._prepare(project_id, rows)  # the pipeline's own redaction and stamping
+        stored: int = ctx.store.append_spans(clean)
+        return stored
+
     try:
-        stored: int = await asyncio.to_thread(ctx.store.append_spans, clean)
+        stored = await asyncio.to_thread(redact_and_append)
     except StoreClosed as err:
         raise StoreUnavailable(str(err)) from None
     counters(ctx).accepted.inc(stored, source=source)
