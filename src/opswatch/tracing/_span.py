@@ -216,6 +216,8 @@ def span(
 ) -> _Scope:
     """A span named ``name`` with attributes ``attrs`` (dotted OTel names go in ``attributes``).
 
-    Use as ``with``, ``async with`` or a decorator; ``kind`` is one of OTel's span kinds.
+    Use as ``with``, ``async with`` or a decorator; ``kind`` is one of OTel's span kinds. Each
+    ``with span(...)`` opens one span; the decorator opens one per call (a scope object kept and entered
+    from several tasks at once would pair their ends wrongly: call ``span`` again instead).
     """
     return _Scope(name, kind, {**(attributes or {}), **attrs})
