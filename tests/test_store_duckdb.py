@@ -281,7 +281,7 @@ def test_it_answers_camel_case_names_for_snake_case_fields(store: DuckDBStore) -
     schema = store.describe()
     assert schema.aliases["churchId"] == "church_id"
     assert schema.aliases["durationMs"] == "duration_ms"
-    assert schema.tables == ("logs", "events")
+    assert schema.tables == ("logs", "events", "spans")
 
 
 def test_it_never_lets_an_attribute_shadow_a_common_field(store: DuckDBStore) -> None:

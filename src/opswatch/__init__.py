@@ -23,6 +23,7 @@ from .log import (
 )
 from .metrics import CATALOG as metrics  # the catalog object; opswatch.metrics.* modules stay importable
 from .perf import start_timer, track_external_call, track_performance, track_query
+from .tracing import current_span, span
 
 #: The default logger, for the seed's ``logger.info(...)`` shape.
 logger = get_logger("app")
@@ -38,6 +39,7 @@ __all__ = [
     "context",
     "cron_job",
     "current_context",
+    "current_span",
     "execute_cron_job",
     "flush",
     "get_logger",
@@ -47,6 +49,7 @@ __all__ = [
     "send_slack_notification",
     "settings",
     "shutdown",
+    "span",
     "start_timer",
     "stats",
     "track_external_call",

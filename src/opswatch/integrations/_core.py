@@ -20,6 +20,8 @@ from .._runtime import STATE
 from ..perf import _config as perf_config
 from ..perf._report import report
 from ..record import ERROR, new_event_id
+from ..tracing._http import end_request_span, request_span, spans_wanted
+from ..tracing._span import Span
 
 #: The header that carries the request id, in and out.
 REQUEST_ID_HEADER: Final = "x-request-id"
@@ -122,13 +124,17 @@ class RequestTracking:
             fields["trace_id"], fields["span_id"] = trace
         if client and self.record_client:
             fields["client_ip"] = client
-        return ActiveRequest(rid, method, fields)
+        active = ActiveRequest(rid, method, fields)
+        if spans_wanted():  # the request is a server span: logs inside carry its ids
+            active.span = request_span(trace)
+            fields["trace_id"], fields["span_id"] = active.span.trace_id, active.span.span_id
+        return active
 
 
 class ActiveRequest:
     """One request in flight: its id, its context fields, when it started, and how it ended."""
 
-    __slots__ = ("error", "fields", "finished", "method", "request_id", "start", "status")
+    __slots__ = ("error", "fields", "finished", "method", "request_id", "span", "start", "status")
 
     def __init__(self, request_id: str, method: str, fields: dict[str, Any]) -> None:
         self.request_id = request_id
@@ -139,6 +145,8 @@ class ActiveRequest:
         self.error: BaseException | None = None
         self.finished = False
         self.start = perf_config.CURRENT.clock()
+        #: The request's server span, when a sink takes spans (``opswatch.tracing``).
+        self.span: Span | None = None
 
     @property
     def route(self) -> str | None:
@@ -193,6 +201,8 @@ class ActiveRequest:
                 status = 500 if error is not None else 0
             self.status = status
             fields: Mapping[str, Any] = {**self.fields, "status": status}
-            report("api", f"{self.method} {self.route or _UNMATCHED}", seconds, fields, error)
+            report("api", f"{self.method} {self.route or _UNMATCHED}", seconds, fields, error, span=False)
+            if self.span is not None:
+                end_request_span(self.span, self.method, self.route, status, error)
         except Exception:
             pass

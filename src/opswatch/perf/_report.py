@@ -18,6 +18,7 @@ from typing import Any
 
 from .._runtime import STATE
 from ..record import DEBUG, ERROR, WARN
+from ..tracing._http import measured_span, spans_wanted
 from . import _config
 
 #: ``record["logger"]`` for every performance record.
@@ -39,11 +40,16 @@ def report(
     error: BaseException | None = None,
     slow_ms: float | None = None,
     critical_ms: float | None = None,
+    *,
+    span: bool = True,
 ) -> float:
     """Write the record for one measurement of ``seconds``; return the duration in milliseconds.
 
-    ``slow_ms``/``critical_ms`` override the configured thresholds for this call. Never raises.
+    ``slow_ms``/``critical_ms`` override the configured thresholds for this call. With ``span`` (the
+    default) the measurement is also a span when a sink takes spans (``opswatch.tracing``). Never raises.
     """
+    if span and spans_wanted():
+        measured_span(kind, name, seconds, error)
     ms = seconds * 1000.0
     if slow_ms is None or critical_ms is None:
         config = _config.CURRENT

@@ -40,6 +40,7 @@ ROUTERS: list[str] = [
     "health",
     "metrics",
     "ingest",
+    "otlp",
     "pings",
     "events",
     "projects",
@@ -57,6 +58,7 @@ SUBSYSTEMS: list[str] = [
     "opswatch.server.issues:install",
     "opswatch.server.monitors:install",
     "opswatch.server.store.retention:install",
+    "opswatch.server.traces.retention:install",
     "opswatch.server.state.sessions:install",
     "opswatch.server.rules:install",
 ]

@@ -42,6 +42,8 @@ class ServerSettings:
     events_url: str | None = None
     #: Days events are kept (``OPSWATCH_RETENTION_DAYS``).
     retention_days: int = 30
+    #: Days spans are kept (``OPSWATCH_SPANS_RETENTION_DAYS``); traces are many times the volume of logs.
+    spans_retention_days: int = 14
     #: Base URL put in the DSNs the server prints (``OPSWATCH_PUBLIC_URL``); default from host and port.
     public_url: str | None = None
     #: Slack incoming webhook for the server's notifications (``SLACK_WEBHOOK_URL``).
@@ -160,6 +162,7 @@ _FROM_ENV: dict[str, str] = {
     "database_url": "OPSWATCH_DATABASE_URL",
     "events_url": "OPSWATCH_EVENTS_URL",
     "retention_days": "OPSWATCH_RETENTION_DAYS",
+    "spans_retention_days": "OPSWATCH_SPANS_RETENTION_DAYS",
     "public_url": "OPSWATCH_PUBLIC_URL",
     "slack_webhook_url": "SLACK_WEBHOOK_URL",
     "alert_webhook_url": "OPSWATCH_ALERT_WEBHOOK_URL",
@@ -191,6 +194,7 @@ _BOOLEANS = frozenset(
 _NUMBERS: dict[str, tuple[int, int]] = {
     "port": (0, 65535),
     "retention_days": (1, 36500),
+    "spans_retention_days": (1, 36500),
     "max_pending_events": (1, 10**8),
     "issue_auto_resolve_days": (0, 36500),
     "max_connections": (1, 1_000_000),

@@ -254,3 +254,18 @@ RULES_MAX_WINDOW_SECONDS: Final = 31 * 86_400
 
 #: Fire/resolve transitions of one instance within an hour above which it is marked flapping.
 RULES_FLAP_TRANSITIONS: Final = 6
+
+# -- spans (distributed tracing) ------------------------------------------------------------------------
+
+#: Largest decompressed OTLP request. The OpenTelemetry Collector's HTTP receiver takes 20 MiB on the
+#: wire by default; a batch processor's export of 512 spans is well under 1 MiB. Same bound as a native
+#: batch, for the same reason (one request's parsed objects stay well under a gigabyte).
+MAX_OTLP_DECOMPRESSED_BYTES: Final = 64 * MiB
+
+#: Most spans in one request (OTLP export, Sentry envelope). OTel's batch processor exports 512 at a
+#: time; a Sentry transaction holds at most 1,000 child spans (the SDKs' ``max_spans``).
+MAX_SPANS_PER_REQUEST: Final = 10_000
+
+#: Longest span name. Names are operations (``GET /users/{id}``, ``SELECT users``), not payloads; Sentry
+#: and OTel SDKs keep them short. A longer name is refused (the span is counted as rejected), never cut.
+MAX_SPAN_NAME_CHARS: Final = 2_000

@@ -6,8 +6,8 @@ ClickHouse store will reuse the same checks with its dialect) and refuses, with 
 
 * anything but exactly one ``SELECT`` (``WITH ... SELECT``, ``UNION`` ...): no DDL/DML, ``COPY``,
   ``ATTACH``, ``PRAGMA``, ``SET``, ``INSTALL``/``LOAD``, ``SELECT ... INTO``, several statements;
-* tables other than the store's views (``logs``, alias ``events``) and the query's own CTEs where they
-  are in scope; qualified names (``main.event_rows``); table functions (``read_csv``, ``query``,
+* tables other than the store's views (``logs``, alias ``events``; ``spans``) and the query's own CTEs
+  where they are in scope; qualified names (``main.event_rows``); table functions (``read_csv``, ``query``,
   ``range`` ...) and quoted file names (``FROM 'x.csv'``);
 * functions that reach outside the database (``read_*``, ``glob``, ``query``, ``*_scan``, ...);
 * calls that would build a huge value from constants (``range(200000000)``, ``repeat(x, 1e9)``), which
@@ -304,7 +304,7 @@ def _leave_aliases_out_of_stars(root: exp.Expr, schema: SchemaInfo) -> None:
     """``SELECT *`` straight from ``logs``/``events`` shows each attribute once, not with its alias."""
     if not schema.aliases:
         return
-    views = {name.lower() for name in schema.tables}
+    views = {name.lower() for name in schema.tables} - {name.lower() for name in schema.plain_tables}
     for select in root.find_all(exp.Select):
         source = select.args.get("from_")
         if source is None or select.args.get("joins"):

@@ -96,6 +96,8 @@ class ServerSink(Sink):
     name = "server"
     #: Cron check-ins go to the server whatever this sink's level (opswatch.crons reads this).
     accepts_check_ins = True
+    #: Spans (``opswatch.span``) go to the server whatever this sink's level (``opswatch.tracing``).
+    accepts_spans = True
 
     def __init__(
         self,

@@ -32,6 +32,8 @@ from ..ingest.pings import sentry_check_in_record
 from ..ingest.records import Refused, normalize
 from ..ingest.sentry_envelope import SentryBatch, read_envelope, read_store_body
 from ..monitors import refusal_for
+from ..traces.native import split_spans
+from ..traces.submit import native_spans, sentry_spans
 from ._answers import count_rejections, durable, json_response, run_ingest
 
 router = APIRouter(tags=["ingest"])
@@ -58,18 +60,21 @@ async def native_events(request: Request) -> Response:
         body = await inflate(raw, encoding, limits.MAX_NATIVE_DECOMPRESSED_BYTES)
         epoch, received_at = _received(ctx)
         batch = parse_batch(body, epoch, received_at)
+        batch.records, spans, refused_spans = split_spans(batch.records, batch.rejected, received_at)
         count_rejections(ctx, batch.rejected)
-        rejected = [r.as_dict() for r in batch.rejected]
-        if not batch.records:
+        rejected = [r.as_dict() for r in batch.rejected + refused_spans]
+        if not batch.records and not spans:
             detail = "the body holds no events" if not rejected else "no event in the batch is valid"
             return json_response(
                 {"detail": detail, "accepted": 0, "duplicates": 0, "rejected": rejected}, 400
             )
-        outcome = await durable(ctx, project_id, batch.records, "native")
+        outcome = await durable(ctx, project_id, batch.records, "native") if batch.records else None
+        stored, duplicates = (outcome.stored, outcome.duplicates) if outcome else (0, 0)
+        if spans or refused_spans:
+            new_spans = await native_spans(ctx, project_id, spans, refused_spans)
+            stored, duplicates = stored + new_spans, duplicates + len(spans) - new_spans
         client_report.count(ctx.metrics.client_dropped, project_id, request.headers.get(client_report.HEADER))
-        return json_response(
-            {"accepted": outcome.stored, "duplicates": outcome.duplicates, "rejected": rejected}
-        )
+        return json_response({"accepted": stored, "duplicates": duplicates, "rejected": rejected})
 
     return await run_ingest(request, "native", work)
 
@@ -150,6 +155,7 @@ async def _answer_sentry(ctx: ServerContext, project_id: int, batch: SentryBatch
         return json_response({"detail": "no item in the envelope is valid", "rejected": rejected}, 400)
     if batch.records:
         await durable(ctx, project_id, batch.records, "sentry")
+    await sentry_spans(ctx, project_id, batch)
     answer: dict[str, object] = {"id": batch.event_id} if batch.event_id else {}
     if rejected:
         answer["rejected"] = rejected

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from .. import limits
+from ..traces import sentry as traces_sentry
 from . import sentry_mapping
 from .body import IngestError, decompress
 from .records import Refused, Rejection, normalize
@@ -63,6 +64,11 @@ class SentryBatch:
     skipped: int = 0
     #: The DSN in the envelope header (tunnelled envelopes authenticate with it).
     dsn: str | None = None
+    #: Span rows (``opswatch.server.traces``) from transactions and span items, and the spans refused.
+    spans: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    span_refusals: list[Refused] = dataclasses.field(default_factory=list)
+    #: The type of every item skipped (for ``opswatch_sentry_items_skipped_total``).
+    skipped_types: list[str] = dataclasses.field(default_factory=list)
 
 
 def parse_envelope(body: bytes) -> Envelope:
@@ -118,8 +124,12 @@ def read_envelope(body: bytes, received_epoch: float, received_at: str) -> Sentr
     for index, item in enumerate(envelope.items):
         kind = item.type
         mapper = _MAPPERS.get(kind)
+        if kind in traces_sentry.SPAN_ITEM_TYPES:
+            _read_span_item(batch, index, item, received_at)
+            continue
         if mapper is None:
             batch.skipped += 1
+            batch.skipped_types.append(kind or "(none)")
             continue
         limit = _ITEM_LIMITS[kind]
         if len(item.payload) > limit:
@@ -147,6 +157,8 @@ def read_envelope(body: bytes, received_epoch: float, received_at: str) -> Sentr
             batch.rejected.append(Rejection(index, refused.code, f"item {index} ({kind}): {refused}"))
             continue
         batch.records.extend(records)
+        if kind == "transaction":
+            _add_spans(batch, traces_sentry.transaction_spans(payload, received_at))
         if batch.event_id is None and kind in ("event", "transaction") and records:
             batch.event_id = records[0]["event_id"]
     return batch
@@ -177,6 +189,28 @@ def read_store_body(body: bytes, received_epoch: float, received_at: str) -> Sen
     except Refused as refused:
         return SentryBatch([], [Rejection(0, refused.code, str(refused))], None)
     return SentryBatch([record], [], record["event_id"])
+
+
+def _read_span_item(batch: SentryBatch, index: int, item: Item, received_at: str) -> None:
+    """A ``span`` item's spans into ``batch.spans`` (a bad item is one refusal, the rest goes on)."""
+    limit = limits.MAX_LOG_CONTAINER_BYTES
+    try:
+        if len(item.payload) > limit:
+            size = len(item.payload)
+            raise Refused("too_large", f"the span item is {size:,} bytes, over the limit of {limit:,}")
+        _add_spans(batch, traces_sentry.span_item_spans(_loads(item.payload, "the span item"), received_at))
+    except Refused as refused:
+        batch.span_refusals.append(Refused(refused.code, f"item {index} (span): {refused}"))
+
+
+def _add_spans(batch: SentryBatch, found: tuple[list[dict[str, Any]], list[Refused]]) -> None:
+    rows, refusals = found
+    batch.spans.extend(rows)
+    batch.span_refusals.extend(refusals)
+    if len(batch.spans) > limits.MAX_SPANS_PER_REQUEST:
+        raise IngestError(
+            413, "too_many_spans", f"the envelope holds more than {limits.MAX_SPANS_PER_REQUEST:,} spans"
+        )
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, Engine, and_, insert, select, update
 
 from ...log import get_logger
-from ..monitors.outbox import AlertSender
+from ..outbox import AlertSender
 from ..state.rules import GROUPS, INSTANCES, NOTIFICATIONS
 from . import inhibit
 from .messages import FIRING_KINDS, Note, render

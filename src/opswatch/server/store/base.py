@@ -59,6 +59,8 @@ class SchemaInfo:
     tables: tuple[str, ...]
     columns: tuple[str, ...]
     aliases: dict[str, str]
+    #: Tables among ``tables`` that have no alias columns (``spans``): ``SELECT *`` is left as written.
+    plain_tables: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -115,6 +117,14 @@ class EventStore(Protocol):
 
     def delete_older_than(self, days: int) -> int:
         """Retention: delete events older than ``days`` days; return how many went."""
+        ...
+
+    def append_spans(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Store span rows durably; return how many were new (idempotent by project, trace and span id)."""
+        ...
+
+    def delete_spans_older_than(self, days: int) -> int:
+        """Span retention: delete spans that started more than ``days`` days ago; return how many went."""
         ...
 
     def stats(self) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from ...config import ConfigError
 from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from .._files import make_private
-from . import layout
+from . import layout, spans
 from ._query import Queries
 from ._write import Key, apply_plan, arrival_seqs, insert_fast, insert_rows, stored_keys, survivors
 from .base import QueryResult, SchemaInfo, StoreClosed, TailPage
@@ -137,6 +137,7 @@ class DuckDBStore:
             raise ConfigError(name, str(err)) from None
         try:
             keys = self._open_schema(conn)
+            self._has_spans = spans.has_spans_table(conn)
             self._catalog = KeyCatalog(
                 keys,
                 reserved=layout.RESERVED,
@@ -163,6 +164,7 @@ class DuckDBStore:
         self._checkpoint_min_wal = min(limits.STORE_IDLE_CHECKPOINT_MIN_WAL_BYTES, checkpoint_threshold_bytes)
         self.duplicates_skipped = 0
         self.rows_written = 0
+        self.spans_written = 0
         self.last_commit_ms = 0.0
         self._writer: WriterThread[Prepared] | None = None
         if read_only:
@@ -221,7 +223,7 @@ class DuckDBStore:
                     f"UPDATE {layout.META_TABLE} SET value = ? WHERE key = 'schema_version'", [str(version)]
                 )
             keys = _load_catalog(conn)
-            for statement in layout.view_statements(keys)[0]:
+            for statement in [*layout.view_statements(keys)[0], *layout.span_statements()]:
                 conn.execute(statement)
             conn.execute("COMMIT")
         except BaseException:
@@ -331,12 +333,7 @@ class DuckDBStore:
         Also drops idempotency keys that arrived before that day. Checkpoints afterwards, so the freed
         space is reused by later appends.
         """
-        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-            raise ValueError(f"days must be a whole number >= 0, got {days!r}")
-        writer = self._writer
-        if writer is None:
-            raise StoreClosed("the event store was opened read-only")
-        cutoff = format_timestamp(self._clock() - days * 86_400)
+        writer, cutoff = self._retention_cutoff(days)
 
         def work(conn: Any) -> int:
             sql = f"DELETE FROM {EVENTS_TABLE} WHERE {quote('timestamp')} < ?::TIMESTAMP"
@@ -353,6 +350,46 @@ class DuckDBStore:
 
         return writer.call(work)
 
+    def append_spans(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Store span rows durably (``spans.py`` says their shape); return how many were new.
+
+        Runs on the writer thread in a transaction of its own; a span whose (project_id, trace_id,
+        span_id) is already stored is skipped. Raises ``StoreClosed`` as ``append`` does.
+        """
+        writer = self._writer
+        if writer is None:
+            raise StoreClosed("the event store was opened read-only")
+        if not rows:
+            return 0
+
+        def work(conn: Any) -> int:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                count = spans.insert_spans(conn, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            self.spans_written += count
+            return count
+
+        return writer.call(work)
+
+    def delete_spans_older_than(self, days: int) -> int:
+        """Span retention: delete spans that started more than ``days`` days ago; return how many went."""
+        writer, cutoff = self._retention_cutoff(days)
+        return writer.call(lambda conn: spans.delete_spans_before(conn, cutoff))
+
+    def _retention_cutoff(self, days: int) -> tuple[WriterThread[Prepared], str]:
+        """The writer and the RFC 3339 time ``days`` days ago; raises for bad days or a read-only store."""
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            raise ValueError(f"days must be a whole number >= 0, got {days!r}")
+        writer = self._writer
+        if writer is None:
+            raise StoreClosed("the event store was opened read-only")
+        return writer, format_timestamp(self._clock() - days * 86_400)
+
     def checkpoint(self) -> None:
         """Write the WAL into the file now (the writer also does this by itself when idle)."""
         writer = self._writer
@@ -368,8 +405,8 @@ class DuckDBStore:
             return self._read_root.cursor()
 
     def describe(self) -> SchemaInfo:
-        """The views SQL may read (``logs``, ``events``), their columns and camelCase aliases."""
-        return self._schema
+        """The views SQL may read (``logs``, ``events``, ``spans``), their columns and camelCase aliases."""
+        return layout.with_spans(self._schema) if self._has_spans else self._schema
 
     def query(
         self, sql: str, *, max_rows: int, timeout: float, max_bytes: int = limits.QUERY_MAX_ANSWER_BYTES
@@ -499,6 +536,7 @@ class DuckDBStore:
             "queue_rows": writer.pending_rows if writer else 0,
             "commits": writer.commits if writer else 0,
             "rows_written": self.rows_written,
+            "spans_written": self.spans_written,
             "duplicates_skipped": self.duplicates_skipped,
             "last_commit_ms": self.last_commit_ms,
             "attribute_keys": len(self._catalog.keys),

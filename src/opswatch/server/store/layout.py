@@ -62,6 +62,19 @@ record is skipped. A collision costs one scan of the ``event_id`` column, never 
 dropped by arrival day with the events' retention (``delete_older_than``), which bounds the index: a
 resend of an event older than the retention is stored again, as it would be had it never arrived.
 
+Spans (distributed tracing) live in a table of their own, ``span_rows``, read through the view
+``spans``: a span is not a log record. It has a start and a duration instead of one instant, a parent,
+a kind, a status, and three nested parts (``attributes``, ``events``, ``links``); its identity is
+(project_id, trace_id, span_id), not an event id. One table per signal is the shape of every trace
+store (SigNoz, Tempo's Parquet blocks, Sentry's spans dataset). The common fields are typed columns,
+``timestamp`` is the span's start (so the time filters written for ``logs`` read the same way and the
+zone maps prune them), and ``trace_id`` has the same text form as in ``logs`` (32 lower-case hex), so
+``logs JOIN spans USING (trace_id)`` needs no conversion. Attributes, events and links are JSON for
+now (promotion of recurring span attribute keys, as for logs, is the next step). Spans are written by
+the same writer thread, idempotent by their identity with the same look-up as events (stored ids in the
+batch's time range, no index). The table is created when a read-write store opens and it is missing
+(``CREATE ... IF NOT EXISTS``), so it needs no schema version of its own and an older file gains it.
+
 Names in SQL: DuckDB identifiers are case-insensitive, so keys are cataloged case-insensitively.
 A snake_case name (``church_id``) also answers as camelCase (``churchId``) through an alias column,
 unless a key with that spelling exists itself: the seed's queries name ``churchId``, ``campaignName``,
@@ -271,3 +284,63 @@ def _add_event_keys(conn: Any) -> None:
 
 
 MIGRATIONS: Final[dict[int, Callable[[Any], None]]] = {1: _record_key_owners, 2: _add_event_keys}
+
+
+# -- spans -----------------------------------------------------------------------------------------
+
+SPANS_TABLE: Final = "span_rows"
+SPANS_VIEW: Final = "spans"
+
+#: The spans' columns, in the order the view shows them (``kind`` as ``CoreColumn.kind``).
+SPAN_COLUMNS: Final = (
+    CoreColumn("timestamp", "TIMESTAMP", "timestamp"),
+    CoreColumn("duration_ms", "DOUBLE", "float"),
+    CoreColumn("trace_id", "VARCHAR", "text"),
+    CoreColumn("span_id", "VARCHAR", "text"),
+    CoreColumn("parent_span_id", "VARCHAR", "text"),
+    CoreColumn("name", "VARCHAR", "text"),
+    CoreColumn("kind", "VARCHAR", "text"),
+    CoreColumn("status", "VARCHAR", "text"),
+    CoreColumn("status_message", "VARCHAR", "text"),
+    CoreColumn("service", "VARCHAR", "text"),
+    CoreColumn("environment", "VARCHAR", "text"),
+    CoreColumn("release", "VARCHAR", "text"),
+    CoreColumn("host", "VARCHAR", "text"),
+    CoreColumn("project_id", "INTEGER", "int"),
+    CoreColumn("received_at", "TIMESTAMP", "timestamp"),
+    CoreColumn("attributes", "JSON", "json"),
+    CoreColumn("events", "JSON", "json"),
+    CoreColumn("links", "JSON", "json"),
+)
+SPAN_NAMES: Final = tuple(column.name for column in SPAN_COLUMNS)
+#: Columns the view computes: the span's end.
+SPAN_DERIVED: Final = ("end_timestamp",)
+
+
+def span_statements() -> list[str]:
+    """DDL for the spans table and view (idempotent; run on every read-write open)."""
+    required = ("timestamp", "trace_id", "span_id", "project_id")
+    body = ",\n  ".join(
+        f"{quote(c.name)} {c.sql_type}{' NOT NULL' if c.name in required else ''}" for c in SPAN_COLUMNS
+    )
+    names = ", ".join(quote(name) for name in SPAN_NAMES)
+    end = (
+        f"{quote('timestamp')} + to_microseconds(CAST(round(coalesce({quote('duration_ms')}, 0) * 1000)"
+        f" AS BIGINT)) AS {quote('end_timestamp')}"
+    )
+    return [
+        f"CREATE TABLE IF NOT EXISTS {SPANS_TABLE} (\n  {body}\n)",
+        f"CREATE OR REPLACE VIEW {SPANS_VIEW} AS SELECT {names}, {end} FROM {SPANS_TABLE}",
+    ]
+
+
+def with_spans(schema: SchemaInfo) -> SchemaInfo:
+    """``schema`` with the ``spans`` view and its columns added (camelCase names find them too)."""
+    known = {name.lower() for name in schema.columns}
+    extra = tuple(name for name in (*SPAN_NAMES, *SPAN_DERIVED) if name not in known)
+    return SchemaInfo(
+        tables=(*schema.tables, SPANS_VIEW),
+        columns=(*schema.columns, *extra),
+        aliases=schema.aliases,
+        plain_tables=(*schema.plain_tables, SPANS_VIEW),
+    )

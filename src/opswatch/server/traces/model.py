@@ -1,0 +1,113 @@
+"""One span row shape for every source (OTLP, Sentry, the SDK), checked before it reaches the store.
+
+``span_row`` builds the dict ``DuckDBStore.append_spans`` takes (the columns of
+``store.layout.SPAN_COLUMNS``) and raises ``Refused`` naming the field for anything it cannot store:
+
+* ``trace_id``: 32 hex digits, ``span_id`` and ``parent_span_id``: 16 hex digits, stored in lower case
+  (the form W3C ``traceparent``, OTLP/JSON and Sentry use); all-zero ids are invalid, as in W3C.
+* ``start_ns``/``end_ns``: nanoseconds since the epoch; the end may not come before the start. Stored
+  as the start ``timestamp`` (microseconds, UTC) and ``duration_ms``.
+* ``kind``: ``internal`` | ``server`` | ``client`` | ``producer`` | ``consumer`` (OTel's span kinds).
+* ``status``: ``unset`` | ``ok`` | ``error``.
+* ``name``: text of at most ``limits.MAX_SPAN_NAME_CHARS`` characters (never cut: refused).
+
+Where each source's fields come from is in its own module (``otlp.py``, ``sentry.py``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+from .. import limits
+from ..ingest.records import Refused
+
+SPAN_KINDS: Final = frozenset({"internal", "server", "client", "producer", "consumer"})
+STATUSES: Final = frozenset({"unset", "ok", "error"})
+
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+_SPAN_ID = re.compile(r"[0-9a-f]{16}")
+#: Later than this (year 2300) is not a time a span ran at.
+_MAX_NS: Final = 10_413_792_000 * 10**9
+
+
+def check_id(value: Any, field: str, *, trace: bool) -> str:
+    """``value`` as a lower-case hex trace id (32 digits) or span id (16); ``Refused`` otherwise."""
+    pattern, digits = (_TRACE_ID, 32) if trace else (_SPAN_ID, 16)
+    text = value.lower().replace("-", "") if isinstance(value, str) else ""
+    if not pattern.fullmatch(text) or not text.strip("0"):
+        raise Refused("invalid_span", f"{field} must be {digits} hex digits, not all zero; got {value!r:.80}")
+    return text
+
+
+def format_nanos(nanos: int) -> str:
+    """Nanoseconds since the epoch as RFC 3339 UTC with microseconds: ``2026-12-03T10:00:00.123456Z``."""
+    seconds, rest = divmod(nanos, 10**9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
+
+
+def span_row(
+    *,
+    trace_id: Any,
+    span_id: Any,
+    parent_span_id: Any,
+    name: Any,
+    kind: str,
+    start_ns: Any,
+    end_ns: Any,
+    status: str = "unset",
+    status_message: Any = None,
+    resource: Mapping[str, Any] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    events: list[Any] | None = None,
+    links: list[Any] | None = None,
+    received_at: str,
+) -> dict[str, Any]:
+    """A checked span row (see the module docstring); ``resource`` gives service, environment, release
+    and host."""
+    if not isinstance(name, str):
+        raise Refused("invalid_span", f"name must be text, got {type(name).__name__}")
+    if len(name) > limits.MAX_SPAN_NAME_CHARS:
+        raise Refused(
+            "too_large", f"name is {len(name):,} characters, over the limit of {limits.MAX_SPAN_NAME_CHARS:,}"
+        )
+    if kind not in SPAN_KINDS:
+        raise Refused("invalid_span", f"kind must be one of {', '.join(sorted(SPAN_KINDS))}, got {kind!r}")
+    if status not in STATUSES:
+        raise Refused("invalid_span", f"status must be one of {', '.join(sorted(STATUSES))}, got {status!r}")
+    for field, value in (("start", start_ns), ("end", end_ns)):
+        if type(value) is not int or not 0 < value < _MAX_NS:
+            raise Refused(
+                "invalid_span", f"{field} time must be nanoseconds since the epoch, got {value!r:.40}"
+            )
+    if end_ns < start_ns:
+        raise Refused("invalid_span", "the span ends before it starts")
+    parent = None
+    if parent_span_id not in (None, ""):
+        parent = check_id(parent_span_id, "parent_span_id", trace=False)
+    where = resource or {}
+    return {
+        "timestamp": format_nanos(start_ns),
+        "duration_ms": (end_ns - start_ns) / 1e6,
+        "trace_id": check_id(trace_id, "trace_id", trace=True),
+        "span_id": check_id(span_id, "span_id", trace=False),
+        "parent_span_id": parent,
+        "name": name,
+        "kind": kind,
+        "status": status,
+        "status_message": str(status_message) if status_message else None,
+        "service": _text(where.get("service")),
+        "environment": _text(where.get("environment")),
+        "release": _text(where.get("release")),
+        "host": _text(where.get("host")),
+        "received_at": received_at,
+        "attributes": dict(attributes or {}),
+        "events": list(events or []),
+        "links": list(links or []),
+    }
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

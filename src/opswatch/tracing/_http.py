@@ -1,0 +1,80 @@
+"""The web integrations' request spans (``opswatch.integrations``), with OTel's HTTP attribute names.
+
+A request is a ``server`` span named ``"<METHOD> <route template>"`` with ``http.request.method``,
+``http.route`` and ``http.response.status_code``; a 5xx answer or an unhandled exception makes it an
+``error``. An incoming W3C ``traceparent`` makes it a child of the caller's span, in the caller's trace.
+Request spans exist only when a sink takes spans (the server sink): without one, requests cost what
+they cost before.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+from .._runtime import STATE, _internal_error
+from ._span import Span, _end, _start, send
+
+_wanted: tuple[object, bool] = (None, False)
+
+
+def spans_wanted() -> bool:
+    """Whether any sink of the running configuration takes spans (remembered per list of sinks: a
+    runtime replaces its list when a sink is added or removed)."""
+    global _wanted
+    runtime = STATE.runtime
+    if runtime is None:
+        return False
+    sinks = runtime.sinks
+    seen, answer = _wanted
+    if seen is not sinks:
+        answer = any(getattr(sink, "accepts_spans", False) for sink in sinks)
+        _wanted = (sinks, answer)
+    return answer
+
+
+#: The span kind of each performance kind (``opswatch.perf``): queries and external calls are clients.
+_PERF_KINDS: Final = {"db": "client", "external": "client"}
+
+
+def measured_span(kind: str, name: str, seconds: float, error: BaseException | None) -> None:
+    """Send a span for one tracked call that just ended after ``seconds`` (``track_*``, timers).
+
+    Its parent is the span open here (or the one bound in the context); ``opswatch.perf.kind`` says what
+    was tracked, and a database call names its operation in ``db.query.summary`` (OTel's name for a
+    low-cardinality summary of a query). Never raises.
+    """
+    try:
+        attributes: dict[str, Any] = {"opswatch.perf.kind": kind}
+        if kind == "db":
+            attributes["db.query.summary"] = name
+        made, token, fields_token = _start(name, _PERF_KINDS.get(kind, "internal"), attributes)
+        made.start_ns -= int(seconds * 1e9)
+        _end(made, token, fields_token, error)
+    except Exception as err:
+        _internal_error(err)
+
+
+def request_span(trace: tuple[str, str] | None) -> Span:
+    """A started server span, continuing ``trace`` (trace id, parent span id) when given."""
+    if trace is None:
+        return Span("", {}, "server")
+    return Span("", {}, "server", trace[0], trace[1])
+
+
+def end_request_span(
+    made: Span, method: str, route: str | None, status: int, error: BaseException | None
+) -> None:
+    """End and send a request's span."""
+    made.end_ns = time.time_ns()
+    made.name = f"{method} {route or '<unmatched>'}"
+    made.attributes["http.request.method"] = method
+    if route:
+        made.attributes["http.route"] = route
+    if status:
+        made.attributes["http.response.status_code"] = status
+    if error is not None:
+        made.set_status("error", f"{type(error).__name__}: {error}")
+    elif status >= 500:
+        made.set_status("error")
+    send(made)
