@@ -117,7 +117,7 @@ def test_it_waits_group_wait_then_names_rule_labels_value_threshold_and_start(al
         "errors",
         "service=checkout",
         "12.00%",
-        "> 5%",
+        "&gt; 5%",  # Slack's mrkdwn escape: shown as "> 5%"
         "2027-01-15 08:00:00 UTC",
         "http://ops.example/api/0/rules/errors",
     ):
@@ -196,7 +196,7 @@ def test_it_uses_the_seeds_high_error_rate_template(engine: Engine, slack: Slack
     alerts = Alerts(engine, slack, _rule(template="high_error_rate", window="10m"))
     alerts.read(T0, {"checkout": 0.075})
     [text] = alerts.drain(T0 + 30)
-    assert "High Error Rate" in text and "7.5%" in text and "10m" in text and "> 5%" in text
+    assert "High Error Rate" in text and "7.5%" in text and "10m" in text and "&gt; 5%" in text
     alerts.close()
 
 
