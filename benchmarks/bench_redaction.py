@@ -29,11 +29,10 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from bench_ingest import log_record, sentry_event  # noqa: E402
-
-from opswatch.redact import Redactor  # noqa: E402
-from opswatch.server.ingest.sentry_mapping import map_event  # noqa: E402
-from opswatch.server.redaction import ServerRedactor  # noqa: E402
+from bench_ingest import log_record, sentry_event
+from opswatch.redact import Redactor
+from opswatch.server.ingest.sentry_mapping import map_event
+from opswatch.server.redaction import ServerRedactor
 
 _LINES = (
     "GET /api/donations?page={i}&limit=50&sort=created_at 200 in {ms}ms",

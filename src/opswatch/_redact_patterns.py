@@ -1,0 +1,577 @@
+"""The shapes of secrets and PII in text, and the cheap first looks that spare ordinary text from them.
+
+``Shapes(...).scrub(text)`` returns ``text`` with every recognised secret replaced by the censor and every
+email address masked. The rules come in groups; each group has a *gate*, a test a string must pass for
+any pattern of the group to match it (a substring, a character run, a length), and the patterns of a
+group run only when its gate passes. The gates are cheap (``in`` tests, one short regular expression),
+so a string without anything secret-like pays a fraction of a microsecond. Every gate is *implied* by the
+patterns it guards: skipping a group whose gate fails changes nothing (``tests/test_server_redaction.py``
+checks this on generated text).
+
+The groups, in the order they run:
+
+* **blocks**: PEM/PGP private keys; webhook URLs of Slack, Discord, Microsoft Teams and Zapier;
+  ``scheme://user:password@`` credentials (the user is kept);
+* **headers and pairs**: ``Cookie:``/``Set-Cookie:``/``Authorization:`` written as text (the rest of the
+  line), ``Bearer``/``Basic``/``Token`` credentials, and ``key=value`` / ``"key": "value"`` /
+  ``key: value`` pairs (logfmt, query strings, form bodies, JSON or a dict's repr in a message, env dumps,
+  ini files) whose key the field rules call secret (``opswatch._redact_keys``);
+* **tokens**: provider tokens recognised by their prefix and shape (GitHub, GitLab, Slack, Stripe, AWS,
+  Google, OpenAI, Anthropic, SendGrid, Twilio, npm, PyPI ... see ``_TOKENS``), JWTs, and an AWS secret
+  access key (40 characters) in a string that also holds an AWS access key id;
+* **numbers**: US SSNs (``-``, space or ``.`` separated), payment card numbers (issuer prefix, a length
+  valid for that issuer, Luhn), IBANs (country length and mod-97 check), and, when asked for, phone
+  numbers and IP addresses;
+* **emails**: ``j***@example.com``, ``j***%40example.com`` when URL-encoded; a domain must end in a TLD
+  that is not a file extension (``logo@2x.png`` stays) and an ssh/URL user (``git@github.com:org/x``)
+  is not a person.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Final
+
+from ._redact_keys import KEY_STEMS, SECRET, is_weak_key, judge_words, key_words
+
+_A: Final = re.ASCII
+
+# -- blocks ------------------------------------------------------------------------------------------
+
+_PEM = re.compile(
+    r"-----BEGIN[A-Z ]*PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END[A-Z ]*PRIVATE KEY(?: BLOCK)?-----|.*)",
+    re.DOTALL | _A,
+)
+_WEBHOOK = re.compile(
+    r"https?://(?:hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+"
+    r"|(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]+"
+    r"|[A-Za-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/_-]+"
+    r"|hooks\.zapier\.com/hooks/catch/[0-9]+/[A-Za-z0-9]+)",
+    _A,
+)
+_URL_CREDENTIALS = re.compile(r"(://)([^\s/:@]*):([^\s/@]+)@", _A)  # found by its literal, fast
+
+# -- headers and pairs -------------------------------------------------------------------------------
+
+_BEARER = re.compile(r"\b((?i:bearer|basic|token))\s+[A-Za-z0-9\-._~+/]{8,}=*", _A)
+_BEARER_MIN: Final = 14  # "Basic" (or "Token"), a space and 8 characters
+#: A header whose value is the rest of the line (or of the quoted string it stands in).
+_HEADER = re.compile(
+    r"(?<![\w-])((?i:set-cookie|cookie|proxy-authorization|authorization))([\"']?[ \t]*:[ \t]*)"
+    r"(\"[^\"\r\n]*\"|'[^'\r\n]*'|[^\"'\r\n]+)",
+    _A,
+)  # (``cookie=...`` in a query string or form body is a pair like any other)
+_KEY_CHARS = r"[A-Za-z_][\w.\-\[\]]{0,63}"
+# ``key=value``; ``"key": value`` (the colon right after the quote); ``key: value`` (a space after it).
+_PAIR = re.compile(
+    rf"(?<![\w.\[\]])(?:(\\?[\"'])({_KEY_CHARS})\1(?=[ \t]*=|:)|({_KEY_CHARS})(?=[ \t]*=|:[ \t]))"
+    r"([ \t]*[=:][ \t]*)"
+    r"(\"(?:[^\"\\\r\n]|\\.)*\"|'(?:[^'\\\r\n]|\\.)*'"  # a quoted value
+    r"|\\\"[^\"\\\r\n]*\\\"|\\'[^'\\\r\n]*\\'"  # a value quoted in JSON written into a JSON string
+    r"|[^\s&;,\"'<>]+)",  # a bare value
+    _A,
+)
+#: Unquoted values that are not secrets whatever the key (the field rules keep None and booleans too).
+_UNQUOTED_KEEP: Final = frozenset({"null", "true", "false", "none", "nil", "undefined"})
+#: A pair's key: not secret, secret, or secret but also a prose word (``token``, ``session``, ``auth``).
+_KEEP, _CUT, _WEAK = 0, 1, 2
+_PAIR_KEYS_SIZE: Final = 4_096
+
+
+
+def _literal_branches(words: tuple[str, ...]) -> re.Pattern[str]:
+    groups: dict[str, list[str]] = {}
+    for word in dict.fromkeys(w for w in words if w):
+        groups.setdefault(word[0], []).append(re.escape(word[1:]))
+    return re.compile("|".join(f"{re.escape(first)}(?:{'|'.join(rests)})" for first, rests in groups.items()))
+
+
+def _may_hold_pair(text: str) -> bool:
+    """What every ``_PAIR`` match contains: ``=``, or a colon after a quote or before a space."""
+    return "=" in text or ": " in text or '":' in text or "':" in text or ":\t" in text
+
+
+# -- tokens ------------------------------------------------------------------------------------------
+
+#: Provider tokens by prefix and shape (facts from GitHub secret scanning, gitleaks and trufflehog rules;
+#: the patterns are ours). Each starts with a literal character, at a word start; bodies are open-ended so
+#: that a longer token is censored whole.
+_TOKENS: Final = (
+    r"sk_(?:live|test|prod)_[A-Za-z0-9]{8,}",  # Stripe secret keys
+    r"rk_(?:live|test|prod)_[A-Za-z0-9]{8,}",  # Stripe restricted keys
+    r"whsec_[A-Za-z0-9+/=]{16,}",  # Stripe webhook signing secrets
+    r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{16}(?![A-Za-z0-9])",  # AWS access key ids
+    r"gh[pousr]_[A-Za-z0-9]{30,}",  # GitHub tokens
+    r"github_pat_[A-Za-z0-9_]{20,}",  # GitHub fine-grained tokens
+    r"gl(?:pat|ptt|dt|rt|ft|cbt|imt|oas|soat|ffct|agent)-[A-Za-z0-9_-]{20,}",  # GitLab
+    r"GR1348941[A-Za-z0-9_-]{20,}",  # GitLab runner registration tokens
+    r"xox[abposre]-[A-Za-z0-9-]{8,}",  # Slack bot, user and configuration tokens
+    r"xapp-[0-9]-[A-Za-z0-9-]{10,}",  # Slack app-level tokens
+    r"AIza[A-Za-z0-9_-]{35,}",  # Google API keys
+    r"GOCSPX-[A-Za-z0-9_-]{24,}",  # Google OAuth client secrets
+    r"ya29\.[A-Za-z0-9_-]{20,}",  # Google OAuth access tokens
+    r"SK[0-9a-fA-F]{32}(?![A-Za-z0-9])",  # Twilio API key secrets
+    r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}",  # SendGrid
+    r"key-[0-9a-f]{32}(?![A-Za-z0-9])",  # Mailgun private keys
+    r"pubkey-[0-9a-f]{32}(?![A-Za-z0-9])",  # Mailgun public validation keys
+    r"x(?:keysib|smtpsib)-[0-9a-f]{64}-[A-Za-z0-9]{16}",  # Brevo (Sendinblue)
+    r"npm_[A-Za-z0-9]{36,}",  # npm
+    r"pypi-AgE[A-Za-z0-9_-]{40,}",  # PyPI upload tokens
+    r"rubygems_[0-9a-f]{48}",  # RubyGems
+    r"dckr_pat_[A-Za-z0-9_-]{20,}",  # Docker Hub
+    r"pul-[0-9a-f]{40}",  # Pulumi
+    # OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-), Anthropic (sk-ant-api03-...) and other sk- keys: a
+    # digit and an upper-case letter, or 32+ hex, so that a slug such as sk-learn-... is not one.
+    r"sk-(?:ant-[a-z]+[0-9]{2}-|proj-|svcacct-|admin-)?"
+    r"(?=[A-Za-z0-9_-]*[0-9])(?:(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{20,}|[0-9a-f]{32,})",
+    r"sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}",  # Square
+    r"EAA[ACM][A-Za-z0-9_-]{60,}",  # Square and Meta access tokens
+    r"access_token\$(?:production|sandbox)\$[0-9a-z]{16}\$[0-9a-f]{32}",  # PayPal Braintree
+    r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}",  # Shopify
+    r"access-(?:sandbox|development|production)-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}",  # Plaid
+    r"FLWSECK(?:_TEST)?-[a-h0-9]{32}-X",  # Flutterwave
+    r"do[opr]_v1_[a-f0-9]{64}",  # DigitalOcean
+    r"HRKU-AA[A-Za-z0-9_-]{58}",  # Heroku
+    r"hv[sb]\.[A-Za-z0-9_-]{90,}",  # HashiCorp Vault
+    r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}",  # Doppler
+    r"dapi[a-f0-9]{32}(?:-[0-9])?",  # Databricks
+    r"pscale_(?:pw|tkn|oauth)_[A-Za-z0-9_=.-]{32,}",  # PlanetScale
+    r"sbp_[a-f0-9]{40}",  # Supabase
+    r"fm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3}",  # Fly.io macaroons
+    r"fo1_[A-Za-z0-9_-]{43}",  # Fly.io OAuth tokens
+    r"sntry[su]_[A-Za-z0-9+/=_]{40,}",  # Sentry auth tokens
+    r"glc_[A-Za-z0-9+/]{32,}={0,3}",  # Grafana Cloud
+    r"glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}",  # Grafana service accounts
+    r"NRAK-[A-Z0-9]{27}",  # New Relic user keys
+    r"NRJS-[a-f0-9]{19}",  # New Relic browser keys
+    r"hf_[A-Za-z]{34,}",  # Hugging Face
+    r"ATATT3[A-Za-z0-9_=-]{100,}",  # Atlassian
+    r"lin_api_[A-Za-z0-9]{40}",  # Linear
+    r"PMAK-[a-fA-F0-9]{24}-[a-fA-F0-9]{34}",  # Postman
+    r"AGE-SECRET-KEY-1[0-9A-Z]{58}",  # age
+    r"v1\.0-[a-f0-9]{24}-[a-f0-9]{146}",  # Cloudflare origin CA keys
+    r"bot[0-9]{8,10}:A[A-Za-z0-9_-]{34}",  # Telegram bot tokens in an API URL
+    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",  # JWTs
+)
+#: Tokens that start with no fixed character, each searched for only when its literal is in the text.
+_LITERAL_TOKENS: Final = (
+    ("-us", r"[0-9a-f]{32}-us[0-9]{1,2}(?![A-Za-z0-9])"),  # Mailchimp
+    (":A", r"[0-9]{8,10}:A[A-Za-z0-9_-]{34}"),  # Telegram bot tokens
+    ("Q~", r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}"),  # Azure AD client secrets
+)
+_AWS_ID_PREFIXES: Final = frozenset(
+    {"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA"}
+)
+
+# How ``re`` makes this cheap: a pattern that starts with a literal, or with a branch whose alternatives
+# all start with one, is searched by a scan in C for those characters; any other start (a look-behind, a
+# character class in a branch) costs a call of the matcher at every position. So the tokens are grouped by
+# their first character, and the word-start check is a look-behind placed after it.
+_RUN_CHARS = r"[\w.+/=~$:-]"
+_NOT_RUN_CHARS = r"[^\w.+/=~$:-]"
+#: The shortest token (``xoxb-`` and 8).
+_RUN_MIN: Final = 13
+#: The first run of at least ``_RUN_MIN`` token characters, found by one anchored match that skips shorter
+#: words whole (``_LONG_RUN.match(text, pos)``; it ends 13 characters into the run).
+_LONG_RUN = re.compile(
+    rf"{_NOT_RUN_CHARS}*+(?:{_RUN_CHARS}{{1,{_RUN_MIN - 1}}}+{_NOT_RUN_CHARS}++)*+{_RUN_CHARS}{{{_RUN_MIN}}}", _A
+)
+_RUN_REST = re.compile(rf"{_RUN_CHARS}*", _A)
+
+
+def _by_first_character(patterns: tuple[str, ...]) -> str:
+    """``a(?<!..)(?:rest|rest)|b(?<!..)(?:rest)``: one branch per first character, each at a word start
+    and at the start of ``_RUN_MIN`` token characters."""
+    groups: dict[str, list[str]] = {}
+    for pattern in patterns:
+        groups.setdefault(pattern[0], []).append(pattern[1:])
+    return "|".join(
+        f"{re.escape(first)}(?<![A-Za-z0-9_]{re.escape(first)})(?={_RUN_CHARS}{{{_RUN_MIN - 1}}})(?:{'|'.join(rests)})"
+        for first, rests in groups.items()
+    )
+
+
+_TOKEN = re.compile(_by_first_character(_TOKENS), _A)
+_LITERAL_TOKEN = tuple(
+    (literal, re.compile(rf"(?<![A-Za-z0-9_])(?:{pattern})", _A)) for literal, pattern in _LITERAL_TOKENS
+)
+#: An AWS secret access key: 40 base64 characters, both cases; censored next to an access key id.
+_AWS_SECRET = re.compile(
+    r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
+    _A,
+)
+
+# -- numbers -----------------------------------------------------------------------------------------
+
+#: What SSNs and card numbers need: 11 digit-or-separator characters (an SSN; cards have 13 digits or more).
+_DIGITS_GATE = re.compile(r"[0-9][0-9 .-]{9,}[0-9]", _A)
+_DIGITS_MIN: Final = 11
+#: What an IBAN needs: its country and check digits, and 15 characters.
+_IBAN_GATE = re.compile(r"[A-Z][A-Z][0-9][0-9]", _A)
+_IBAN_MIN: Final = 15
+# The number patterns start with a digit or letter (not a look-behind), so that ``re`` skips ahead to
+# candidates in C instead of trying every position; the look-behind after it checks what precedes.
+_SSN = re.compile(
+    r"[0-9]{3}(?<![\w.-][0-9]{3})(?<!000)(?<!666)(?<!9[0-9][0-9])([- .])(?!00)[0-9]{2}\1(?!0000)[0-9]{4}"
+    r"(?![\w-]|\.[0-9])",
+    _A,
+)
+# Not glued to letters or digits: a digit run inside a hex id or a token is not a card number.
+_CARD = re.compile(r"[0-9](?<![\w-][0-9])(?:[ -]?[0-9]){12,}(?!\w)", _A)
+_CARD_GROUP = re.compile(r"[0-9]+", _A)
+#: Under a card key: any 12-19 digit number, issuer or not.
+_CARD_FIELD = re.compile(r"[0-9](?<![\w-][0-9])(?:[ -]?[0-9]){11,18}(?!\w)", _A)
+_IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}(?: ?[A-Z0-9]){11,30}(?![a-z0-9])", _A)
+_PHONE = re.compile(
+    r"(?<![\w+.-])(?:\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,4}\)?){2,6}"  # international: +44 20 7946 0958
+    r"|(?:1[ .-])?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4})"  # (415) 555-2671
+    r"(?![\w-]|\.[0-9])",
+    _A,
+)
+_IPV4 = re.compile(
+    r"(?<![\w.])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+    r"(?![\w]|\.[0-9])",
+    _A,
+)
+_IPV6 = re.compile(r"(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?![\w:])", _A)
+
+#: IBAN length by country (SWIFT's IBAN registry).
+IBAN_LENGTHS: Final = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21,
+    "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28,
+    "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22,
+    "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25,
+    "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}
+
+# -- emails ------------------------------------------------------------------------------------------
+
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@|%40)"
+    r"((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24}))(?![A-Za-z0-9-])",
+    _A,
+)
+#: Endings of file names, not of domains (``logo@2x.png``). TLDs that are also extensions but carry mail
+#: (``.py`` Paraguay, ``.pl`` Poland, ``.md``, ``.rs``, ``.sh``, ``.ai`` ...) are not listed.
+FILE_EXTENSIONS: Final = frozenset(
+    {
+        "png", "jpg", "jpeg", "gif", "webp", "svg", "ico", "bmp", "tif", "tiff", "avif", "heic", "heif",
+        "apng", "jfif", "css", "js", "mjs", "cjs", "jsx", "ts", "tsx", "map", "json", "jsonl", "html",
+        "htm", "xhtml", "xml", "txt", "csv", "tsv", "pdf", "woff", "ttf", "otf", "eot", "wav",
+        "ogg", "webm", "avi", "mkv", "flac", "gz", "tgz", "xz", "rar", "tar", "pyc", "whl", "egg",
+        "rb", "php", "java", "class", "jar", "yml", "yaml", "toml", "ini", "cfg", "conf", "lock", "log",
+        "sql", "db", "sqlite", "exe", "dll", "dylib", "wasm", "vue", "svelte", "scss", "sass", "less",
+    }
+)
+
+# -- luhn and issuers --------------------------------------------------------------------------------
+
+
+def luhn_valid(digits: str) -> bool:
+    """True when ``digits`` (only digits) passes the Luhn checksum used by payment cards."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _issuer_lengths(digits: str) -> range | tuple[int, ...]:
+    """The lengths valid for the issuer whose IIN ``digits`` starts with; empty for no known issuer."""
+    first = digits[0]
+    if first == "4":
+        return (13, 16, 19)  # Visa
+    two, four, six = int(digits[:2]), int(digits[:4]), int(digits[:6])
+    if first == "5":
+        if 51 <= two <= 55:
+            return (16,)  # Mastercard
+        if four in (5018, 5020, 5038, 5893):
+            return range(12, 20)  # Maestro
+        return ()
+    if first == "2":
+        if 2221 <= four <= 2720:
+            return (16,)  # Mastercard's 2-series
+        if 2200 <= four <= 2204:
+            return range(16, 20)  # Mir
+        return ()
+    if first == "3":
+        if two in (34, 37):
+            return (15,)  # American Express
+        if 3528 <= four <= 3589:
+            return range(16, 20)  # JCB
+        if 300 <= int(digits[:3]) <= 305 or four == 3095 or two in (36, 38, 39):
+            return range(14, 20)  # Diners Club
+        return ()
+    if first == "6":
+        if four == 6011 or 644 <= int(digits[:3]) <= 649 or two == 65 or 622126 <= six <= 622925:
+            return range(16, 20)  # Discover
+        if two == 62:
+            return range(16, 20)  # UnionPay
+        if four in (6304, 6759, 6761, 6762, 6763):
+            return range(12, 20)  # Maestro
+    return ()
+
+
+def is_card_number(digits: str) -> bool:
+    """A payment card number: a known issuer prefix, a length valid for it, and the Luhn check.
+
+    Epoch milliseconds, ISBN-13s and thread ids pass Luhn one time in ten, but start with no issuer's
+    prefix (1, 97).
+    """
+    return 13 <= len(digits) <= 19 and len(digits) in _issuer_lengths(digits) and luhn_valid(digits)
+
+
+def _iban_valid(compact: str) -> bool:
+    if IBAN_LENGTHS.get(compact[:2]) != len(compact):
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+# -- the rules ---------------------------------------------------------------------------------------
+
+Sub = Callable[["re.Match[str]"], str]
+
+
+class Shapes:
+    """Every value rule for one set of options; ``scrub`` applies them, ``may_match`` is their gates."""
+
+    def __init__(
+        self,
+        *,
+        censor: str = "[REDACTED]",
+        mask_emails: bool = True,
+        extra_words: frozenset[str] = frozenset(),
+        phones: bool = False,
+        ips: bool = False,
+    ) -> None:
+        self.censor = censor
+        self.mask_emails = mask_emails
+        self.extra_words = extra_words
+        self.phones = phones
+        self.ips = ips
+        #: Finds, in lower-cased text, a fragment every secret key holds (grouped by first letter, see
+        #: ``_by_first_character`` for why); run before the pair pattern, which costs more.
+        self.stems = _literal_branches((*KEY_STEMS, *sorted(extra_words)))
+        self._pair_keys: dict[str, int] = {}
+
+    def may_match(self, text: str) -> bool:
+        """False only when no rule can change ``text`` (the gates ``scrub`` uses, each implied by the
+        patterns it guards)."""
+        if "@" in text or "%40" in text or "://" in text or "PRIVATE KEY" in text or self.phones or self.ips:
+            return True
+        pairs = _may_hold_pair(text)
+        if pairs or len(text) >= _BEARER_MIN:
+            lowered = text.lower()
+            if len(text) >= _BEARER_MIN and ("bearer" in lowered or "basic" in lowered or "token" in lowered):
+                return True
+            if ":" in text and ("cookie" in lowered or "authorization" in lowered):
+                return True
+            if pairs and self._has_stem(lowered):
+                return True
+        if len(text) >= _RUN_MIN and _LONG_RUN.match(text) is not None:
+            return True
+        if len(text) >= _DIGITS_MIN and _DIGITS_GATE.search(text) is not None:
+            return True
+        return len(text) >= _IBAN_MIN and _IBAN_GATE.search(text) is not None
+
+    def _has_stem(self, lowered: str) -> bool:
+        return self.stems.search(lowered) is not None
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every rule applied (cheap when no gate passes)."""
+        censor = self.censor
+        if "PRIVATE KEY" in text:
+            text = _PEM.sub(censor, text)
+        if "://" in text:
+            text = _WEBHOOK.sub(censor, text)
+            text = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}:{censor}@", text)
+        pairs = _may_hold_pair(text)
+        if pairs or len(text) >= _BEARER_MIN:
+            lowered = text.lower()
+            if len(text) >= _BEARER_MIN and ("bearer" in lowered or "basic" in lowered or "token" in lowered):
+                text = _BEARER.sub(lambda m: f"{m.group(1)} {censor}", text)
+            if ":" in text and ("cookie" in lowered or "authorization" in lowered):
+                text = _HEADER.sub(self._header, text)
+            if pairs and self._has_stem(lowered):
+                text = _PAIR.sub(self._pair, text)
+        if len(text) >= _RUN_MIN:
+            text = self._tokens(text)
+        if len(text) >= _DIGITS_MIN and _DIGITS_GATE.search(text) is not None:
+            text = _SSN.sub(censor, text)
+            text = _CARD.sub(self._card, text)
+        if len(text) >= _IBAN_MIN and _IBAN_GATE.search(text) is not None:
+            text = _IBAN.sub(self._iban, text)
+        if self.phones:
+            text = _PHONE.sub(self._phone, text)
+        if self.ips:
+            if "." in text:
+                text = _IPV4.sub(censor, text)
+            if ":" in text:
+                text = _IPV6.sub(self._ipv6, text)
+        if self.mask_emails and ("@" in text or "%40" in text):
+            text = _EMAIL.sub(_mask_email, text)
+        return text
+
+    def scrub_card_field(self, text: str) -> str:
+        """``text`` (already scrubbed) under a card key: every 12-19 digit number censored."""
+        return _CARD_FIELD.sub(self.censor, text)
+
+    # -- replacements -----------------------------------------------------------------------------
+
+    def _header(self, match: re.Match[str]) -> str:
+        value = match.group(3)
+        if value[:1] in ("'", '"'):
+            return f"{match.group(1)}{match.group(2)}{value[0]}{self.censor}{value[0]}"
+        return f"{match.group(1)}{match.group(2)}{self.censor}"
+
+    def _pair(self, match: re.Match[str]) -> str:
+        quote, quoted_key, bare_key, separator, value = match.groups()
+        key = quoted_key if quoted_key is not None else bare_key
+        verdict = self._pair_keys.get(key)
+        if verdict is None:
+            words = key_words(key)
+            if judge_words(words, self.extra_words) != SECRET:
+                verdict = _KEEP
+            else:
+                verdict = _WEAK if is_weak_key(words) else _CUT
+            if len(self._pair_keys) >= _PAIR_KEYS_SIZE:
+                self._pair_keys.clear()
+            self._pair_keys[key] = verdict
+        if verdict == _KEEP:
+            if "=" in value:  # a=password=x: the value may hold a pair of its own
+                return f"{match.group(0)[: match.start(5) - match.start()]}{_PAIR.sub(self._pair, value)}"
+            return match.group(0)
+        if verdict == _WEAK and bare_key is not None and ":" in separator and not _at_line_start(match):
+            return match.group(0)  # "Invalid token: expired" is prose; "token: abc" on its own line is not
+        rest = ""
+        if value[:1] in ("'", '"') or value.startswith(("\\'", '\\"')):
+            opening = value[: 2 if value[0] == "\\" else 1]
+            inner = value[len(opening) : -len(opening)]
+            if not inner or inner == self.censor:
+                return match.group(0)
+            value = f"{opening}{self.censor}{opening}"
+        else:
+            if quote:  # JSON or a repr: an unquoted value ends where its object or list does
+                cut = min((i for i in (value.find("}"), value.find("]")) if i >= 0), default=len(value))
+                value, rest = value[:cut], value[cut:]
+            if not value or value.lower() in _UNQUOTED_KEEP or value.startswith(self.censor):
+                return match.group(0)
+            value = self.censor
+        head = f"{quote}{key}{quote}" if quote else key
+        return f"{head}{separator}{value}{rest}"
+
+    def _tokens(self, text: str) -> str:
+        """Provider tokens: searched for only inside runs of ``_RUN_MIN`` token characters or more."""
+        position = 0
+        while True:
+            run = _LONG_RUN.match(text, position)
+            if run is None:
+                break
+            start = run.end() - _RUN_MIN
+            end = _RUN_REST.match(text, run.end()).end()
+            if _TOKEN.search(text, start, end) is not None:
+                text = self._replace_tokens(text)
+                break
+            position = end
+        for literal, pattern in _LITERAL_TOKEN:
+            if literal in text:
+                text = pattern.sub(self.censor, text)
+        return text
+
+    def _replace_tokens(self, text: str) -> str:
+        censor = self.censor
+        found_aws_id = False
+
+        def replace(match: re.Match[str]) -> str:
+            nonlocal found_aws_id
+            found_aws_id = found_aws_id or match.group(0)[:4] in _AWS_ID_PREFIXES
+            return censor
+
+        text = _TOKEN.sub(replace, text)
+        return _AWS_SECRET.sub(censor, text) if found_aws_id else text
+
+    def _card(self, match: re.Match[str]) -> str:
+        run = match.group(0)
+        if is_card_number(run.replace(" ", "").replace("-", "")):
+            return self.censor
+        # A card written in groups next to other groups ("ref 1234 4242 4242 4242 4242"): a span of whole
+        # groups of 3-6 digits, the first of 4, that is a card number.
+        groups = [(m.start(), m.end()) for m in _CARD_GROUP.finditer(run)]
+        for first in range(len(groups)):
+            if groups[first][1] - groups[first][0] != 4:
+                continue
+            digits = ""
+            for last in range(first, len(groups)):
+                start, end = groups[last]
+                if not 3 <= end - start <= 6:
+                    break
+                digits += run[start:end]
+                if len(digits) > 19:
+                    break
+                if (first, last) != (0, len(groups) - 1) and is_card_number(digits):
+                    return run[: groups[first][0]] + self.censor + run[end:]
+        return run
+
+    def _iban(self, match: re.Match[str]) -> str:
+        run = match.group(0)
+        expected = IBAN_LENGTHS.get(run[:2])
+        if expected is None:
+            return run
+        count = 0
+        for index, char in enumerate(run):
+            if char != " ":
+                count += 1
+                if count == expected:
+                    cut = index + 1
+                    if cut < len(run) and run[cut] != " ":
+                        return run  # glued to more letters or digits: not an IBAN of this country
+                    if _iban_valid(run[:cut].replace(" ", "")):
+                        return self.censor + run[cut:]
+                    return run
+        return run
+
+    def _phone(self, match: re.Match[str]) -> str:
+        digits = sum(char.isdigit() for char in match.group(0))
+        return self.censor if 10 <= digits <= 15 else match.group(0)
+
+    def _ipv6(self, match: re.Match[str]) -> str:
+        try:
+            ipaddress.IPv6Address(match.group(0))
+        except ValueError:
+            return match.group(0)
+        return self.censor
+
+
+def _at_line_start(match: re.Match[str]) -> bool:
+    start = match.start()
+    line_start = match.string.rfind("\n", 0, start) + 1
+    return match.string[line_start:start].strip() == ""
+
+
+def _colon_pair_applies(match: re.Match[str], key: str) -> bool:
+    """``key: value`` with a bare key: always at a line's start (headers, YAML); in running text only for
+    keys that are not also prose words (``password: x`` yes, "Invalid token: expired" no)."""
+    return not is_weak_key(key_words(key)) or _at_line_start(match)
+
+
+def _mask_email(match: re.Match[str]) -> str:
+    text = match.string
+    start, end = match.start(), match.end()
+    if match.group(4).lower() in FILE_EXTENSIONS:
+        return match.group(0)  # logo@2x.png
+    if text.endswith("://", 0, start):
+        return match.group(0)  # ssh://git@github.com/...: a user name in a URL
+    if end + 1 < len(text) and text[end] == ":" and not text[end + 1].isspace():
+        return match.group(0)  # git@github.com:org/repo.git (scp-style ssh)
+    return f"{match.group(1)}***{match.group(2)}{match.group(3)}"
