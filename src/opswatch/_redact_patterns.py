@@ -34,7 +34,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from ._redact_keys import KEY_STEMS, SECRET, is_weak_key, judge_words, key_words
+from ._redact_keys import SECRET, is_weak_key, judge_words, key_words
 
 _A: Final = re.ASCII
 
@@ -81,11 +81,13 @@ _PAIR_KEYS_SIZE: Final = 4_096
 
 
 
-def _literal_branches(words: tuple[str, ...]) -> re.Pattern[str]:
-    groups: dict[str, list[str]] = {}
-    for word in dict.fromkeys(w for w in words if w):
-        groups.setdefault(word[0], []).append(re.escape(word[1:]))
-    return re.compile("|".join(f"{re.escape(first)}(?:{'|'.join(rests)})" for first, rests in groups.items()))
+#: Separators of pairs; each is judged by the key before it, found by matching the reversed text before
+#: it (one anchored match, instead of trying ``_PAIR`` at every position of the text).
+_SEPARATOR = re.compile(r"[=:]")
+_KEY_BEFORE = re.compile(r"[ \t]*(?:[\"']\\?)?[\w.\-\[\]]{1,64}(?:[\"']\\?)?", _A)
+_SPACES: Final = (" ", "\t")
+_QUOTES: Final = ("'", '"')
+_KEY_JUNK: Final = "\"'\\0123456789.-[]"
 
 
 def _may_hold_pair(text: str) -> bool:
@@ -155,48 +157,34 @@ _TOKENS: Final = (
     r"bot[0-9]{8,10}:A[A-Za-z0-9_-]{34}",  # Telegram bot tokens in an API URL
     r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",  # JWTs
 )
-#: Tokens that start with no fixed character, each searched for only when its literal is in the text.
-_LITERAL_TOKENS: Final = (
-    ("-us", r"[0-9a-f]{32}-us[0-9]{1,2}(?![A-Za-z0-9])"),  # Mailchimp
-    (":A", r"[0-9]{8,10}:A[A-Za-z0-9_-]{34}"),  # Telegram bot tokens
-    ("Q~", r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}"),  # Azure AD client secrets
+#: Tokens that start with no fixed character.
+_CLASS_TOKENS: Final = (
+    r"[0-9a-f]{32}-us[0-9]{1,2}(?![A-Za-z0-9])",  # Mailchimp
+    r"[0-9]{8,10}:A[A-Za-z0-9_-]{34}",  # Telegram bot tokens
+    r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}",  # Azure AD client secrets
 )
 _AWS_ID_PREFIXES: Final = frozenset(
     {"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA"}
 )
-
-# How ``re`` makes this cheap: a pattern that starts with a literal, or with a branch whose alternatives
-# all start with one, is searched by a scan in C for those characters; any other start (a look-behind, a
-# character class in a branch) costs a call of the matcher at every position. So the tokens are grouped by
-# their first character, and the word-start check is a look-behind placed after it.
-_RUN_CHARS = r"[\w.+/=~$:-]"
-_NOT_RUN_CHARS = r"[^\w.+/=~$:-]"
 #: The shortest token (``xoxb-`` and 8).
-_RUN_MIN: Final = 13
-#: The first run of at least ``_RUN_MIN`` token characters, found by one anchored match that skips shorter
-#: words whole (``_LONG_RUN.match(text, pos)``; it ends 13 characters into the run).
-_LONG_RUN = re.compile(
-    rf"{_NOT_RUN_CHARS}*+(?:{_RUN_CHARS}{{1,{_RUN_MIN - 1}}}+{_NOT_RUN_CHARS}++)*+{_RUN_CHARS}{{{_RUN_MIN}}}", _A
-)
-_RUN_REST = re.compile(rf"{_RUN_CHARS}*", _A)
+_TOKEN_MIN: Final = 13
 
 
 def _by_first_character(patterns: tuple[str, ...]) -> str:
-    """``a(?<!..)(?:rest|rest)|b(?<!..)(?:rest)``: one branch per first character, each at a word start
-    and at the start of ``_RUN_MIN`` token characters."""
+    """``a(?:rest|rest)|b(?:rest)``: ``re`` rejects an alternative that starts with a literal on its first
+    character without a call, so fifty tokens cost about what a few would."""
     groups: dict[str, list[str]] = {}
     for pattern in patterns:
         groups.setdefault(pattern[0], []).append(pattern[1:])
-    return "|".join(
-        f"{re.escape(first)}(?<![A-Za-z0-9_]{re.escape(first)})(?={_RUN_CHARS}{{{_RUN_MIN - 1}}})(?:{'|'.join(rests)})"
-        for first, rests in groups.items()
-    )
+    return "|".join(f"{re.escape(first)}(?:{'|'.join(rests)})" for first, rests in groups.items())
 
 
-_TOKEN = re.compile(_by_first_character(_TOKENS), _A)
-_LITERAL_TOKEN = tuple(
-    (literal, re.compile(rf"(?<![A-Za-z0-9_])(?:{pattern})", _A)) for literal, pattern in _LITERAL_TOKENS
-)
+_TOKEN_BODY = "|".join((_by_first_character(_TOKENS), *_CLASS_TOKENS))
+_TOKEN = re.compile(rf"(?<![A-Za-z0-9_])(?:{_TOKEN_BODY})", _A)
+#: The first look for tokens, on ``" " + text``: it starts with the character before a token, so ``re``
+#: tries it only after spaces and punctuation (a scan in C finds them), not at every letter.
+_TOKEN_SEEN = re.compile(rf"[^A-Za-z0-9_](?:{_TOKEN_BODY})", _A)
+
 #: An AWS secret access key: 40 base64 characters, both cases; censored next to an access key id.
 _AWS_SECRET = re.compile(
     r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
@@ -205,12 +193,11 @@ _AWS_SECRET = re.compile(
 
 # -- numbers -----------------------------------------------------------------------------------------
 
-#: What SSNs and card numbers need: 11 digit-or-separator characters (an SSN; cards have 13 digits or more).
-_DIGITS_GATE = re.compile(r"[0-9][0-9 .-]{9,}[0-9]", _A)
-_DIGITS_MIN: Final = 11
-#: What an IBAN needs: its country and check digits, and 15 characters.
-_IBAN_GATE = re.compile(r"[A-Z][A-Z][0-9][0-9]", _A)
-_IBAN_MIN: Final = 15
+#: What SSNs and card numbers need (11 digit-or-separator characters; cards have 13 digits or more), or
+#: an IBAN (its country and check digits). It starts with one character class, so ``re`` scans in C for
+#: digits and capitals; the number patterns below start the same way, with their look-behind after it.
+_NUMBERS_GATE = re.compile(r"[0-9A-Z](?:(?<=[0-9])[0-9 .-]{9,}[0-9]|(?<=[A-Z])[A-Z][0-9][0-9])", _A)
+_NUMBERS_MIN: Final = 11
 # The number patterns start with a digit or letter (not a look-behind), so that ``re`` skips ahead to
 # candidates in C instead of trying every position; the look-behind after it checks what precedes.
 _SSN = re.compile(
@@ -360,9 +347,6 @@ class Shapes:
         self.extra_words = extra_words
         self.phones = phones
         self.ips = ips
-        #: Finds, in lower-cased text, a fragment every secret key holds (grouped by first letter, see
-        #: ``_by_first_character`` for why); run before the pair pattern, which costs more.
-        self.stems = _literal_branches((*KEY_STEMS, *sorted(extra_words)))
         self._pair_keys: dict[str, int] = {}
 
     def may_match(self, text: str) -> bool:
@@ -370,23 +354,18 @@ class Shapes:
         patterns it guards)."""
         if "@" in text or "%40" in text or "://" in text or "PRIVATE KEY" in text or self.phones or self.ips:
             return True
-        pairs = _may_hold_pair(text)
-        if pairs or len(text) >= _BEARER_MIN:
+        size = len(text)
+        if ":" in text or size >= _BEARER_MIN:
             lowered = text.lower()
-            if len(text) >= _BEARER_MIN and ("bearer" in lowered or "basic" in lowered or "token" in lowered):
+            if size >= _BEARER_MIN and ("bearer" in lowered or "basic" in lowered or "token" in lowered):
                 return True
             if ":" in text and ("cookie" in lowered or "authorization" in lowered):
                 return True
-            if pairs and self._has_stem(lowered):
-                return True
-        if len(text) >= _RUN_MIN and _LONG_RUN.match(text) is not None:
+        if _may_hold_pair(text) and self._pairs(text) != text:
             return True
-        if len(text) >= _DIGITS_MIN and _DIGITS_GATE.search(text) is not None:
+        if size >= _TOKEN_MIN and _TOKEN_SEEN.search(" " + text) is not None:
             return True
-        return len(text) >= _IBAN_MIN and _IBAN_GATE.search(text) is not None
-
-    def _has_stem(self, lowered: str) -> bool:
-        return self.stems.search(lowered) is not None
+        return size >= _NUMBERS_MIN and _NUMBERS_GATE.search(text) is not None
 
     def scrub(self, text: str) -> str:
         """``text`` with every rule applied (cheap when no gate passes)."""
@@ -396,21 +375,20 @@ class Shapes:
         if "://" in text:
             text = _WEBHOOK.sub(censor, text)
             text = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}:{censor}@", text)
-        pairs = _may_hold_pair(text)
-        if pairs or len(text) >= _BEARER_MIN:
+        size = len(text)
+        if ":" in text or size >= _BEARER_MIN:
             lowered = text.lower()
-            if len(text) >= _BEARER_MIN and ("bearer" in lowered or "basic" in lowered or "token" in lowered):
+            if size >= _BEARER_MIN and ("bearer" in lowered or "basic" in lowered or "token" in lowered):
                 text = _BEARER.sub(lambda m: f"{m.group(1)} {censor}", text)
             if ":" in text and ("cookie" in lowered or "authorization" in lowered):
                 text = _HEADER.sub(self._header, text)
-            if pairs and self._has_stem(lowered):
-                text = _PAIR.sub(self._pair, text)
-        if len(text) >= _RUN_MIN:
+        if _may_hold_pair(text):
+            text = self._pairs(text)
+        if size >= _TOKEN_MIN and _TOKEN_SEEN.search(" " + text) is not None:
             text = self._tokens(text)
-        if len(text) >= _DIGITS_MIN and _DIGITS_GATE.search(text) is not None:
+        if size >= _NUMBERS_MIN and _NUMBERS_GATE.search(text) is not None:
             text = _SSN.sub(censor, text)
             text = _CARD.sub(self._card, text)
-        if len(text) >= _IBAN_MIN and _IBAN_GATE.search(text) is not None:
             text = _IBAN.sub(self._iban, text)
         if self.phones:
             text = _PHONE.sub(self._phone, text)
@@ -422,6 +400,51 @@ class Shapes:
         if self.mask_emails and ("@" in text or "%40" in text):
             text = _EMAIL.sub(_mask_email, text)
         return text
+
+    def _pairs(self, text: str) -> str:
+        """Every pair whose key is secret, its value censored; keys are looked at separator by separator."""
+        pieces: list[str] = []
+        done = 0  # text before this is in ``pieces`` (or inside a censored value)
+        for separator in _SEPARATOR.finditer(text):
+            at = separator.start()
+            if at < done:
+                continue
+            if text[at] == ":" and text[at + 1 : at + 2] not in _SPACES and text[at - 1 : at] not in _QUOTES:
+                continue  # 10:32:00, https:, church:4 - not a pair
+            window = text[max(0, at - 70) : at][::-1]
+            back = _KEY_BEFORE.match(window)
+            if back is None:
+                continue
+            raw = window[: back.end()][::-1]
+            key = raw.strip(" \t").lstrip(_KEY_JUNK).rstrip("\"'\\")
+            if not key or self._pair_verdict(key) == _KEEP:
+                continue
+            start = at - len(raw) + (len(raw) - len(raw.lstrip(" \t").lstrip("0123456789.-[]")))
+            match = _PAIR.match(text, start)
+            if match is None or match.end() <= at:
+                continue
+            replacement = self._pair(match)
+            if replacement != match.group(0):
+                pieces.append(text[done : match.start()])
+                pieces.append(replacement)
+                done = match.end()
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
+
+    def _pair_verdict(self, key: str) -> int:
+        verdict = self._pair_keys.get(key)
+        if verdict is None:
+            words = key_words(key)
+            if judge_words(words, self.extra_words) != SECRET:
+                verdict = _KEEP
+            else:
+                verdict = _WEAK if is_weak_key(words) else _CUT
+            if len(self._pair_keys) >= _PAIR_KEYS_SIZE:
+                self._pair_keys.clear()
+            self._pair_keys[key] = verdict
+        return verdict
 
     def scrub_card_field(self, text: str) -> str:
         """``text`` (already scrubbed) under a card key: every 12-19 digit number censored."""
@@ -437,20 +460,8 @@ class Shapes:
 
     def _pair(self, match: re.Match[str]) -> str:
         quote, quoted_key, bare_key, separator, value = match.groups()
-        key = quoted_key if quoted_key is not None else bare_key
-        verdict = self._pair_keys.get(key)
-        if verdict is None:
-            words = key_words(key)
-            if judge_words(words, self.extra_words) != SECRET:
-                verdict = _KEEP
-            else:
-                verdict = _WEAK if is_weak_key(words) else _CUT
-            if len(self._pair_keys) >= _PAIR_KEYS_SIZE:
-                self._pair_keys.clear()
-            self._pair_keys[key] = verdict
+        verdict = self._pair_verdict(quoted_key if quoted_key is not None else bare_key)
         if verdict == _KEEP:
-            if "=" in value:  # a=password=x: the value may hold a pair of its own
-                return f"{match.group(0)[: match.start(5) - match.start()]}{_PAIR.sub(self._pair, value)}"
             return match.group(0)
         if verdict == _WEAK and bare_key is not None and ":" in separator and not _at_line_start(match):
             return match.group(0)  # "Invalid token: expired" is prose; "token: abc" on its own line is not
@@ -468,28 +479,9 @@ class Shapes:
             if not value or value.lower() in _UNQUOTED_KEEP or value.startswith(self.censor):
                 return match.group(0)
             value = self.censor
-        head = f"{quote}{key}{quote}" if quote else key
-        return f"{head}{separator}{value}{rest}"
+        return f"{match.group(0)[: match.start(5) - match.start()]}{value}{rest}"
 
     def _tokens(self, text: str) -> str:
-        """Provider tokens: searched for only inside runs of ``_RUN_MIN`` token characters or more."""
-        position = 0
-        while True:
-            run = _LONG_RUN.match(text, position)
-            if run is None:
-                break
-            start = run.end() - _RUN_MIN
-            end = _RUN_REST.match(text, run.end()).end()
-            if _TOKEN.search(text, start, end) is not None:
-                text = self._replace_tokens(text)
-                break
-            position = end
-        for literal, pattern in _LITERAL_TOKEN:
-            if literal in text:
-                text = pattern.sub(self.censor, text)
-        return text
-
-    def _replace_tokens(self, text: str) -> str:
         censor = self.censor
         found_aws_id = False
 
