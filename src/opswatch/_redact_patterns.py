@@ -81,13 +81,34 @@ _PAIR_KEYS_SIZE: Final = 4_096
 
 
 
-#: Separators of pairs; each is judged by the key before it, found by matching the reversed text before
-#: it (one anchored match, instead of trying ``_PAIR`` at every position of the text).
-_SEPARATOR = re.compile(r"[=:]")
-_KEY_BEFORE = re.compile(r"[ \t]*(?:[\"']\\?)?[\w.\-\[\]]{1,64}(?:[\"']\\?)?", _A)
+#: A pair is judged at its separator by the key before it (found with ``str`` methods), and ``_PAIR`` is
+#: tried only where that key is secret: cheaper than trying ``_PAIR`` at every position of the text.
+_KEY_CHARACTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-[]"
 _SPACES: Final = (" ", "\t")
 _QUOTES: Final = ("'", '"')
-_KEY_JUNK: Final = "\"'\\0123456789.-[]"
+_KEY_JUNK: Final = "0123456789.-[]"
+
+
+def _separators(text: str) -> list[int]:
+    """Where ``=`` stands, and ``:`` after a quote or before a space (not 10:32:00, https:, church:4)."""
+    found: list[int] = []
+    at = text.find("=")
+    while at >= 0:
+        found.append(at)
+        at = text.find("=", at + 1)
+    at = text.find(":")
+    while at >= 0:
+        if text[at + 1 : at + 2] in _SPACES or text[at - 1 : at] in _QUOTES:
+            found.append(at)
+        at = text.find(":", at + 1)
+    found.sort()
+    return found
+
+
+def _may_hold_token(text: str) -> bool:
+    """Whether a word of ``text`` long enough for a token holds one's start (tokens have no whitespace)."""
+    words = [word for word in text.split() if len(word) >= _TOKEN_MIN]
+    return bool(words) and _TOKEN_SEEN.search(" " + " ".join(words)) is not None
 
 
 def _may_hold_pair(text: str) -> bool:
@@ -157,11 +178,11 @@ _TOKENS: Final = (
     r"bot[0-9]{8,10}:A[A-Za-z0-9_-]{34}",  # Telegram bot tokens in an API URL
     r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",  # JWTs
 )
-#: Tokens that start with no fixed character.
+#: Tokens that start with no fixed character, each looked for only when its literal is in the text.
 _CLASS_TOKENS: Final = (
-    r"[0-9a-f]{32}-us[0-9]{1,2}(?![A-Za-z0-9])",  # Mailchimp
-    r"[0-9]{8,10}:A[A-Za-z0-9_-]{34}",  # Telegram bot tokens
-    r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}",  # Azure AD client secrets
+    ("-us", r"[0-9a-f]{32}-us[0-9]{1,2}(?![A-Za-z0-9])"),  # Mailchimp
+    (":A", r"[0-9]{8,10}:A[A-Za-z0-9_-]{34}"),  # Telegram bot tokens
+    ("Q~", r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}"),  # Azure AD client secrets
 )
 _AWS_ID_PREFIXES: Final = frozenset(
     {"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA"}
@@ -179,11 +200,15 @@ def _by_first_character(patterns: tuple[str, ...]) -> str:
     return "|".join(f"{re.escape(first)}(?:{'|'.join(rests)})" for first, rests in groups.items())
 
 
-_TOKEN_BODY = "|".join((_by_first_character(_TOKENS), *_CLASS_TOKENS))
+_TOKEN_BODY = _by_first_character(_TOKENS)
 _TOKEN = re.compile(rf"(?<![A-Za-z0-9_])(?:{_TOKEN_BODY})", _A)
-#: The first look for tokens, on ``" " + text``: it starts with the character before a token, so ``re``
-#: tries it only after spaces and punctuation (a scan in C finds them), not at every letter.
+#: The first look for tokens, on the words (split at whitespace) of ``_TOKEN_MIN`` characters or more,
+#: each after a space: it starts with the character before a token, so ``re`` tries it only after spaces
+#: and punctuation (a scan in C finds them), not at every letter.
 _TOKEN_SEEN = re.compile(rf"[^A-Za-z0-9_](?:{_TOKEN_BODY})", _A)
+_CLASS_TOKEN = tuple(
+    (literal, re.compile(rf"(?<![A-Za-z0-9_])(?:{pattern})", _A)) for literal, pattern in _CLASS_TOKENS
+)
 
 #: An AWS secret access key: 40 base64 characters, both cases; censored next to an access key id.
 _AWS_SECRET = re.compile(
@@ -195,8 +220,8 @@ _AWS_SECRET = re.compile(
 
 #: What SSNs and card numbers need (11 digit-or-separator characters; cards have 13 digits or more), or
 #: an IBAN (its country and check digits). It starts with one character class, so ``re`` scans in C for
-#: digits and capitals; the number patterns below start the same way, with their look-behind after it.
-_NUMBERS_GATE = re.compile(r"[0-9A-Z](?:(?<=[0-9])[0-9 .-]{9,}[0-9]|(?<=[A-Z])[A-Z][0-9][0-9])", _A)
+#: digits; the number patterns below start with a class too, with their look-behind after it.
+_NUMBERS_GATE = re.compile(r"[0-9](?:[0-9 .-]{9,}[0-9]|(?<=[A-Z][A-Z][0-9])[0-9])", _A)
 _NUMBERS_MIN: Final = 11
 # The number patterns start with a digit or letter (not a look-behind), so that ``re`` skips ahead to
 # candidates in C instead of trying every position; the look-behind after it checks what precedes.
@@ -363,7 +388,7 @@ class Shapes:
                 return True
         if _may_hold_pair(text) and self._pairs(text) != text:
             return True
-        if size >= _TOKEN_MIN and _TOKEN_SEEN.search(" " + text) is not None:
+        if size >= _TOKEN_MIN and (_may_hold_token(text) or any(lit in text for lit, _ in _CLASS_TOKEN)):
             return True
         return size >= _NUMBERS_MIN and _NUMBERS_GATE.search(text) is not None
 
@@ -384,8 +409,12 @@ class Shapes:
                 text = _HEADER.sub(self._header, text)
         if _may_hold_pair(text):
             text = self._pairs(text)
-        if size >= _TOKEN_MIN and _TOKEN_SEEN.search(" " + text) is not None:
-            text = self._tokens(text)
+        if size >= _TOKEN_MIN:
+            if _may_hold_token(text):
+                text = self._tokens(text)
+            for literal, pattern in _CLASS_TOKEN:
+                if literal in text:
+                    text = pattern.sub(censor, text)
         if size >= _NUMBERS_MIN and _NUMBERS_GATE.search(text) is not None:
             text = _SSN.sub(censor, text)
             text = _CARD.sub(self._card, text)
@@ -405,21 +434,18 @@ class Shapes:
         """Every pair whose key is secret, its value censored; keys are looked at separator by separator."""
         pieces: list[str] = []
         done = 0  # text before this is in ``pieces`` (or inside a censored value)
-        for separator in _SEPARATOR.finditer(text):
-            at = separator.start()
+        for at in _separators(text):
             if at < done:
                 continue
-            if text[at] == ":" and text[at + 1 : at + 2] not in _SPACES and text[at - 1 : at] not in _QUOTES:
-                continue  # 10:32:00, https:, church:4 - not a pair
-            window = text[max(0, at - 70) : at][::-1]
-            back = _KEY_BEFORE.match(window)
-            if back is None:
+            before = text[max(0, at - 70) : at].rstrip(" \t")
+            if before[-1:] in _QUOTES:
+                before = before[:-1].removesuffix("\\")
+            key = before[len(before.rstrip(_KEY_CHARACTERS)) :].lstrip(_KEY_JUNK)
+            if not key or len(key) > 64 or self._pair_verdict(key) == _KEEP:
                 continue
-            raw = window[: back.end()][::-1]
-            key = raw.strip(" \t").lstrip(_KEY_JUNK).rstrip("\"'\\")
-            if not key or self._pair_verdict(key) == _KEEP:
-                continue
-            start = at - len(raw) + (len(raw) - len(raw.lstrip(" \t").lstrip("0123456789.-[]")))
+            start = text.rfind(key, 0, at)
+            if text[start - 1 : start] in _QUOTES:
+                start -= 2 if text[start - 2 : start - 1] == "\\" else 1
             match = _PAIR.match(text, start)
             if match is None or match.end() <= at:
                 continue
