@@ -523,22 +523,24 @@ class Shapes:
         run = match.group(0)
         if is_card_number(run.replace(" ", "").replace("-", "")):
             return self.censor
-        # A card written in groups next to other groups ("ref 1234 4242 4242 4242 4242"): a span of whole
-        # groups of 3-6 digits, the first of 4, that is a card number.
+        # A card next to other numbers ("ref 1234 4242 4242 4242 4242", "4242424242424242 0"): one group
+        # of 13-19 digits, or a span of groups of up to 6 digits, the first of 4, that is a card number.
         groups = [(m.start(), m.end()) for m in _CARD_GROUP.finditer(run)]
-        for first in range(len(groups)):
-            if groups[first][1] - groups[first][0] != 4:
+        for first, (start, end) in enumerate(groups):
+            if 13 <= end - start <= 19 and is_card_number(run[start:end]):
+                return run[:start] + self.censor + run[end:]  # written without separators
+            if end - start != 4:
                 continue
             digits = ""
             for last in range(first, len(groups)):
-                start, end = groups[last]
-                if not 3 <= end - start <= 6:
+                group_start, group_end = groups[last]
+                if group_end - group_start > 6:
                     break
-                digits += run[start:end]
+                digits += run[group_start:group_end]
                 if len(digits) > 19:
                     break
-                if (first, last) != (0, len(groups) - 1) and is_card_number(digits):
-                    return run[: groups[first][0]] + self.censor + run[end:]
+                if is_card_number(digits):
+                    return run[:start] + self.censor + run[group_end:]
         return run
 
     def _iban(self, match: re.Match[str]) -> str:
