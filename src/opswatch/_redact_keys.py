@@ -56,12 +56,6 @@ _GLUED_ENDS: Final = (
 #: Words that say a key holds a card number (its value is censored when it looks like one, see above).
 CARD_WORDS = frozenset({"card", "cards", "pan", "cc", "cardno", "cardnum", "ccnum"})
 
-#: Lower-case fragments, one of which every secret key contains (the text rule's cheap first look).
-KEY_STEMS: Final = (
-    "pass", "pwd", "secret", "credential", "auth", "cookie", "csrf", "xsrf", "ssn", "cvv", "cvc", "key",
-    "token", "session", "card", "number", "pin", "otp", "jwt", "bearer", "sig", "security",
-)
-
 #: Verdicts: a key is plain, secret (its value is censored), or a card key (card-like values are).
 PLAIN: Final = 0
 SECRET: Final = 1

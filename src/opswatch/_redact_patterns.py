@@ -16,12 +16,12 @@ The groups, in the order they run:
   line), ``Bearer``/``Basic``/``Token`` credentials, and ``key=value`` / ``"key": "value"`` /
   ``key: value`` pairs (logfmt, query strings, form bodies, JSON or a dict's repr in a message, env dumps,
   ini files) whose key the field rules call secret (``opswatch._redact_keys``);
-* **tokens**: provider tokens recognised by their prefix and shape (GitHub, GitLab, Slack, Stripe, AWS,
-  Google, OpenAI, Anthropic, SendGrid, Twilio, npm, PyPI ... see ``_TOKENS``), JWTs, and an AWS secret
-  access key (40 characters) in a string that also holds an AWS access key id;
-* **numbers**: US SSNs (``-``, space or ``.`` separated), payment card numbers (issuer prefix, a length
-  valid for that issuer, Luhn), IBANs (country length and mod-97 check), and, when asked for, phone
-  numbers and IP addresses;
+* **tokens** (``opswatch._redact_tokens``): provider tokens recognised by their prefix and shape (GitHub,
+  GitLab, Slack, Stripe, AWS, Google, OpenAI, Anthropic, SendGrid, Twilio, npm, PyPI ...), JWTs, and an
+  AWS secret access key (40 characters) in a string that also holds an AWS access key id;
+* **numbers** (checks in ``opswatch._redact_numbers``): US SSNs (``-``, space or ``.`` separated), payment
+  card numbers (issuer prefix, a length valid for that issuer, Luhn), IBANs (country length and mod-97
+  check), and, when asked for, phone numbers and IP addresses;
 * **emails**: ``j***@example.com``, ``j***%40example.com`` when URL-encoded; a domain must end in a TLD
   that is not a file extension (``logo@2x.png`` stays) and an ssh/URL user (``git@github.com:org/x``)
   is not a person.
@@ -35,6 +35,8 @@ from collections.abc import Callable
 from typing import Final
 
 from ._redact_keys import SECRET, is_weak_key, judge_words, key_words
+from ._redact_numbers import IBAN_LENGTHS, iban_valid, is_card_number
+from ._redact_tokens import CLASS_TOKEN, TOKEN_MIN, may_hold_token, replace_tokens
 
 _A: Final = re.ASCII
 
@@ -105,116 +107,10 @@ def _separators(text: str) -> list[int]:
     return found
 
 
-def _may_hold_token(text: str) -> bool:
-    """Whether a word of ``text`` long enough for a token holds one's start (tokens have no whitespace)."""
-    words = [word for word in text.split() if len(word) >= _TOKEN_MIN]
-    return bool(words) and _TOKEN_SEEN.search(" " + " ".join(words)) is not None
-
-
 def _may_hold_pair(text: str) -> bool:
     """What every ``_PAIR`` match contains: ``=``, or a colon after a quote or before a space."""
     return "=" in text or ": " in text or '":' in text or "':" in text or ":\t" in text
 
-
-# -- tokens ------------------------------------------------------------------------------------------
-
-#: Provider tokens by prefix and shape (facts from GitHub secret scanning, gitleaks and trufflehog rules;
-#: the patterns are ours). Each starts with a literal character, at a word start; bodies are open-ended so
-#: that a longer token is censored whole.
-_TOKENS: Final = (
-    r"sk_(?:live|test|prod)_[A-Za-z0-9]{8,}",  # Stripe secret keys
-    r"rk_(?:live|test|prod)_[A-Za-z0-9]{8,}",  # Stripe restricted keys
-    r"whsec_[A-Za-z0-9+/=]{16,}",  # Stripe webhook signing secrets
-    r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{16}(?![A-Za-z0-9])",  # AWS access key ids
-    r"gh[pousr]_[A-Za-z0-9]{30,}",  # GitHub tokens
-    r"github_pat_[A-Za-z0-9_]{20,}",  # GitHub fine-grained tokens
-    r"gl(?:pat|ptt|dt|rt|ft|cbt|imt|oas|soat|ffct|agent)-[A-Za-z0-9_-]{20,}",  # GitLab
-    r"GR1348941[A-Za-z0-9_-]{20,}",  # GitLab runner registration tokens
-    r"xox[abposre]-[A-Za-z0-9-]{8,}",  # Slack bot, user and configuration tokens
-    r"xapp-[0-9]-[A-Za-z0-9-]{10,}",  # Slack app-level tokens
-    r"AIza[A-Za-z0-9_-]{35,}",  # Google API keys
-    r"GOCSPX-[A-Za-z0-9_-]{24,}",  # Google OAuth client secrets
-    r"ya29\.[A-Za-z0-9_-]{20,}",  # Google OAuth access tokens
-    r"SK[0-9a-fA-F]{32}(?![A-Za-z0-9])",  # Twilio API key secrets
-    r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}",  # SendGrid
-    r"key-[0-9a-f]{32}(?![A-Za-z0-9])",  # Mailgun private keys
-    r"pubkey-[0-9a-f]{32}(?![A-Za-z0-9])",  # Mailgun public validation keys
-    r"x(?:keysib|smtpsib)-[0-9a-f]{64}-[A-Za-z0-9]{16}",  # Brevo (Sendinblue)
-    r"npm_[A-Za-z0-9]{36,}",  # npm
-    r"pypi-AgE[A-Za-z0-9_-]{40,}",  # PyPI upload tokens
-    r"rubygems_[0-9a-f]{48}",  # RubyGems
-    r"dckr_pat_[A-Za-z0-9_-]{20,}",  # Docker Hub
-    r"pul-[0-9a-f]{40}",  # Pulumi
-    # OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-), Anthropic (sk-ant-api03-...) and other sk- keys: a
-    # digit and an upper-case letter, or 32+ hex, so that a slug such as sk-learn-... is not one.
-    r"sk-(?:ant-[a-z]+[0-9]{2}-|proj-|svcacct-|admin-)?"
-    r"(?=[A-Za-z0-9_-]*[0-9])(?:(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{20,}|[0-9a-f]{32,})",
-    r"sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}",  # Square
-    r"EAA[ACM][A-Za-z0-9_-]{60,}",  # Square and Meta access tokens
-    r"access_token\$(?:production|sandbox)\$[0-9a-z]{16}\$[0-9a-f]{32}",  # PayPal Braintree
-    r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}",  # Shopify
-    r"access-(?:sandbox|development|production)-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}",  # Plaid
-    r"FLWSECK(?:_TEST)?-[a-h0-9]{32}-X",  # Flutterwave
-    r"do[opr]_v1_[a-f0-9]{64}",  # DigitalOcean
-    r"HRKU-AA[A-Za-z0-9_-]{58}",  # Heroku
-    r"hv[sb]\.[A-Za-z0-9_-]{90,}",  # HashiCorp Vault
-    r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}",  # Doppler
-    r"dapi[a-f0-9]{32}(?:-[0-9])?",  # Databricks
-    r"pscale_(?:pw|tkn|oauth)_[A-Za-z0-9_=.-]{32,}",  # PlanetScale
-    r"sbp_[a-f0-9]{40}",  # Supabase
-    r"fm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3}",  # Fly.io macaroons
-    r"fo1_[A-Za-z0-9_-]{43}",  # Fly.io OAuth tokens
-    r"sntry[su]_[A-Za-z0-9+/=_]{40,}",  # Sentry auth tokens
-    r"glc_[A-Za-z0-9+/]{32,}={0,3}",  # Grafana Cloud
-    r"glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}",  # Grafana service accounts
-    r"NRAK-[A-Z0-9]{27}",  # New Relic user keys
-    r"NRJS-[a-f0-9]{19}",  # New Relic browser keys
-    r"hf_[A-Za-z]{34,}",  # Hugging Face
-    r"ATATT3[A-Za-z0-9_=-]{100,}",  # Atlassian
-    r"lin_api_[A-Za-z0-9]{40}",  # Linear
-    r"PMAK-[a-fA-F0-9]{24}-[a-fA-F0-9]{34}",  # Postman
-    r"AGE-SECRET-KEY-1[0-9A-Z]{58}",  # age
-    r"v1\.0-[a-f0-9]{24}-[a-f0-9]{146}",  # Cloudflare origin CA keys
-    r"bot[0-9]{8,10}:A[A-Za-z0-9_-]{34}",  # Telegram bot tokens in an API URL
-    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",  # JWTs
-)
-#: Tokens that start with no fixed character, each looked for only when its literal is in the text.
-_CLASS_TOKENS: Final = (
-    ("-us", r"[0-9a-f]{32}-us[0-9]{1,2}(?![A-Za-z0-9])"),  # Mailchimp
-    (":A", r"[0-9]{8,10}:A[A-Za-z0-9_-]{34}"),  # Telegram bot tokens
-    ("Q~", r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}"),  # Azure AD client secrets
-)
-_AWS_ID_PREFIXES: Final = frozenset(
-    {"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA"}
-)
-#: The shortest token (``xoxb-`` and 8).
-_TOKEN_MIN: Final = 13
-
-
-def _by_first_character(patterns: tuple[str, ...]) -> str:
-    """``a(?:rest|rest)|b(?:rest)``: ``re`` rejects an alternative that starts with a literal on its first
-    character without a call, so fifty tokens cost about what a few would."""
-    groups: dict[str, list[str]] = {}
-    for pattern in patterns:
-        groups.setdefault(pattern[0], []).append(pattern[1:])
-    return "|".join(f"{re.escape(first)}(?:{'|'.join(rests)})" for first, rests in groups.items())
-
-
-_TOKEN_BODY = _by_first_character(_TOKENS)
-_TOKEN = re.compile(rf"(?<![A-Za-z0-9_])(?:{_TOKEN_BODY})", _A)
-#: The first look for tokens, on the words (split at whitespace) of ``_TOKEN_MIN`` characters or more,
-#: each after a space: it starts with the character before a token, so ``re`` tries it only after spaces
-#: and punctuation (a scan in C finds them), not at every letter.
-_TOKEN_SEEN = re.compile(rf"[^A-Za-z0-9_](?:{_TOKEN_BODY})", _A)
-_CLASS_TOKEN = tuple(
-    (literal, re.compile(rf"(?<![A-Za-z0-9_])(?:{pattern})", _A)) for literal, pattern in _CLASS_TOKENS
-)
-
-#: An AWS secret access key: 40 base64 characters, both cases; censored next to an access key id.
-_AWS_SECRET = re.compile(
-    r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
-    _A,
-)
 
 # -- numbers -----------------------------------------------------------------------------------------
 
@@ -249,19 +145,6 @@ _IPV4 = re.compile(
 )
 _IPV6 = re.compile(r"(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?![\w:])", _A)
 
-#: IBAN length by country (SWIFT's IBAN registry).
-IBAN_LENGTHS: Final = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27,
-    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28,
-    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
-    "GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
-    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21,
-    "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28,
-    "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22,
-    "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25,
-    "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
-}
-
 # -- emails ------------------------------------------------------------------------------------------
 
 _EMAIL = re.compile(
@@ -281,74 +164,6 @@ FILE_EXTENSIONS: Final = frozenset(
         "sql", "db", "sqlite", "exe", "dll", "dylib", "wasm", "vue", "svelte", "scss", "sass", "less",
     }
 )
-
-# -- luhn and issuers --------------------------------------------------------------------------------
-
-
-def luhn_valid(digits: str) -> bool:
-    """True when ``digits`` (only digits) passes the Luhn checksum used by payment cards."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
-
-
-def _issuer_lengths(digits: str) -> range | tuple[int, ...]:
-    """The lengths valid for the issuer whose IIN ``digits`` starts with; empty for no known issuer."""
-    first = digits[0]
-    if first == "4":
-        return (13, 16, 19)  # Visa
-    two, four, six = int(digits[:2]), int(digits[:4]), int(digits[:6])
-    if first == "5":
-        if 51 <= two <= 55:
-            return (16,)  # Mastercard
-        if four in (5018, 5020, 5038, 5893):
-            return range(12, 20)  # Maestro
-        return ()
-    if first == "2":
-        if 2221 <= four <= 2720:
-            return (16,)  # Mastercard's 2-series
-        if 2200 <= four <= 2204:
-            return range(16, 20)  # Mir
-        return ()
-    if first == "3":
-        if two in (34, 37):
-            return (15,)  # American Express
-        if 3528 <= four <= 3589:
-            return range(16, 20)  # JCB
-        if 300 <= int(digits[:3]) <= 305 or four == 3095 or two in (36, 38, 39):
-            return range(14, 20)  # Diners Club
-        return ()
-    if first == "6":
-        if four == 6011 or 644 <= int(digits[:3]) <= 649 or two == 65 or 622126 <= six <= 622925:
-            return range(16, 20)  # Discover
-        if two == 62:
-            return range(16, 20)  # UnionPay
-        if four in (6304, 6759, 6761, 6762, 6763):
-            return range(12, 20)  # Maestro
-    return ()
-
-
-def is_card_number(digits: str) -> bool:
-    """A payment card number: a known issuer prefix, a length valid for it, and the Luhn check.
-
-    Epoch milliseconds, ISBN-13s and thread ids pass Luhn one time in ten, but start with no issuer's
-    prefix (1, 97).
-    """
-    return 13 <= len(digits) <= 19 and len(digits) in _issuer_lengths(digits) and luhn_valid(digits)
-
-
-def _iban_valid(compact: str) -> bool:
-    if IBAN_LENGTHS.get(compact[:2]) != len(compact):
-        return False
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
-
 
 # -- the rules ---------------------------------------------------------------------------------------
 
@@ -388,7 +203,7 @@ class Shapes:
                 return True
         if _may_hold_pair(text) and self._pairs(text) != text:
             return True
-        if size >= _TOKEN_MIN and (_may_hold_token(text) or any(lit in text for lit, _ in _CLASS_TOKEN)):
+        if size >= TOKEN_MIN and (may_hold_token(text) or any(lit in text for lit, _ in CLASS_TOKEN)):
             return True
         return size >= _NUMBERS_MIN and _NUMBERS_GATE.search(text) is not None
 
@@ -409,10 +224,10 @@ class Shapes:
                 text = _HEADER.sub(self._header, text)
         if _may_hold_pair(text):
             text = self._pairs(text)
-        if size >= _TOKEN_MIN:
-            if _may_hold_token(text):
-                text = self._tokens(text)
-            for literal, pattern in _CLASS_TOKEN:
+        if size >= TOKEN_MIN:
+            if may_hold_token(text):
+                text = replace_tokens(text, censor)
+            for literal, pattern in CLASS_TOKEN:
                 if literal in text:
                     text = pattern.sub(censor, text)
         if size >= _NUMBERS_MIN and _NUMBERS_GATE.search(text) is not None:
@@ -507,18 +322,6 @@ class Shapes:
             value = self.censor
         return f"{match.group(0)[: match.start(5) - match.start()]}{value}{rest}"
 
-    def _tokens(self, text: str) -> str:
-        censor = self.censor
-        found_aws_id = False
-
-        def replace(match: re.Match[str]) -> str:
-            nonlocal found_aws_id
-            found_aws_id = found_aws_id or match.group(0)[:4] in _AWS_ID_PREFIXES
-            return censor
-
-        text = _TOKEN.sub(replace, text)
-        return _AWS_SECRET.sub(censor, text) if found_aws_id else text
-
     def _card(self, match: re.Match[str]) -> str:
         run = match.group(0)
         if is_card_number(run.replace(" ", "").replace("-", "")):
@@ -556,7 +359,7 @@ class Shapes:
                     cut = index + 1
                     if cut < len(run) and run[cut] != " ":
                         return run  # glued to more letters or digits: not an IBAN of this country
-                    if _iban_valid(run[:cut].replace(" ", "")):
+                    if iban_valid(run[:cut].replace(" ", "")):
                         return self.censor + run[cut:]
                     return run
         return run
@@ -577,12 +380,6 @@ def _at_line_start(match: re.Match[str]) -> bool:
     start = match.start()
     line_start = match.string.rfind("\n", 0, start) + 1
     return match.string[line_start:start].strip() == ""
-
-
-def _colon_pair_applies(match: re.Match[str], key: str) -> bool:
-    """``key: value`` with a bare key: always at a line's start (headers, YAML); in running text only for
-    keys that are not also prose words (``password: x`` yes, "Invalid token: expired" no)."""
-    return not is_weak_key(key_words(key)) or _at_line_start(match)
 
 
 def _mask_email(match: re.Match[str]) -> str:

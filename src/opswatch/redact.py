@@ -33,7 +33,8 @@ from typing import Any, Final
 
 from . import _limits
 from ._redact_keys import SECRET, SECRET_LAST_WORDS, SECRET_PAIRS, SECRET_WORDS, judge_words, key_words
-from ._redact_patterns import Shapes, is_card_number, luhn_valid
+from ._redact_numbers import is_card_number, luhn_valid
+from ._redact_patterns import Shapes
 
 __all__ = [
     "SECRET_LAST_WORDS",
