@@ -34,6 +34,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from . import _limits
 from ._redact_keys import SECRET, is_weak_key, judge_words, key_words
 from ._redact_numbers import IBAN_LENGTHS, iban_valid, is_card_number
 from ._redact_tokens import CLASS_TOKEN, TOKEN_MIN, may_hold_token, replace_tokens
@@ -79,7 +80,6 @@ _PAIR = re.compile(
 _UNQUOTED_KEEP: Final = frozenset({"null", "true", "false", "none", "nil", "undefined"})
 #: A pair's key: not secret, secret, or secret but also a prose word (``token``, ``session``, ``auth``).
 _KEEP, _CUT, _WEAK = 0, 1, 2
-_PAIR_KEYS_SIZE: Final = 4_096
 
 
 
@@ -282,7 +282,7 @@ class Shapes:
                 verdict = _KEEP
             else:
                 verdict = _WEAK if is_weak_key(words) else _CUT
-            if len(self._pair_keys) >= _PAIR_KEYS_SIZE:
+            if len(self._pair_keys) >= _limits.REDACTION_CACHE_SIZE:
                 self._pair_keys.clear()
             self._pair_keys[key] = verdict
         return verdict

@@ -90,6 +90,8 @@ class Redactor:
     """Redacts records. Build one per settings; call ``redact(value)`` on the user part of a record.
 
     ``redact`` returns a new structure; it never raises for any input (bad objects become markers).
+    ``redact_phones`` and ``redact_ips`` add phone numbers and IP addresses to the shapes censored in text
+    (the settings of the same names; off by default).
     """
 
     def __init__(
