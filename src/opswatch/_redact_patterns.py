@@ -37,7 +37,7 @@ from typing import Final
 from . import _limits
 from ._redact_keys import SECRET, is_weak_key, judge_words, key_words
 from ._redact_numbers import IBAN_LENGTHS, iban_valid, is_card_number
-from ._redact_tokens import CLASS_TOKEN, TOKEN_MIN, may_hold_token, replace_tokens
+from ._redact_tokens import CLASS_TOKEN, TOKEN_MIN, may_hold_class_token, may_hold_token, replace_tokens
 
 _A: Final = re.ASCII
 
@@ -203,7 +203,7 @@ class Shapes:
                 return True
         if _may_hold_pair(text) and self._pairs(text) != text:
             return True
-        if size >= TOKEN_MIN and (may_hold_token(text) or any(lit in text for lit, _ in CLASS_TOKEN)):
+        if size >= TOKEN_MIN and (may_hold_token(text) or may_hold_class_token(text)):
             return True
         return size >= _NUMBERS_MIN and _NUMBERS_GATE.search(text) is not None
 
@@ -227,9 +227,10 @@ class Shapes:
         if size >= TOKEN_MIN:
             if may_hold_token(text):
                 text = replace_tokens(text, censor)
-            for literal, pattern in CLASS_TOKEN:
-                if literal in text:
-                    text = pattern.sub(censor, text)
+            if may_hold_class_token(text):
+                for literal, pattern in CLASS_TOKEN:
+                    if literal in text:
+                        text = pattern.sub(censor, text)
         if size >= _NUMBERS_MIN and _NUMBERS_GATE.search(text) is not None:
             text = _SSN.sub(censor, text)
             text = _CARD.sub(self._card, text)

@@ -73,7 +73,8 @@ _TOKENS: Final = (
     r"bot[0-9]{8,10}:A[A-Za-z0-9_-]{34}",  # Telegram bot tokens in an API URL
     r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",  # JWTs
 )
-#: Tokens that start with no fixed character, each looked for only when its literal is in the text.
+#: Tokens that start with no fixed character, each looked for only when its literal is in the text
+#: (``may_hold_class_token`` tests the three at once).
 _CLASS_TOKENS: Final = (
     ("-us", r"[0-9a-f]{32}-us[0-9]{1,2}(?![A-Za-z0-9])"),  # Mailchimp
     (":A", r"[0-9]{8,10}:A[A-Za-z0-9_-]{34}"),  # Telegram bot tokens
@@ -114,8 +115,16 @@ _AWS_SECRET = re.compile(
 
 def may_hold_token(text: str) -> bool:
     """Whether a word of ``text`` long enough for a token holds one's start (tokens have no whitespace)."""
-    words = [word for word in text.split() if len(word) >= TOKEN_MIN]
+    words = text.split()
+    if len(words) == 1:  # an id, a path, a URL: the common case, without building a list
+        return len(words[0]) >= TOKEN_MIN and _TOKEN_SEEN.search(" " + words[0]) is not None
+    words = [word for word in words if len(word) >= TOKEN_MIN]
     return bool(words) and _TOKEN_SEEN.search(" " + " ".join(words)) is not None
+
+
+def may_hold_class_token(text: str) -> bool:
+    """Whether ``text`` holds the literal of a token that starts with no fixed character."""
+    return "-us" in text or ":A" in text or "Q~" in text
 
 
 def replace_tokens(text: str, censor: str) -> str:
