@@ -55,6 +55,8 @@ class Runtime:
             paths=settings.redact_paths,
             mode=settings.redact_mode,
             enabled=settings.redact,
+            redact_phones=settings.redact_phones,
+            redact_ips=settings.redact_ips,
         )
         self.redacting = settings.redact
         self.static: dict[str, Any] = {

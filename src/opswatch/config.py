@@ -106,6 +106,10 @@ class Settings:
     censor: str = "[REDACTED]"
     #: Mask email addresses as ``j***@example.com``.
     mask_emails: bool = True
+    #: Censor phone numbers in text (international ``+...`` and North American forms); off by default.
+    redact_phones: bool = False
+    #: Censor IPv4 and IPv6 addresses in text; off by default (operators need them more often than not).
+    redact_ips: bool = False
     #: Route records from the stdlib ``logging`` module through opswatch.
     capture_stdlib: bool = True
     #: Where to ship records (``OPSWATCH_DSN``): ``http://KEY@HOST:PORT/PROJECT``.
@@ -209,6 +213,8 @@ _KINDS: dict[str, str] = {name: kind for name, (_, kind) in _FROM_ENV.items()} |
     "redact_mode": "redact_mode",
     "censor": "str",
     "mask_emails": "bool",
+    "redact_phones": "bool",
+    "redact_ips": "bool",
     "capture_stdlib": "bool",
     "alert_routes": "routes",
     "host": "str",

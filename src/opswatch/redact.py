@@ -2,14 +2,14 @@
 
 Three rules, applied in one recursive walk that copies (the caller's objects are never changed):
 
-1. **Keys.** A key is split into words whatever its style (``accessToken``, ``x-api-key``, ``DB_PASSWORD``)
-   and judged by its words: some words are secret wherever they stand (``password``, ``secret``,
-   ``authorization``, ``cookie`` ...), others only as the last word (``token``, ``session``, ``auth``),
-   so ``csrf_token`` is a secret and ``tokensUsed``, ``tokenizer``, ``session_count`` and ``author`` are not.
-2. **Values.** Every string, at any depth, the message and exception messages included, is searched for
-   secrets with a known shape: Luhn-valid card numbers, bearer tokens, JWTs, credentials in URLs, PEM
-   private keys, Stripe/AWS/GitHub/Slack secrets, Slack webhook URLs, US SSNs; email addresses are
-   masked. A first cheap pass (one combined pattern) rules out the common case of a string without any.
+1. **Keys** (``opswatch._redact_keys``). A key is split into words whatever its style (``accessToken``,
+   ``x-api-key``, ``DB_PASSWORD``, ``csrfmiddlewaretoken``) and judged by its words; the value under a
+   secret key is censored whole. Under a key that says *card* (``card``, ``pan``, ``cc``) a card-number-like
+   value is censored even when its issuer is unknown.
+2. **Values** (``opswatch._redact_patterns``). Every string, at any depth, the message and exception
+   messages included, is searched for secrets with a known shape (provider tokens, credentials in URLs,
+   headers and ``key=value`` text, card numbers, SSNs, IBANs ...; phones and IPs when asked) and email
+   addresses are masked. Each group of shapes has a cheap gate, so ordinary text pays little.
 3. **Paths** from settings, pino style (``user.address``, ``*.ssn``, ``items[*].secret``), censored or
    removed.
 
@@ -32,130 +32,28 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from . import _limits
+from ._redact_keys import SECRET, SECRET_LAST_WORDS, SECRET_PAIRS, SECRET_WORDS, judge_words, key_words
+from ._redact_numbers import is_card_number, luhn_valid
+from ._redact_patterns import Shapes
 
-# -- keys --------------------------------------------------------------------------------------------
-
-#: Words that make a key secret wherever they stand in it.
-SECRET_WORDS = frozenset(
-    {
-        "password", "passwd", "pwd", "passphrase", "secret", "secrets", "credential", "credentials",
-        "authorization", "cookie", "cookies", "csrf", "xsrf", "csrftoken", "xsrftoken", "ssn", "cvv",
-        "cvc", "cvv2", "apikey", "privatekey", "clientsecret", "accesstoken", "refreshtoken", "authtoken",
-        "sessionid", "sessiontoken", "cardnumber", "ccnumber", "creditcard", "pin", "otp", "totp",
-        "jwt", "bearer",
-    }
-)
-
-#: Words that make a key secret only when they end it (``csrf_token`` yes, ``token_count`` no).
-SECRET_LAST_WORDS = frozenset({"token", "session", "auth", "key"})
-
-#: ``key`` alone (``sort_key``, ``idempotency_key``) is not a secret; it is after one of these words.
-_KEY_QUALIFIERS = frozenset(
-    {"api", "private", "secret", "access", "signing", "encryption", "master", "license", "client",
-     "session", "auth", "ssh", "stripe", "x"}
-)
-_NOT_SECRET_LAST = {"key"}  # judged with its qualifier, see _key_is_secret
-
-#: Two-word endings that are secret (``card_number``, ``session_id``, ``set_cookie``).
-SECRET_PAIRS = frozenset(
-    {("card", "number"), ("card", "num"), ("cc", "number"), ("session", "id"), ("set", "cookie"),
-     ("social", "security"), ("security", "number"), ("account", "number"), ("routing", "number"),
-     ("private", "key"), ("api", "key"), ("client", "secret")}
-)
-
-_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-
-
-def key_words(key: str) -> tuple[str, ...]:
-    """Split a key into lower-case words: ``stripeSecretKey`` -> ``('stripe', 'secret', 'key')``."""
-    return tuple(w.lower() for w in _WORD_SPLIT.split(key) if w)
-
-
-def _key_is_secret(words: tuple[str, ...], extra: frozenset[str]) -> bool:
-    if not words:
-        return False
-    for word in words:
-        if word in SECRET_WORDS or word in extra:
-            return True
-    last = words[-1]
-    if len(words) >= 2 and (words[-2], last) in SECRET_PAIRS:
-        return True
-    if last in SECRET_LAST_WORDS:
-        if last in _NOT_SECRET_LAST:
-            return len(words) >= 2 and words[-2] in _KEY_QUALIFIERS
-        return True
-    return False
-
-
-# -- values ------------------------------------------------------------------------------------------
-
-# Not glued to letters or digits: a digit run inside a hex id or a token is not a card number.
-_CARD = r"(?<![\w-])(?:\d[ -]?){12,18}\d(?!\w)"
-_PATTERNS: list[tuple[str, str]] = [
-    ("pem", r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?:.*?-----END[A-Z ]*PRIVATE KEY-----|.*)"),
-    ("slack_webhook", r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+"),
-    ("url_credentials", r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/:@]*):([^\s/@]+)@"),
-    ("bearer", r"\b((?i:bearer|basic|token))\s+[A-Za-z0-9\-._~+/]{8,}=*"),
-    ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
-    ("stripe", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{8,}|\bwhsec_[A-Za-z0-9]{16,}"),
-    ("aws", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"),
-    ("github", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{20,}"),
-    ("slack_token", r"\bxox[abposre]-[A-Za-z0-9-]{8,}"),
-    ("ssn", r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])"),
-    ("card", _CARD),
-    ("email", r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b"),
+__all__ = [
+    "SECRET_LAST_WORDS",
+    "SECRET_PAIRS",
+    "SECRET_WORDS",
+    "Redactor",
+    "is_card_number",
+    "key_words",
+    "luhn_valid",
+    "may_hold_secret",
+    "parse_path",
 ]
-_COMPILED = {name: re.compile(pattern, re.DOTALL) for name, pattern in _PATTERNS}
-# For text that is not ASCII: one combined pass; only when it matches are the patterns applied one by one.
-_ANY = re.compile("|".join(f"(?:{p})" for _, p in _PATTERNS), re.DOTALL)
 
-# For ASCII text, a cheaper first look than ``_ANY`` (which costs 3-7 µs on a unique 30-character id,
-# because ``re`` retries every alternative at every position): plain substring tests for what each shape
-# must contain. Each test is implied by the pattern it stands for, so nothing a pattern would catch gets past.
-_LITERALS: Final = (
-    "@",  # emails
-    "://",  # URL credentials, Slack webhooks
-    "PRIVATE KEY",
-    "eyJ",  # JWTs
-    "_live_", "_test_", "whsec_",  # Stripe
-    "AKIA", "ASIA", "AGPA", "AIDA", "AROA",  # AWS
-    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",  # GitHub
-    "xox",  # Slack tokens
-)
-_WORDS: Final = ("bearer", "basic", "token")  # matched in any case
-_DIGIT_RUN = re.compile(r"[0-9][0-9 -]{9,}[0-9]")  # SSNs are 11 such characters, card numbers 13 or more
+_DEFAULT_SHAPES: Final = Shapes()
 
 
 def may_hold_secret(text: str) -> bool:
-    """False only when no value pattern can match ``text`` (exact for ASCII; falls back to the patterns)."""
-    if not text.isascii():
-        return _ANY.search(text) is not None
-    for literal in _LITERALS:
-        if literal in text:
-            return True
-    lowered = text.lower()
-    for word in _WORDS:
-        if word in lowered:
-            return True
-    return _DIGIT_RUN.search(text) is not None
-
-
-def luhn_valid(digits: str) -> bool:
-    """True when ``digits`` (only digits) passes the Luhn checksum used by payment cards."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
-
-
-def _is_card(text: str) -> bool:
-    digits = text.replace(" ", "").replace("-", "")
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+    """False only when no value rule (with the default settings) can change ``text``."""
+    return _DEFAULT_SHAPES.may_match(text)
 
 
 # -- paths -------------------------------------------------------------------------------------------
@@ -192,6 +90,8 @@ class Redactor:
     """Redacts records. Build one per settings; call ``redact(value)`` on the user part of a record.
 
     ``redact`` returns a new structure; it never raises for any input (bad objects become markers).
+    ``redact_phones`` and ``redact_ips`` add phone numbers and IP addresses to the shapes censored in text
+    (the settings of the same names; off by default).
     """
 
     def __init__(
@@ -203,6 +103,8 @@ class Redactor:
         paths: Iterable[str] = (),
         mode: str = "censor",
         enabled: bool = True,
+        redact_phones: bool = False,
+        redact_ips: bool = False,
         max_string: int = _limits.MAX_STRING_LENGTH,
         max_depth: int = _limits.MAX_DEPTH,
         cache_size: int = _limits.REDACTION_CACHE_SIZE,
@@ -216,7 +118,15 @@ class Redactor:
         self.max_string = max_string
         self.max_depth = max_depth
         self.cache_size = cache_size
-        self._key_cache: dict[str, bool] = {}
+        self.shapes = Shapes(
+            censor=censor,
+            mask_emails=mask_emails,
+            extra_words=self.extra_keys,
+            phones=redact_phones,
+            ips=redact_ips,
+        )
+        #: Key to verdict (``_redact_keys.PLAIN``, ``SECRET`` or ``CARD``).
+        self._key_cache: dict[str, int] = {}
         #: Keys that themselves hold a secret shape (an email used as a key ...), to their redacted form.
         self._key_names: dict[str, str] = {}
         self._str_cache: dict[str, str] = {}
@@ -225,15 +135,19 @@ class Redactor:
 
     def key_is_secret(self, key: str) -> bool:
         """Whether a field with this key is censored whatever its value."""
+        return self.key_verdict(key) == SECRET
+
+    def key_verdict(self, key: str) -> int:
+        """``PLAIN``, ``SECRET`` (the value is censored) or ``CARD`` (card-number-like values are)."""
         verdict = self._key_cache.get(key)
         if verdict is None:
-            verdict = _key_is_secret(key_words(key), self.extra_keys)
+            verdict = judge_words(key_words(key), self.extra_keys)
             if len(self._key_cache) >= self.cache_size:
                 self._key_cache.clear()
                 self._key_names.clear()
             self._key_cache[key] = verdict
-            if self.enabled and may_hold_secret(key):
-                scrubbed = self._scrub(key[: self.max_string])
+            if self.enabled:
+                scrubbed = self.shapes.scrub(key[: self.max_string])
                 if scrubbed != key:
                     self._key_names[key] = scrubbed
         return verdict
@@ -249,7 +163,7 @@ class Redactor:
             cached = self._str_cache.get(text)
             if cached is not None:
                 return cached
-        result = self._scrub(text) if may_hold_secret(text) else text
+        result = self.shapes.scrub(text)
         if short:
             if len(self._str_cache) >= self.cache_size:
                 self._str_cache.clear()
@@ -297,7 +211,7 @@ class Redactor:
         if kind is str:
             return self.redact_text(value)
         if kind is int:
-            if self.enabled and (value >= 10**12 or value <= -(10**12)) and _is_card(str(abs(value))):
+            if self.enabled and (value >= 10**12 or value <= -(10**12)) and is_card_number(str(abs(value))):
                 return self.censor
             return value
         if kind is float or kind is bool or value is None:
@@ -340,14 +254,17 @@ class Redactor:
             name = key if type(key) is str else str(key)
             kind = type(item)
             if enabled:
-                secret = key_cache.get(name)
-                if secret is None:
-                    secret = self.key_is_secret(name)
+                verdict = key_cache.get(name)
+                if verdict is None:
+                    verdict = self.key_verdict(name)
                 if key_names and name in key_names:  # rare: a key shaped like a secret or an email
                     name = key_names[name]
-                if secret and item is not None and kind is not bool:
-                    if not self.remove:
-                        out[name] = self.censor
+                if verdict and item is not None and kind is not bool:
+                    if verdict == SECRET:
+                        if not self.remove:
+                            out[name] = self.censor
+                    else:
+                        out[name] = self.card_field(item, depth, seen)
                     continue
             if kind is str:
                 cached = str_cache.get(item)
@@ -361,21 +278,14 @@ class Redactor:
         seen.discard(marker)
         return out
 
-    def _scrub(self, text: str) -> str:
-        censor = self.censor
-        for name, pattern in _COMPILED.items():
-            if name == "email":
-                if self.mask_emails:
-                    text = pattern.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-            elif name == "card":
-                text = pattern.sub(lambda m: censor if _is_card(m.group(0)) else m.group(0), text)
-            elif name == "url_credentials":
-                text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}:{censor}@", text)
-            elif name == "bearer":
-                text = pattern.sub(lambda m: f"{m.group(1)} {censor}", text)
-            else:
-                text = pattern.sub(censor, text)
-        return text
+    def card_field(self, value: Any, depth: int, seen: set[int]) -> Any:
+        """The value under a card key: a 12-19 digit number is censored whoever issued it."""
+        kind = type(value)
+        if kind is int:
+            return self.censor if 10**11 <= abs(value) < 10**19 else value
+        if kind is str:
+            return self.shapes.scrub_card_field(self.redact_text(value))
+        return self._walk(value, depth + 1, seen)
 
     def _apply_path(self, node: Any, path: tuple[str, ...]) -> None:
         head, rest = path[0], path[1:]

@@ -3,8 +3,9 @@
 The server redacts every record it stores, whatever sent it, with the SDK's ``Redactor`` and its rules
 unchanged. Two things make that affordable at tens of thousands of records per second:
 
-* **A larger cache.** The SDK's ``Redactor`` already rules out most strings with cheap substring tests
-  (``opswatch.redact.may_hold_secret``); the server remembers many more verdicts than an app does.
+* **A larger cache.** The SDK's ``Redactor`` already rules out most strings with cheap gates (substring
+  tests, one short pattern; ``opswatch._redact_patterns``); the server remembers many more verdicts than
+  an app does.
 * **No walk over what the server itself wrote.** ``event_id``, ``timestamp``, ``level``, ``kind`` and
   ``received_at`` were checked or produced by ingest; they are copied, not searched. ``trace_id``,
   ``span_id`` and ``check_in_id`` are copied when they look like ids (hex, dashes), searched otherwise.
@@ -20,6 +21,7 @@ import re
 from typing import Any, Final
 
 from .. import _limits
+from .._redact_keys import PLAIN, SECRET
 from ..redact import Redactor
 
 #: Fields ingest has validated or produced; never searched for secrets.
@@ -66,14 +68,17 @@ class ServerRedactor(Redactor):
             if value is None or kind is bool:
                 out[key] = value
                 continue
-            secret = key_cache.get(key)
-            if secret is None:
-                secret = self.key_is_secret(key)
+            verdict = key_cache.get(key)
+            if verdict is None:
+                verdict = self.key_verdict(key)
             if self._key_names and key in self._key_names:  # rare: a key shaped like a secret or an email
                 key = self._key_names[key]
-            if secret:
-                if not remove:
-                    out[key] = censor
+            if verdict:
+                if verdict == SECRET:
+                    if not remove:
+                        out[key] = censor
+                else:
+                    out[key] = self._field(self.card_field, value, 0)  # its value is walked at depth 1
                 continue
             if kind is str:
                 out[key] = redact_text(value)
@@ -82,14 +87,18 @@ class ServerRedactor(Redactor):
             elif key == "error" and kind is dict:
                 out[key] = self._error(value, 1)
             else:
-                try:
-                    out[key] = self._walk(value, 1, set())
-                except Exception as err:  # the SDK's behaviour: a marker instead of the value
-                    out[key] = f"[unredactable: {type(err).__name__}]"
+                out[key] = self._field(self._walk, value, 1)
         if self.paths:
             for path in self.paths:
                 self._apply_path(out, path)
         return out
+
+    @staticmethod
+    def _field(walk: Any, value: Any, depth: int) -> Any:
+        try:
+            return walk(value, depth, set())
+        except Exception as err:  # the SDK's behaviour: a marker instead of the value
+            return f"[unredactable: {type(err).__name__}]"
 
     # -- the error shape, walked without the generic walk's per-node cost -------------------------
     # Same result as ``_walk`` (same depth markers, same censoring); it only knows that frames are flat
@@ -105,7 +114,7 @@ class ServerRedactor(Redactor):
                 out[key] = self._stack(value, depth + 1)
             elif key == "cause" and kind is dict:
                 out[key] = self._error(value, depth + 1)
-            elif kind is str and not self.key_is_secret(key):
+            elif kind is str and self.key_verdict(key) == PLAIN:
                 out[key] = self.redact_text(value)
             else:
                 single = self._walk({key: value}, depth, set())
