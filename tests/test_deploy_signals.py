@@ -97,3 +97,27 @@ def test_it_leaves_an_ignored_sigterm_alone_and_installs_once_from_the_main_thre
         "again": "_on_sigterm",
         "from_a_thread": str(signal.SIG_DFL),
     }
+
+
+OPTED_OUT = textwrap.dedent(
+    """
+    import json, signal
+    import opswatch
+
+    opswatch.init(console=False, flush_on_sigterm=False)
+    print(json.dumps({"handler": str(signal.getsignal(signal.SIGTERM))}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_it_leaves_sigterm_alone_when_told_to(ingest: RunningServer, tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(OPTED_OUT)
+
+    done = subprocess.run(
+        [PYTHON, str(app)], env=app_environ(ingest, tmp_path / "spool"), capture_output=True, text=True, timeout=30
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout) == {"handler": str(signal.SIG_DFL)}

@@ -237,7 +237,7 @@ class _State:
             self.min_level = runtime.min_level
         from . import _stops  # imports this module: loaded here, once a runtime exists
 
-        _stops.install()
+        _stops.install(sigterm=runtime.settings.flush_on_sigterm)
         return old
 
     def emit(

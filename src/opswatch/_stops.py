@@ -91,10 +91,13 @@ class _Chained:
         return self.previous(signum, frame)
 
 
-def install() -> None:
-    """Hook SIGTERM and multiprocessing children's exit (see the module docstring); idempotent."""
+def install(sigterm: bool = True) -> None:
+    """Hook SIGTERM (unless ``sigterm`` is False: ``flush_on_sigterm``) and multiprocessing children's
+    exit (see the module docstring); idempotent. A hook installed by an earlier ``init`` stays."""
     _hook_multiprocessing()
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+    if not sigterm or not hasattr(signal, "SIGTERM"):
+        return
+    if threading.current_thread() is not threading.main_thread():
         return
     try:
         current = signal.getsignal(signal.SIGTERM)

@@ -112,6 +112,9 @@ class Settings:
     redact_ips: bool = False
     #: Route records from the stdlib ``logging`` module through opswatch.
     capture_stdlib: bool = True
+    #: Deliver pending records at SIGTERM (``OPSWATCH_FLUSH_ON_SIGTERM``): hooks the signal, chaining to
+    #: the handler already there. Off: the signal is left alone and only ``atexit`` flushes.
+    flush_on_sigterm: bool = True
     #: Where to ship records (``OPSWATCH_DSN``): ``http://KEY@HOST:PORT/PROJECT``.
     dsn: Dsn | None = None
     #: Lowest level shipped to the opswatch server (``OPSWATCH_SERVER_LEVEL``).
@@ -201,6 +204,7 @@ _FROM_ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "alerts_enabled": (("OPSWATCH_ALERTS_ENABLED",), "bool"),
     "alerts_file": (("OPSWATCH_ALERTS_FILE",), "str"),
     "cron_secret": (("CRON_SECRET",), "str"),
+    "flush_on_sigterm": (("OPSWATCH_FLUSH_ON_SIGTERM",), "bool"),
 }
 
 _KINDS: dict[str, str] = {name: kind for name, (_, kind) in _FROM_ENV.items()} | {
