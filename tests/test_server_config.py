@@ -77,6 +77,7 @@ def test_it_generates_the_admin_token_once_and_keeps_it_private(tmp_path: Path) 
     first = ServerSettings.load(environ={}, data_dir=tmp_path)
     again = ServerSettings.load(environ={}, data_dir=tmp_path)
     assert len(first.admin_token) >= 40
+    assert first.admin_token[0].isalnum()  # never read as a command-line option (``--token -x``)
     assert again.admin_token == first.admin_token
     mode = stat.S_IMODE((tmp_path / "admin_token").stat().st_mode)
     assert mode == 0o600

@@ -224,7 +224,8 @@ def _stored_token(data_dir: Path) -> str:
         pass
     except OSError as err:
         raise ConfigError("admin_token", f"cannot read {path}: {err.strerror}") from None
-    token = secrets.token_urlsafe(32)
+    # token_urlsafe may start with "-", which a command line reads as an option (``--token -x...``).
+    token = "ow" + secrets.token_urlsafe(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
