@@ -1,6 +1,6 @@
 """What every event store promises, run on each engine: DuckDB, and ClickHouse (the engine in process, chdb).
 
-Appends are durable and idempotent by event id (retries, repeats inside a batch, restarts); ``tail`` and
+Appends are durable and idempotent by (project_id, event_id) (retries, repeats inside a batch, restarts); ``tail`` and
 ``get_events`` give records back as records; the ``logs``/``events`` views show attributes as columns
 with camelCase aliases; the seed's three example queries answer as written; retention deletes by event
 time. The ClickHouse store answers through ``run_query``: the same guard, then transpiled.
@@ -175,6 +175,27 @@ def test_it_stores_an_event_id_once_when_a_batch_repeats_it(store: EventStore) -
     assert scalar(store, "SELECT count(*) FROM logs") == 2
 
 
+def test_it_keys_idempotency_by_project_and_event_id(store: EventStore) -> None:
+    one = donation(1, church="church-1", amount=10.0)
+    two = {**one, "project_id": 2, "amount": 20.0}  # the same event id, sent to another project
+    assert store.append([one, two]) == 2
+    assert store.append([two, one]) == 0
+    assert store.get_events([one["event_id"]], project_id=1)[one["event_id"]]["amount"] == 10.0
+    assert store.get_events([one["event_id"]], project_id=2)[one["event_id"]]["amount"] == 20.0
+    by_project = rows(store, "SELECT project_id, SUM(amount) FROM logs GROUP BY 1 ORDER BY 1")
+    assert by_project == [(1, 10.0), (2, 20.0)]
+
+
+def test_it_answers_the_positions_of_the_new_records(store: EventStore) -> None:
+    stored = log_line(1)
+    assert store.append_new([stored]) == [0]
+    fresh = log_line(2)
+    batch = [stored, fresh, dict(fresh), log_line(3), {**stored, "project_id": 2}]
+    assert store.append_new(batch) == [1, 3, 4]
+    assert store.append_new([fresh, stored]) == []
+    assert scalar(store, "SELECT count(*) FROM logs") == 4
+
+
 def test_it_skips_a_retried_batch_after_a_restart(open_store: Opener) -> None:
     batch = donations_month(300)
     store = open_store()
@@ -324,7 +345,10 @@ def test_it_answers_camel_case_names_for_snake_case_fields(store: EventStore) ->
     schema = store.describe()
     assert schema.aliases["churchId"] == "church_id"
     assert schema.aliases["durationMs"] == "duration_ms"
-    assert schema.tables == ("logs", "events")
+    # ``spans`` is a third, alias-free view where the engine stores spans (DuckDB; not ClickHouse yet).
+    assert schema.tables[:2] == ("logs", "events")
+    assert schema.tables[2:] == schema.plain_tables
+    assert set(schema.plain_tables) <= {"spans"}
 
 
 def test_it_leaves_aliases_out_of_select_star(store: EventStore) -> None:
@@ -436,6 +460,15 @@ def test_it_cuts_an_answer_at_the_row_cap(store: EventStore) -> None:
     store.append([log_line(i) for i in range(30)])
     result = run_query(store, "SELECT event_id FROM logs", max_rows=10)
     assert (len(result.rows), result.truncated) == (10, True)
+    assert result.cut_by == "rows"
+
+
+def test_it_cuts_an_answer_at_the_size_cap(store: EventStore) -> None:
+    store.append([log_line(i, message="x" * 1000) for i in range(30)])
+    result = store.query("SELECT message FROM logs", max_rows=100, timeout=10, max_bytes=5_500)
+    assert (len(result.rows), result.truncated, result.cut_by) == (5, True, "bytes")
+    whole = store.query("SELECT message FROM logs", max_rows=100, timeout=10, max_bytes=40_000)
+    assert (len(whole.rows), whole.truncated, whole.cut_by) == (30, False, None)
 
 
 def test_it_stops_a_query_that_runs_too_long(store: EventStore) -> None:

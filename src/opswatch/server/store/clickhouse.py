@@ -10,6 +10,9 @@ store and answer the same.
   pairs, keep the new ones, settle the catalog (``ALTER TABLE ADD COLUMN``, backfill), insert one
   ``JSONEachRow`` block with a deduplication token, and answer once the insert returned (the part is
   fsynced). A lost answer is retried once with the same token.
+* **Spans are not stored on ClickHouse yet**: ``append_spans`` keeps none (answers 0, counts them in
+  ``stats()["spans_dropped"]``, warns once), so a server on ClickHouse still takes batches that carry
+  spans; ``describe`` has no ``spans`` view, so SQL naming it is refused as an unknown table.
 * **Reads**: ``tail`` and ``get_events`` read ``event_rows``; ``query`` runs checked user SQL on the
   ``logs``/``events`` views, transpiled to ClickHouse, under ClickHouse's own limit settings.
 """
@@ -26,9 +29,11 @@ from typing import Any
 import orjson
 
 from ...config import ConfigError
+from ...log import get_logger
 from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from . import clickhouse_layout as chl
+from ._query import answer_size
 from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
 from .catalog import JSON, KeyCatalog, KeyInfo
 from .clickhouse_client import (
@@ -44,6 +49,8 @@ from .clickhouse_client import (
 from .clickhouse_sql import query_settings, to_clickhouse
 from .layout import CATALOG_TABLE, CONTAINER, CORE_NAMES, EVENTS_TABLE, META_TABLE, RESERVED, SEQ, quote
 from .rows import _wide_ints_as_text, json_lines, place, split, to_record
+
+_log = get_logger("opswatch.server.store.clickhouse")
 
 #: Settings of every write: synchronous mutations (schema changes, backfills, deletes are done when the
 #: call returns), and RFC 3339 text parsed into ``DateTime64``.
@@ -108,6 +115,7 @@ class ClickHouseStore:
         self.duplicates_skipped = 0
         self.commits = 0
         self.last_commit_ms = 0.0
+        self.spans_dropped = 0
         try:
             keys = self._open_schema(retention_days)
             self._catalog = KeyCatalog(
@@ -202,32 +210,38 @@ class ClickHouseStore:
 
     def append(self, records: Sequence[Record]) -> int:
         """Store ``records``; return how many were new. Idempotent by (project_id, event_id)."""
+        return len(self.append_new(records))
+
+    def append_new(self, records: Sequence[Record]) -> list[int]:
+        """``append``, answering the positions in ``records`` of those that were new (first of a
+        repeated (project_id, event_id) pair inside the batch), for the ingest hooks."""
         if not records:
             if self._closed:
                 raise StoreClosed("the event store is closed")
-            return 0
+            return []
         received_at = format_timestamp(self._clock())
         with self._lock:
             if self._closed:
                 raise StoreClosed("the event store is closed")
             started = time.perf_counter()
-            split_rows: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+            split_rows: list[tuple[int, dict[str, Any], dict[str, Any] | None]] = []
             seen: set[tuple[Any, str]] = set()
-            for record in records:
+            for position, record in enumerate(records):
                 row, pending = split(record, received_at, self._catalog.placements)
                 key = (row.get("project_id"), row["event_id"])
                 if key not in seen:
                     seen.add(key)
-                    split_rows.append((row, pending))
+                    split_rows.append((position, row, pending))
             stored = self._stored_keys(seen)
-            fresh = [
-                (row, rest)
-                for row, rest in split_rows
+            kept = [
+                (position, row, rest)
+                for position, row, rest in split_rows
                 if (row.get("project_id"), row["event_id"]) not in stored
             ]
-            self.duplicates_skipped += len(records) - len(fresh)
-            if not fresh:
-                return 0
+            self.duplicates_skipped += len(records) - len(kept)
+            if not kept:
+                return []
+            fresh = [(row, rest) for _, row, rest in kept]
             plan = self._catalog.plan([(row["timestamp"], pending) for row, pending in fresh if pending])
             self._apply_plan(plan)
             self._catalog.adopt(plan)
@@ -245,7 +259,7 @@ class ClickHouseStore:
             self.rows_written += len(rows)
             self.commits += 1
             self.last_commit_ms = (time.perf_counter() - started) * 1000
-            return len(rows)
+            return [position for position, _, _ in kept]
 
     def _stored_keys(self, keys: set[tuple[Any, str]]) -> set[tuple[Any, str]]:
         """Which of these (project_id, event_id) pairs are stored (a primary-key read)."""
@@ -304,14 +318,50 @@ class ClickHouseStore:
                 self._count -= deleted
             return deleted
 
+    # -- spans (not stored on ClickHouse yet) --------------------------------------------------------
+
+    def append_spans(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Spans are not stored on ClickHouse yet: store none, answer 0, and count them as dropped.
+
+        The logs and events of the same batches are stored as usual (a server on ClickHouse takes an
+        SDK's native batches, spans and all); ``stats()["spans_dropped"]`` counts what was not kept,
+        and the first drop is logged once as a warning. Raises ``StoreClosed`` as ``append`` does.
+        """
+        if self._closed:
+            raise StoreClosed("the event store is closed")
+        if rows:
+            with self._lock:
+                first = self.spans_dropped == 0
+                self.spans_dropped += len(rows)
+            if first:
+                _log.warning(
+                    "spans are not stored on ClickHouse yet; they are dropped (counted in spans_dropped)",
+                    {"spans": len(rows)},
+                )
+        return 0
+
+    def delete_spans_older_than(self, days: int) -> int:
+        """Span retention: there are no spans on ClickHouse (``append_spans``), so none go (0)."""
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            raise ValueError(f"days must be a whole number >= 0, got {days!r}")
+        if self._closed:
+            raise StoreClosed("the event store is closed")
+        return 0
+
     # -- reading -------------------------------------------------------------------------------------
 
     def describe(self) -> SchemaInfo:
         """The views SQL may read (``logs``, ``events``), their columns and camelCase aliases."""
         return self._schema
 
-    def query(self, sql: str, *, max_rows: int, timeout: float) -> QueryResult:
-        """Run one checked DuckDB-dialect statement on ClickHouse, transpiled, under the limit settings."""
+    def query(
+        self, sql: str, *, max_rows: int, timeout: float, max_bytes: int = limits.QUERY_MAX_ANSWER_BYTES
+    ) -> QueryResult:
+        """Run one checked DuckDB-dialect statement on ClickHouse, transpiled, under the limit settings.
+
+        The answer is cut at ``max_rows`` rows or about ``max_bytes`` bytes of values (as DuckDB's:
+        ``truncated``, ``cut_by``); past ``max_result_bytes`` ClickHouse itself refuses the query.
+        """
         if self._closed:
             raise StoreClosed("the event store is closed")
         text = to_clickhouse(sql)
@@ -331,12 +381,9 @@ class ClickHouseStore:
                     "(max_result_bytes); select fewer columns or rows, or aggregate"
                 ) from None
             raise QueryError(_error_text(err)) from None
-        return QueryResult(
-            columns=columns,
-            rows=rows[:max_rows],
-            truncated=len(rows) > max_rows,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-        )
+        result = _capped(columns, rows, max_rows, max_bytes)
+        result.elapsed_ms = (time.perf_counter() - started) * 1000
+        return result
 
     def _physical(self) -> tuple[list[str], dict[str, KeyInfo]]:
         promoted = {info.column: info for info in self._catalog.keys.values() if info.column}
@@ -420,6 +467,7 @@ class ClickHouseStore:
             "commits": self.commits,
             "rows_written": self.rows_written,
             "duplicates_skipped": self.duplicates_skipped,
+            "spans_dropped": self.spans_dropped,
             "last_commit_ms": self.last_commit_ms,
             "attribute_keys": len(self._catalog.keys),
             "promoted_columns": self._catalog.promoted_count,
@@ -440,6 +488,18 @@ class ClickHouseStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _capped(columns: list[str], rows: list[tuple[Any, ...]], max_rows: int, max_bytes: int) -> QueryResult:
+    """The answer cut at the row cap or the size cap (``answer_size``, as DuckDB's answers are)."""
+    size = 0
+    for count, row in enumerate(rows[: max_rows + 1]):
+        size += answer_size(row)
+        if size > max_bytes:
+            return QueryResult(columns, rows[:count], truncated=True, cut_by="bytes")
+    if len(rows) > max_rows:
+        return QueryResult(columns, rows[:max_rows], truncated=True, cut_by="rows")
+    return QueryResult(columns, rows)
 
 
 def _catalog_row(info: KeyInfo, version: int) -> dict[str, Any]:
