@@ -22,7 +22,7 @@ from opswatch.config import ConfigError
 from opswatch.server.config import ServerSettings
 from opswatch.server.context import open_store
 from opswatch.server.query import run_query
-from opswatch.server.store.base import QueryError, QueryRefused
+from opswatch.server.store.base import QueryError, QueryRefused, StoreClosed
 
 pytest.importorskip("chdb", reason="chdb is in the dev extra: pip install -e '.[dev]'")
 
@@ -204,3 +204,51 @@ def test_it_loses_nothing_acknowledged_when_killed(tmp_path: Path) -> None:
     }
     assert expected <= stored
     assert total == len(stored)
+
+
+def _span_line(span_id: str) -> dict[str, Any]:
+    """A span as the SDK sends it in a native batch."""
+    return {
+        "kind": "span",
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "span_id": span_id,
+        "name": "job",
+        "span_kind": "internal",
+        "start_unix_nano": 1_764_756_000_000_000_000,
+        "duration_ms": 1.5,
+        "timestamp": "2025-12-03T10:00:00.000Z",
+        "level": "info",
+        "message": "job",
+    }
+
+
+def test_it_stores_no_spans_yet_and_counts_them_as_dropped(tmp_path: Path) -> None:
+    from opswatch.server.traces.native import split_spans
+
+    _, spans, refused = split_spans([_span_line("00f067aa0ba902b7")], [], "2025-12-03T10:00:00.000Z")
+    assert (len(spans), refused) == (1, [])
+    with open_chdb(tmp_path) as store:
+        spans[0]["project_id"] = 1
+        assert store.append_spans(spans) == 0
+        assert store.append_spans([]) == 0
+        assert store.stats()["spans_dropped"] == 1
+        assert store.delete_spans_older_than(0) == 0
+        assert store.describe().tables == ("logs", "events")
+        with pytest.raises(QueryRefused, match="unknown table 'spans'"):
+            run_query(store, "SELECT * FROM spans")
+    with pytest.raises(StoreClosed):
+        store.append_spans(spans)
+
+
+def test_a_server_on_the_clickhouse_store_stores_the_logs_of_a_batch_with_spans(tmp_path: Path) -> None:
+    from ingest_helpers import post_native
+    from opswatch.server.testing import running_server
+
+    store = open_chdb(tmp_path / "clickhouse")
+    with running_server(tmp_path, store=store) as server:
+        log = {"timestamp": "2025-12-03T10:00:00.000Z", "level": "info", "message": "a log"}
+        answer = post_native(server, [log, _span_line("00f067aa0ba902b7")])
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 1
+        assert run_query(store, "SELECT message FROM logs").rows == [("a log",)]
+        assert store.stats()["spans_dropped"] == 1
