@@ -1,5 +1,6 @@
 """What only the ClickHouse event store promises: its table layout, the versioned schema, insert
-deduplication when an answer is lost, ClickHouse's read-only limits, and ``OPSWATCH_EVENTS_URL``.
+deduplication when an answer is lost, ClickHouse's read-only limits, ``OPSWATCH_EVENTS_URL``, and a
+server on it storing logs and spans.
 
 The store's shared promises are in ``test_store_contract.py``. These run on the ClickHouse engine in
 process (chdb); there is no ClickHouse server on this machine.
@@ -22,7 +23,7 @@ from opswatch.config import ConfigError
 from opswatch.server.config import ServerSettings
 from opswatch.server.context import open_store
 from opswatch.server.query import run_query
-from opswatch.server.store.base import QueryError, QueryRefused, StoreClosed
+from opswatch.server.store.base import QueryError, QueryRefused
 
 pytest.importorskip("chdb", reason="chdb is in the dev extra: pip install -e '.[dev]'")
 
@@ -222,33 +223,23 @@ def _span_line(span_id: str) -> dict[str, Any]:
     }
 
 
-def test_it_stores_no_spans_yet_and_counts_them_as_dropped(tmp_path: Path) -> None:
-    from opswatch.server.traces.native import split_spans
-
-    _, spans, refused = split_spans([_span_line("00f067aa0ba902b7")], [], "2025-12-03T10:00:00.000Z")
-    assert (len(spans), refused) == (1, [])
-    with open_chdb(tmp_path) as store:
-        spans[0]["project_id"] = 1
-        assert store.append_spans(spans) == 0
-        assert store.append_spans([]) == 0
-        assert store.stats()["spans_dropped"] == 1
-        assert store.delete_spans_older_than(0) == 0
-        assert store.describe().tables == ("logs", "events")
-        with pytest.raises(QueryRefused, match="unknown table 'spans'"):
-            run_query(store, "SELECT * FROM spans")
-    with pytest.raises(StoreClosed):
-        store.append_spans(spans)
-
-
-def test_a_server_on_the_clickhouse_store_stores_the_logs_of_a_batch_with_spans(tmp_path: Path) -> None:
+def test_a_server_on_the_clickhouse_store_stores_the_logs_and_spans_of_a_native_batch(tmp_path: Path) -> None:
     from ingest_helpers import post_native
     from opswatch.server.testing import running_server
 
     store = open_chdb(tmp_path / "clickhouse")
     with running_server(tmp_path, store=store) as server:
-        log = {"timestamp": "2025-12-03T10:00:00.000Z", "level": "info", "message": "a log"}
+        log = {
+            "timestamp": "2025-12-03T10:00:00.000Z",
+            "level": "info",
+            "message": "a log",
+            "event_id": "e" * 32,
+        }
         answer = post_native(server, [log, _span_line("00f067aa0ba902b7")])
         assert answer.status_code == 200, answer.text
-        assert answer.json()["accepted"] == 1
+        assert answer.json()["accepted"] == 2
+        assert post_native(server, [log, _span_line("00f067aa0ba902b7")]).json()["duplicates"] == 2
         assert run_query(store, "SELECT message FROM logs").rows == [("a log",)]
-        assert store.stats()["spans_dropped"] == 1
+        assert run_query(store, "SELECT name, duration_ms, project_id FROM spans").rows == [
+            ("job", 1.5, server.project_id)
+        ]

@@ -23,6 +23,7 @@ from events_cast import NOV_1, donation, donations_month, log_line
 from opswatch.server.query import run_query
 from opswatch.server.store.base import EventStore, QueryTimeout, StoreClosed
 from opswatch.server.store.duckdb import DuckDBStore
+from opswatch.server.traces.model import span_row
 
 DAY = 86_400.0
 
@@ -345,10 +346,8 @@ def test_it_answers_camel_case_names_for_snake_case_fields(store: EventStore) ->
     schema = store.describe()
     assert schema.aliases["churchId"] == "church_id"
     assert schema.aliases["durationMs"] == "duration_ms"
-    # ``spans`` is a third, alias-free view where the engine stores spans (DuckDB; not ClickHouse yet).
-    assert schema.tables[:2] == ("logs", "events")
-    assert schema.tables[2:] == schema.plain_tables
-    assert set(schema.plain_tables) <= {"spans"}
+    assert schema.tables == ("logs", "events", "spans")  # ``spans``: since tracing, on both engines
+    assert schema.plain_tables == ("spans",)
 
 
 def test_it_leaves_aliases_out_of_select_star(store: EventStore) -> None:
@@ -511,3 +510,78 @@ def test_it_deletes_by_the_moment_not_by_the_day(open_store: Opener) -> None:
     stamps = sorted(r["timestamp"] for r in store.tail().records)
     assert stamps[0] == "2025-11-02T12:00:00.000Z"
     assert scalar(store, "SELECT count(*) FROM logs") == 6
+
+
+# -- spans --------------------------------------------------------------------------------------------
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def span(
+    span_id: str, *, start: float = NOV_1, ms: float = 10.0, project: int = 1, **fields: Any
+) -> dict[str, Any]:
+    """A span row as every span source hands it to the store."""
+    start_ns = round(start * 1e6) * 1000
+    row = span_row(
+        trace_id=fields.pop("trace", TRACE),
+        span_id=span_id,
+        parent_span_id=fields.pop("parent", None),
+        name=fields.pop("name", "GET /donations"),
+        kind=fields.pop("kind", "server"),
+        start_ns=start_ns,
+        end_ns=start_ns + int(ms * 1e6),
+        status="ok",
+        resource={"service": "api", "environment": "prod"},
+        attributes=fields.pop("attributes", {"http.route": "/donations"}),
+        received_at="2025-11-01T00:00:01.000Z",
+    )
+    row["project_id"] = project
+    return row
+
+
+def test_it_stores_a_span_once_by_project_trace_and_span_id(open_store: Opener) -> None:
+    store = open_store()
+    root, child = span("00f067aa0ba902b7"), span("b7ad6b7169203331", parent="00f067aa0ba902b7", ms=4.5)
+    assert store.append_spans([root, child, root]) == 2
+    assert store.append_spans([child]) == 0
+    assert store.append_spans([{**child, "project_id": 2}]) == 1  # the same ids in another project
+    store.close()
+    store = open_store()
+    assert store.append_spans([root, child]) == 0
+    found = rows(
+        store, "SELECT project_id, span_id, parentSpanId, duration_ms, service FROM spans ORDER BY 1, 2"
+    )
+    assert found == [
+        (1, "00f067aa0ba902b7", None, 10.0, "api"),
+        (1, "b7ad6b7169203331", "00f067aa0ba902b7", 4.5, "api"),
+        (2, "b7ad6b7169203331", "00f067aa0ba902b7", 4.5, "api"),
+    ]
+    assert store.stats()["spans_written"] == 0  # counts this opening's writes
+
+
+def test_it_keeps_span_microseconds_and_computes_the_end(store: EventStore) -> None:
+    store.append_spans([span("00f067aa0ba902b7", start=NOV_1 + 0.000_123, ms=2.5, attributes={"db.rows": 3})])
+    start, end, attribute = rows(
+        store, """SELECT timestamp, end_timestamp, attributes->>'$."db.rows"' FROM spans"""
+    )[0]
+    assert start.microsecond == 123
+    assert (end - start).total_seconds() == pytest.approx(0.0025)
+    assert attribute == "3"
+
+
+def test_it_joins_spans_with_logs_on_the_trace_id(store: EventStore) -> None:
+    store.append_spans([span("00f067aa0ba902b7", name="POST /donate")])
+    store.append(
+        [log_line(1, message="charged", trace_id=TRACE), log_line(2, message="other", trace_id="1" * 32)]
+    )
+    joined = rows(store, "SELECT s.name, l.message FROM spans s JOIN logs l ON l.trace_id = s.trace_id")
+    assert joined == [("POST /donate", "charged")]
+
+
+def test_it_deletes_spans_older_than_the_span_retention(open_store: Opener) -> None:
+    store = open_store(clock=Clock(NOV_1 + 40 * DAY))
+    store.append_spans([span(f"{i + 1:016x}", start=NOV_1 + i * DAY) for i in range(20)])
+    assert store.delete_spans_older_than(30) == 10
+    assert scalar(store, "SELECT min(timestamp) FROM spans").isoformat().startswith("2025-11-11")
+    assert store.delete_spans_older_than(30) == 0
+    assert scalar(store, "SELECT count(*) FROM spans") == 10

@@ -10,9 +10,8 @@ store and answer the same.
   pairs, keep the new ones, settle the catalog (``ALTER TABLE ADD COLUMN``, backfill), insert one
   ``JSONEachRow`` block with a deduplication token, and answer once the insert returned (the part is
   fsynced). A lost answer is retried once with the same token.
-* **Spans are not stored on ClickHouse yet**: ``append_spans`` keeps none (answers 0, counts them in
-  ``stats()["spans_dropped"]``, warns once), so a server on ClickHouse still takes batches that carry
-  spans; ``describe`` has no ``spans`` view, so SQL naming it is refused as an unknown table.
+* **Spans**: ``span_rows`` and the ``spans`` view (``clickhouse_spans.py``), idempotent by (project_id,
+  trace_id, span_id), written under the same lock.
 * **Reads**: ``tail`` and ``get_events`` read ``event_rows``; ``query`` runs checked user SQL on the
   ``logs``/``events`` views, transpiled to ClickHouse, under ClickHouse's own limit settings.
 """
@@ -29,10 +28,10 @@ from typing import Any
 import orjson
 
 from ...config import ConfigError
-from ...log import get_logger
 from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from . import clickhouse_layout as chl
+from . import clickhouse_spans as chs
 from ._query import answer_size
 from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
 from .catalog import JSON, KeyCatalog, KeyInfo
@@ -47,10 +46,18 @@ from .clickhouse_client import (
     string_literal,
 )
 from .clickhouse_sql import query_settings, to_clickhouse
-from .layout import CATALOG_TABLE, CONTAINER, CORE_NAMES, EVENTS_TABLE, META_TABLE, RESERVED, SEQ, quote
+from .layout import (
+    CATALOG_TABLE,
+    CONTAINER,
+    CORE_NAMES,
+    EVENTS_TABLE,
+    META_TABLE,
+    RESERVED,
+    SEQ,
+    quote,
+    with_spans,
+)
 from .rows import _wide_ints_as_text, json_lines, place, split, to_record
-
-_log = get_logger("opswatch.server.store.clickhouse")
 
 #: Settings of every write: synchronous mutations (schema changes, backfills, deletes are done when the
 #: call returns), and RFC 3339 text parsed into ``DateTime64``.
@@ -115,7 +122,7 @@ class ClickHouseStore:
         self.duplicates_skipped = 0
         self.commits = 0
         self.last_commit_ms = 0.0
-        self.spans_dropped = 0
+        self.spans_written = 0
         try:
             keys = self._open_schema(retention_days)
             self._catalog = KeyCatalog(
@@ -139,7 +146,7 @@ class ClickHouseStore:
     # -- schema --------------------------------------------------------------------------------------
 
     def _open_schema(self, retention_days: int | None) -> list[KeyInfo]:
-        for statement in chl.create_statements():
+        for statement in [*chl.create_statements(), *chs.span_statements()]:
             self._client.command(statement)
         found = self._meta("schema_version")
         version = int(found) if found else 0
@@ -318,41 +325,38 @@ class ClickHouseStore:
                 self._count -= deleted
             return deleted
 
-    # -- spans (not stored on ClickHouse yet) --------------------------------------------------------
+    # -- spans ---------------------------------------------------------------------------------------
 
     def append_spans(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Spans are not stored on ClickHouse yet: store none, answer 0, and count them as dropped.
+        """Store span rows durably (``clickhouse_spans.py``); return how many were new.
 
-        The logs and events of the same batches are stored as usual (a server on ClickHouse takes an
-        SDK's native batches, spans and all); ``stats()["spans_dropped"]`` counts what was not kept,
-        and the first drop is logged once as a warning. Raises ``StoreClosed`` as ``append`` does.
+        Idempotent by (project_id, trace_id, span_id); serialized with ``append``. Raises
+        ``StoreClosed`` as ``append`` does.
         """
-        if self._closed:
-            raise StoreClosed("the event store is closed")
-        if rows:
-            with self._lock:
-                first = self.spans_dropped == 0
-                self.spans_dropped += len(rows)
-            if first:
-                _log.warning(
-                    "spans are not stored on ClickHouse yet; they are dropped (counted in spans_dropped)",
-                    {"spans": len(rows)},
-                )
-        return 0
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("the event store is closed")
+            if not rows:
+                return 0
+            count = chs.insert_spans(self._client, rows, _WRITE)
+            self.spans_written += count
+            return count
 
     def delete_spans_older_than(self, days: int) -> int:
-        """Span retention: there are no spans on ClickHouse (``append_spans``), so none go (0)."""
+        """Span retention: delete spans that started more than ``days`` days ago; return how many went."""
         if isinstance(days, bool) or not isinstance(days, int) or days < 0:
             raise ValueError(f"days must be a whole number >= 0, got {days!r}")
-        if self._closed:
-            raise StoreClosed("the event store is closed")
-        return 0
+        cutoff = format_timestamp(self._clock() - days * 86_400)
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("the event store is closed")
+            return chs.delete_spans_before(self._client, cutoff, _WRITE)
 
     # -- reading -------------------------------------------------------------------------------------
 
     def describe(self) -> SchemaInfo:
-        """The views SQL may read (``logs``, ``events``), their columns and camelCase aliases."""
-        return self._schema
+        """The views SQL may read (``logs``, ``events``, ``spans``), their columns and camelCase aliases."""
+        return with_spans(self._schema)
 
     def query(
         self, sql: str, *, max_rows: int, timeout: float, max_bytes: int = limits.QUERY_MAX_ANSWER_BYTES
@@ -467,7 +471,7 @@ class ClickHouseStore:
             "commits": self.commits,
             "rows_written": self.rows_written,
             "duplicates_skipped": self.duplicates_skipped,
-            "spans_dropped": self.spans_dropped,
+            "spans_written": self.spans_written,
             "last_commit_ms": self.last_commit_ms,
             "attribute_keys": len(self._catalog.keys),
             "promoted_columns": self._catalog.promoted_count,

@@ -12,6 +12,7 @@ The database holds::
     attribute_keys  the key catalog (the same ``KeyCatalog`` as DuckDB's), ReplacingMergeTree by key
     store_meta      schema_version and last_seq, ReplacingMergeTree by key
     logs, events    views: common fields, one column per cataloged key, camelCase aliases, attributes
+    span_rows, spans  the spans' table and view (``clickhouse_spans.py``)
 
 Same idea as the DuckDB file: common fields typed, recurring attribute keys promoted to typed columns
 by the catalog (``catalog.py``), the long tail in one container read through the view. The container
