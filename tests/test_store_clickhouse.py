@@ -13,9 +13,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from events_cast import NOV_1, log_line
@@ -61,7 +63,8 @@ def test_it_changes_the_ttl_when_the_retention_changes(tmp_path: Path) -> None:
 
 def test_it_records_the_schema_version_and_refuses_a_newer_one(tmp_path: Path) -> None:
     open_chdb(tmp_path).close()
-    assert _one(tmp_path, "SELECT value FROM store_meta FINAL WHERE key = 'schema_version'") == "1"
+    # 2 since the key catalog records each key's owning project (the per-project shares).
+    assert _one(tmp_path, "SELECT value FROM store_meta FINAL WHERE key = 'schema_version'") == "2"
     client = ChdbClient(tmp_path)
     client.insert_json(
         "store_meta", b'{"key": "schema_version", "value": "99", "version": 18446744073709551615}'
@@ -69,6 +72,27 @@ def test_it_records_the_schema_version_and_refuses_a_newer_one(tmp_path: Path) -
     client.close()
     with pytest.raises(ClickHouseStoreError, match="schema version 99"):
         open_chdb(tmp_path)
+
+
+def test_it_records_key_owners_across_an_upgrade_from_version_1(tmp_path: Path) -> None:
+    with open_chdb(tmp_path) as store:
+        store.append([log_line(1, church_id="c1")])
+    client = ChdbClient(tmp_path)  # what a version-1 database looked like
+    client.command("ALTER TABLE attribute_keys DROP COLUMN project_id", {"mutations_sync": 2})
+    downgrade = {"key": "schema_version", "value": "1", "version": time.time_ns()}
+    client.insert_json("store_meta", orjson.dumps(downgrade))
+    client.close()
+    with open_chdb(tmp_path) as store:
+        store.append([log_line(2, campaign="spring", project_id=2)])
+        found = run_query(store, "SELECT church_id, campaign FROM logs ORDER BY campaign NULLS FIRST").rows
+        assert found == [("c1", None), (None, "spring")]
+    owners = "SELECT key, project_id FROM attribute_keys FINAL ORDER BY key"
+    client = ChdbClient(tmp_path)
+    try:
+        assert client.query(owners)[1] == [("campaign", 2), ("church_id", None)]
+        assert client.query("SELECT value FROM store_meta FINAL WHERE key = 'schema_version'")[1] == [("2",)]
+    finally:
+        client.close()
 
 
 class LosesFirstAnswer(ChdbClient):

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from events_cast import NOV_1, donation, donations_month, log_line
+from opswatch.server import limits
 from opswatch.server.query import run_query
 from opswatch.server.store.base import EventStore, QueryTimeout, StoreClosed
 from opswatch.server.store.duckdb import DuckDBStore
@@ -308,6 +309,19 @@ def test_it_keeps_keys_past_the_catalog_cap_in_the_container(open_store: Opener)
     assert "extra" not in store.describe().columns
     assert rows(store, "SELECT attributes->>'extra' FROM logs") == [("b",)]
     assert store.tail().records[0]["extra"] == "b"
+
+
+def test_it_makes_room_for_another_projects_key_from_the_largest_holder(open_store: Opener) -> None:
+    share = limits.STORE_MAX_KEYS_PER_PROJECT
+    store = open_store(max_catalog_keys=share + 10)
+    for batch in range(6):  # project 2 invents 600 field names: its share (500) is cataloged
+        store.append([log_line(batch, project_id=2, **{f"f{batch}_{n}": n for n in range(100)})])
+    store.close()
+    store = open_store(max_catalog_keys=share + 10)  # the owners are remembered
+    store.append([donation(100 + n, church=f"church-{n}", amount=1.0) for n in range(20)])
+    assert store.stats()["attribute_keys"] <= share + 10
+    assert len(rows(store, TOP_CHURCHES)) == 10  # project 1's keys were cataloged
+    assert scalar(store, "SELECT count(*) FROM logs WHERE attributes->>'f0_0' = '0'") == 1
 
 
 def test_it_promotes_a_hot_key_and_answers_the_same_before_and_after(store: EventStore) -> None:

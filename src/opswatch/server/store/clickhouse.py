@@ -46,6 +46,7 @@ from .clickhouse_client import (
     string_literal,
 )
 from .clickhouse_sql import query_settings, to_clickhouse
+from .duckdb import _documented_fields
 from .layout import (
     CATALOG_TABLE,
     CONTAINER,
@@ -131,6 +132,9 @@ class ClickHouseStore:
                 promote_after=promote_after,
                 max_columns=max_promoted_columns,
                 max_keys=max_catalog_keys,
+                max_keys_per_project=min(max_catalog_keys, limits.STORE_MAX_KEYS_PER_PROJECT),
+                max_new_per_batch=min(max_catalog_keys, limits.STORE_MAX_NEW_KEYS_PER_COMMIT),
+                protected=_documented_fields(),
             )
             self._schema = self._rebuild_views(keys)
             self._count = int(self._scalar(f"SELECT count() FROM {EVENTS_TABLE}"))
@@ -164,7 +168,8 @@ class ClickHouseStore:
         if retention_days is not None:
             self._client.command(chl.ttl_statement(retention_days), _WRITE)
         _, rows = self._client.query(
-            f"SELECT key, name, type, column_name, seen, cold_first, cold_last FROM {CATALOG_TABLE} FINAL"
+            "SELECT key, name, type, column_name, seen, cold_first, cold_last, project_id "
+            f"FROM {CATALOG_TABLE} FINAL"
         )
         return [KeyInfo(*row) for row in rows]
 
@@ -206,6 +211,9 @@ class ClickHouseStore:
             self._client.command(
                 f"ALTER TABLE {EVENTS_TABLE} MODIFY COLUMN {quote(info.column)} {column_type}", _WRITE
             )
+        if plan.removed:  # cold keys dropped to make room for another project's key
+            keys = ", ".join(string_literal(info.key) for info in plan.removed)
+            self._client.command(f"ALTER TABLE {CATALOG_TABLE} DELETE WHERE key IN ({keys})", _WRITE)
         if plan.changed:
             version = time.time_ns()
             lines = b"\n".join(orjson.dumps(_catalog_row(info, version)) for info in plan.changed)
@@ -249,7 +257,11 @@ class ClickHouseStore:
             if not kept:
                 return []
             fresh = [(row, rest) for _, row, rest in kept]
-            plan = self._catalog.plan([(row["timestamp"], pending) for row, pending in fresh if pending])
+            with_rest = [(row, pending) for row, pending in fresh if pending]
+            plan = self._catalog.plan(
+                [(row["timestamp"], pending) for row, pending in with_rest],
+                [row.get("project_id") for row, _ in with_rest],
+            )
             self._apply_plan(plan)
             self._catalog.adopt(plan)
             lower = self._catalog.lower
@@ -515,6 +527,7 @@ def _catalog_row(info: KeyInfo, version: int) -> dict[str, Any]:
         "seen": info.seen,
         "cold_first": info.cold_first,
         "cold_last": info.cold_last,
+        "project_id": info.project_id,
         "version": version,
     }
 
