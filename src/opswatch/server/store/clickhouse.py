@@ -32,7 +32,6 @@ from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from . import clickhouse_layout as chl
 from . import clickhouse_spans as chs
-from ._query import answer_size
 from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
 from .catalog import JSON, KeyCatalog, KeyInfo
 from .clickhouse_client import (
@@ -45,7 +44,7 @@ from .clickhouse_client import (
     TransportError,
     string_literal,
 )
-from .clickhouse_sql import query_settings, to_clickhouse
+from .clickhouse_sql import capped, query_settings, to_clickhouse
 from .duckdb import _documented_fields
 from .layout import (
     CATALOG_TABLE,
@@ -397,7 +396,7 @@ class ClickHouseStore:
                     "(max_result_bytes); select fewer columns or rows, or aggregate"
                 ) from None
             raise QueryError(_error_text(err)) from None
-        result = _capped(columns, rows, max_rows, max_bytes)
+        result = capped(columns, rows, max_rows, max_bytes)
         result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
 
@@ -504,18 +503,6 @@ class ClickHouseStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _capped(columns: list[str], rows: list[tuple[Any, ...]], max_rows: int, max_bytes: int) -> QueryResult:
-    """The answer cut at the row cap or the size cap (``answer_size``, as DuckDB's answers are)."""
-    size = 0
-    for count, row in enumerate(rows[: max_rows + 1]):
-        size += answer_size(row)
-        if size > max_bytes:
-            return QueryResult(columns, rows[:count], truncated=True, cut_by="bytes")
-    if len(rows) > max_rows:
-        return QueryResult(columns, rows[:max_rows], truncated=True, cut_by="rows")
-    return QueryResult(columns, rows)
 
 
 def _catalog_row(info: KeyInfo, version: int) -> dict[str, Any]:
