@@ -13,7 +13,8 @@ store and answer the same.
 * **Spans**: ``span_rows`` and the ``spans`` view (``clickhouse_spans.py``), idempotent by (project_id,
   trace_id, span_id), written under the same lock.
 * **Reads**: ``tail`` and ``get_events`` read ``event_rows``; ``query`` runs checked user SQL on the
-  ``logs``/``events`` views, transpiled to ClickHouse, under ClickHouse's own limit settings.
+  ``logs``/``events``/``spans`` views, transpiled to ClickHouse, under ClickHouse's own limit settings,
+  and cuts the answer at the row and size caps as DuckDB's store does (``QueryResult.cut_by``).
 """
 
 from __future__ import annotations
