@@ -1,5 +1,6 @@
 """What only the ClickHouse event store promises: its table layout, the versioned schema, insert
-deduplication when an answer is lost, ClickHouse's read-only limits, and ``OPSWATCH_EVENTS_URL``.
+deduplication when an answer is lost, ClickHouse's read-only limits, ``OPSWATCH_EVENTS_URL``, and a
+server on it storing logs and spans.
 
 The store's shared promises are in ``test_store_contract.py``. These run on the ClickHouse engine in
 process (chdb); there is no ClickHouse server on this machine.
@@ -12,9 +13,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from events_cast import NOV_1, log_line
@@ -60,7 +63,8 @@ def test_it_changes_the_ttl_when_the_retention_changes(tmp_path: Path) -> None:
 
 def test_it_records_the_schema_version_and_refuses_a_newer_one(tmp_path: Path) -> None:
     open_chdb(tmp_path).close()
-    assert _one(tmp_path, "SELECT value FROM store_meta FINAL WHERE key = 'schema_version'") == "1"
+    # 2 since the key catalog records each key's owning project (the per-project shares).
+    assert _one(tmp_path, "SELECT value FROM store_meta FINAL WHERE key = 'schema_version'") == "2"
     client = ChdbClient(tmp_path)
     client.insert_json(
         "store_meta", b'{"key": "schema_version", "value": "99", "version": 18446744073709551615}'
@@ -68,6 +72,27 @@ def test_it_records_the_schema_version_and_refuses_a_newer_one(tmp_path: Path) -
     client.close()
     with pytest.raises(ClickHouseStoreError, match="schema version 99"):
         open_chdb(tmp_path)
+
+
+def test_it_records_key_owners_across_an_upgrade_from_version_1(tmp_path: Path) -> None:
+    with open_chdb(tmp_path) as store:
+        store.append([log_line(1, church_id="c1")])
+    client = ChdbClient(tmp_path)  # what a version-1 database looked like
+    client.command("ALTER TABLE attribute_keys DROP COLUMN project_id", {"mutations_sync": 2})
+    downgrade = {"key": "schema_version", "value": "1", "version": time.time_ns()}
+    client.insert_json("store_meta", orjson.dumps(downgrade))
+    client.close()
+    with open_chdb(tmp_path) as store:
+        store.append([log_line(2, campaign="spring", project_id=2)])
+        found = run_query(store, "SELECT church_id, campaign FROM logs ORDER BY campaign NULLS FIRST").rows
+        assert found == [("c1", None), (None, "spring")]
+    owners = "SELECT key, project_id FROM attribute_keys FINAL ORDER BY key"
+    client = ChdbClient(tmp_path)
+    try:
+        assert client.query(owners)[1] == [("campaign", 2), ("church_id", None)]
+        assert client.query("SELECT value FROM store_meta FINAL WHERE key = 'schema_version'")[1] == [("2",)]
+    finally:
+        client.close()
 
 
 class LosesFirstAnswer(ChdbClient):
@@ -204,3 +229,41 @@ def test_it_loses_nothing_acknowledged_when_killed(tmp_path: Path) -> None:
     }
     assert expected <= stored
     assert total == len(stored)
+
+
+def _span_line(span_id: str) -> dict[str, Any]:
+    """A span as the SDK sends it in a native batch."""
+    return {
+        "kind": "span",
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "span_id": span_id,
+        "name": "job",
+        "span_kind": "internal",
+        "start_unix_nano": 1_764_756_000_000_000_000,
+        "duration_ms": 1.5,
+        "timestamp": "2025-12-03T10:00:00.000Z",
+        "level": "info",
+        "message": "job",
+    }
+
+
+def test_a_server_on_the_clickhouse_store_stores_the_logs_and_spans_of_a_native_batch(tmp_path: Path) -> None:
+    from ingest_helpers import post_native
+    from opswatch.server.testing import running_server
+
+    store = open_chdb(tmp_path / "clickhouse")
+    with running_server(tmp_path, store=store) as server:
+        log = {
+            "timestamp": "2025-12-03T10:00:00.000Z",
+            "level": "info",
+            "message": "a log",
+            "event_id": "e" * 32,
+        }
+        answer = post_native(server, [log, _span_line("00f067aa0ba902b7")])
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 2
+        assert post_native(server, [log, _span_line("00f067aa0ba902b7")]).json()["duplicates"] == 2
+        assert run_query(store, "SELECT message FROM logs").rows == [("a log",)]
+        assert run_query(store, "SELECT name, duration_ms, project_id FROM spans").rows == [
+            ("job", 1.5, server.project_id)
+        ]

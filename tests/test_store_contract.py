@@ -1,6 +1,6 @@
 """What every event store promises, run on each engine: DuckDB, and ClickHouse (the engine in process, chdb).
 
-Appends are durable and idempotent by event id (retries, repeats inside a batch, restarts); ``tail`` and
+Appends are durable and idempotent by (project_id, event_id) (retries, repeats inside a batch, restarts); ``tail`` and
 ``get_events`` give records back as records; the ``logs``/``events`` views show attributes as columns
 with camelCase aliases; the seed's three example queries answer as written; retention deletes by event
 time. The ClickHouse store answers through ``run_query``: the same guard, then transpiled.
@@ -20,9 +20,11 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from events_cast import NOV_1, donation, donations_month, log_line
+from opswatch.server import limits
 from opswatch.server.query import run_query
 from opswatch.server.store.base import EventStore, QueryTimeout, StoreClosed
 from opswatch.server.store.duckdb import DuckDBStore
+from opswatch.server.traces.model import span_row
 
 DAY = 86_400.0
 
@@ -175,6 +177,27 @@ def test_it_stores_an_event_id_once_when_a_batch_repeats_it(store: EventStore) -
     assert scalar(store, "SELECT count(*) FROM logs") == 2
 
 
+def test_it_keys_idempotency_by_project_and_event_id(store: EventStore) -> None:
+    one = donation(1, church="church-1", amount=10.0)
+    two = {**one, "project_id": 2, "amount": 20.0}  # the same event id, sent to another project
+    assert store.append([one, two]) == 2
+    assert store.append([two, one]) == 0
+    assert store.get_events([one["event_id"]], project_id=1)[one["event_id"]]["amount"] == 10.0
+    assert store.get_events([one["event_id"]], project_id=2)[one["event_id"]]["amount"] == 20.0
+    by_project = rows(store, "SELECT project_id, SUM(amount) FROM logs GROUP BY 1 ORDER BY 1")
+    assert by_project == [(1, 10.0), (2, 20.0)]
+
+
+def test_it_answers_the_positions_of_the_new_records(store: EventStore) -> None:
+    stored = log_line(1)
+    assert store.append_new([stored]) == [0]
+    fresh = log_line(2)
+    batch = [stored, fresh, dict(fresh), log_line(3), {**stored, "project_id": 2}]
+    assert store.append_new(batch) == [1, 3, 4]
+    assert store.append_new([fresh, stored]) == []
+    assert scalar(store, "SELECT count(*) FROM logs") == 4
+
+
 def test_it_skips_a_retried_batch_after_a_restart(open_store: Opener) -> None:
     batch = donations_month(300)
     store = open_store()
@@ -288,6 +311,19 @@ def test_it_keeps_keys_past_the_catalog_cap_in_the_container(open_store: Opener)
     assert store.tail().records[0]["extra"] == "b"
 
 
+def test_it_makes_room_for_another_projects_key_from_the_largest_holder(open_store: Opener) -> None:
+    share = limits.STORE_MAX_KEYS_PER_PROJECT
+    store = open_store(max_catalog_keys=share + 10)
+    for batch in range(6):  # project 2 invents 600 field names: its share (500) is cataloged
+        store.append([log_line(batch, project_id=2, **{f"f{batch}_{n}": n for n in range(100)})])
+    store.close()
+    store = open_store(max_catalog_keys=share + 10)  # the owners are remembered
+    store.append([donation(100 + n, church=f"church-{n}", amount=1.0) for n in range(20)])
+    assert store.stats()["attribute_keys"] <= share + 10
+    assert len(rows(store, TOP_CHURCHES)) == 10  # project 1's keys were cataloged
+    assert scalar(store, "SELECT count(*) FROM logs WHERE attributes->>'f0_0' = '0'") == 1
+
+
 def test_it_promotes_a_hot_key_and_answers_the_same_before_and_after(store: EventStore) -> None:
     store.append([log_line(1, score=1), log_line(2, score=2)])
     assert store.stats()["promoted_columns"] == 0
@@ -324,7 +360,8 @@ def test_it_answers_camel_case_names_for_snake_case_fields(store: EventStore) ->
     schema = store.describe()
     assert schema.aliases["churchId"] == "church_id"
     assert schema.aliases["durationMs"] == "duration_ms"
-    assert schema.tables == ("logs", "events")
+    assert schema.tables == ("logs", "events", "spans")  # ``spans``: since tracing, on both engines
+    assert schema.plain_tables == ("spans",)
 
 
 def test_it_leaves_aliases_out_of_select_star(store: EventStore) -> None:
@@ -436,6 +473,15 @@ def test_it_cuts_an_answer_at_the_row_cap(store: EventStore) -> None:
     store.append([log_line(i) for i in range(30)])
     result = run_query(store, "SELECT event_id FROM logs", max_rows=10)
     assert (len(result.rows), result.truncated) == (10, True)
+    assert result.cut_by == "rows"
+
+
+def test_it_cuts_an_answer_at_the_size_cap(store: EventStore) -> None:
+    store.append([log_line(i, message="x" * 1000) for i in range(30)])
+    result = store.query("SELECT message FROM logs", max_rows=100, timeout=10, max_bytes=5_500)
+    assert (len(result.rows), result.truncated, result.cut_by) == (5, True, "bytes")
+    whole = store.query("SELECT message FROM logs", max_rows=100, timeout=10, max_bytes=40_000)
+    assert (len(whole.rows), whole.truncated, whole.cut_by) == (30, False, None)
 
 
 def test_it_stops_a_query_that_runs_too_long(store: EventStore) -> None:
@@ -478,3 +524,78 @@ def test_it_deletes_by_the_moment_not_by_the_day(open_store: Opener) -> None:
     stamps = sorted(r["timestamp"] for r in store.tail().records)
     assert stamps[0] == "2025-11-02T12:00:00.000Z"
     assert scalar(store, "SELECT count(*) FROM logs") == 6
+
+
+# -- spans --------------------------------------------------------------------------------------------
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def span(
+    span_id: str, *, start: float = NOV_1, ms: float = 10.0, project: int = 1, **fields: Any
+) -> dict[str, Any]:
+    """A span row as every span source hands it to the store."""
+    start_ns = round(start * 1e6) * 1000
+    row = span_row(
+        trace_id=fields.pop("trace", TRACE),
+        span_id=span_id,
+        parent_span_id=fields.pop("parent", None),
+        name=fields.pop("name", "GET /donations"),
+        kind=fields.pop("kind", "server"),
+        start_ns=start_ns,
+        end_ns=start_ns + int(ms * 1e6),
+        status="ok",
+        resource={"service": "api", "environment": "prod"},
+        attributes=fields.pop("attributes", {"http.route": "/donations"}),
+        received_at="2025-11-01T00:00:01.000Z",
+    )
+    row["project_id"] = project
+    return row
+
+
+def test_it_stores_a_span_once_by_project_trace_and_span_id(open_store: Opener) -> None:
+    store = open_store()
+    root, child = span("00f067aa0ba902b7"), span("b7ad6b7169203331", parent="00f067aa0ba902b7", ms=4.5)
+    assert store.append_spans([root, child, root]) == 2
+    assert store.append_spans([child]) == 0
+    assert store.append_spans([{**child, "project_id": 2}]) == 1  # the same ids in another project
+    store.close()
+    store = open_store()
+    assert store.append_spans([root, child]) == 0
+    found = rows(
+        store, "SELECT project_id, span_id, parentSpanId, duration_ms, service FROM spans ORDER BY 1, 2"
+    )
+    assert found == [
+        (1, "00f067aa0ba902b7", None, 10.0, "api"),
+        (1, "b7ad6b7169203331", "00f067aa0ba902b7", 4.5, "api"),
+        (2, "b7ad6b7169203331", "00f067aa0ba902b7", 4.5, "api"),
+    ]
+    assert store.stats()["spans_written"] == 0  # counts this opening's writes
+
+
+def test_it_keeps_span_microseconds_and_computes_the_end(store: EventStore) -> None:
+    store.append_spans([span("00f067aa0ba902b7", start=NOV_1 + 0.000_123, ms=2.5, attributes={"db.rows": 3})])
+    start, end, attribute = rows(
+        store, """SELECT timestamp, end_timestamp, attributes->>'$."db.rows"' FROM spans"""
+    )[0]
+    assert start.microsecond == 123
+    assert (end - start).total_seconds() == pytest.approx(0.0025)
+    assert attribute == "3"
+
+
+def test_it_joins_spans_with_logs_on_the_trace_id(store: EventStore) -> None:
+    store.append_spans([span("00f067aa0ba902b7", name="POST /donate")])
+    store.append(
+        [log_line(1, message="charged", trace_id=TRACE), log_line(2, message="other", trace_id="1" * 32)]
+    )
+    joined = rows(store, "SELECT s.name, l.message FROM spans s JOIN logs l ON l.trace_id = s.trace_id")
+    assert joined == [("POST /donate", "charged")]
+
+
+def test_it_deletes_spans_older_than_the_span_retention(open_store: Opener) -> None:
+    store = open_store(clock=Clock(NOV_1 + 40 * DAY))
+    store.append_spans([span(f"{i + 1:016x}", start=NOV_1 + i * DAY) for i in range(20)])
+    assert store.delete_spans_older_than(30) == 10
+    assert scalar(store, "SELECT min(timestamp) FROM spans").isoformat().startswith("2025-11-11")
+    assert store.delete_spans_older_than(30) == 0
+    assert scalar(store, "SELECT count(*) FROM spans") == 10

@@ -10,8 +10,11 @@ store and answer the same.
   pairs, keep the new ones, settle the catalog (``ALTER TABLE ADD COLUMN``, backfill), insert one
   ``JSONEachRow`` block with a deduplication token, and answer once the insert returned (the part is
   fsynced). A lost answer is retried once with the same token.
+* **Spans**: ``span_rows`` and the ``spans`` view (``clickhouse_spans.py``), idempotent by (project_id,
+  trace_id, span_id), written under the same lock.
 * **Reads**: ``tail`` and ``get_events`` read ``event_rows``; ``query`` runs checked user SQL on the
-  ``logs``/``events`` views, transpiled to ClickHouse, under ClickHouse's own limit settings.
+  ``logs``/``events``/``spans`` views, transpiled to ClickHouse, under ClickHouse's own limit settings,
+  and cuts the answer at the row and size caps as DuckDB's store does (``QueryResult.cut_by``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ...config import ConfigError
 from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from . import clickhouse_layout as chl
+from . import clickhouse_spans as chs
 from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
 from .catalog import JSON, KeyCatalog, KeyInfo
 from .clickhouse_client import (
@@ -41,8 +45,19 @@ from .clickhouse_client import (
     TransportError,
     string_literal,
 )
-from .clickhouse_sql import query_settings, to_clickhouse
-from .layout import CATALOG_TABLE, CONTAINER, CORE_NAMES, EVENTS_TABLE, META_TABLE, RESERVED, SEQ, quote
+from .clickhouse_sql import capped, query_settings, to_clickhouse
+from .duckdb import _documented_fields
+from .layout import (
+    CATALOG_TABLE,
+    CONTAINER,
+    CORE_NAMES,
+    EVENTS_TABLE,
+    META_TABLE,
+    RESERVED,
+    SEQ,
+    quote,
+    with_spans,
+)
 from .rows import _wide_ints_as_text, json_lines, place, split, to_record
 
 #: Settings of every write: synchronous mutations (schema changes, backfills, deletes are done when the
@@ -108,6 +123,7 @@ class ClickHouseStore:
         self.duplicates_skipped = 0
         self.commits = 0
         self.last_commit_ms = 0.0
+        self.spans_written = 0
         try:
             keys = self._open_schema(retention_days)
             self._catalog = KeyCatalog(
@@ -116,6 +132,9 @@ class ClickHouseStore:
                 promote_after=promote_after,
                 max_columns=max_promoted_columns,
                 max_keys=max_catalog_keys,
+                max_keys_per_project=min(max_catalog_keys, limits.STORE_MAX_KEYS_PER_PROJECT),
+                max_new_per_batch=min(max_catalog_keys, limits.STORE_MAX_NEW_KEYS_PER_COMMIT),
+                protected=_documented_fields(),
             )
             self._schema = self._rebuild_views(keys)
             self._count = int(self._scalar(f"SELECT count() FROM {EVENTS_TABLE}"))
@@ -131,7 +150,7 @@ class ClickHouseStore:
     # -- schema --------------------------------------------------------------------------------------
 
     def _open_schema(self, retention_days: int | None) -> list[KeyInfo]:
-        for statement in chl.create_statements():
+        for statement in [*chl.create_statements(), *chs.span_statements()]:
             self._client.command(statement)
         found = self._meta("schema_version")
         version = int(found) if found else 0
@@ -149,7 +168,8 @@ class ClickHouseStore:
         if retention_days is not None:
             self._client.command(chl.ttl_statement(retention_days), _WRITE)
         _, rows = self._client.query(
-            f"SELECT key, name, type, column_name, seen, cold_first, cold_last FROM {CATALOG_TABLE} FINAL"
+            "SELECT key, name, type, column_name, seen, cold_first, cold_last, project_id "
+            f"FROM {CATALOG_TABLE} FINAL"
         )
         return [KeyInfo(*row) for row in rows]
 
@@ -191,6 +211,9 @@ class ClickHouseStore:
             self._client.command(
                 f"ALTER TABLE {EVENTS_TABLE} MODIFY COLUMN {quote(info.column)} {column_type}", _WRITE
             )
+        if plan.removed:  # cold keys dropped to make room for another project's key
+            keys = ", ".join(string_literal(info.key) for info in plan.removed)
+            self._client.command(f"ALTER TABLE {CATALOG_TABLE} DELETE WHERE key IN ({keys})", _WRITE)
         if plan.changed:
             version = time.time_ns()
             lines = b"\n".join(orjson.dumps(_catalog_row(info, version)) for info in plan.changed)
@@ -202,33 +225,43 @@ class ClickHouseStore:
 
     def append(self, records: Sequence[Record]) -> int:
         """Store ``records``; return how many were new. Idempotent by (project_id, event_id)."""
+        return len(self.append_new(records))
+
+    def append_new(self, records: Sequence[Record]) -> list[int]:
+        """``append``, answering the positions in ``records`` of those that were new (first of a
+        repeated (project_id, event_id) pair inside the batch), for the ingest hooks."""
         if not records:
             if self._closed:
                 raise StoreClosed("the event store is closed")
-            return 0
+            return []
         received_at = format_timestamp(self._clock())
         with self._lock:
             if self._closed:
                 raise StoreClosed("the event store is closed")
             started = time.perf_counter()
-            split_rows: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+            split_rows: list[tuple[int, dict[str, Any], dict[str, Any] | None]] = []
             seen: set[tuple[Any, str]] = set()
-            for record in records:
+            for position, record in enumerate(records):
                 row, pending = split(record, received_at, self._catalog.placements)
                 key = (row.get("project_id"), row["event_id"])
                 if key not in seen:
                     seen.add(key)
-                    split_rows.append((row, pending))
+                    split_rows.append((position, row, pending))
             stored = self._stored_keys(seen)
-            fresh = [
-                (row, rest)
-                for row, rest in split_rows
+            kept = [
+                (position, row, rest)
+                for position, row, rest in split_rows
                 if (row.get("project_id"), row["event_id"]) not in stored
             ]
-            self.duplicates_skipped += len(records) - len(fresh)
-            if not fresh:
-                return 0
-            plan = self._catalog.plan([(row["timestamp"], pending) for row, pending in fresh if pending])
+            self.duplicates_skipped += len(records) - len(kept)
+            if not kept:
+                return []
+            fresh = [(row, rest) for _, row, rest in kept]
+            with_rest = [(row, pending) for row, pending in fresh if pending]
+            plan = self._catalog.plan(
+                [(row["timestamp"], pending) for row, pending in with_rest],
+                [row.get("project_id") for row, _ in with_rest],
+            )
             self._apply_plan(plan)
             self._catalog.adopt(plan)
             lower = self._catalog.lower
@@ -245,7 +278,7 @@ class ClickHouseStore:
             self.rows_written += len(rows)
             self.commits += 1
             self.last_commit_ms = (time.perf_counter() - started) * 1000
-            return len(rows)
+            return [position for position, _, _ in kept]
 
     def _stored_keys(self, keys: set[tuple[Any, str]]) -> set[tuple[Any, str]]:
         """Which of these (project_id, event_id) pairs are stored (a primary-key read)."""
@@ -304,14 +337,47 @@ class ClickHouseStore:
                 self._count -= deleted
             return deleted
 
+    # -- spans ---------------------------------------------------------------------------------------
+
+    def append_spans(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Store span rows durably (``clickhouse_spans.py``); return how many were new.
+
+        Idempotent by (project_id, trace_id, span_id); serialized with ``append``. Raises
+        ``StoreClosed`` as ``append`` does.
+        """
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("the event store is closed")
+            if not rows:
+                return 0
+            count = chs.insert_spans(self._client, rows, _WRITE)
+            self.spans_written += count
+            return count
+
+    def delete_spans_older_than(self, days: int) -> int:
+        """Span retention: delete spans that started more than ``days`` days ago; return how many went."""
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            raise ValueError(f"days must be a whole number >= 0, got {days!r}")
+        cutoff = format_timestamp(self._clock() - days * 86_400)
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("the event store is closed")
+            return chs.delete_spans_before(self._client, cutoff, _WRITE)
+
     # -- reading -------------------------------------------------------------------------------------
 
     def describe(self) -> SchemaInfo:
-        """The views SQL may read (``logs``, ``events``), their columns and camelCase aliases."""
-        return self._schema
+        """The views SQL may read (``logs``, ``events``, ``spans``), their columns and camelCase aliases."""
+        return with_spans(self._schema)
 
-    def query(self, sql: str, *, max_rows: int, timeout: float) -> QueryResult:
-        """Run one checked DuckDB-dialect statement on ClickHouse, transpiled, under the limit settings."""
+    def query(
+        self, sql: str, *, max_rows: int, timeout: float, max_bytes: int = limits.QUERY_MAX_ANSWER_BYTES
+    ) -> QueryResult:
+        """Run one checked DuckDB-dialect statement on ClickHouse, transpiled, under the limit settings.
+
+        The answer is cut at ``max_rows`` rows or about ``max_bytes`` bytes of values (as DuckDB's:
+        ``truncated``, ``cut_by``); past ``max_result_bytes`` ClickHouse itself refuses the query.
+        """
         if self._closed:
             raise StoreClosed("the event store is closed")
         text = to_clickhouse(sql)
@@ -331,12 +397,9 @@ class ClickHouseStore:
                     "(max_result_bytes); select fewer columns or rows, or aggregate"
                 ) from None
             raise QueryError(_error_text(err)) from None
-        return QueryResult(
-            columns=columns,
-            rows=rows[:max_rows],
-            truncated=len(rows) > max_rows,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-        )
+        result = capped(columns, rows, max_rows, max_bytes)
+        result.elapsed_ms = (time.perf_counter() - started) * 1000
+        return result
 
     def _physical(self) -> tuple[list[str], dict[str, KeyInfo]]:
         promoted = {info.column: info for info in self._catalog.keys.values() if info.column}
@@ -420,6 +483,7 @@ class ClickHouseStore:
             "commits": self.commits,
             "rows_written": self.rows_written,
             "duplicates_skipped": self.duplicates_skipped,
+            "spans_written": self.spans_written,
             "last_commit_ms": self.last_commit_ms,
             "attribute_keys": len(self._catalog.keys),
             "promoted_columns": self._catalog.promoted_count,
@@ -451,6 +515,7 @@ def _catalog_row(info: KeyInfo, version: int) -> dict[str, Any]:
         "seen": info.seen,
         "cold_first": info.cold_first,
         "cold_last": info.cold_last,
+        "project_id": info.project_id,
         "version": version,
     }
 

@@ -9,9 +9,11 @@ The database holds::
       pid, project_id                    Nullable(Int32); duration_ms Nullable(Float64)
       error, attributes                  Nullable(String) holding JSON text
       a_<key> ...   Nullable(Bool | Int64 | Float64 | String)   promoted attribute keys
-    attribute_keys  the key catalog (the same ``KeyCatalog`` as DuckDB's), ReplacingMergeTree by key
+    attribute_keys  the key catalog (the same ``KeyCatalog`` as DuckDB's, with each key's owning project
+                    and per-project shares), ReplacingMergeTree by key
     store_meta      schema_version and last_seq, ReplacingMergeTree by key
     logs, events    views: common fields, one column per cataloged key, camelCase aliases, attributes
+    span_rows, spans  the spans' table and view (``clickhouse_spans.py``)
 
 Same idea as the DuckDB file: common fields typed, recurring attribute keys promoted to typed columns
 by the catalog (``catalog.py``), the long tail in one container read through the view. The container
@@ -58,7 +60,7 @@ from .clickhouse_client import string_literal
 from .layout import CATALOG_TABLE, CONTAINER, CORE_COLUMNS, EVENTS_TABLE, META_TABLE, SEQ, VIEWS, quote
 from .layout import view_statements as duckdb_view_statements
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: Inserted but not yet merged blocks remembered for ``insert_deduplication_token``.
 DEDUP_WINDOW: Final = 1000
@@ -102,7 +104,7 @@ def create_statements() -> list[str]:
         f"non_replicated_deduplication_window = {DEDUP_WINDOW}, ttl_only_drop_parts = 1",
         f"CREATE TABLE IF NOT EXISTS {CATALOG_TABLE} (key String, name String, type String, "
         "column_name Nullable(String), seen Int64, cold_first Nullable(String), cold_last Nullable(String), "
-        "version UInt64) ENGINE = ReplacingMergeTree(version) ORDER BY key",
+        "version UInt64, project_id Nullable(Int32)) ENGINE = ReplacingMergeTree(version) ORDER BY key",
         f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key String, value String, version UInt64) "
         "ENGINE = ReplacingMergeTree(version) ORDER BY key",
     ]
@@ -152,5 +154,10 @@ def view_statements(keys: Iterable[KeyInfo]) -> tuple[list[str], SchemaInfo]:
     return statements, schema
 
 
+def _add_key_owners(client: Any) -> None:
+    """Version 2: the catalog records the project that first sent each key (older keys: NULL)."""
+    client.command(f"ALTER TABLE {CATALOG_TABLE} ADD COLUMN IF NOT EXISTS project_id Nullable(Int32)")
+
+
 #: Upgrades of older databases: ``MIGRATIONS[n]`` takes a client from schema version ``n`` to ``n + 1``.
-MIGRATIONS: Final[dict[int, Callable[[Any], None]]] = {}
+MIGRATIONS: Final[dict[int, Callable[[Any], None]]] = {1: _add_key_owners}

@@ -31,7 +31,8 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from .. import limits
-from .base import QueryError, QueryRefused
+from ._query import answer_size
+from .base import QueryError, QueryRefused, QueryResult
 
 #: The dialect user SQL is written and checked in (``opswatch.server.query.DIALECT``).
 SOURCE_DIALECT: Final = "duckdb"
@@ -81,3 +82,15 @@ def query_settings(
         "max_result_bytes": max_result_bytes,
         "result_overflow_mode": "throw",
     }
+
+
+def capped(columns: list[str], rows: list[tuple[Any, ...]], max_rows: int, max_bytes: int) -> QueryResult:
+    """The answer cut at the row cap or the size cap (``answer_size``, as DuckDB's answers are)."""
+    size = 0
+    for count, row in enumerate(rows[: max_rows + 1]):
+        size += answer_size(row)
+        if size > max_bytes:
+            return QueryResult(columns, rows[:count], truncated=True, cut_by="bytes")
+    if len(rows) > max_rows:
+        return QueryResult(columns, rows[:max_rows], truncated=True, cut_by="rows")
+    return QueryResult(columns, rows)
