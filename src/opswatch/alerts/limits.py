@@ -75,3 +75,16 @@ MAX_URL_LENGTH: Final = 2_048
 
 #: Distinct titles listed in a folded summary; the rest are counted in one line.
 SUMMARY_MAX_LINES: Final = 10
+
+# -- email (SMTP) ----------------------------------------------------------------------------------
+
+#: Every SMTP network operation (connect, STARTTLS, each command) has this timeout; callers can shorten
+#: it but never remove it or raise it past the maximum.
+SMTP_TIMEOUT: Final = 10.0
+SMTP_MAX_TIMEOUT: Final = 30.0
+#: Longest subject line (characters): mail clients show about 60-80; the rest of the summary is in the body.
+EMAIL_MAX_SUBJECT: Final = 120
+#: Most recipients of one alert email (more is a mailing list's job).
+EMAIL_MAX_RECIPIENTS: Final = 50
+#: Longest email address (RFC 5321's path limit).
+EMAIL_MAX_ADDRESS: Final = 254
