@@ -21,6 +21,7 @@ from opswatch.server.rules import rules_for
 from opswatch.server.testing import running_server
 from rules_cast import T0, request
 from smtp_receiver import SmtpReceiver
+from test_rules_redaction import RULES  # the same rule: a label per customer and note
 
 SECRET = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
 CUSTOMER = "ana.lopez@example.org"
@@ -111,17 +112,6 @@ def test_the_apps_own_alerts_reach_email_redacted(tmp_path: Path, monkeypatch: p
     assert "Payment Failure" in message["Subject"] and "card_declined" in seen
     assert SECRET not in seen and CUSTOMER not in seen
     assert "example.org" in seen  # the address is masked, its domain still says whose
-
-
-RULES = """
-[[rules]]
-name = "errors-per-customer"
-signal = "count"
-where = "level = 'error'"
-group_by = ["customer", "note"]
-window = "1m"
-critical = "> 2"
-"""
 
 
 def test_the_servers_rule_notifications_reach_email_redacted_with_rule_labels_value_and_threshold(

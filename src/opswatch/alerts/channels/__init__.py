@@ -3,7 +3,8 @@
 ``CHANNELS["slack"](url)``, ``CHANNELS["webhook"](url, secret=...)`` and
 ``CHANNELS["email"](smtp_url, sender=..., recipients=[...])`` build channels; the notifier
 only needs ``deliver(alert, text_only=...)``, ``status`` and ``close()``. A new channel is a subclass of
-``Channel`` with ``encode`` (and ``judge`` when its answers need more than HTTP status rules).
+``Channel`` with ``encode`` (and ``judge`` when its answers need more than HTTP status rules); a channel
+that does not speak HTTP (email) overrides ``attempt`` instead.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ import dataclasses
 import smtplib
 import socket
 import ssl
-import time
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -184,21 +183,9 @@ class EmailChannel(Channel):
         """The message as bytes (what ``DATA`` carries), with no extra transport headers."""
         return self.compose(alert).as_bytes(), {}
 
-    def deliver(self, alert: Alert, *, text_only: bool = False) -> Answer:
-        """Send ``alert`` once; return the server's final reply or raise ``DeliveryError``."""
+    def attempt(self, alert: Alert, text_only: bool) -> Answer:
+        """Send ``alert`` once over a new connection; the server's acceptance, or ``DeliveryError``."""
         message = self.compose(alert)
-        started = time.perf_counter()
-        try:
-            answer = self._send(message)
-        except DeliveryError as err:
-            self._failed(err, started)
-            raise
-        self.status.last_duration = time.perf_counter() - started
-        self.status.last_success = time.time()
-        self.status.sent += 1
-        return answer
-
-    def _send(self, message: EmailMessage) -> Answer:
         server = self.server
         smtp: smtplib.SMTP | None = None
         local = socket.gethostname() or "localhost"  # not getfqdn(): that can wait on DNS for seconds
