@@ -2,8 +2,9 @@
 start) on a certificate from a throwaway CA that ``trustme`` makes at test time.
 
 ``SmtpReceiver(tmp_path)`` accepts mail (STARTTLS required, AUTH as ``USER``/``PASSWORD`` required);
-``reject="550 5.7.1 relay denied"`` answers every ``DATA`` with that reply; ``drop_first=1`` drops the
-connection at the first ``DATA`` (no reply at all). ``messages`` are the parsed messages received,
+``reject="550 5.7.1 relay denied"`` answers every ``DATA`` with that reply, ``reject_rcpt`` every
+``RCPT``; ``drop_first=1`` drops the connection at the first ``DATA`` (no reply at all);
+``starttls=False`` offers no STARTTLS (and so no AUTH). ``messages`` are the parsed messages received,
 ``envelopes`` their (sender, recipients); ``ca_file`` is the PEM the client must trust.
 """
 
@@ -36,6 +37,12 @@ class _Handler:
     def __init__(self, owner: SmtpReceiver) -> None:
         self.owner = owner
 
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.owner.reject_rcpt:
+            return self.owner.reject_rcpt
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         owner = self.owner
         with owner.lock:
@@ -62,9 +69,12 @@ class SmtpReceiver:
         *,
         implicit_tls: bool = False,
         reject: str | None = None,
+        reject_rcpt: str | None = None,
         drop_first: int = 0,
+        starttls: bool = True,
     ) -> None:
         self.reject = reject
+        self.reject_rcpt = reject_rcpt
         self.drop_first = drop_first
         self.attempts = 0
         self.implicit_tls = implicit_tls
@@ -84,7 +94,9 @@ class SmtpReceiver:
             "auth_required": True,
             "auth_require_tls": True,
         }
-        if implicit_tls:
+        if not starttls:
+            options.update(auth_required=False)
+        elif implicit_tls:
             # aiosmtpd counts only STARTTLS as TLS for AUTH (and warns about requiring it otherwise); the
             # whole connection is TLS here, AUTH is offered, and the tests check that the client used it
             options.update(ssl_context=context, auth_require_tls=False, auth_required=False)

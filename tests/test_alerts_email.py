@@ -3,6 +3,8 @@ test time): what a message looks like, TLS and login, and which failures are per
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -262,3 +264,72 @@ def test_the_subject_is_one_line_of_at_most_the_limit() -> None:
     short = SlackNotifications.alert(title="T", message="y" * (EMAIL_MAX_SUBJECT - len("[opswatch] 🔥 T: ")))
     assert len(subject(short)) == EMAIL_MAX_SUBJECT and CUT_MARKER not in subject(short)
     assert len(subject(SlackNotifications.alert(title="t" * 500))) == EMAIL_MAX_SUBJECT
+
+
+def test_it_refuses_a_server_without_starttls_before_sending_anything(tmp_path: Path) -> None:
+    with SmtpReceiver(tmp_path, starttls=False) as server:
+        channel = channel_for(server)
+        with pytest.raises(DeliveryError) as caught:
+            channel.deliver(rule_alert())
+        assert server.messages == [] and server.logins == []
+    assert caught.value.permanent and caught.value.disable and "STARTTLS" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("reply", "permanent"), [("550 5.1.1 no such user", True), ("452 4.2.2 mailbox full", False)]
+)
+def test_it_sorts_refused_recipients_by_their_reply(tmp_path: Path, reply: str, permanent: bool) -> None:
+    with SmtpReceiver(tmp_path, reject_rcpt=reply) as server:
+        with pytest.raises(DeliveryError) as caught:
+            channel_for(server).deliver(rule_alert())
+        assert server.messages == []
+    assert caught.value.permanent is permanent and reply.split()[0] in caught.value.reason
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and then closes them at once (``drop``) or
+    never says anything (hang)."""
+
+    def __init__(self, *, drop: bool) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.drop = drop
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.drop:
+                conn.close()
+            else:
+                self.held.append(conn)
+
+    def __enter__(self) -> SilentServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_it_treats_a_connection_dropped_before_the_greeting_as_transient() -> None:
+    with SilentServer(drop=True) as server:
+        channel = EmailChannel(f"smtp://127.0.0.1:{server.port}", sender=SENDER, recipients=TO)
+        with pytest.raises(DeliveryError) as caught:
+            channel.deliver(rule_alert())
+    assert not caught.value.permanent and not caught.value.disable
+    assert channel.status.errors == 1 and not channel.status.failed
+
+
+def test_a_server_that_never_answers_times_out_as_a_transient_failure() -> None:
+    with SilentServer(drop=False) as server:
+        channel = EmailChannel(f"smtp://127.0.0.1:{server.port}", sender=SENDER, recipients=TO, timeout=0.3)
+        with pytest.raises(DeliveryError) as caught:
+            channel.deliver(rule_alert())
+    assert not caught.value.permanent and caught.value.reason.startswith("timed out")

@@ -19,6 +19,7 @@ from opswatch.config import ConfigError, Settings
 from opswatch.server.config import ServerSettings
 from opswatch.server.rules import rules_for
 from opswatch.server.testing import running_server
+from redact_cast import SHAPES
 from rules_cast import T0, request
 from smtp_receiver import SmtpReceiver
 from test_rules_redaction import RULES  # the same rule: a label per customer and note
@@ -178,3 +179,28 @@ def test_notify_test_reports_a_permanent_refusal(
     result = json.loads(capsys.readouterr().out)
     assert code == 1 and result["delivered"] is False and result["permanent"] is True
     assert result["smtp_reply"] == 550 and "relaying denied" in result["error"]
+
+
+#: One shape in nine of the redaction cast (each costs an SDK start and an SMTP transaction).
+SAMPLED_SHAPES = SHAPES[::9]
+
+
+@pytest.mark.parametrize(("name", "text", "needles"), SAMPLED_SHAPES, ids=[s[0] for s in SAMPLED_SHAPES])
+def test_no_shape_of_the_redaction_cast_reaches_email(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str, needles: list[str]
+) -> None:
+    with SmtpReceiver(tmp_path) as server:
+        for variable, value in email_env(server).items():
+            monkeypatch.setenv(variable, value)
+        opswatch.init(environment="production", console=False)
+        opswatch.get_logger("donations").error(
+            f"charge failed: {text} (retrying)",
+            {"operation": "payment.stripe.charge", "amount": 5},
+            ValueError(f"upstream said {text}"),
+        )
+        assert opswatch.flush(10)
+        [message] = server.wait_for(1)
+    seen = whole_text(message)
+    assert "charge failed" in seen and "upstream said" in seen  # the texts did arrive, redacted
+    for needle in needles:
+        assert needle not in seen, (name, needle)

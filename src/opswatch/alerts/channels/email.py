@@ -234,7 +234,9 @@ class EmailChannel(Channel):
             reason = f"the certificate of {server.shown} does not verify ({err.verify_message})"
             raise DeliveryError(reason, permanent=True, disable=True) from None
         except (smtplib.SMTPException, OSError) as err:  # dropped, refused, timed out, TLS broke
-            kind = "timed out" if isinstance(err, TimeoutError) else "no answer"
+            # smtplib turns a timeout while reading a reply into SMTPServerDisconnected; the cause tells
+            timed_out = isinstance(err, TimeoutError) or isinstance(err.__context__, TimeoutError)
+            kind = "timed out" if timed_out else "no answer"
             detail = str(err) or type(err).__name__
             raise DeliveryError(f"{kind}: {server.shown}: {detail}", permanent=False) from None
         finally:
