@@ -333,3 +333,24 @@ def test_a_server_that_never_answers_times_out_as_a_transient_failure() -> None:
         with pytest.raises(DeliveryError) as caught:
             channel.deliver(rule_alert())
     assert not caught.value.permanent and caught.value.reason.startswith("timed out")
+
+
+def test_it_names_smtp_ca_file_when_the_ca_bundle_cannot_be_read(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        EmailChannel("smtp://h.example.org", sender=SENDER, recipients=TO, ca_file=str(tmp_path / "none.pem"))
+    assert caught.value.setting == "smtp_ca_file"
+
+
+def test_event_text_is_escaped_in_the_html_part_and_only_http_links_are_links(tmp_path: Path) -> None:
+    alert = SlackNotifications.alert(
+        title="<script>alert(1)</script>",
+        message='<img src=x onerror="steal()">',
+        url="javascript:alert(1)",
+    )
+    with SmtpReceiver(tmp_path) as server:
+        channel_for(server).deliver(alert)
+        [message] = server.wait_for(1)
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "href" not in html and "javascript:alert(1)" in html  # shown as text, not a link
