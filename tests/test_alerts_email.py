@@ -11,7 +11,14 @@ import pytest
 
 from opswatch.alerts import Notifier, RetryPolicy, SlackNotifications
 from opswatch.alerts.channels import CHANNELS, DeliveryError, EmailChannel
-from opswatch.alerts.limits import CUT_MARKER, EMAIL_MAX_RECIPIENTS, EMAIL_MAX_SUBJECT, SMTP_MAX_TIMEOUT
+from opswatch.alerts.limits import (
+    CUT_MARKER,
+    EMAIL_MAX_ADDRESS,
+    EMAIL_MAX_RECIPIENTS,
+    EMAIL_MAX_SUBJECT,
+    SMTP_MAX_TIMEOUT,
+    SMTP_TIMEOUT,
+)
 from opswatch.alerts.mailbody import subject
 from opswatch.alerts.message import Alert
 from opswatch.config import ConfigError
@@ -354,3 +361,16 @@ def test_event_text_is_escaped_in_the_html_part_and_only_http_links_are_links(tm
     assert "<script>" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "href" not in html and "javascript:alert(1)" in html  # shown as text, not a link
+
+
+def test_an_address_may_be_as_long_as_the_limit_and_no_longer() -> None:
+    domain = "@example.org"
+    longest = "a" * (EMAIL_MAX_ADDRESS - len(domain)) + domain
+    assert EmailChannel("smtp://h.example.org", sender=longest, recipients=TO).sender == longest
+    with pytest.raises(ConfigError) as caught:
+        EmailChannel("smtp://h.example.org", sender="a" + longest, recipients=TO)
+    assert caught.value.setting == "email_from" and str(EMAIL_MAX_ADDRESS) in caught.value.problem
+
+
+def test_the_default_timeout_is_the_limits_table_value() -> None:
+    assert EmailChannel("smtp://h.example.org", sender=SENDER, recipients=TO).timeout == SMTP_TIMEOUT

@@ -3,7 +3,7 @@
 Slack's numbers come from its Block Kit and incoming-webhook documentation; past them Slack answers
 ``invalid_blocks`` (or cuts the text silently), so opswatch cuts first, with a visible marker, and never
 lets a long value cost the whole alert. Each limit has a test at its edge (tests/test_alerts_blocks.py,
-tests/test_alerts_delivery.py).
+tests/test_alerts_delivery.py, tests/test_alerts_email.py).
 """
 
 from __future__ import annotations
