@@ -13,6 +13,7 @@ from alerts_http import HANG, ScriptedServer
 from opswatch import ConfigError
 from opswatch.alerts import CHANNELS, DeliveryError, Notifier, RetryPolicy, SlackChannel, SlackNotifications
 from opswatch.alerts.channels.base import Answer
+from opswatch.alerts.channels.email import EmailChannel
 from opswatch.alerts.channels.webhook import WebhookChannel, new_secret
 from opswatch.alerts.testing import MemoryTransport, TransportError
 
@@ -31,7 +32,7 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
 
 
 def test_it_registers_channels_by_kind() -> None:
-    assert {"slack": SlackChannel, "webhook": WebhookChannel} == CHANNELS
+    assert {"slack": SlackChannel, "webhook": WebhookChannel, "email": EmailChannel} == CHANNELS
 
 
 def test_it_signs_webhooks_the_standard_webhooks_way() -> None:

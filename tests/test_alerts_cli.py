@@ -15,7 +15,7 @@ SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 
 @pytest.fixture(autouse=True)
 def no_channels_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("SLACK_WEBHOOK_URL", "OPSWATCH_ALERT_WEBHOOK_URL", "OPSWATCH_ALERT_WEBHOOK_SECRET"):
+    for name in ("SLACK_WEBHOOK_URL", "OPSWATCH_ALERT_WEBHOOK_URL", "OPSWATCH_ALERT_WEBHOOK_SECRET", "OPSWATCH_SMTP_URL"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -93,7 +93,8 @@ def test_it_takes_a_secret_as_the_choice_of_the_webhook_and_says_nothing_about_s
 def test_it_explains_bad_input_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["notify", "test"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "opswatch: no channel to test: pass --url, or set SLACK_WEBHOOK_URL or OPSWATCH_ALERT_WEBHOOK_URL"
+        "opswatch: no channel to test: pass --url, or set SLACK_WEBHOOK_URL, OPSWATCH_ALERT_WEBHOOK_URL or "
+        "OPSWATCH_SMTP_URL"
     )
     assert main(["notify", "test", "--channel", "slack"]) == 2
     assert capsys.readouterr().err.strip() == "opswatch: no slack URL: pass --url or set SLACK_WEBHOOK_URL"

@@ -131,6 +131,16 @@ class Settings:
     alert_webhook_url: str | None = None
     #: Secret for signing the generic webhook (``OPSWATCH_ALERT_WEBHOOK_SECRET``).
     alert_webhook_secret: str | None = None
+    #: SMTP server for alert email (``OPSWATCH_SMTP_URL``): ``smtp://user:pass@host:587`` (STARTTLS) or
+    #: ``smtps://user:pass@host:465`` (TLS).
+    smtp_url: str | None = None
+    #: CA bundle (PEM) that the SMTP server's certificate must verify against (``OPSWATCH_SMTP_CA_FILE``);
+    #: default: the system's CAs.
+    smtp_ca_file: str | None = None
+    #: Sender address of alert email (``OPSWATCH_EMAIL_FROM``).
+    email_from: str | None = None
+    #: Recipients of alert email (``OPSWATCH_EMAIL_TO``, comma-separated).
+    email_to: tuple[str, ...] = ()
     #: Send alerts (``OPSWATCH_ALERTS_ENABLED``); default: only in production.
     alerts_enabled: bool | None = None
     #: Alert routes (list of dicts); ``None`` means the seed's default table.
@@ -157,7 +167,7 @@ class Settings:
     def alerts_active(self) -> bool:
         """Whether error and fatal records are routed to alert channels."""
         enabled = self.is_production if self.alerts_enabled is None else self.alerts_enabled
-        return enabled and bool(self.slack_webhook_url or self.alert_webhook_url)
+        return enabled and bool(self.slack_webhook_url or self.alert_webhook_url or self.smtp_url)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -201,6 +211,10 @@ _FROM_ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "slack_webhook_url": (("SLACK_WEBHOOK_URL",), "url"),
     "alert_webhook_url": (("OPSWATCH_ALERT_WEBHOOK_URL",), "url"),
     "alert_webhook_secret": (("OPSWATCH_ALERT_WEBHOOK_SECRET",), "str"),
+    "smtp_url": (("OPSWATCH_SMTP_URL",), "smtp_url"),
+    "smtp_ca_file": (("OPSWATCH_SMTP_CA_FILE",), "str"),
+    "email_from": (("OPSWATCH_EMAIL_FROM",), "str"),
+    "email_to": (("OPSWATCH_EMAIL_TO",), "addresses"),
     "alerts_enabled": (("OPSWATCH_ALERTS_ENABLED",), "bool"),
     "alerts_file": (("OPSWATCH_ALERTS_FILE",), "str"),
     "cron_secret": (("CRON_SECRET",), "str"),
@@ -296,6 +310,14 @@ def _convert(name: str, source: str, kind: str, value: Any) -> Any:
             raise ConfigError(where, f"expected an http(s) URL, got {_url_shape(value)}")
         if not urlsplit(value).hostname:
             raise ConfigError(where, "the URL has no host")
+        return value
+    if kind in ("smtp_url", "addresses"):
+        from .alerts.channels.email import check_recipients, parse_smtp_url
+
+        if kind == "addresses":
+            return () if value in ((), [], None) else check_recipients(value, where)
+        if value is not None:
+            parse_smtp_url(value, where)  # checked now; the password stays in the URL, never echoed
         return value
     if kind == "stream":
         if value is not None and not callable(getattr(value, "write", None)):

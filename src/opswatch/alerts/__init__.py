@@ -6,7 +6,8 @@
   fatal records go through the routes (``routing``; default: the seed's table) to the channels.
 - ``Notifier`` is the delivery core, shared with the server: a bounded queue, one background thread,
   pacing, repeat counting, folding of bursts, retries, permanent-error handling (``delivery``).
-- Channels (``channels``): Slack incoming webhooks and Standard-Webhooks-signed JSON webhooks.
+- Channels (``channels``): Slack incoming webhooks, Standard-Webhooks-signed JSON webhooks, and email
+  over SMTP with STARTTLS (``channels.email``).
 - ``opswatch.alerts.testing``: an in-memory transport, a manual clock and ``capture_alerts()``.
 """
 

@@ -3,7 +3,7 @@
 Slack's numbers come from its Block Kit and incoming-webhook documentation; past them Slack answers
 ``invalid_blocks`` (or cuts the text silently), so opswatch cuts first, with a visible marker, and never
 lets a long value cost the whole alert. Each limit has a test at its edge (tests/test_alerts_blocks.py,
-tests/test_alerts_delivery.py).
+tests/test_alerts_delivery.py, tests/test_alerts_email.py).
 """
 
 from __future__ import annotations
@@ -75,3 +75,16 @@ MAX_URL_LENGTH: Final = 2_048
 
 #: Distinct titles listed in a folded summary; the rest are counted in one line.
 SUMMARY_MAX_LINES: Final = 10
+
+# -- email (SMTP) ----------------------------------------------------------------------------------
+
+#: Every SMTP network operation (connect, STARTTLS, each command) has this timeout; callers can shorten
+#: it but never remove it or raise it past the maximum.
+SMTP_TIMEOUT: Final = 10.0
+SMTP_MAX_TIMEOUT: Final = 30.0
+#: Longest subject line (characters): mail clients show about 60-80; the rest of the summary is in the body.
+EMAIL_MAX_SUBJECT: Final = 120
+#: Most recipients of one alert email (more is a mailing list's job).
+EMAIL_MAX_RECIPIENTS: Final = 50
+#: Longest email address (RFC 5321's path limit).
+EMAIL_MAX_ADDRESS: Final = 254

@@ -13,7 +13,7 @@ from typing import Any
 from ..config import Settings
 from ..record import FATAL, Record
 from ..sinks import Sink
-from .channels import Channel, SlackChannel, WebhookChannel
+from .channels import Channel, EmailChannel, SlackChannel, WebhookChannel
 from .delivery import Notifier
 from .jobs import Request
 from .routing import Router, router_from_settings
@@ -70,7 +70,8 @@ class AlertSink(Sink):
 
 
 def channels_from_settings(settings: Settings) -> list[Channel]:
-    """The Slack channel (``slack``) and the generic webhook (``webhook``) the settings configure."""
+    """The Slack channel (``slack``), the generic webhook (``webhook``) and email (``email``) the settings
+    configure. The server passes its own settings: they share these names."""
     channels: list[Channel] = []
     if settings.slack_webhook_url:
         channels.append(SlackChannel(settings.slack_webhook_url, name="slack", setting="slack_webhook_url"))
@@ -82,6 +83,16 @@ def channels_from_settings(settings: Settings) -> list[Channel]:
                 name="webhook",
                 setting="alert_webhook_url",
                 secret_setting="alert_webhook_secret",
+            )
+        )
+    if settings.smtp_url:
+        channels.append(
+            EmailChannel(
+                settings.smtp_url,
+                sender=settings.email_from,
+                recipients=settings.email_to,
+                ca_file=settings.smtp_ca_file,
+                name="email",
             )
         )
     return channels

@@ -21,7 +21,7 @@ from ._table import output_width, pairs
 
 def register(subparsers: Any) -> None:
     """Add ``notify`` and ``notify test``."""
-    parser = subparsers.add_parser("notify", help="check alert channels (Slack, webhook)")
+    parser = subparsers.add_parser("notify", help="check alert channels (Slack, webhook, email)")
     actions = parser.add_subparsers(dest="notify_command", metavar="ACTION")
     test = actions.add_parser(
         "test",
@@ -31,12 +31,18 @@ def register(subparsers: Any) -> None:
     )
     test.add_argument(
         "--channel",
-        choices=["slack", "webhook"],
-        help="which channel (default: webhook with --secret; slack with --url or SLACK_WEBHOOK_URL; "
-        "else webhook when OPSWATCH_ALERT_WEBHOOK_URL is set)",
+        choices=["slack", "webhook", "email"],
+        help="which channel (default: email with an smtp(s):// --url; webhook with --secret; slack with "
+        "--url or SLACK_WEBHOOK_URL; else webhook when OPSWATCH_ALERT_WEBHOOK_URL is set, else email "
+        "when OPSWATCH_SMTP_URL is)",
     )
     test.add_argument(
-        "--url", help="webhook URL (default: SLACK_WEBHOOK_URL, or OPSWATCH_ALERT_WEBHOOK_URL for webhook)"
+        "--url",
+        help="webhook URL (default: SLACK_WEBHOOK_URL, or OPSWATCH_ALERT_WEBHOOK_URL for webhook), or "
+        "smtp(s):// URL for email (default: OPSWATCH_SMTP_URL)",
+    )
+    test.add_argument(
+        "--to", action="append", help="recipient for --channel email, repeatable (default: OPSWATCH_EMAIL_TO)"
     )
     test.add_argument(
         "--secret",
@@ -60,7 +66,7 @@ def _shown(url: str) -> str:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from ..alerts.channels import Channel, DeliveryError, SlackChannel, WebhookChannel
+    from ..alerts.channels import Channel, DeliveryError, EmailChannel, SlackChannel, WebhookChannel
     from ..alerts.limits import HTTP_MAX_TIMEOUT
     from ..alerts.templates import SlackNotifications
     from ..config import ConfigError, Settings
@@ -71,16 +77,30 @@ def _test(args: argparse.Namespace) -> int:
         settings = Settings.load()
     except ConfigError as err:
         raise CommandError(str(err)) from None
-    kind = args.channel or _pick_channel(args, settings.slack_webhook_url, settings.alert_webhook_url)
-    default_url = settings.slack_webhook_url if kind == "slack" else settings.alert_webhook_url
-    url = args.url or default_url
+    kind = args.channel or _pick_channel(args, settings)
+    urls = {
+        "slack": settings.slack_webhook_url,
+        "webhook": settings.alert_webhook_url,
+        "email": settings.smtp_url,
+    }
+    url = args.url or urls[kind]
     if not url:
-        variable = "SLACK_WEBHOOK_URL" if kind == "slack" else "OPSWATCH_ALERT_WEBHOOK_URL"
+        variable = _URL_VARIABLES[kind]
         raise CommandError(f"no {kind} URL: pass --url or set {variable}")
     secret = args.secret or settings.alert_webhook_secret
     try:
         channel: Channel
-        if kind == "webhook":
+        if kind == "email":
+            channel = EmailChannel(
+                url,
+                sender=settings.email_from,
+                recipients=args.to or settings.email_to,
+                ca_file=settings.smtp_ca_file,
+                timeout=args.timeout,
+                setting="--url",
+                recipients_setting="--to" if args.to else "email_to",
+            )
+        elif kind == "webhook":
             channel = WebhookChannel(
                 url, secret=secret, timeout=args.timeout, setting="--url", secret_setting="--secret"
             )
@@ -92,7 +112,10 @@ def _test(args: argparse.Namespace) -> int:
     alert = SlackNotifications.payment_failed(
         amount=100, church_name="Test Church", error="Test error - please ignore"
     )
-    result: dict[str, Any] = {"channel": kind, "url": _shown(url), "delivered": False}
+    shown = channel.url if kind == "email" else _shown(url)  # the email channel's URL has no credentials
+    result: dict[str, Any] = {"channel": kind, "url": shown, "delivered": False}
+    if kind == "email":
+        result["to"] = ", ".join(getattr(channel, "recipients", ()))
     if kind == "webhook":
         result["signed"] = bool(secret)
     started = time.perf_counter()
@@ -114,6 +137,8 @@ def _test(args: argparse.Namespace) -> int:
         )
     finally:
         channel.close()
+    if kind == "email" and "status" in result:
+        result["smtp_reply"] = result.pop("status")
     result["seconds"] = round(time.perf_counter() - started, 3)
     _print(result, args.format)
     if kind == "webhook" and not secret:
@@ -125,18 +150,30 @@ def _test(args: argparse.Namespace) -> int:
     return 0 if result["delivered"] else 1
 
 
-def _pick_channel(args: argparse.Namespace, slack_url: str | None, webhook_url: str | None) -> str:
-    """The channel when ``--channel`` is not given: what ``--help`` promises. ``--secret`` means the
-    webhook; ``--url`` alone, or ``SLACK_WEBHOOK_URL``, means Slack; else the webhook when
-    ``OPSWATCH_ALERT_WEBHOOK_URL`` is set."""
+_URL_VARIABLES = {
+    "slack": "SLACK_WEBHOOK_URL",
+    "webhook": "OPSWATCH_ALERT_WEBHOOK_URL",
+    "email": "OPSWATCH_SMTP_URL",
+}
+
+
+def _pick_channel(args: argparse.Namespace, settings: Any) -> str:
+    """The channel when ``--channel`` is not given: what ``--help`` promises. An ``smtp(s)://`` ``--url``
+    means email; ``--secret`` the webhook; ``--url`` alone, or ``SLACK_WEBHOOK_URL``, means Slack; else
+    the webhook when ``OPSWATCH_ALERT_WEBHOOK_URL`` is set, else email when ``OPSWATCH_SMTP_URL`` is."""
+    if args.url and args.url.startswith(("smtp://", "smtps://")):
+        return "email"
     if args.secret:
         return "webhook"
-    if args.url or slack_url:
+    if args.url or settings.slack_webhook_url:
         return "slack"
-    if webhook_url:
+    if settings.alert_webhook_url:
         return "webhook"
+    if settings.smtp_url:
+        return "email"
     raise CommandError(
-        "no channel to test: pass --url, or set SLACK_WEBHOOK_URL or OPSWATCH_ALERT_WEBHOOK_URL"
+        "no channel to test: pass --url, or set SLACK_WEBHOOK_URL, OPSWATCH_ALERT_WEBHOOK_URL or "
+        "OPSWATCH_SMTP_URL"
     )
 
 
@@ -144,10 +181,12 @@ def _pick_channel(args: argparse.Namespace, slack_url: str | None, webhook_url: 
 _LABELS: dict[str, str] = {
     "channel": "channel",
     "url": "sent to",
+    "to": "recipients",
     "delivered": "delivered",
     "signed": "signed",
     "text_only_retry": "retried as text",
     "status": "HTTP status",
+    "smtp_reply": "SMTP reply",
     "answer": "answer",
     "error": "error",
     "permanent": "failure",

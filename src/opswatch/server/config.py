@@ -52,6 +52,15 @@ class ServerSettings:
     alert_webhook_url: str | None = None
     #: Secret that signs the generic webhook (``OPSWATCH_ALERT_WEBHOOK_SECRET``).
     alert_webhook_secret: str | None = None
+    #: SMTP server for the server's notification email (``OPSWATCH_SMTP_URL``): ``smtp://user:pass@host:587``
+    #: (STARTTLS) or ``smtps://user:pass@host:465`` (TLS).
+    smtp_url: str | None = None
+    #: CA bundle (PEM) the SMTP server's certificate must verify against (``OPSWATCH_SMTP_CA_FILE``).
+    smtp_ca_file: str | None = None
+    #: Sender address of notification email (``OPSWATCH_EMAIL_FROM``).
+    email_from: str | None = None
+    #: Recipients of notification email (``OPSWATCH_EMAIL_TO``, comma-separated).
+    email_to: tuple[str, ...] = ()
     #: Events waiting for the durable append before ingest answers 429 (``OPSWATCH_MAX_PENDING_EVENTS``).
     max_pending_events: int = limits.MAX_PENDING_EVENTS
     #: Redact what arrives before it is stored (``OPSWATCH_SERVER_REDACT``); on unless benchmarking.
@@ -167,6 +176,10 @@ _FROM_ENV: dict[str, str] = {
     "slack_webhook_url": "SLACK_WEBHOOK_URL",
     "alert_webhook_url": "OPSWATCH_ALERT_WEBHOOK_URL",
     "alert_webhook_secret": "OPSWATCH_ALERT_WEBHOOK_SECRET",
+    "smtp_url": "OPSWATCH_SMTP_URL",
+    "smtp_ca_file": "OPSWATCH_SMTP_CA_FILE",
+    "email_from": "OPSWATCH_EMAIL_FROM",
+    "email_to": "OPSWATCH_EMAIL_TO",
     "max_pending_events": "OPSWATCH_MAX_PENDING_EVENTS",
     "redact": "OPSWATCH_SERVER_REDACT",
     "notify_new_issues": "OPSWATCH_NOTIFY_NEW_ISSUES",
@@ -264,6 +277,13 @@ def _convert(name: str, where: str, value: Any) -> Any:
         if not isinstance(value, str) or not _SIZE.fullmatch(value.strip()):
             raise ConfigError(where, f"expected a size such as 512MB or 2GB, got {value!r}")
         return value.strip()
+    if name in ("smtp_url", "email_to"):
+        from ..alerts.channels.email import check_recipients, parse_smtp_url
+
+        if name == "email_to":
+            return check_recipients(value, where)
+        parse_smtp_url(value, where)
+        return value
     if name in _BOOLEANS:
         if isinstance(value, bool):
             return value

@@ -124,13 +124,13 @@ class ServerContext:
 
 
 def open_notifier(settings: ServerSettings) -> Any | None:
-    """The alert notifier for the Slack and webhook settings, or None when neither is set."""
-    if not (settings.slack_webhook_url or settings.alert_webhook_url):
+    """The alert notifier for the Slack, webhook and email settings, or None when none is set."""
+    if not (settings.slack_webhook_url or settings.alert_webhook_url or settings.smtp_url):
         return None
     from ..alerts import Notifier
     from ..alerts.sink import channels_from_settings
 
-    # channels_from_settings reads only the three channel settings, which ServerSettings shares.
+    # channels_from_settings reads only the channel settings, which ServerSettings shares.
     return Notifier(channels_from_settings(cast(Any, settings)), name="opswatch-server-alerts")
 
 

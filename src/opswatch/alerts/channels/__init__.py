@@ -1,8 +1,10 @@
 """Alert channels, one module each, registered by kind in ``CHANNELS`` (a plain dict).
 
-``CHANNELS["slack"](url)`` and ``CHANNELS["webhook"](url, secret=...)`` build channels; the notifier
+``CHANNELS["slack"](url)``, ``CHANNELS["webhook"](url, secret=...)`` and
+``CHANNELS["email"](smtp_url, sender=..., recipients=[...])`` build channels; the notifier
 only needs ``deliver(alert, text_only=...)``, ``status`` and ``close()``. A new channel is a subclass of
-``Channel`` with ``encode`` (and ``judge`` when its answers need more than HTTP status rules).
+``Channel`` with ``encode`` (and ``judge`` when its answers need more than HTTP status rules); a channel
+that does not speak HTTP (email) overrides ``attempt`` instead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .base import (
     TransportError,
     validate_url,
 )
+from .email import EmailChannel
 from .slack import SlackChannel
 from .webhook import WebhookChannel
 
@@ -23,6 +26,7 @@ from .webhook import WebhookChannel
 CHANNELS: dict[str, type[Channel]] = {
     "slack": SlackChannel,
     "webhook": WebhookChannel,
+    "email": EmailChannel,
 }
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "Channel",
     "ChannelStatus",
     "DeliveryError",
+    "EmailChannel",
     "SlackChannel",
     "Transport",
     "TransportError",

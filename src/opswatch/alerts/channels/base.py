@@ -1,6 +1,7 @@
 """What every channel shares: the transport seam, delivery errors, channel status, URL validation.
 
-A channel turns an ``Alert`` into one HTTP request and judges the answer. Failures are ``DeliveryError``s
+A channel turns an ``Alert`` into one HTTP request and judges the answer (``attempt``; the email channel
+overrides it with one SMTP transaction). Failures are ``DeliveryError``s
 that say whether they are *permanent* (retrying cannot help; with ``disable`` the channel itself is
 broken: revoked webhook, archived channel) or *transient* (connection error, timeout, 5xx, 429). The
 channel records ``last_error``, ``last_success`` and how long the last send took in its ``status``.
@@ -168,17 +169,22 @@ class Channel:
         """Raise ``DeliveryError`` unless ``answer`` means delivered (generic HTTP rules)."""
         judge_http(answer)
 
-    def deliver(self, alert: Alert, *, text_only: bool = False) -> Answer:
-        """Send ``alert`` once; return the answer or raise ``DeliveryError``. Updates ``status``."""
+    def attempt(self, alert: Alert, text_only: bool) -> Answer:
+        """One send of ``alert`` (HTTP here: POST ``encode`` and ``judge`` the answer); ``DeliveryError``
+        when it failed. Channels that are not HTTP override this, and ``deliver`` keeps ``status``."""
         body, headers = self.encode(alert, text_only)
-        started = time.perf_counter()
         try:
             answer = self.transport.post(self.url, body, headers, self.timeout)
-            self.judge(answer)
         except TransportError as err:
-            failure = DeliveryError(f"no answer: {err}", permanent=False)
-            self._failed(failure, started)
-            raise failure from None
+            raise DeliveryError(f"no answer: {err}", permanent=False) from None
+        self.judge(answer)
+        return answer
+
+    def deliver(self, alert: Alert, *, text_only: bool = False) -> Answer:
+        """Send ``alert`` once; return the answer or raise ``DeliveryError``. Updates ``status``."""
+        started = time.perf_counter()
+        try:
+            answer = self.attempt(alert, text_only)
         except DeliveryError as err:
             self._failed(err, started)
             raise
