@@ -112,6 +112,9 @@ class OpswatchMiddleware:
             meta.get("HTTP_TRACEPARENT"),
             meta.get("REMOTE_ADDR"),
             None,
+            tracestate=meta.get("HTTP_TRACESTATE"),
+            sentry_trace=meta.get("HTTP_SENTRY_TRACE"),
+            baggage=meta.get("HTTP_BAGGAGE"),
         )
         setattr(request, _ATTRIBUTE, active)
         request.request_id = active.request_id
