@@ -215,3 +215,20 @@ def test_bad_propagation_settings_are_refused_by_name(monkeypatch: pytest.Monkey
     settings = opswatch.init(console=False, capture_stdlib=False)
     assert settings.traces_sample_rate == 0.25
     assert settings.trace_propagation_targets == (r"^https://api\.internal$", "localhost")
+
+
+def test_a_client_span_keeps_no_credentials_or_query_values_of_the_url(
+    server: RunningServer, tmp_path: Path, recorders: tuple[Recorder, Recorder]
+) -> None:
+    inside, _ = recorders
+    start(server, tmp_path, trace_propagation_targets=[inside.target])
+    secret_url = inside.origin.replace("http://", "http://alice:pa55word@") + "/a?api_key=k3y-value&q=jane"
+    with opswatch.span("call") as job:
+        httpx.get(secret_url)
+        requests.get(secret_url, timeout=5)
+    rows = sql(server, f"SELECT attributes FROM spans WHERE trace_id = '{job.trace_id}' AND kind = 'client'")
+    assert len(rows) == 2
+    for (attributes,) in rows:
+        text = str(attributes)
+        assert "pa55word" not in text and "alice" not in text and "k3y-value" not in text and "jane" not in text
+        assert f"{inside.origin}/a?" in text
