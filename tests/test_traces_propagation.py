@@ -19,7 +19,7 @@ import requests
 from fastapi import FastAPI
 
 import opswatch
-from opswatch._limits import MAX_TRACESTATE_CHARS
+from opswatch._limits import MAX_BAGGAGE_CHARS, MAX_TRACESTATE_CHARS
 from opswatch.integrations.asgi import OpswatchMiddleware
 from opswatch.server.query import run_query
 from opswatch.server.testing import RunningServer, running_server
@@ -232,3 +232,18 @@ def test_a_client_span_keeps_no_credentials_or_query_values_of_the_url(
         text = str(attributes)
         assert "pa55word" not in text and "alice" not in text and "k3y-value" not in text and "jane" not in text
         assert f"{inside.origin}/a?" in text
+
+
+def test_it_reads_the_callers_sentry_baggage_up_to_the_limit(
+    server: RunningServer, tmp_path: Path, recorders: tuple[Recorder, Recorder]
+) -> None:
+    inside, _ = recorders
+    start(server, tmp_path, trace_propagation_targets=[inside.target])
+    items = f"sentry-trace_id={TRACE},sentry-public_key=abc"
+    at_limit = items + ",other=" + "x" * (MAX_BAGGAGE_CHARS - len(items) - len(",other="))
+    with TestClient(app_calling(inside.origin + "/pay")) as client:
+        for baggage in (at_limit, at_limit + "x"):
+            client.get("/checkout", headers={"sentry-trace": f"{TRACE}-{CALLER}-1", "baggage": baggage})
+    forwarded, ignored = (headers["baggage"] for headers in inside.seen)
+    assert forwarded == items
+    assert ignored.startswith(f"sentry-trace_id={TRACE},sentry-sample_rate=1,") and "public_key" not in ignored
