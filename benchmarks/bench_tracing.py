@@ -7,7 +7,9 @@ opswatch: ``with opswatch.span("op", a=1, b="x")`` with redaction on (the defaul
 takes spans and keeps the record (what the server sink's ``write`` receives; its batching and posting
 happen on its own thread). OpenTelemetry: ``tracer.start_as_current_span("op", attributes=...)`` with a
 ``BatchSpanProcessor`` exporting to an ``InMemorySpanExporter`` (the exporter's work is on its thread too).
-Also: opswatch with no sink taking spans (the span is timed and its context set, nothing is built).
+Also: opswatch with no sink taking spans (the span is timed and its context set, nothing is built), and a
+tracked no-op call (``track_query``) with a sink taking spans, kept (the default) and not sampled
+(``traces_sample_rate=0``: it must cost no more than a tracked call did before sampling existed).
 Prints best-of-R microseconds per span and the ratio opswatch / OpenTelemetry (target: at most 1/3).
 """
 
@@ -57,6 +59,30 @@ def opswatch_spans(count: int) -> None:
             pass
 
 
+def noop() -> None:
+    pass
+
+
+def tracked_calls(count: int) -> None:
+    track = opswatch.track_query
+    for _ in range(count):
+        track("bench.noop", noop)
+
+
+def tracked_with_spans(rate: float | None, count: int, repeat: int) -> float | None:
+    """A tracked no-op with a sink taking spans, at ``traces_sample_rate=rate`` (None: the default);
+    None when this version of opswatch has no such setting."""
+    try:
+        if rate is None:
+            opswatch.init(console=False, capture_stdlib=False)
+        else:
+            opswatch.init(console=False, capture_stdlib=False, traces_sample_rate=rate)
+    except opswatch.ConfigError:
+        return None
+    STATE.get().add_sink(KeepSink())
+    return per_span(tracked_calls, count, repeat)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spans", type=int, default=50_000)
@@ -85,11 +111,18 @@ def main() -> None:
 
     theirs = per_span(otel_spans, args.spans, args.repeat)
     provider.shutdown()
+    tracked = tracked_with_spans(None, args.spans, args.repeat)
+    unsampled = tracked_with_spans(0.0, args.spans, args.repeat)
     print(f"spans per run: {args.spans:,}, best of {args.repeat}")
     print(f"opswatch, no sink takes spans:        {bare:6.2f} µs/span")
     print(f"opswatch, redacted record to a sink:  {ours:6.2f} µs/span")
     print(f"OpenTelemetry SDK, batch processor:   {theirs:6.2f} µs/span")
     print(f"ratio opswatch / OpenTelemetry:       {ours / theirs:6.2f}")
+    print(f"tracked call, spans kept (default):   {tracked or 0:6.2f} µs/call")
+    if unsampled is None:
+        print("tracked call, traces_sample_rate=0:   (no such setting in this version)")
+    else:
+        print(f"tracked call, traces_sample_rate=0:   {unsampled:6.2f} µs/call")
 
 
 if __name__ == "__main__":

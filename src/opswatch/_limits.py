@@ -45,3 +45,11 @@ CONTEXT_LINE_CHARS: Final = 200
 STOP_TIMEOUT: Final = 5.0
 
 TRUNCATION_MARKER: Final = "…[truncated]"
+
+#: Longest incoming W3C ``tracestate`` kept to forward (the W3C limit a vendor must propagate: 512
+#: characters); a longer one is dropped whole, as the spec allows, rather than cut mid-member.
+MAX_TRACESTATE_CHARS: Final = 512
+
+#: Longest incoming ``baggage`` read for Sentry's ``sentry-*`` items (W3C baggage's own limit: 8192 bytes);
+#: a longer header is ignored.
+MAX_BAGGAGE_CHARS: Final = 8_192

@@ -27,6 +27,12 @@ def init(**settings: Any) -> Settings:
     old = STATE.install(runtime)
     if old is not None:
         old.close(timeout=2.0)
+    if resolved.trace_propagation_targets:  # outgoing calls carry trace headers to these hosts only
+        from .integrations import httpx as httpx_integration
+        from .integrations import requests as requests_integration
+
+        httpx_integration.install()
+        requests_integration.install()
     if resolved.capture_stdlib:
         stdlib.install()
     else:

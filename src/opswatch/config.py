@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import socket
 import sys
 from collections.abc import Mapping, Sequence
@@ -151,6 +152,14 @@ class Settings:
     cron_secret: str | None = None
     #: Host name put on every record.
     host: str = ""
+    #: Where outgoing httpx/requests calls carry trace headers (``OPSWATCH_TRACE_PROPAGATION_TARGETS``,
+    #: comma-separated): regular expressions searched in the URL's origin ``scheme://host[:port]``, as
+    #: Sentry's option of that name. Empty (the default): no header ever leaves, and httpx/requests are
+    #: left alone.
+    trace_propagation_targets: tuple[str, ...] = ()
+    #: Share of new traces whose spans are kept, 0 to 1 (``OPSWATCH_TRACES_SAMPLE_RATE``); a caller's
+    #: sampled flag wins. Log records carry the trace id either way.
+    traces_sample_rate: float = 1.0
 
     @property
     def is_production(self) -> bool:
@@ -219,6 +228,8 @@ _FROM_ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "alerts_file": (("OPSWATCH_ALERTS_FILE",), "str"),
     "cron_secret": (("CRON_SECRET",), "str"),
     "flush_on_sigterm": (("OPSWATCH_FLUSH_ON_SIGTERM",), "bool"),
+    "trace_propagation_targets": (("OPSWATCH_TRACE_PROPAGATION_TARGETS",), "regexes"),
+    "traces_sample_rate": (("OPSWATCH_TRACES_SAMPLE_RATE",), "rate"),
 }
 
 _KINDS: dict[str, str] = {name: kind for name, (_, kind) in _FROM_ENV.items()} | {
@@ -339,6 +350,10 @@ def _convert(name: str, source: str, kind: str, value: Any) -> Any:
             except ValueError as err:
                 raise ConfigError(where, str(err)) from None
         return paths
+    if kind == "regexes":
+        return _regexes(where, source, value)
+    if kind == "rate":
+        return _rate(where, value)
     if kind == "redact_mode":
         if value not in ("censor", "remove"):
             raise ConfigError(where, f"expected 'censor' or 'remove', got {value!r}")
@@ -350,3 +365,30 @@ def _convert(name: str, source: str, kind: str, value: Any) -> Any:
             raise ConfigError(where, "expected a list of route tables (dicts)")
         return tuple(value)
     return value
+
+
+def _regexes(where: str, source: str, value: Any) -> tuple[str, ...]:
+    """Patterns from a list (an argument: strings or compiled patterns) or a comma-separated variable."""
+    if isinstance(value, str):  # a variable lists patterns split by commas; an argument is one pattern
+        value = [part for part in value.split(",") if part.strip()] if source != where else [value]
+    if isinstance(value, re.Pattern):
+        value = [value]
+    if not isinstance(value, Sequence) or not all(isinstance(v, (str, re.Pattern)) for v in value):
+        raise ConfigError(where, "expected a list of strings or regular expressions")
+    patterns = tuple(v.pattern if isinstance(v, re.Pattern) else v.strip() for v in value)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ConfigError(where, f"{pattern!r} is not a valid regular expression ({err})") from None
+    return patterns
+
+
+def _rate(where: str, value: Any) -> float:
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(where, f"expected a number from 0 to 1, got {value!r}") from None
+    if isinstance(value, bool) or not 0.0 <= rate <= 1.0:
+        raise ConfigError(where, f"expected a number from 0 to 1, got {value!r}")
+    return rate

@@ -1,11 +1,11 @@
 """What every web-framework integration does, written once; each middleware only adapts its framework.
 
 Per request: a request id (the client's ``X-Request-ID`` when it looks sane, else a fresh one, echoed in
-the response), the W3C ``traceparent`` read into ``trace_id``/``span_id``, context fields bound for the
-request's duration (``request_id``, ``method``, ``route``, ``client_ip``, and ``status`` once known),
-one performance measurement with the API thresholds named ``"<METHOD> <route template>"``, and an
-unhandled exception logged once (with the request's headers and query, redacted like every record)
-before the framework gets it back.
+the response), the W3C ``traceparent`` (or Sentry's ``sentry-trace``) read into ``trace_id``/``span_id``,
+context fields bound for the request's duration (``request_id``, ``method``, ``route``, ``client_ip``,
+and ``status`` once known), one performance measurement with the API thresholds named
+``"<METHOD> <route template>"``, and an unhandled exception logged once (with the request's headers and
+query, redacted like every record) before the framework gets it back.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..perf import _config as perf_config
 from ..perf._report import report
 from ..record import ERROR, new_event_id
 from ..tracing._http import end_request_span, request_span, spans_wanted
+from ..tracing._propagation import parse_incoming
 from ..tracing._span import Span
 
 #: The header that carries the request id, in and out.
@@ -28,8 +29,6 @@ REQUEST_ID_HEADER: Final = "x-request-id"
 
 #: A request id we accept from a client: short, no spaces or control characters, nothing to inject.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}")
-
-_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 #: The operation of the record written for an unhandled exception.
 UNHANDLED_OPERATION: Final = "http.unhandled_exception"
@@ -52,24 +51,10 @@ def request_id_from(value: str | None) -> str:
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str] | None:
-    """``(trace_id, span_id)`` from a W3C ``traceparent`` header, or None when absent or malformed.
-
-    Version ``ff`` and all-zero ids are invalid; version ``00`` has exactly four parts, later versions
-    may append more after a dash.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    match = _TRACEPARENT.match(value)
-    if match is None:
-        return None
-    version, trace_id, span_id, _flags = match.groups()
-    rest = value[match.end():]
-    if version == "ff" or (version == "00" and rest) or (rest and not rest.startswith("-")):
-        return None
-    if trace_id == "0" * 32 or span_id == "0" * 16:
-        return None
-    return trace_id, span_id
+    """``(trace_id, span_id)`` from a W3C ``traceparent`` header, or None when absent or malformed
+    (``opswatch.tracing._propagation`` reads the rest of the trace headers)."""
+    incoming = parse_incoming(value)
+    return None if incoming is None else (incoming.trace_id, incoming.span_id)
 
 
 def was_logged(error: BaseException) -> bool:
@@ -113,15 +98,20 @@ class RequestTracking:
         traceparent: str | None,
         client: str | None,
         route: str | None,
+        *,
+        tracestate: str | None = None,
+        sentry_trace: str | None = None,
+        baggage: str | None = None,
     ) -> ActiveRequest:
-        """Start tracking one request (``request_id``/``traceparent`` are the raw header values)."""
+        """Start tracking one request (``request_id``, ``traceparent`` ... are the raw header values;
+        ``sentry-trace`` with its ``baggage`` continues a Sentry trace when there is no ``traceparent``)."""
         rid = request_id_from(request_id if self.trust_request_id else None)
         fields: dict[str, Any] = {"request_id": rid, "method": method}
         if route is not None:
             fields["route"] = route
-        trace = parse_traceparent(traceparent)
+        trace = parse_incoming(traceparent, tracestate, sentry_trace, baggage)
         if trace is not None:
-            fields["trace_id"], fields["span_id"] = trace
+            fields["trace_id"], fields["span_id"] = trace.trace_id, trace.span_id
         if client and self.record_client:
             fields["client_ip"] = client
         active = ActiveRequest(rid, method, fields)

@@ -31,6 +31,8 @@ from typing import Any
 from .._context import _fields as _context_fields
 from .._limits import STOP_TIMEOUT
 from .._stops import flush_at_stop
+from ..tracing._span import _current as _current_span
+from ..tracing._span import bind as bind_span
 from ._core import REQUEST_ID_HEADER, RequestTracking
 
 Scope = MutableMapping[str, Any]
@@ -41,6 +43,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RouteResolver = Callable[[Scope], "str | None"]
 
 _REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode()
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"sentry-trace", b"baggage"})
 _FULL = 2  # starlette.routing.Match.FULL; read as a number so this module does not need Starlette
 
 
@@ -67,20 +70,24 @@ class OpswatchMiddleware:
             await self.app(scope, receive, send)
             return
         raw_headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
-        request_id = traceparent = None
+        request_id = None
+        trace_headers: dict[bytes, str] = {}
         for name, value in raw_headers:
             lowered = name.lower()
             if lowered == _REQUEST_ID_BYTES:
                 request_id = value.decode("latin-1")
-            elif lowered == b"traceparent":
-                traceparent = value.decode("latin-1")
+            elif lowered in _TRACE_HEADERS:
+                trace_headers[lowered] = value.decode("latin-1")
         client = scope.get("client")
         request = self.tracking.begin(
             scope.get("method", "GET"),
             request_id,
-            traceparent,
+            trace_headers.get(b"traceparent"),
             client[0] if client else None,
             self._route(scope),
+            tracestate=trace_headers.get(b"tracestate"),
+            sentry_trace=trace_headers.get(b"sentry-trace"),
+            baggage=trace_headers.get(b"baggage"),
         )
         echoed = request.request_id.encode("latin-1")
 
@@ -96,6 +103,7 @@ class OpswatchMiddleware:
             await send(message)
 
         token = _context_fields.set({**_context_fields.get(), **request.fields})
+        span_token = bind_span(request.span)
         try:
             await self.app(scope, receive, send_with_request_id)
         except BaseException as exc:
@@ -114,6 +122,7 @@ class OpswatchMiddleware:
                 request.set_route(_route_after(scope))
             request.finish(request.status)
         finally:
+            _current_span.reset(span_token)
             _context_fields.reset(token)
 
     def _route(self, scope: Scope) -> str | None:

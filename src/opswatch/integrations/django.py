@@ -19,6 +19,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from .._context import _fields as _context_fields
 from ..config import ConfigError
+from ..tracing._span import _current as _current_span
+from ..tracing._span import bind as bind_span
 from ._core import REQUEST_ID_HEADER, ActiveRequest, RequestTracking
 
 _ATTRIBUTE = "_opswatch_request"
@@ -66,24 +68,28 @@ class OpswatchMiddleware:
             return self._acall(request)
         active = self._begin(request)
         token = _context_fields.set({**_context_fields.get(), **active.fields})
+        span_token = bind_span(active.span)
         try:
             response = self.get_response(request)
         except BaseException as exc:
             self._fail(active, request, exc)
             raise
         finally:
+            _current_span.reset(span_token)
             _context_fields.reset(token)
         return self._done(active, request, response)
 
     async def _acall(self, request: Any) -> Any:
         active = self._begin(request)
         token = _context_fields.set({**_context_fields.get(), **active.fields})
+        span_token = bind_span(active.span)
         try:
             response = await self.get_response(request)
         except BaseException as exc:
             self._fail(active, request, exc)
             raise
         finally:
+            _current_span.reset(span_token)
             _context_fields.reset(token)
         return self._done(active, request, response)
 
@@ -112,6 +118,9 @@ class OpswatchMiddleware:
             meta.get("HTTP_TRACEPARENT"),
             meta.get("REMOTE_ADDR"),
             None,
+            tracestate=meta.get("HTTP_TRACESTATE"),
+            sentry_trace=meta.get("HTTP_SENTRY_TRACE"),
+            baggage=meta.get("HTTP_BAGGAGE"),
         )
         setattr(request, _ATTRIBUTE, active)
         request.request_id = active.request_id

@@ -21,6 +21,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from .._context import _fields as _context_fields
+from ..tracing._span import _current as _current_span
+from ..tracing._span import bind as bind_span
 from ._core import REQUEST_ID_HEADER, ActiveRequest, RequestTracking
 
 if TYPE_CHECKING:
@@ -73,6 +75,9 @@ class OpswatchWSGIMiddleware:
             environ.get("HTTP_TRACEPARENT"),
             environ.get("REMOTE_ADDR"),
             route,
+            tracestate=environ.get("HTTP_TRACESTATE"),
+            sentry_trace=environ.get("HTTP_SENTRY_TRACE"),
+            baggage=environ.get("HTTP_BAGGAGE"),
         )
         environ[ENVIRON_KEY] = request
 
@@ -91,12 +96,14 @@ class OpswatchWSGIMiddleware:
             return start_response(status, headers, exc_info)
 
         token = _context_fields.set({**_context_fields.get(), **request.fields})
+        span_token = bind_span(request.span)
         try:
             body = self.app(environ, start_with_request_id)
         except BaseException as exc:
             fail(request, environ, exc)
             raise
         finally:
+            _current_span.reset(span_token)
             _context_fields.reset(token)
         return _Body(body, request, environ)
 

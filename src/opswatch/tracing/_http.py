@@ -2,7 +2,8 @@
 
 A request is a ``server`` span named ``"<METHOD> <route template>"`` with ``http.request.method``,
 ``http.route`` and ``http.response.status_code``; a 5xx answer or an unhandled exception makes it an
-``error``. An incoming W3C ``traceparent`` makes it a child of the caller's span, in the caller's trace.
+``error``. An incoming W3C ``traceparent`` (or Sentry's ``sentry-trace``) makes it a child of the
+caller's span, in the caller's trace, sampled as the caller decided.
 Request spans exist only when a sink takes spans (the server sink): without one, requests cost what
 they cost before.
 """
@@ -13,7 +14,8 @@ import time
 from typing import Any, Final
 
 from .._runtime import STATE, _internal_error
-from ._span import Span, _end, _start, send
+from ._propagation import Incoming, head_decision
+from ._span import Span, _current, _end, _start, send
 
 _wanted: tuple[object, bool] = (None, False)
 
@@ -45,21 +47,29 @@ def measured_span(kind: str, name: str, seconds: float, error: BaseException | N
     low-cardinality summary of a query). Never raises.
     """
     try:
+        parent = _current.get()
+        sampled = parent.sampled if parent is not None else head_decision()
+        if not sampled:
+            return  # not sampled: nothing to build, nothing to send (the measurement is still written)
         attributes: dict[str, Any] = {"opswatch.perf.kind": kind}
         if kind == "db":
             attributes["db.query.summary"] = name
-        made, token, fields_token = _start(name, _PERF_KINDS.get(kind, "internal"), attributes)
+        made, token, fields_token = _start(name, _PERF_KINDS.get(kind, "internal"), attributes, sampled)
         made.start_ns -= int(seconds * 1e9)
         _end(made, token, fields_token, error)
     except Exception as err:
         _internal_error(err)
 
 
-def request_span(trace: tuple[str, str] | None) -> Span:
-    """A started server span, continuing ``trace`` (trace id, parent span id) when given."""
-    if trace is None:
-        return Span("", {}, "server")
-    return Span("", {}, "server", trace[0], trace[1])
+def request_span(incoming: Incoming | None) -> Span:
+    """A started server span, continuing the caller's trace when given (its sampled flag wins, and what
+    it sent to forward is kept for outgoing calls)."""
+    if incoming is None:
+        return Span("", {}, "server", sampled=head_decision())
+    sampled = head_decision() if incoming.sampled is None else incoming.sampled
+    made = Span("", {}, "server", incoming.trace_id, incoming.span_id, sampled)
+    made.tracestate, made.baggage = incoming.tracestate, incoming.baggage
+    return made
 
 
 def end_request_span(

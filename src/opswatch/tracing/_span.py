@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar
 from .._context import _fields
 from .._runtime import STATE, _internal_error
 from ..record import format_millis, new_event_id
+from ._propagation import head_decision
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,15 +38,18 @@ class Span:
 
     __slots__ = (
         "attributes",
+        "baggage",
         "end_ns",
         "kind",
         "name",
         "parent_span_id",
+        "sampled",
         "span_id",
         "start_ns",
         "status",
         "status_message",
         "trace_id",
+        "tracestate",
     )
 
     def __init__(
@@ -55,6 +59,7 @@ class Span:
         kind: str = "internal",
         trace_id: str | None = None,
         parent_span_id: str | None = None,
+        sampled: bool = True,
     ) -> None:
         self.name = name
         self.attributes = attributes
@@ -66,6 +71,11 @@ class Span:
         self.end_ns = 0
         self.status = "unset"
         self.status_message: str | None = None
+        #: Whether the span is kept (head sampling); an unsampled span is never sent.
+        self.sampled = sampled
+        #: What the caller sent to be forwarded: W3C ``tracestate``, Sentry's ``sentry-*`` baggage.
+        self.tracestate: str | None = None
+        self.baggage: str | None = None
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Add or replace one attribute."""
@@ -96,15 +106,24 @@ class Span:
         return fields
 
 
-def _start(name: str, kind: str, attributes: dict[str, Any]) -> tuple[Span, Token[Span | None], Any]:
+def bind(made: Span | None) -> Token[Span | None]:
+    """Make ``made`` the current span (the middleware's request span); undo with ``_current.reset``."""
+    return _current.set(made)
+
+
+def _start(
+    name: str, kind: str, attributes: dict[str, Any], sampled: bool | None = None
+) -> tuple[Span, Token[Span | None], Any]:
     parent = _current.get()
     if parent is not None:
-        made = Span(name, attributes, kind, parent.trace_id, parent.span_id)
+        made = Span(name, attributes, kind, parent.trace_id, parent.span_id, parent.sampled)
+        made.tracestate, made.baggage = parent.tracestate, parent.baggage
     else:
         bound = _fields.get()
         trace_id = bound.get("trace_id")
         made = Span(name, attributes, kind, trace_id if isinstance(trace_id, str) else None,
-                    bound.get("span_id") if trace_id else None)  # fmt: skip
+                    bound.get("span_id") if trace_id else None,
+                    head_decision() if sampled is None else sampled)  # fmt: skip
     token = _current.set(made)
     fields_token = _fields.set({**_fields.get(), "trace_id": made.trace_id, "span_id": made.span_id})
     return made, token, fields_token
@@ -121,7 +140,9 @@ def _end(made: Span, token: Token[Span | None], fields_token: Any, error: BaseEx
 
 
 def send(made: Span) -> None:
-    """Send an ended span to every sink that takes spans. Never raises."""
+    """Send an ended span to every sink that takes spans, unless it is not sampled. Never raises."""
+    if not made.sampled:
+        return
     try:
         runtime = STATE.runtime or STATE.get()
         sinks = [sink for sink in runtime.sinks if getattr(sink, "accepts_spans", False)]
