@@ -67,6 +67,13 @@ urlpatterns = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def this_modules_urls() -> Iterator[None]:
+    """Django is configured once per process, by whichever Django test module loads first: route to ours."""
+    with override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=["opswatch.integrations.django.OpswatchMiddleware"]):
+        yield
+
+
 @pytest.fixture
 def clock() -> Iterator[ManualClock]:
     perf.reset()
