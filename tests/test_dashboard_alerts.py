@@ -18,9 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from opswatch.server import limits
 from opswatch.server.rules import rules_for
 from opswatch.server.testing import RunningServer, running_server
 from opswatch.server.ui import session
+from opswatch.server.ui.signal_chart import signal_series
 from rules_cast import T0, request
 
 pytestmark = pytest.mark.slow
@@ -237,3 +239,25 @@ def test_it_sends_a_silence_made_for_an_end_time_to_that_time(
     shown = get(server, http, jar, "/alerts/search-slow")
     assert f'data-silence="{silence["id"]}"' in shown  # it can mute this rule
     assert f'data-silence="{silence["id"]}"' not in get(server, http, jar, "/alerts/checkout-errors")
+
+
+def test_a_rules_chart_keeps_to_its_time_budget_newest_points_first(server: RunningServer) -> None:
+    service = rules_for(server.ctx).service
+    rule = service.rule("checkout-errors")
+    ticks = iter(range(1000))  # a clock that advances one second each time it is read
+
+    def clock() -> float:
+        return float(next(ticks))
+
+    budget = limits.RULES_CHART_BUDGET_SECONDS
+    cut = signal_series(rule, service.source, NOW, 0, budget=budget, clock=clock)
+    [series] = cut.series
+    points = len(cut.times)
+    computed = int(budget) - 1  # read at 1, 2, 3, 4 s after the start; stopped when 5 s had passed
+    assert cut.errors == (
+        f"the chart stopped after {budget:g} s; its {points - computed} oldest points are left out",
+    )
+    assert series.values[: points - computed] == (None,) * (points - computed)
+    whole = signal_series(rule, service.source, NOW, 0, budget=budget, clock=lambda: 0.0)
+    assert whole.errors == () and whole.series[0].values[-computed:] == series.values[-computed:]
+    assert 1.0 in series.values[-computed:]  # the window that ended at T0+600, all errors, was computed

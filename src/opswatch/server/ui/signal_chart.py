@@ -14,9 +14,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
+from .. import limits
 from ..rules.evaluate import evaluate
 from ..rules.model import Rule
 from ..rules.signals import SignalSource
@@ -59,14 +61,28 @@ def points_for(rule: Rule) -> int:
     return min(MAX_POINTS, max(MIN_POINTS, math.ceil(span_for(rule) / max(rule.window, 1.0))))
 
 
-def signal_series(rule: Rule, source: SignalSource, now: float, ingest_delay: float) -> SignalSeries:
-    """Evaluate ``rule`` at ``points_for(rule)`` times ending at ``now``; never raises (errors are
-    collected)."""
+def signal_series(
+    rule: Rule,
+    source: SignalSource,
+    now: float,
+    ingest_delay: float,
+    *,
+    budget: float = limits.RULES_CHART_BUDGET_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> SignalSeries:
+    """Evaluate ``rule`` at ``points_for(rule)`` times ending at ``now``, newest first, for at most
+    ``budget`` seconds of ``clock`` (the older points past it stay empty, with a note in ``errors``);
+    never raises (errors are collected)."""
     span, points = span_for(rule), points_for(rule)
     times = tuple(now - span + span * (i + 1) / points for i in range(points))
     by_name: dict[str, list[float | None]] = {}
     errors: list[str] = []
-    for index, at in enumerate(times):
+    started = clock()
+    for index in reversed(range(points)):
+        if clock() - started >= budget:
+            errors.append(f"the chart stopped after {budget:g} s; its {index + 1} oldest points are left out")
+            break
+        at = times[index]
         evaluation = evaluate(rule, source, at, ingest_delay)
         if evaluation.error is not None:
             if evaluation.error not in errors:
