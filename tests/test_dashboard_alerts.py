@@ -20,8 +20,10 @@ import pytest
 
 from opswatch.server import limits
 from opswatch.server.rules import rules_for
+from opswatch.server.rules.machine import Instance, RuleStatus
 from opswatch.server.testing import RunningServer, running_server
 from opswatch.server.ui import session
+from opswatch.server.ui.alerts import rule_state
 from opswatch.server.ui.signal_chart import signal_series
 from rules_cast import T0, request
 
@@ -261,3 +263,36 @@ def test_a_rules_chart_keeps_to_its_time_budget_newest_points_first(server: Runn
     whole = signal_series(rule, service.source, NOW, 0, budget=budget, clock=lambda: 0.0)
     assert whole.errors == () and whole.series[0].values[-computed:] == series.values[-computed:]
     assert 1.0 in series.values[-computed:]  # the window that ended at T0+600, all errors, was computed
+
+
+@pytest.mark.parametrize(
+    ("status", "instances", "expected"),
+    [
+        (RuleStatus(), [], ("inactive", None, None)),
+        (RuleStatus(error="no such column: amount", error_since=T0), [], ("error", None, T0)),
+        (RuleStatus(waiting=("amount",)), [], ("no data", None, None)),
+        (RuleStatus(), [Instance("a", {}, health="nodata")], ("no data", None, None)),
+        (RuleStatus(), [Instance("a", {}, "pending", "warning", pending_since=T0)], ("pending", "warning", T0)),
+        (
+            RuleStatus(),
+            [
+                Instance("a", {}, "pending", "warning", value=0.3, pending_since=T0 + 60),
+                Instance("b", {}, "firing", "critical", value=0.9, firing_since=T0, pending_since=T0 - 60),
+            ],
+            ("firing", "critical", T0),
+        ),
+        (RuleStatus(), [Instance("a", {}, "firing", "critical", firing_since=T0, flapping=True)],
+         ("flapping", "critical", T0)),
+        (RuleStatus(), [Instance("a", {}, "inactive", flapping=True, resolved_at=T0)], ("flapping", None, None)),
+        (
+            RuleStatus(error="timeout", error_since=T0 + 5),
+            [Instance("a", {}, "firing", "critical", firing_since=T0)],
+            ("error", "critical", T0 + 5),
+        ),
+    ],
+)
+def test_it_sums_a_rule_up_in_one_state_word(
+    status: RuleStatus, instances: list[Instance], expected: tuple[str, str | None, float | None]
+) -> None:
+    shown = rule_state(status, instances)
+    assert (shown["state"], shown["severity"], shown["since"]) == expected

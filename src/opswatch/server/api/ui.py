@@ -468,8 +468,9 @@ def _alerts(request: Request, viewer: session.Viewer, name: str | None, code: in
 
 def _back(form: dict[str, str]) -> str:
     """The Alerts page a silence form came from (``/alerts`` or a rule's page)."""
-    target = form.get("next", "")
-    return target if target.startswith("/alerts") and "//" not in target else "/alerts"
+    target = session.safe_next(form.get("next"))
+    own = target == "/alerts" or (target.startswith("/alerts/") and ".." not in target)
+    return target if own else "/alerts"
 
 
 @router.post("/alerts/silences")

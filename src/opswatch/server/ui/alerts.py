@@ -46,10 +46,12 @@ def rule_state(status: RuleStatus, instances: list[Instance]) -> dict[str, Any]:
     if status.error is not None:
         state, since = "error", status.error_since
     elif worst is not None and worst.status != "inactive":
-        state = "flapping" if any(i.flapping for i in instances) else worst.status
+        state = worst.status
         since = worst.firing_since if worst.status == "firing" else worst.pending_since
     elif status.waiting or any(i.health == "nodata" for i in instances):
         state = "no data"
+    if state != "error" and any(i.flapping for i in instances):  # also between its firings
+        state = "flapping"
     return {
         "state": state,
         "severity": worst.severity if worst is not None and worst.status != "inactive" else None,
