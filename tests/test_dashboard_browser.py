@@ -2,8 +2,8 @@
 
 Every form the pages have is filled in and submitted by clicking, as someone would: the login form
 (typing the token), the issue and log filters, the query box, Resolve / Ignore / Reopen on an issue,
-Pause / Resume / Edit on a cron monitor, and Log out; and a page on another origin that posts to the
-dashboard is refused. Each test asserts what the page shows afterwards.
+Pause / Resume / Edit on a cron monitor, a silence created and expired on the Alerts page, and Log
+out; and a page on another origin that posts to the dashboard is refused. Each test asserts what the page shows afterwards.
 
 Chromium is ``/usr/bin/chromium`` (``apt-get install chromium``); Playwright drives it (no browser
 download). Without either, the tests are skipped with the reason on a developer's machine, and fail
@@ -347,3 +347,44 @@ def test_it_draws_the_overview(page: Any, server: RunningServer, tmp_path: Path)
     assert struct.unpack(">II", data[16:24]) == (1280, 900)
     assert len(data) > 20_000  # a drawn page, not a blank one
     shoot(page, "overview")
+
+
+def test_it_creates_and_expires_a_silence_from_the_alerts_page(page: Any, server: RunningServer) -> None:
+    log_in(page, server, "/alerts")
+    assert page.get_by_role("heading", name="Alerts").is_visible()
+    default = page.locator("table.rules tbody tr", has_text="high-error-rate")
+    expect(default).to_contain_text("error_ratio over 5m")
+    expect(default).to_contain_text("critical > 0.05")
+    page.get_by_role("link", name="high-error-rate").click()
+    page.wait_for_url(f"{server.url}/alerts/high-error-rate")
+    assert page.locator("svg.signal").is_visible()
+    assert page.locator("svg.signal line.threshold-critical").count() == 1
+
+    page.get_by_text("New silence").click()
+    assert page.get_by_label("Rule").input_value() == "high-error-rate"  # the page's rule, prefilled
+    page.get_by_label("Label matchers").fill("service=~donations-.*")
+    page.get_by_label("Duration").fill("90m")
+    page.get_by_label("Author").fill("ana@example.org")
+    page.get_by_label("Comment").fill("deploying the payment fix")
+    page.get_by_role("button", name="Create silence").click()
+    page.wait_for_url(f"{server.url}/alerts/high-error-rate")
+    silence = page.locator("table.silences tbody tr", has_text="deploying the payment fix")
+    expect(silence).to_contain_text("rule=high-error-rate")
+    expect(silence).to_contain_text("service=~donations-.*")
+    expect(silence).to_contain_text("active")
+    expect(silence).to_contain_text("ana@example.org")
+    expect(silence).to_contain_text("in 1 h")
+    shoot(page, "alert-rule")
+
+    page.goto(f"{server.url}/alerts")
+    listed = page.locator("table.silences tbody tr", has_text="deploying the payment fix")
+    expect(listed).to_contain_text("active")
+    listed.get_by_role("button", name="Expire").click()
+    page.wait_for_url(f"{server.url}/alerts")
+    listed = page.locator("table.silences tbody tr", has_text="deploying the payment fix")
+    expect(listed).to_contain_text("expired")
+    assert listed.get_by_role("button", name="Expire").count() == 0
+    with httpx.Client(timeout=30, trust_env=False) as http:
+        items = http.get(f"{server.url}/api/0/silences", headers=server.admin_headers).json()["items"]
+    assert [s["state"] for s in items if s["comment"] == "deploying the payment fix"] == ["expired"]
+    shoot(page, "alerts")

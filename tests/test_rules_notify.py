@@ -119,7 +119,7 @@ def test_it_waits_group_wait_then_names_rule_labels_value_threshold_and_start(al
         "12.00%",
         "&gt; 5%",  # Slack's mrkdwn escape: shown as "> 5%"
         "2027-01-15 08:00:00 UTC",
-        "http://ops.example/api/0/rules/errors",
+        "http://ops.example/alerts/errors",
     ):
         assert words in text, words
     assert alerts.drain(T0 + 31) == []

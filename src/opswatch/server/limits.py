@@ -255,6 +255,10 @@ RULES_MAX_WINDOW_SECONDS: Final = 31 * 86_400
 #: Fire/resolve transitions of one instance within an hour above which it is marked flapping.
 RULES_FLAP_TRANSITIONS: Final = 6
 
+#: Seconds the dashboard spends recomputing a rule's signal for its chart (``ui.signal_chart``), newest
+#: point first; the older points past it are left out and the page says so.
+RULES_CHART_BUDGET_SECONDS: Final = 5.0
+
 # -- spans (distributed tracing) ------------------------------------------------------------------------
 
 #: Largest decompressed OTLP request. The OpenTelemetry Collector's HTTP receiver takes 20 MiB on the

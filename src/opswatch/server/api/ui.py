@@ -1,4 +1,5 @@
-"""The dashboard's routes: ``/``, ``/issues``, ``/crons``, ``/logs``, ``/query``, login and static files.
+"""The dashboard's routes: ``/``, ``/issues``, ``/crons``, ``/logs``, ``/query``, ``/alerts``, login and
+static files.
 
 Every page needs the admin token (``opswatch.server.ui.session`` says how it may be given); without
 it a browser is sent to ``/login``. Changes (resolve, ignore, reopen an issue; pause, resume, edit a
@@ -23,9 +24,10 @@ from ..auth import get_context
 from ..issues.lifecycle import IssueNotFound
 from ..monitors import config as monitor_config
 from ..monitors.errors import AmbiguousMonitor, MonitorConfigError, UnknownMonitor
+from ..rules.silences import SilenceError, UnknownSilence
 from ..state import sessions
 from ..throttle import client_address, throttle_for
-from ..ui import STATIC_DIR, cron_settings, pages, session
+from ..ui import STATIC_DIR, alerts, cron_settings, pages, session
 from ..ui.overview import overview as gather_overview
 from ..ui.render import page, secure
 from ..ui.services import issue_service, monitor_service
@@ -42,6 +44,7 @@ _NAV: Final = (
     ("/crons", "Crons"),
     ("/logs", "Logs"),
     ("/query", "Query"),
+    ("/alerts", "Alerts"),
 )
 _BAD_TOKEN: Final = "That is not this server's admin token."
 
@@ -431,6 +434,79 @@ async def run_query_page(request: Request) -> Response:
     answer = await run_in_threadpool(pages.run_sql, get_context(request), sql)
     status = 200 if answer.error is None else 400
     return _render(request, viewer, "query.html", "Query", status, sql=sql, answer=answer)
+
+
+@router.get("/alerts")
+def alerts_page(request: Request) -> Response:
+    """Every rule with its state, the firing and pending alerts, the history, the silences and their form."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    return _alerts(request, viewer, None)
+
+
+@router.get("/alerts/{name}")
+def alert_page(request: Request, name: str) -> Response:
+    """One rule: its state, its signal as a chart with thresholds and firing periods, alerts, silences."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    return _alerts(request, viewer, name)
+
+
+def _alerts(request: Request, viewer: session.Viewer, name: str | None, code: int = 200,
+            form_error: str | None = None, form: dict[str, str] | None = None) -> Response:
+    ctx = get_context(request)
+    try:
+        data = alerts.alert_list(ctx) if name is None else alerts.alert_detail(ctx, name)
+    except LookupError as err:
+        return _error_page(request, 404, str(err), viewer)
+    values = {"rule": "" if name is None else name, "duration": "2h", **(form or {})}
+    return _render(request, viewer, "alerts.html" if name is None else "alert.html", "Alerts", code,
+                   data=data, form=values, form_error=form_error, duration_hint=alerts.DURATION_HINT)
+
+
+def _back(form: dict[str, str]) -> str:
+    """The Alerts page a silence form came from (``/alerts`` or a rule's page)."""
+    target = session.safe_next(form.get("next"))
+    own = target == "/alerts" or (target.startswith("/alerts/") and ".." not in target)
+    return target if own else "/alerts"
+
+
+@router.post("/alerts/silences")
+async def create_silence(request: Request) -> Response:
+    """Create a silence from the form (through the silences service, as the API does), then go back."""
+    checked = await _change(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, form = checked
+    back = _back(form)
+    name = urllib.parse.unquote(back[len("/alerts/"):]) if back.startswith("/alerts/") else None
+    try:
+        runtime = alerts.runtime(get_context(request))
+        now = runtime.service.now()
+        silence = alerts.silence_from_form(form, now)
+        await run_in_threadpool(lambda: runtime.dispatcher.silences.create(now=now, **silence))
+    except pages.NotInstalled as err:
+        return _error_page(request, 404, str(err), viewer)
+    except SilenceError as err:
+        return _alerts(request, viewer, name, 400, str(err), form)
+    return secure(RedirectResponse(back, status_code=303))
+
+
+@router.post("/alerts/silences/{silence_id:int}/expire")
+async def expire_silence(request: Request, silence_id: int) -> Response:
+    """End a silence now, then go back to the page it was expired from."""
+    checked = await _change(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, form = checked
+    try:
+        runtime = alerts.runtime(get_context(request))
+        await run_in_threadpool(runtime.dispatcher.silences.expire, silence_id, runtime.service.now())
+    except (pages.NotInstalled, UnknownSilence) as err:
+        return _error_page(request, 404, str(err), viewer)
+    return secure(RedirectResponse(_back(form), status_code=303))
 
 
 @router.get("/static/{name}")

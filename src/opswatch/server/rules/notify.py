@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, and_, insert, select, update
 
@@ -100,8 +101,8 @@ class Dispatcher:
         self._failing = 0
 
     def link(self, rule: str) -> str | None:
-        """The rule's page (its API document until the dashboard has an Alerts page)."""
-        return f"{self.base_url}/api/0/rules/{rule}" if self.base_url else None
+        """The rule's page on the dashboard."""
+        return f"{self.base_url}/alerts/{quote(rule, safe='')}" if self.base_url else None
 
     # -- sending ---------------------------------------------------------------------------------------
 
