@@ -1,4 +1,4 @@
-"""The dashboard's routes: ``/``, ``/issues``, ``/crons``, ``/logs``, ``/query``, login and static files.
+"""The dashboard's routes: ``/``, ``/issues``, ``/crons``, ``/logs``, ``/traces``, ``/query``, login, static.
 
 Every page needs the admin token (``opswatch.server.ui.session`` says how it may be given); without
 it a browser is sent to ``/login``. Changes (resolve, ignore, reopen an issue; pause, resume, edit a
@@ -24,8 +24,9 @@ from ..issues.lifecycle import IssueNotFound
 from ..monitors import config as monitor_config
 from ..monitors.errors import AmbiguousMonitor, MonitorConfigError, UnknownMonitor
 from ..state import sessions
+from ..store.base import QueryError
 from ..throttle import client_address, throttle_for
-from ..ui import STATIC_DIR, cron_settings, pages, session
+from ..ui import STATIC_DIR, cron_settings, pages, session, traces
 from ..ui.overview import overview as gather_overview
 from ..ui.render import page, secure
 from ..ui.services import issue_service, monitor_service
@@ -41,6 +42,7 @@ _NAV: Final = (
     ("/issues", "Issues"),
     ("/crons", "Crons"),
     ("/logs", "Logs"),
+    ("/traces", "Traces"),
     ("/query", "Query"),
 )
 _BAD_TOKEN: Final = "That is not this server's admin token."
@@ -409,6 +411,41 @@ def logs_page(
     lines = pages.recent_events(get_context(request), filters)
     return _render(request, viewer, "logs.html", "Logs", lines=lines, filters=filters,
                    levels=("trace", "debug", "info", "warn", "error", "fatal"))
+
+
+@router.get("/traces")
+def traces_page(request: Request, service: str = "", operation: str = "", min_ms: str = "", status: str = "",
+                range: str = "") -> Response:
+    """Traces by service, operation, least duration, status and time range, slowest first."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        filters = traces.TraceFilters.parse(service, operation, min_ms, status, range)
+        found = traces.search(get_context(request), filters)
+    except ValueError as err:
+        return _error_page(request, 400, str(err), viewer)
+    except QueryError as err:
+        return _error_page(request, 503, f"the trace search failed: {err}", viewer)
+    return _render(request, viewer, "traces.html", "Traces", traces=found, filters=filters,
+                   statuses=traces.STATUSES, ranges=traces.RANGES, limit=traces.SEARCH_ROWS)
+
+
+@router.get("/traces/{trace_id}")
+def trace_page(request: Request, trace_id: str) -> Response:
+    """One trace as a waterfall, with its log records on the same time axis."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        trace = traces.trace_detail(get_context(request), trace_id)
+    except ValueError as err:
+        return _error_page(request, 400, str(err), viewer)
+    except LookupError as err:
+        return _error_page(request, 404, str(err), viewer)
+    except QueryError as err:
+        return _error_page(request, 503, f"the trace could not be read: {err}", viewer)
+    return _render(request, viewer, "trace.html", "Traces", trace=trace)
 
 
 @router.get("/query")
