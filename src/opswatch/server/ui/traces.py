@@ -20,10 +20,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
+from markupsafe import Markup
 
 from ..context import ServerContext
 from ..query import run_query
 from .render import to_epoch
+from .waterfall_html import span_rows
 
 #: Time ranges the search offers: name and seconds.
 RANGES: Final = (("1h", 3600), ("6h", 6 * 3600), ("24h", 86400), ("7d", 7 * 86400), ("30d", 30 * 86400))
@@ -39,6 +41,7 @@ MAX_TRACE_LOGS: Final = 2_000
 AXIS: Final = 1000.0
 QUERY_TIMEOUT: Final = 30.0
 
+_EPOCH: Final = datetime.datetime(1970, 1, 1)
 _TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
 _BAD_TEXT: Final = re.compile(r"[\\\x00-\x1f\x7f]")
 
@@ -165,6 +168,11 @@ class Waterfall:
     critical: int
     truncated: bool = False
 
+    @property
+    def rows_html(self) -> Markup:
+        """The span rows as HTML (``waterfall_html.span_rows``)."""
+        return span_rows(self.rows)
+
 
 def trace_detail(ctx: ServerContext, trace_id: str) -> Waterfall:
     """The trace's waterfall, from two queries; ``LookupError`` when no span has this trace id."""
@@ -201,7 +209,7 @@ def waterfall(
     """
     nodes: dict[str, dict[str, Any]] = {}
     for span in spans:
-        start = to_epoch(span["timestamp"]) or 0.0
+        start = _epoch(span["timestamp"])
         duration = max(float(span["duration_ms"] or 0.0), 0.0)
         nodes.setdefault(str(span["span_id"]), {
             "span_id": str(span["span_id"]), "parent": span.get("parent_span_id") or None,
@@ -242,6 +250,13 @@ def waterfall(
         services=services, errors=sum(1 for row in rows if row["status"] == "error"),
         critical=sum(1 for row in rows if row["critical"]),
     )
+
+
+def _epoch(value: Any) -> float:
+    """Seconds since the epoch of a span's start (a naive UTC datetime from the store, quickly)."""
+    if type(value) is datetime.datetime and value.tzinfo is None:
+        return (value - _EPOCH).total_seconds()
+    return to_epoch(value) or 0.0
 
 
 def _by_start(node: Mapping[str, Any]) -> tuple[float, str]:
