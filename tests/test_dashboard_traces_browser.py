@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_dashboard_browser import browser, log_in, page, shoot  # noqa: F401 (fixtures used by name)
-from test_dashboard_traces import TRACE, checkout_trace
 
 from opswatch.server.testing import RunningServer, running_server
+from test_dashboard_browser import browser, log_in, page, shoot  # noqa: F401 (fixtures used by name)
+from test_dashboard_traces import TRACE, checkout_trace
 
 try:
     from playwright.sync_api import expect
