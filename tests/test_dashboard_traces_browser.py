@@ -59,3 +59,16 @@ def test_the_traces_link_in_a_log_row_opens_the_trace(page: Any, server: Running
     page.locator(f'a.trace-link[href="/traces/{TRACE}"]').first.click()
     page.wait_for_load_state()
     expect(page.get_by_role("heading", name="GET /checkout")).to_be_visible()
+
+
+def test_the_performance_page_lists_operations_and_links_to_their_traces(page: Any, server: RunningServer) -> None:  # noqa: F811
+    log_in(page, server, "/")
+    page.get_by_role("link", name="Performance").click()
+    page.wait_for_load_state()
+    row = page.locator('tr[data-operation="POST payments"]')
+    expect(row.get_by_role("cell", name="100%")).to_be_visible()  # its one span is an error
+    expect(page.locator("svg.perf-chart")).to_have_count(6)
+    shoot(page, "performance")
+    row.get_by_role("link", name="POST payments").click()
+    page.wait_for_load_state()
+    expect(page.get_by_role("link", name="GET /checkout")).to_be_visible()

@@ -26,7 +26,7 @@ from ..monitors.errors import AmbiguousMonitor, MonitorConfigError, UnknownMonit
 from ..state import sessions
 from ..store.base import QueryError
 from ..throttle import client_address, throttle_for
-from ..ui import STATIC_DIR, cron_settings, pages, session, traces
+from ..ui import STATIC_DIR, cron_settings, pages, performance, session, traces
 from ..ui.overview import overview as gather_overview
 from ..ui.render import page, secure
 from ..ui.services import issue_service, monitor_service
@@ -43,6 +43,7 @@ _NAV: Final = (
     ("/crons", "Crons"),
     ("/logs", "Logs"),
     ("/traces", "Traces"),
+    ("/performance", "Performance"),
     ("/query", "Query"),
 )
 _BAD_TOKEN: Final = "That is not this server's admin token."
@@ -446,6 +447,23 @@ def trace_page(request: Request, trace_id: str) -> Response:
     except QueryError as err:
         return _error_page(request, 503, f"the trace could not be read: {err}", viewer)
     return _render(request, viewer, "trace.html", "Traces", trace=trace)
+
+
+@router.get("/performance")
+def performance_page(request: Request, service: str = "", range: str = "") -> Response:
+    """Per operation: rate, error rate, p50/p95/p99 and the p95 over time against the seed's thresholds."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        filters = performance.PerfFilters.parse(service, range)
+        found = performance.operations(get_context(request), filters)
+    except ValueError as err:
+        return _error_page(request, 400, str(err), viewer)
+    except QueryError as err:
+        return _error_page(request, 503, f"the performance numbers could not be read: {err}", viewer)
+    return _render(request, viewer, "performance.html", "Performance", operations=found, filters=filters,
+                   ranges=traces.RANGES, limit=performance.MAX_OPERATIONS)
 
 
 @router.get("/query")
