@@ -171,3 +171,15 @@ def test_it_draws_a_trace_of_5000_spans(server: RunningServer) -> None:
         assert index == 0 or (index - 1) // 4 in seen  # every parent comes before its children
         seen.add(index)
     assert [row["span_id"] for row in drawn if "error" in row["classes"].split()] == [f"{4322:016x}"]
+
+
+def test_it_draws_spans_whose_parents_form_a_loop(server: RunningServer) -> None:
+    base = time.time_ns() - 60_000 * MS
+    send_spans(server, "loop", [
+        span(TRACE, "a000000000000001", "", "root", 0, 100, base),
+        span(TRACE, "b000000000000002", "c000000000000003", "b", 10, 20, base),
+        span(TRACE, "c000000000000003", "b000000000000002", "c", 30, 40, base),
+    ])  # fmt: skip
+    page = get(server, f"/traces/{TRACE}")
+    assert page.status_code == 200
+    assert sorted(row["span_id"][0] for row in rows(page.text)) == ["a", "b", "c"]

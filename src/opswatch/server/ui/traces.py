@@ -204,7 +204,8 @@ def waterfall(
 ) -> Waterfall:
     """Lay out ``spans`` (rows of the spans view) and ``logs`` (rows of the logs view) in one pass.
 
-    A span whose parent is not in the trace is drawn at the top level. Children follow their parent,
+    A span whose parent is not in the trace (or whose ancestors form a loop, which no tracer sends but a
+    bad client could) is drawn at the top level. Children follow their parent,
     by start time. Offsets ``x`` and widths ``w`` are in ``AXIS`` units of the trace's time range.
     """
     nodes: dict[str, dict[str, Any]] = {}
@@ -231,8 +232,14 @@ def waterfall(
     critical_path(tops, finish)
     rows: list[dict[str, Any]] = []
     stack = [(node, 0) for node in sorted(tops, key=_by_start, reverse=True)]
-    while stack:
+    seen: set[str] = set()
+    while stack or len(seen) < len(nodes):
+        if not stack:  # spans whose parents form a loop: drawn from the top level
+            stack.append((next(n for n in nodes.values() if n["span_id"] not in seen), 0))
         node, depth = stack.pop()
+        if node["span_id"] in seen:
+            continue
+        seen.add(node["span_id"])
         node["depth"] = depth
         node["offset_ms"] = (node["start"] - begin) * 1000.0
         node["x"] = round((node["start"] - begin) * scale, 2)
