@@ -1,5 +1,5 @@
-"""The dashboard's routes: ``/``, ``/issues``, ``/crons``, ``/logs``, ``/query``, ``/alerts``, login and
-static files.
+"""The dashboard's routes: ``/``, ``/issues``, ``/crons``, ``/logs``, ``/traces``, ``/performance``,
+``/query``, ``/alerts``, login and static files.
 
 Every page needs the admin token (``opswatch.server.ui.session`` says how it may be given); without
 it a browser is sent to ``/login``. Changes (resolve, ignore, reopen an issue; pause, resume, edit a
@@ -26,8 +26,9 @@ from ..monitors import config as monitor_config
 from ..monitors.errors import AmbiguousMonitor, MonitorConfigError, UnknownMonitor
 from ..rules.silences import SilenceError, UnknownSilence
 from ..state import sessions
+from ..store.base import QueryError
 from ..throttle import client_address, throttle_for
-from ..ui import STATIC_DIR, alerts, cron_settings, pages, session
+from ..ui import STATIC_DIR, alerts, cron_settings, pages, performance, session, traces
 from ..ui.overview import overview as gather_overview
 from ..ui.render import page, secure
 from ..ui.services import issue_service, monitor_service
@@ -43,6 +44,8 @@ _NAV: Final = (
     ("/issues", "Issues"),
     ("/crons", "Crons"),
     ("/logs", "Logs"),
+    ("/traces", "Traces"),
+    ("/performance", "Performance"),
     ("/query", "Query"),
     ("/alerts", "Alerts"),
 )
@@ -412,6 +415,58 @@ def logs_page(
     lines = pages.recent_events(get_context(request), filters)
     return _render(request, viewer, "logs.html", "Logs", lines=lines, filters=filters,
                    levels=("trace", "debug", "info", "warn", "error", "fatal"))
+
+
+@router.get("/traces")
+def traces_page(request: Request, service: str = "", operation: str = "", min_ms: str = "", status: str = "",
+                range: str = "") -> Response:
+    """Traces by service, operation, least duration, status and time range, slowest first."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        filters = traces.TraceFilters.parse(service, operation, min_ms, status, range)
+        found = traces.search(get_context(request), filters)
+    except ValueError as err:
+        return _error_page(request, 400, str(err), viewer)
+    except QueryError as err:
+        return _error_page(request, 503, f"the trace search failed: {err}", viewer)
+    return _render(request, viewer, "traces.html", "Traces", traces=found, filters=filters,
+                   statuses=traces.STATUSES, ranges=traces.RANGES, limit=traces.SEARCH_ROWS)
+
+
+@router.get("/traces/{trace_id}")
+def trace_page(request: Request, trace_id: str) -> Response:
+    """One trace as a waterfall, with its log records on the same time axis."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        trace = traces.trace_detail(get_context(request), trace_id)
+    except ValueError as err:
+        return _error_page(request, 400, str(err), viewer)
+    except LookupError as err:
+        return _error_page(request, 404, str(err), viewer)
+    except QueryError as err:
+        return _error_page(request, 503, f"the trace could not be read: {err}", viewer)
+    return _render(request, viewer, "trace.html", "Traces", trace=trace)
+
+
+@router.get("/performance")
+def performance_page(request: Request, service: str = "", range: str = "") -> Response:
+    """Per operation: rate, error rate, p50/p95/p99 and the p95 over time against the seed's thresholds."""
+    viewer = _authenticate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        filters = performance.PerfFilters.parse(service, range)
+        found = performance.operations(get_context(request), filters)
+    except ValueError as err:
+        return _error_page(request, 400, str(err), viewer)
+    except QueryError as err:
+        return _error_page(request, 503, f"the performance numbers could not be read: {err}", viewer)
+    return _render(request, viewer, "performance.html", "Performance", operations=found, filters=filters,
+                   ranges=traces.RANGES, limit=performance.MAX_OPERATIONS)
 
 
 @router.get("/query")
