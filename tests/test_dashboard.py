@@ -8,7 +8,6 @@ alert channel whose webhook answers 404, so the overview has a healthy channel a
 
 from __future__ import annotations
 
-import http.cookiejar as http_cookiejar
 import re
 import threading
 import time
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 import opswatch
+from dashboard_http import cookieless_client, csrf_of, login, signed_in
 from opswatch.server.testing import RunningServer, running_server
 from opswatch.server.ui import session
 from slack_receiver import SlackReceiver
@@ -134,27 +134,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, slack: SlackReceiver) -> It
 @pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:
     """A client that keeps no cookies: each request says who it is (or not) itself."""
-    no_cookies = http_cookiejar.CookieJar(policy=http_cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    with httpx.Client(timeout=30, trust_env=False, follow_redirects=False, cookies=no_cookies) as client:
+    with cookieless_client() as client:
         yield client
-
-
-def signed_in(cookie: str) -> dict[str, str]:
-    """Headers carrying the session cookie."""
-    return {"Cookie": f"{session.COOKIE}={cookie}"}
-
-
-def login(server: RunningServer, http: httpx.Client) -> str:
-    """Log in with the form; the session cookie's value."""
-    answer = http.post(f"{server.url}/login", data={"token": server.admin_token, "next": "/"})
-    assert answer.status_code == 303
-    return str(answer.cookies[session.COOKIE])
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
-    assert found is not None
-    return found.group(1)
 
 
 def issue_id(server: RunningServer, http: httpx.Client, title_part: str) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import html as html_text
-import http.cookiejar as http_cookiejar
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -18,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
+from dashboard_http import cookieless_client, csrf_of, login, signed_in
 from opswatch.server import limits
 from opswatch.server.rules import rules_for
 from opswatch.server.rules.machine import Instance, RuleStatus
 from opswatch.server.testing import RunningServer, running_server
-from opswatch.server.ui import session
 from opswatch.server.ui.alerts import rule_state
 from opswatch.server.ui.signal_chart import signal_series
 from rules_cast import T0, request
@@ -70,17 +69,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:
-    no_cookies = http_cookiejar.CookieJar(policy=http_cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    with httpx.Client(timeout=30, trust_env=False, follow_redirects=False, cookies=no_cookies) as client:
+    with cookieless_client() as client:
         yield client
 
 
 @pytest.fixture
 def jar(server: RunningServer, http: httpx.Client) -> dict[str, str]:
     """Headers of a viewer logged in with the form."""
-    answer = http.post(f"{server.url}/login", data={"token": server.admin_token, "next": "/"})
-    assert answer.status_code == 303
-    return {"Cookie": f"{session.COOKIE}={answer.cookies[session.COOKIE]}"}
+    return signed_in(login(server, http))
 
 
 def get(server: RunningServer, http: httpx.Client, jar: dict[str, str], path: str) -> str:
@@ -98,9 +94,8 @@ def row(html: str, marker: str) -> str:
 
 def silence_form(server: RunningServer, http: httpx.Client, jar: dict[str, str], page: str = "/alerts",
                  **fields: str) -> httpx.Response:
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', get(server, http, jar, page))
-    assert csrf is not None
-    data = {"csrf": csrf.group(1), "next": page, **fields}
+    csrf = csrf_of(get(server, http, jar, page))
+    data = {"csrf": csrf, "next": page, **fields}
     return http.post(f"{server.url}/alerts/silences", data=data, headers=jar)
 
 
@@ -188,10 +183,9 @@ def test_it_creates_a_silence_from_the_form_and_expires_it(
     assert "in 2 h" in shown and "ana@example.org" in shown and "Expire" in shown
 
     page = get(server, http, jar, "/alerts")
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
-    assert csrf is not None
+    csrf = csrf_of(page)
     expired = http.post(f"{server.url}/alerts/silences/{silence['id']}/expire",
-                        data={"csrf": csrf.group(1), "next": "/alerts"}, headers=jar)
+                        data={"csrf": csrf, "next": "/alerts"}, headers=jar)
     assert expired.status_code == 303 and expired.headers["location"] == "/alerts"
     after = row(get(server, http, jar, "/alerts"), f'data-silence="{silence["id"]}"')
     assert "expired" in after and "Expire" not in after

@@ -6,17 +6,16 @@ and a viewer logged in with the form, whose changes are POSTs with the page's CS
 
 from __future__ import annotations
 
-import http.cookiejar as http_cookiejar
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from dashboard_http import cookieless_client, csrf_of, login, signed_in
 from opswatch.server.monitors.errors import MonitorConfigError
 from opswatch.server.testing import RunningServer, running_server
-from opswatch.server.ui import cron_settings, session
+from opswatch.server.ui import cron_settings
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +38,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:
-    no_cookies = http_cookiejar.CookieJar(policy=http_cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    with httpx.Client(timeout=30, trust_env=False, follow_redirects=False, cookies=no_cookies) as client:
+    with cookieless_client() as client:
         yield client
 
 
 @pytest.fixture
 def jar(server: RunningServer, http: httpx.Client) -> dict[str, str]:
     """Headers of a viewer logged in with the form."""
-    answer = http.post(f"{server.url}/login", data={"token": server.admin_token, "next": "/"})
-    assert answer.status_code == 303
-    return {"Cookie": f"{session.COOKIE}={answer.cookies[session.COOKIE]}"}
+    return signed_in(login(server, http))
 
 
 def cron_page(server: RunningServer, http: httpx.Client, jar: dict[str, str]) -> str:
@@ -59,9 +55,8 @@ def cron_page(server: RunningServer, http: httpx.Client, jar: dict[str, str]) ->
 
 
 def post(server: RunningServer, http: httpx.Client, jar: dict[str, str], action: str, **fields: str) -> httpx.Response:
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', cron_page(server, http, jar))
-    assert csrf is not None
-    return http.post(f"{server.url}/crons/{SLUG}/{action}", data={"csrf": csrf.group(1), **fields}, headers=jar)
+    csrf = csrf_of(cron_page(server, http, jar))
+    return http.post(f"{server.url}/crons/{SLUG}/{action}", data={"csrf": csrf, **fields}, headers=jar)
 
 
 def monitor(server: RunningServer, http: httpx.Client) -> dict[str, Any]:
@@ -122,9 +117,8 @@ def test_it_refuses_monitor_changes_without_the_csrf_token_or_from_another_site(
 ) -> None:
     bare = http.post(f"{server.url}/crons/{SLUG}/pause", data={}, headers=jar)
     assert bare.status_code == 403
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', cron_page(server, http, jar))
-    assert csrf is not None
-    foreign = http.post(f"{server.url}/crons/{SLUG}/pause", data={"csrf": csrf.group(1)},
+    csrf = csrf_of(cron_page(server, http, jar))
+    foreign = http.post(f"{server.url}/crons/{SLUG}/pause", data={"csrf": csrf},
                         headers={**jar, "Origin": "https://evil.example"})
     assert foreign.status_code == 403
     assert monitor(server, http)["paused"] is False
@@ -132,9 +126,8 @@ def test_it_refuses_monitor_changes_without_the_csrf_token_or_from_another_site(
 
 def test_it_answers_404_for_an_unknown_monitor_or_action(server: RunningServer, http: httpx.Client, jar: dict[str, str]) -> None:
     assert post(server, http, jar, "explode").status_code == 404
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', cron_page(server, http, jar))
-    assert csrf is not None
-    missing = http.post(f"{server.url}/crons/no-such-job/pause", data={"csrf": csrf.group(1)}, headers=jar)
+    csrf = csrf_of(cron_page(server, http, jar))
+    missing = http.post(f"{server.url}/crons/no-such-job/pause", data={"csrf": csrf}, headers=jar)
     assert missing.status_code == 404
 
 
