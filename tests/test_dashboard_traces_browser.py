@@ -4,7 +4,6 @@ search on ``/traces``, click into a trace, open a span's attributes in the water
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,7 +53,7 @@ def test_it_finds_a_trace_opens_it_and_shows_a_spans_attributes(page: Any, serve
     shoot(page, "trace")
 
 
-def test_the_traces_link_in_a_log_row_opens_the_trace(page: Any, server: RunningServer, tmp_path: Path) -> None:  # noqa: F811
+def test_the_traces_link_in_a_log_row_opens_the_trace(page: Any, server: RunningServer) -> None:  # noqa: F811
     log_in(page, server, "/logs")
     page.locator(f'a.trace-link[href="/traces/{TRACE}"]').first.click()
     page.wait_for_load_state()
