@@ -23,6 +23,8 @@ import pytest
 
 from opswatch.server.testing import RunningServer, running_server
 
+PYTHON = sys.executable
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -50,6 +52,22 @@ def app_environ(server: RunningServer, spool: Path, **extra: str) -> dict[str, s
         **extra,
     )
     return env
+
+
+def run_app(
+    server: RunningServer, tmp_path: Path, source: str, *args: str, name: str = "app.py", timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Write ``source`` as ``name`` in ``tmp_path`` and run it to its end with ``python``, shipping to
+    ``server`` and spooling to ``tmp_path / "spool"``; its exit code and output."""
+    app = tmp_path / name
+    app.write_text(source)
+    return subprocess.run(
+        [PYTHON, str(app), *args],
+        env=app_environ(server, tmp_path / "spool"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def stored_numbers(server: RunningServer) -> list[int]:
@@ -106,6 +124,3 @@ def stop(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: flo
         process.kill()
         out, err = process.communicate()
         pytest.fail(f"the app did not stop within {timeout} s after signal {sig}:\n{out}\n{err}")
-
-
-PYTHON = sys.executable

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import textwrap
 import threading
 from pathlib import Path
@@ -19,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from deploy_helpers import PYTHON, app_environ, count_stored, ingest, spooled, stored_numbers
+from deploy_helpers import count_stored, ingest, run_app, spooled, stored_numbers
 from opswatch.server.testing import RunningServer
 from opswatch.sinks._transport import HttpxTransport, Request, Response, TransportError
 from opswatch.sinks.server import ServerSink
@@ -59,12 +58,7 @@ def test_it_delivers_a_burst_of_100_000_records_from_16_threads_without_losing_o
     ingest: RunningServer, tmp_path: Path
 ) -> None:
     spool = tmp_path / "spool"
-    app = tmp_path / "burst.py"
-    app.write_text(BURST)
-
-    done = subprocess.run(
-        [PYTHON, str(app)], env=app_environ(ingest, spool), capture_output=True, text=True, timeout=120
-    )
+    done = run_app(ingest, tmp_path, BURST, name="burst.py", timeout=120)
 
     assert done.returncode == 0, done.stderr
     stats = orjson.loads(done.stdout)

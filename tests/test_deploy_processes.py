@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy_helpers import PYTHON, app_environ, ingest, spooled, stop, stored_numbers
+from deploy_helpers import PYTHON, app_environ, ingest, run_app, spooled, stop, stored_numbers
 from opswatch.server.testing import RunningServer
 
 __all__ = ["ingest"]  # the fixture, imported for the tests below
@@ -123,16 +123,7 @@ def test_it_delivers_every_record_multiprocessing_children_log(
     ingest: RunningServer, tmp_path: Path, method: str, shape: str
 ) -> None:
     spool = tmp_path / "spool"
-    app = tmp_path / "pool_job.py"
-    app.write_text(POOL_SCRIPT)
-
-    done = subprocess.run(
-        [PYTHON, str(app), method, shape],
-        env=app_environ(ingest, spool),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_app(ingest, tmp_path, POOL_SCRIPT, method, shape, name="pool_job.py", timeout=60)
 
     assert done.returncode == 0, done.stderr
     stored = stored_numbers(ingest)

@@ -6,14 +6,13 @@ Each case runs in its own process (signal handlers are per process), logging to 
 from __future__ import annotations
 
 import signal
-import subprocess
 import textwrap
 from pathlib import Path
 
 import orjson
 import pytest
 
-from deploy_helpers import PYTHON, app_environ, ingest, stored_numbers
+from deploy_helpers import ingest, run_app, stored_numbers
 from opswatch.server.testing import RunningServer
 
 __all__ = ["ingest"]  # the fixture, imported for the tests below
@@ -39,12 +38,7 @@ CHAINED = textwrap.dedent(
 def test_it_chains_to_the_apps_own_handler_and_leaves_the_decision_to_it(
     ingest: RunningServer, tmp_path: Path
 ) -> None:
-    app = tmp_path / "app.py"
-    app.write_text(CHAINED)
-
-    done = subprocess.run(
-        [PYTHON, str(app)], env=app_environ(ingest, tmp_path / "spool"), capture_output=True, text=True, timeout=30
-    )
+    done = run_app(ingest, tmp_path, CHAINED)
 
     assert done.returncode == 0, done.stderr
     result = orjson.loads(done.stdout)
@@ -83,12 +77,7 @@ LEFT_ALONE = textwrap.dedent(
 def test_it_leaves_an_ignored_sigterm_alone_and_installs_once_from_the_main_thread(
     ingest: RunningServer, tmp_path: Path
 ) -> None:
-    app = tmp_path / "app.py"
-    app.write_text(LEFT_ALONE)
-
-    done = subprocess.run(
-        [PYTHON, str(app)], env=app_environ(ingest, tmp_path / "spool"), capture_output=True, text=True, timeout=30
-    )
+    done = run_app(ingest, tmp_path, LEFT_ALONE)
 
     assert done.returncode == 0, done.stderr
     assert orjson.loads(done.stdout) == {
@@ -112,12 +101,7 @@ OPTED_OUT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_it_leaves_sigterm_alone_when_told_to(ingest: RunningServer, tmp_path: Path) -> None:
-    app = tmp_path / "app.py"
-    app.write_text(OPTED_OUT)
-
-    done = subprocess.run(
-        [PYTHON, str(app)], env=app_environ(ingest, tmp_path / "spool"), capture_output=True, text=True, timeout=30
-    )
+    done = run_app(ingest, tmp_path, OPTED_OUT)
 
     assert done.returncode == 0, done.stderr
     assert orjson.loads(done.stdout) == {"handler": str(signal.SIG_DFL)}

@@ -50,13 +50,6 @@ def request_id_from(value: str | None) -> str:
     return new_event_id()
 
 
-def parse_traceparent(value: str | None) -> tuple[str, str] | None:
-    """``(trace_id, span_id)`` from a W3C ``traceparent`` header, or None when absent or malformed
-    (``opswatch.tracing._propagation`` reads the rest of the trace headers)."""
-    incoming = parse_incoming(value)
-    return None if incoming is None else (incoming.trace_id, incoming.span_id)
-
-
 def was_logged(error: BaseException) -> bool:
     """Whether an integration already logged this exception."""
     return bool(getattr(error, LOGGED_MARK, False))

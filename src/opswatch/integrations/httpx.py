@@ -10,8 +10,6 @@ its own. Installing twice does nothing more; with no targets configured the wrap
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..tracing._outgoing import around, around_async
 
 _installed = False
@@ -31,18 +29,14 @@ def install() -> bool:
 
     def handle_request(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
         response: httpx.Response = around(request.method, str(request.url), request.headers,
-                                          lambda: sync_send(self, request), _status)  # fmt: skip
+                                          lambda: sync_send(self, request))  # fmt: skip
         return response
 
     async def handle_async_request(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
         return await around_async(request.method, str(request.url), request.headers,
-                                  lambda: async_send(self, request), _status)  # fmt: skip
+                                  lambda: async_send(self, request))  # fmt: skip
 
     httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
     httpx.AsyncHTTPTransport.handle_async_request = handle_async_request  # type: ignore[method-assign]
     _installed = True
     return True
-
-
-def _status(response: Any) -> int:
-    return int(response.status_code)

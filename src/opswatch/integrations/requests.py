@@ -29,12 +29,8 @@ def install() -> bool:
 
     def send(self: requests.adapters.HTTPAdapter, request: Any, *args: Any, **kwargs: Any) -> Any:
         return around(str(request.method or "GET"), str(request.url), request.headers,
-                      lambda: adapter_send(self, request, *args, **kwargs), _status)  # fmt: skip
+                      lambda: adapter_send(self, request, *args, **kwargs))  # fmt: skip
 
     requests.adapters.HTTPAdapter.send = send  # type: ignore[method-assign]
     _installed = True
     return True
-
-
-def _status(response: Any) -> int:
-    return int(response.status_code)

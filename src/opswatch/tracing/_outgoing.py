@@ -81,9 +81,8 @@ def begin(method: str, url: str, headers: MutableMapping[str, str]) -> _Call | N
         return None
 
 
-def around(method: str, url: str, headers: MutableMapping[str, str], send: Callable[[], R],
-           status_of: Callable[[R], int]) -> R:  # fmt: skip
-    """Run ``send()`` as one outgoing call (see the module docstring)."""
+def around(method: str, url: str, headers: MutableMapping[str, str], send: Callable[[], R]) -> R:
+    """Run ``send()`` as one outgoing call (see the module docstring); its response has ``status_code``."""
     call = begin(method, url, headers)
     if call is None:
         return send()
@@ -92,12 +91,13 @@ def around(method: str, url: str, headers: MutableMapping[str, str], send: Calla
     except BaseException as err:
         call.finish(None, err)
         raise
-    call.finish(_status(status_of, result), None)
+    call.finish(_status(result), None)
     return result
 
 
-async def around_async(method: str, url: str, headers: MutableMapping[str, str],
-                       send: Callable[[], Awaitable[R]], status_of: Callable[[R], int]) -> R:  # fmt: skip
+async def around_async(
+    method: str, url: str, headers: MutableMapping[str, str], send: Callable[[], Awaitable[R]]
+) -> R:
     """``around`` for an awaited send."""
     call = begin(method, url, headers)
     if call is None:
@@ -107,12 +107,13 @@ async def around_async(method: str, url: str, headers: MutableMapping[str, str],
     except BaseException as err:
         call.finish(None, err)
         raise
-    call.finish(_status(status_of, result), None)
+    call.finish(_status(result), None)
     return result
 
 
-def _status(status_of: Callable[[R], int], result: R) -> int | None:
+def _status(response: Any) -> int | None:
+    """The response's ``status_code`` (httpx's and requests' responses both have one), or None."""
     try:
-        return int(status_of(result))
+        return int(response.status_code)
     except Exception:
         return None
