@@ -91,11 +91,6 @@ class NoticeSender:
             self._settle(now)
             return self._send(now, limit, hold)
 
-    @property
-    def in_flight(self) -> int:
-        """Notices handed to the notifier whose delivery is not final yet (leased tables only)."""
-        return len(self._in_flight)
-
     def _send(self, now: float, limit: int, hold: Callable[[Any], bool] | None) -> int:
         notices = self.notices
         table = notices.table

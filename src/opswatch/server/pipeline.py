@@ -158,7 +158,7 @@ class Pipeline:
                 raise Overloaded()
             self._pending += count
         try:
-            clean = self._prepare(project_id, records)
+            clean = self.prepare(project_id, records)
         except BaseException:
             with self._lock:
                 self._pending -= count
@@ -196,7 +196,8 @@ class Pipeline:
             ready.append(copy)
         return self.submit(project_id, ready, source).result(timeout)
 
-    def _prepare(self, project_id: int, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def prepare(self, project_id: int, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Redacted copies of ``records`` (when redaction is on), each stamped with ``project_id``."""
         redact = self.redactor.redact_record
         out: list[dict[str, Any]] = []
         for record in records:

@@ -10,6 +10,7 @@ without writing anything (``opswatch rules eval``).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
@@ -54,9 +55,8 @@ class RuleService:
         self.source = source
         self.rules: dict[str, Rule] = {rule.name: rule for rule in rules}
         self.ingest_delay = ingest_delay
-        self.now = now or _wall_clock
+        self.now = now or time.time
         self.rounds = 0
-        self.last_round: RoundReport | None = None
         #: The latest reading of each instance, ``rule -> key -> instance``, for the API: readings are
         #: not written to the state store unless the state changes (``store.RuleStore.save``).
         self.readings: dict[str, dict[str, Instance]] = {}
@@ -112,13 +112,5 @@ class RuleService:
             evaluated += 1
             errors += outcome.status.error is not None
             messages += len(outcome.messages)
-        report = RoundReport(evaluated, errors, messages, conflicts)
         self.rounds += 1
-        self.last_round = report
-        return report
-
-
-def _wall_clock() -> float:
-    import time
-
-    return time.time()
+        return RoundReport(evaluated, errors, messages, conflicts)

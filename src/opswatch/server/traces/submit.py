@@ -43,7 +43,7 @@ async def store_spans(ctx: ServerContext, project_id: int, rows: list[dict[str, 
         raise Overloaded()
 
     def redact_and_append() -> int:  # off the event loop: redaction and the durable append both take time
-        clean = ctx.pipeline._prepare(project_id, rows)  # the pipeline's own redaction and stamping
+        clean = ctx.pipeline.prepare(project_id, rows)  # the pipeline's own redaction and stamping
         stored: int = ctx.store.append_spans(clean)
         return stored
 
