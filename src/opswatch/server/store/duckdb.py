@@ -44,7 +44,7 @@ from . import layout, spans
 from ._query import Queries
 from ._write import Key, apply_plan, arrival_seqs, insert_fast, insert_rows, stored_keys, survivors
 from .base import QueryResult, SchemaInfo, StoreClosed, TailPage
-from .catalog import KeyCatalog, KeyInfo
+from .catalog import KeyCatalog, KeyInfo, documented_fields
 from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
 from .rows import Prepared, place, prepare, to_record
 from .writer import WriterThread
@@ -146,7 +146,7 @@ class DuckDBStore:
                 max_keys=max_catalog_keys,
                 max_keys_per_project=min(max_catalog_keys, limits.STORE_MAX_KEYS_PER_PROJECT),
                 max_new_per_batch=min(max_catalog_keys, limits.STORE_MAX_NEW_KEYS_PER_COMMIT),
-                protected=_documented_fields(),
+                protected=documented_fields(),
             )
             self._schema = layout.view_statements(keys)[1]
             self._count = int(_scalar(conn, f"SELECT count(*) FROM {EVENTS_TABLE}"))
@@ -571,14 +571,6 @@ def _load_catalog(conn: Any) -> list[KeyInfo]:
         f"FROM {layout.CATALOG_TABLE}"
     ).fetchall()
     return [KeyInfo(*row) for row in found]
-
-
-def _documented_fields() -> set[str]:
-    """The fields of the business-metric catalog (``church_id``, ``amount`` ...): never dropped from
-    the key catalog to make room, since the seed's queries name them."""
-    from ...metrics import catalog
-
-    return {field.name for spec in catalog().values() for field in spec.fields}
 
 
 def _scalar(conn: Any, sql: str, params: list[Any] | None = None) -> Any:
