@@ -33,7 +33,7 @@ from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from . import clickhouse_layout as chl
 from . import clickhouse_spans as chs
-from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
+from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage, retention_cutoff
 from .catalog import JSON, KeyCatalog, KeyInfo, documented_fields
 from .clickhouse_client import (
     TIMEOUT_EXCEEDED,
@@ -315,9 +315,7 @@ class ClickHouseStore:
         Days wholly before the cutoff are dropped as partitions; the cutoff's own day is deleted by
         a synchronous mutation. (The table's TTL does the same by itself, on ClickHouse's clock.)
         """
-        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-            raise ValueError(f"days must be a whole number >= 0, got {days!r}")
-        cutoff = format_timestamp(self._clock() - days * 86_400)
+        cutoff = retention_cutoff(days, self._clock())
         condition = f"timestamp < parseDateTime64BestEffort({string_literal(cutoff)}, 3, 'UTC')"
         with self._lock:
             if self._closed:
@@ -355,9 +353,7 @@ class ClickHouseStore:
 
     def delete_spans_older_than(self, days: int) -> int:
         """Span retention: delete spans that started more than ``days`` days ago; return how many went."""
-        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-            raise ValueError(f"days must be a whole number >= 0, got {days!r}")
-        cutoff = format_timestamp(self._clock() - days * 86_400)
+        cutoff = retention_cutoff(days, self._clock())
         with self._lock:
             if self._closed:
                 raise StoreClosed("the event store is closed")

@@ -43,7 +43,7 @@ from .._files import make_private
 from . import layout, spans
 from ._query import Queries
 from ._write import Key, apply_plan, arrival_seqs, insert_fast, insert_rows, stored_keys, survivors
-from .base import QueryResult, SchemaInfo, StoreClosed, TailPage
+from .base import QueryResult, SchemaInfo, StoreClosed, TailPage, retention_cutoff
 from .catalog import KeyCatalog, KeyInfo, documented_fields
 from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
 from .rows import Prepared, place, prepare, to_record
@@ -383,12 +383,11 @@ class DuckDBStore:
 
     def _retention_cutoff(self, days: int) -> tuple[WriterThread[Prepared], str]:
         """The writer and the RFC 3339 time ``days`` days ago; raises for bad days or a read-only store."""
-        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-            raise ValueError(f"days must be a whole number >= 0, got {days!r}")
+        cutoff = retention_cutoff(days, self._clock())
         writer = self._writer
         if writer is None:
             raise StoreClosed("the event store was opened read-only")
-        return writer, format_timestamp(self._clock() - days * 86_400)
+        return writer, cutoff
 
     def checkpoint(self) -> None:
         """Write the WAL into the file now (the writer also does this by itself when idle)."""
