@@ -16,6 +16,40 @@ from opswatch.record import format_timestamp
 NOV_1 = 1_761_955_200.0
 
 
+#: The seed's three example queries, as written (camelCase names, a ``logs`` table).
+TOTAL_DONATIONS = """
+-- Total donations this month
+SELECT SUM(amount) as total_donations
+FROM logs
+WHERE operation = 'metrics.donation.completed'
+AND timestamp > '2025-11-01'
+"""
+
+CAMPAIGN_SUCCESS = """
+-- Email campaign success rate
+SELECT
+  campaignId,
+  campaignName,
+  SUM(successCount) / SUM(recipientCount) * 100 as success_rate
+FROM logs
+WHERE operation = 'metrics.email.campaign_sent'
+GROUP BY campaignId, campaignName
+"""
+
+TOP_CHURCHES = """
+-- Top churches by donation volume
+SELECT
+  churchId,
+  COUNT(*) as donation_count,
+  SUM(amount) as total_amount
+FROM logs
+WHERE operation = 'metrics.donation.completed'
+GROUP BY churchId
+ORDER BY total_amount DESC
+LIMIT 10
+"""
+
+
 def donation(index: int, *, church: str, amount: float, at: float = NOV_1, **extra: Any) -> dict[str, Any]:
     """A ``metrics.donation.completed`` record."""
     return {

@@ -12,43 +12,11 @@ from typing import Any
 
 import pytest
 
-from events_cast import donations_month, log_line
+from events_cast import CAMPAIGN_SUCCESS, TOP_CHURCHES, TOTAL_DONATIONS, donations_month, log_line
 from opswatch.server import limits
 from opswatch.server.query import check_sql, jsonable, run_query, truncation_notice
 from opswatch.server.store.base import QueryError, QueryRefused, QueryTimeout, SchemaInfo
 from opswatch.server.store.duckdb import DuckDBStore
-
-TOTAL_DONATIONS = """
--- Total donations this month
-SELECT SUM(amount) as total_donations
-FROM logs
-WHERE operation = 'metrics.donation.completed'
-AND timestamp > '2025-11-01'
-"""
-
-CAMPAIGN_SUCCESS = """
--- Email campaign success rate
-SELECT
-  campaignId,
-  campaignName,
-  SUM(successCount) / SUM(recipientCount) * 100 as success_rate
-FROM logs
-WHERE operation = 'metrics.email.campaign_sent'
-GROUP BY campaignId, campaignName
-"""
-
-TOP_CHURCHES = """
--- Top churches by donation volume
-SELECT
-  churchId,
-  COUNT(*) as donation_count,
-  SUM(amount) as total_amount
-FROM logs
-WHERE operation = 'metrics.donation.completed'
-GROUP BY churchId
-ORDER BY total_amount DESC
-LIMIT 10
-"""
 
 #: A schema with no camelCase aliases, as a store without them (ClickHouse later) would describe itself.
 PLAIN = SchemaInfo(tables=("logs", "events"), columns=("level", "church_id", "amount", "campaign_name"), aliases={})

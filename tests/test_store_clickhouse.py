@@ -8,10 +8,6 @@ process (chdb); there is no ClickHouse server on this machine.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -21,6 +17,7 @@ import orjson
 import pytest
 
 from events_cast import NOV_1, log_line
+from killed_writer import acknowledged_before_kill
 from opswatch.config import ConfigError
 from opswatch.server.config import ServerSettings
 from opswatch.server.context import open_store
@@ -211,16 +208,7 @@ def test_it_loses_nothing_acknowledged_when_killed(tmp_path: Path) -> None:
             batch += 1
         """
     )
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    acknowledged = -1
-    for line in child.stdout:
-        acknowledged = int(line)
-        if acknowledged >= 5:
-            break
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    child.stdout.close()
+    acknowledged = acknowledged_before_kill(script, at_least=5)
     with open_chdb(tmp_path) as store:
         stored = {row[0] for row in run_query(store, "SELECT event_id FROM logs", max_rows=100_000).rows}
         total = run_query(store, "SELECT count(*) FROM logs").rows[0][0]

@@ -19,7 +19,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from events_cast import NOV_1, donation, donations_month, log_line
+from events_cast import (
+    CAMPAIGN_SUCCESS,
+    NOV_1,
+    TOP_CHURCHES,
+    TOTAL_DONATIONS,
+    donation,
+    donations_month,
+    log_line,
+)
 from opswatch.server import limits
 from opswatch.server.query import run_query
 from opswatch.server.store.base import EventStore, QueryTimeout, StoreClosed
@@ -27,38 +35,6 @@ from opswatch.server.store.duckdb import DuckDBStore
 from opswatch.server.traces.model import span_row
 
 DAY = 86_400.0
-
-TOTAL_DONATIONS = """
--- Total donations this month
-SELECT SUM(amount) as total_donations
-FROM logs
-WHERE operation = 'metrics.donation.completed'
-AND timestamp > '2025-11-01'
-"""
-
-CAMPAIGN_SUCCESS = """
--- Email campaign success rate
-SELECT
-  campaignId,
-  campaignName,
-  SUM(successCount) / SUM(recipientCount) * 100 as success_rate
-FROM logs
-WHERE operation = 'metrics.email.campaign_sent'
-GROUP BY campaignId, campaignName
-"""
-
-TOP_CHURCHES = """
--- Top churches by donation volume
-SELECT
-  churchId,
-  COUNT(*) as donation_count,
-  SUM(amount) as total_amount
-FROM logs
-WHERE operation = 'metrics.donation.completed'
-GROUP BY churchId
-ORDER BY total_amount DESC
-LIMIT 10
-"""
 
 
 class Opener(Protocol):

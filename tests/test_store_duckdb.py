@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -17,6 +14,7 @@ import orjson
 import pytest
 
 from events_cast import NOV_1, donation, donations_month, log_line
+from killed_writer import acknowledged_before_kill
 from opswatch.config import ConfigError
 from opswatch.server.store.base import QueryError, QueryTimeout, StoreClosed
 from opswatch.server.store.duckdb import DuckDBStore, StoreError
@@ -202,16 +200,7 @@ def test_it_loses_nothing_acknowledged_when_killed(store_path: Path) -> None:
             batch += 1
         """
     )
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    acknowledged = -1
-    for line in child.stdout:
-        acknowledged = int(line)
-        if acknowledged >= 5:
-            break
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    child.stdout.close()
+    acknowledged = acknowledged_before_kill(script, at_least=5)
     with DuckDBStore(store_path, read_only=True) as store:
         stored = {row[0] for row in rows(store, "SELECT event_id FROM logs")}
         total = scalar(store, "SELECT count(*) FROM logs")

@@ -7,10 +7,6 @@ event id must never hide another project's event with the same id.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +17,7 @@ import pytest
 
 from events_cast import NOV_1, log_line
 from ingest_helpers import donation, post_native
+from killed_writer import acknowledged_before_kill
 from opswatch.server.state.projects import create_project
 from opswatch.server.store import rows
 from opswatch.server.store.duckdb import DuckDBStore
@@ -140,16 +137,7 @@ def test_it_stores_check_ins_once_when_all_are_resent_after_a_kill(store_path: P
             batch += 1
         """
     )
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    acknowledged = -1
-    for line in child.stdout:
-        acknowledged = int(line)
-        if acknowledged >= 20:
-            break
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    child.stdout.close()
+    acknowledged = acknowledged_before_kill(script, at_least=20)
     # The client never heard about the batches after the last answer it got: it sends them all again,
     # and every one it did hear about too (a spool replayed from the start), an hour later.
     resent = [check_in(i) for i in range((acknowledged + 3) * 100)]

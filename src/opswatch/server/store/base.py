@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ...record import Record
+from ...record import Record, format_timestamp
 
 
 @dataclasses.dataclass
@@ -134,3 +134,13 @@ class EventStore(Protocol):
     def close(self) -> None:
         """Finish pending writes and release the file."""
         ...
+
+
+def retention_cutoff(days: int, now: float) -> str:
+    """The RFC 3339 time ``days`` days before ``now``, for ``delete_older_than`` and its span twin.
+
+    Raises ``ValueError`` unless ``days`` is a whole number >= 0.
+    """
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise ValueError(f"days must be a whole number >= 0, got {days!r}")
+    return format_timestamp(now - days * 86_400)

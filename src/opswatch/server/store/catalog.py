@@ -307,6 +307,14 @@ FITS: Final[dict[str, tuple[type, ...]]] = {
 }
 
 
+def documented_fields() -> set[str]:
+    """The fields of the business-metric catalog (``church_id``, ``amount`` ...): never dropped from
+    the key catalog to make room, since the seed's queries name them."""
+    from ...metrics import catalog as metric_catalog
+
+    return {field.name for spec in metric_catalog().values() for field in spec.fields}
+
+
 def _placements(keys: Mapping[str, KeyInfo]) -> dict[str, tuple[str, tuple[type, ...]]]:
     """Field name (first spelling) -> (column, types it takes as they are), for promoted keys.
 

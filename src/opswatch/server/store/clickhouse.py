@@ -33,8 +33,8 @@ from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from . import clickhouse_layout as chl
 from . import clickhouse_spans as chs
-from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage
-from .catalog import JSON, KeyCatalog, KeyInfo
+from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage, retention_cutoff
+from .catalog import JSON, KeyCatalog, KeyInfo, documented_fields
 from .clickhouse_client import (
     TIMEOUT_EXCEEDED,
     TOO_MANY_ROWS_OR_BYTES,
@@ -46,7 +46,6 @@ from .clickhouse_client import (
     string_literal,
 )
 from .clickhouse_sql import capped, query_settings, to_clickhouse
-from .duckdb import _documented_fields
 from .layout import (
     CATALOG_TABLE,
     CONTAINER,
@@ -58,7 +57,7 @@ from .layout import (
     quote,
     with_spans,
 )
-from .rows import _wide_ints_as_text, json_lines, place, split, to_record
+from .rows import json_lines, place, split, to_record, wide_ints_as_text
 
 #: Settings of every write: synchronous mutations (schema changes, backfills, deletes are done when the
 #: call returns), and RFC 3339 text parsed into ``DateTime64``.
@@ -134,7 +133,7 @@ class ClickHouseStore:
                 max_keys=max_catalog_keys,
                 max_keys_per_project=min(max_catalog_keys, limits.STORE_MAX_KEYS_PER_PROJECT),
                 max_new_per_batch=min(max_catalog_keys, limits.STORE_MAX_NEW_KEYS_PER_COMMIT),
-                protected=_documented_fields(),
+                protected=documented_fields(),
             )
             self._schema = self._rebuild_views(keys)
             self._count = int(self._scalar(f"SELECT count() FROM {EVENTS_TABLE}"))
@@ -316,9 +315,7 @@ class ClickHouseStore:
         Days wholly before the cutoff are dropped as partitions; the cutoff's own day is deleted by
         a synchronous mutation. (The table's TTL does the same by itself, on ClickHouse's clock.)
         """
-        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-            raise ValueError(f"days must be a whole number >= 0, got {days!r}")
-        cutoff = format_timestamp(self._clock() - days * 86_400)
+        cutoff = retention_cutoff(days, self._clock())
         condition = f"timestamp < parseDateTime64BestEffort({string_literal(cutoff)}, 3, 'UTC')"
         with self._lock:
             if self._closed:
@@ -356,9 +353,7 @@ class ClickHouseStore:
 
     def delete_spans_older_than(self, days: int) -> int:
         """Span retention: delete spans that started more than ``days`` days ago; return how many went."""
-        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-            raise ValueError(f"days must be a whole number >= 0, got {days!r}")
-        cutoff = format_timestamp(self._clock() - days * 86_400)
+        cutoff = retention_cutoff(days, self._clock())
         with self._lock:
             if self._closed:
                 raise StoreClosed("the event store is closed")
@@ -524,7 +519,7 @@ def _json_text(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
     except (orjson.JSONEncodeError, TypeError):
-        return orjson.dumps(_wide_ints_as_text(value), default=str).decode()
+        return orjson.dumps(wide_ints_as_text(value), default=str).decode()
 
 
 def _error_text(err: ClickHouseError) -> str:

@@ -43,8 +43,8 @@ from .._files import make_private
 from . import layout, spans
 from ._query import Queries
 from ._write import Key, apply_plan, arrival_seqs, insert_fast, insert_rows, stored_keys, survivors
-from .base import QueryResult, SchemaInfo, StoreClosed, TailPage
-from .catalog import KeyCatalog, KeyInfo
+from .base import QueryResult, SchemaInfo, StoreClosed, TailPage, retention_cutoff
+from .catalog import KeyCatalog, KeyInfo, documented_fields
 from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
 from .rows import Prepared, place, prepare, to_record
 from .writer import WriterThread
@@ -146,7 +146,7 @@ class DuckDBStore:
                 max_keys=max_catalog_keys,
                 max_keys_per_project=min(max_catalog_keys, limits.STORE_MAX_KEYS_PER_PROJECT),
                 max_new_per_batch=min(max_catalog_keys, limits.STORE_MAX_NEW_KEYS_PER_COMMIT),
-                protected=_documented_fields(),
+                protected=documented_fields(),
             )
             self._schema = layout.view_statements(keys)[1]
             self._count = int(_scalar(conn, f"SELECT count(*) FROM {EVENTS_TABLE}"))
@@ -383,12 +383,11 @@ class DuckDBStore:
 
     def _retention_cutoff(self, days: int) -> tuple[WriterThread[Prepared], str]:
         """The writer and the RFC 3339 time ``days`` days ago; raises for bad days or a read-only store."""
-        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-            raise ValueError(f"days must be a whole number >= 0, got {days!r}")
+        cutoff = retention_cutoff(days, self._clock())
         writer = self._writer
         if writer is None:
             raise StoreClosed("the event store was opened read-only")
-        return writer, format_timestamp(self._clock() - days * 86_400)
+        return writer, cutoff
 
     def checkpoint(self) -> None:
         """Write the WAL into the file now (the writer also does this by itself when idle)."""
@@ -571,14 +570,6 @@ def _load_catalog(conn: Any) -> list[KeyInfo]:
         f"FROM {layout.CATALOG_TABLE}"
     ).fetchall()
     return [KeyInfo(*row) for row in found]
-
-
-def _documented_fields() -> set[str]:
-    """The fields of the business-metric catalog (``church_id``, ``amount`` ...): never dropped from
-    the key catalog to make room, since the seed's queries name them."""
-    from ...metrics import catalog
-
-    return {field.name for spec in catalog().values() for field in spec.fields}
 
 
 def _scalar(conn: Any, sql: str, params: list[Any] | None = None) -> Any:

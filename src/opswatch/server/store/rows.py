@@ -331,17 +331,18 @@ def json_lines(rows: Sequence[Mapping[str, Any]]) -> bytes:
         try:
             lines += orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
         except orjson.JSONEncodeError:  # an integer orjson refuses
-            lines += orjson.dumps(_wide_ints_as_text(row), default=str, option=orjson.OPT_APPEND_NEWLINE)
+            lines += orjson.dumps(wide_ints_as_text(row), default=str, option=orjson.OPT_APPEND_NEWLINE)
     return bytes(lines[:-1])
 
 
-def _wide_ints_as_text(value: Any) -> Any:
+def wide_ints_as_text(value: Any) -> Any:
+    """``value`` with integers past 64 bits (orjson refuses them) as text, walking dicts and lists."""
     if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _wide_ints_as_text(v) for k, v in value.items()}
+        return {str(k): wide_ints_as_text(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_wide_ints_as_text(v) for v in value]
+        return [wide_ints_as_text(v) for v in value]
     return value
 
 
