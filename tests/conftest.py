@@ -123,3 +123,13 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+def pytest_report_header() -> list[str]:
+    """Say at the top of every run what it cannot cover here, instead of a wall of skips."""
+    if os.environ.get("TEST_CLICKHOUSE_URL"):
+        return ["event store engines: duckdb, clickhouse (chdb), clickhouse-http (TEST_CLICKHOUSE_URL)"]
+    return [
+        "event store engines: duckdb, clickhouse (chdb in process); clickhouse-http NOT run: "
+        "TEST_CLICKHOUSE_URL is not set (no ClickHouse server on this machine or in its CI)"
+    ]
