@@ -134,11 +134,11 @@ def test_it_censors_source_literals_under_the_apps_own_secret_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_console: Any
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    console = json_console(service="donations", redact_keys=["church_pin"])
+    console = json_console(service="donations", redact_keys=["kiosk_code"])
     module = load(tmp_path, "kiosk", """
         def unlock():
-            church_pin = "4455"
-            settings = {"church_pin": "4455", "campus": "north"}
+            kiosk_code = "4455"
+            settings = {"kiosk_code": "4455", "campus": "north"}
             raise PermissionError("kiosk locked")
         """)
     try:
@@ -149,4 +149,4 @@ def test_it_censors_source_literals_under_the_apps_own_secret_keys(
     frame = console.records()[-1]["error"]["stack"][-1]
     source = "\n".join([*frame["pre_context"], frame["context_line"]])
     assert "4455" not in source
-    assert 'church_pin = "[REDACTED]"' in source and '"campus": "north"' in source
+    assert 'kiosk_code = "[REDACTED]"' in source and '"campus": "north"' in source
