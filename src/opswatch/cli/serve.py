@@ -29,6 +29,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--data-dir", help="where the stores live (default: $OPSWATCH_DATA_DIR or ./opswatch-data)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="HTTP worker processes beside the store's owner (default: $OPSWATCH_WORKERS or 1)",
+    )
     parser.set_defaults(handler=serve)
 
 
@@ -51,7 +56,9 @@ def serve(args: argparse.Namespace) -> int:
 
     check_data_dir(args.data_dir, os.environ.get("OPSWATCH_DATA_DIR"), ServerSettings.data_dir)
     try:
-        settings = ServerSettings.load(host=args.host, port=args.port, data_dir=args.data_dir)
+        settings = ServerSettings.load(
+            host=args.host, port=args.port, data_dir=args.data_dir, workers=getattr(args, "workers", None)
+        )
     except ConfigError as err:
         raise CommandError(str(err)) from None
     # The server logs to its console; it never ships its own records to itself, even when the shell
@@ -76,6 +83,13 @@ def serve(args: argparse.Namespace) -> int:
     out.write(f"OPSWATCH_ADMIN_TOKEN={settings.admin_token}\n")
     out.write(f"OPSWATCH_DSN={settings.dsn(key, ctx.default_project.id)}\n")
     out.flush()
+    if settings.workers > 1:  # the owner keeps the stores; workers take HTTP (opswatch.server.workers)
+        from ..server.workers import serve_with_workers
+
+        try:
+            return serve_with_workers(ctx, app, sock)
+        finally:
+            sock.close()
     config = uvicorn_config(app, settings)
     server = uvicorn.Server(config)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to the handlers that were
