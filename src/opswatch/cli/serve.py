@@ -64,7 +64,7 @@ def serve(args: argparse.Namespace) -> int:
     # The server logs to its console; it never ships its own records to itself, even when the shell
     # exports an OPSWATCH_DSN meant for the apps.
     opswatch.init(service="opswatch-server", dsn=None)
-    sock = _listen(settings.host, settings.port)
+    sock = _listen(settings.host, settings.port, reuse_port=settings.workers > 1)
     try:
         ctx = open_context(settings)
         app = create_app(ctx)
@@ -127,8 +127,9 @@ def check_data_dir(given: str | os.PathLike[str] | None, environ: str | None, de
         raise CommandError(f"data dir {path} ({source}) cannot be written ({problem}): {fix}") from None
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port``, or ``CommandError`` saying why not."""
+def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket on ``host:port``, or ``CommandError`` saying why not. ``reuse_port``: the
+    workers' sockets will bind the same port (``opswatch.server.workers``)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as err:
@@ -139,6 +140,8 @@ def _listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(2048)
     except OSError as err:

@@ -16,6 +16,7 @@ import contextlib
 import pickle
 import socket
 import struct
+import threading
 from typing import Any
 
 _HEADER = struct.Struct(">I")
@@ -36,6 +37,8 @@ class Channel:
         self._writer = writer
         self._outbox: list[Any] = []
         self._loop = asyncio.get_running_loop()
+        self._from_threads: list[Any] = []
+        self._threads_lock = threading.Lock()
 
     @classmethod
     async def open(cls, sock: socket.socket) -> Channel:
@@ -57,8 +60,18 @@ class Channel:
         self._outbox.append(message)
 
     def send_threadsafe(self, message: Any) -> None:
-        """``send`` from any thread."""
-        self._loop.call_soon_threadsafe(self.send, message)
+        """``send`` from any thread (one wake-up of the loop for everything queued before it runs)."""
+        with self._threads_lock:
+            self._from_threads.append(message)
+            if len(self._from_threads) > 1:
+                return
+        self._loop.call_soon_threadsafe(self._take_from_threads)
+
+    def _take_from_threads(self) -> None:
+        with self._threads_lock:
+            messages, self._from_threads = self._from_threads, []
+        for message in messages:
+            self.send(message)
 
     def _flush(self) -> None:
         batch, self._outbox = self._outbox, []

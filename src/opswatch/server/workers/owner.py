@@ -60,6 +60,7 @@ class Owner:
         self.app = app
         self.listen = listen
         self.count = count
+        self.sockets = listening_sockets(listen, count)
         self.workers: dict[int, _Worker] = {}
         self.restarts = 0
         self._stopping: asyncio.Event | None = None
@@ -91,7 +92,7 @@ class Owner:
 
     async def _start(self, slot: int) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        fds = (self.listen.fileno(), theirs.fileno())
+        fds = (self.sockets[slot].fileno(), theirs.fileno())
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "opswatch.server.workers", *map(str, fds)], pass_fds=fds
@@ -132,6 +133,8 @@ class Owner:
             worker.serving.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=limits.WORKER_STOP_SECONDS)
+        for sock in self.sockets[1:]:
+            sock.close()
 
     # -- a worker's channel ---------------------------------------------------------------------
 
@@ -218,6 +221,26 @@ class Owner:
         finally:
             done.set()
         return status, headers, b"".join(chunks)
+
+
+def listening_sockets(listen: socket.socket, count: int) -> list[socket.socket]:
+    """One listening socket per worker: ``listen`` and ``count - 1`` more bound to its address with
+    ``SO_REUSEPORT``, so the kernel spreads new connections evenly over the workers (one shared socket
+    lets whichever worker wakes first take a whole burst). The owner keeps them all open: connections
+    that arrive for a worker being restarted wait in its socket's queue for the next one. Where the
+    system has no ``SO_REUSEPORT`` (or ``listen`` was bound without it) every worker shares ``listen``."""
+    reuse = hasattr(socket, "SO_REUSEPORT") and listen.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+    if not reuse:
+        return [listen] * count
+    sockets = [listen]
+    for _ in range(count - 1):
+        sock = socket.socket(listen.family, listen.type, listen.proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(listen.getsockname())
+        sock.listen(2048)
+        sockets.append(sock)
+    return sockets
 
 
 def _error(rid: int, err: BaseException) -> tuple[Any, ...]:
