@@ -69,7 +69,9 @@ class Workers:
         return rows
 
     def post_native(self, records: list[dict[str, Any]], timeout: float = 30) -> httpx.Response:
-        body = b"".join(orjson.dumps(record) + b"\n" for record in records)
+        return self.post_body(b"".join(orjson.dumps(record) + b"\n" for record in records), timeout)
+
+    def post_body(self, body: bytes, timeout: float = 30) -> httpx.Response:
         return httpx.post(
             f"{self.url}/api/1/events/",
             content=body,
@@ -328,6 +330,42 @@ def test_it_drains_the_workers_and_commits_everything_answered_on_sigterm(server
     counts = {row[0]: row[1] for row in result.rows}
     assert [n for n in answered if n not in counts] == []
     assert set(counts.values()) == {1}
+
+
+def test_it_shows_what_the_workers_counted_in_one_scrape(server: Workers) -> None:
+    run = uuid.uuid4().hex[:8]
+    for n in range(12):  # new connections: both workers take some
+        assert server.post_native([record(n, run)]).status_code == 200
+    assert server.post_body(b"not json\n").status_code == 400
+    wanted = (
+        'opswatch_ingest_requests_total{endpoint="native",status="200"} 12',
+        'opswatch_ingest_requests_total{endpoint="native",status="400"} 1',
+    )
+    deadline = time.monotonic() + 30
+    scrape = ""
+    while time.monotonic() < deadline:
+        scrape = httpx.get(f"{server.url}/metrics", timeout=30).text
+        if all(line in scrape.splitlines() for line in wanted):
+            break
+        time.sleep(0.2)
+    assert [line for line in wanted if line not in scrape.splitlines()] == []
+
+
+def test_it_refuses_a_revoked_key_in_every_worker_at_once(server: Workers) -> None:
+    run = uuid.uuid4().hex[:8]
+    for n in range(8):  # each worker has the key in its cache now
+        assert server.post_native([record(n, run)]).status_code == 200
+    revoked = httpx.post(
+        f"{server.url}/api/0/keys/{server.key}/revoke",
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=30,
+    )
+    assert revoked.status_code == 200, revoked.text
+    deadline = time.monotonic() + 10  # the owner's notice, not the caches' 60 s, ends the key's life
+    while server.post_native([record(99, run)]).status_code != 401 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    answers = {server.post_native([record(100 + n, run)]).status_code for n in range(8)}
+    assert answers == {401}
 
 
 def test_it_names_the_setting_when_workers_is_out_of_range(tmp_path: Path) -> None:

@@ -10,6 +10,9 @@ socket and one end of its own channel, and serves every channel:
 * ``("spans", id, rows)``: appended to the store (off the loop), replied with how many were new.
 * ``("http", id, scope, body)``: run through the owner's own app; replied with
   ``(status, headers, body)``.
+* ``("metrics", 0, changes)``: a worker's counts, added to the owner's ``/metrics`` (``_metrics``).
+* to the workers, ``("forget_keys", 0)`` when ingest keys changed here (their ``KeyCache`` forgets too,
+  so a revoked key stops working in every process at once).
 
 A worker that exits or dies is started again (at most once per ``WORKER_RESTART_SECONDS``): its
 in-flight requests were never answered, so their clients retry, and the store's idempotency by event id
@@ -39,6 +42,7 @@ from ..context import ServerContext
 from ..pipeline import Outcome, Overloaded, StoreUnavailable
 from ..store.base import StoreClosed
 from ._channel import Channel, ChannelClosed
+from ._metrics import merge
 
 _log = get_logger("opswatch.server.workers")
 
@@ -64,6 +68,14 @@ class Owner:
         self.workers: dict[int, _Worker] = {}
         self.restarts = 0
         self._stopping: asyncio.Event | None = None
+        forget = ctx.keys.forget
+
+        def forget_everywhere() -> None:  # keys created or revoked through the API (in this process)
+            forget()
+            for worker in list(self.workers.values()):
+                worker.channel.send_threadsafe(("forget_keys", 0))
+
+        ctx.keys.forget = forget_everywhere  # type: ignore[method-assign]
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def run(self) -> int:
@@ -154,6 +166,8 @@ class Owner:
             self._background(channel, rid, self._spans(message[2]))
         elif kind == "http":
             self._background(channel, rid, self._http(message[2], message[3]))
+        elif kind == "metrics":
+            merge(self.ctx, message[2])
         else:
             channel.send(("err", rid, "bug", f"unknown message {kind!r}", 0))
 

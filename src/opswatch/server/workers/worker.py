@@ -14,6 +14,8 @@ runs with exactly the owner's settings.
   owner as an ``http`` message (the request's scope and its body, bounded by ``MAX_BODY_BYTES`` and the
   body timeout) and answered with what the owner's app answered: one app, one copy of every cache and
   singleton, whichever worker the kernel gave the connection to.
+* **Counts** (requests, rejections, spans) are shared with the owner's ``/metrics`` every second
+  (``_metrics``); when the owner's keys change, it says so and this worker's key cache forgets.
 * **Stop:** SIGTERM (from the owner) stops accepting, lets the requests in flight get their replies,
   then exits. When the owner's end closes (it died), every waiting request fails with 503 and the worker
   exits: nothing is acknowledged that the owner did not commit.
@@ -45,6 +47,7 @@ from ..pipeline import Outcome, Overloaded, Pipeline, StoreUnavailable
 from ..state import projects
 from ..state.base import create_engine_for
 from ._channel import Channel, ChannelClosed, read_frame_blocking
+from ._metrics import SHARE_SECONDS, Changes
 
 _log = get_logger("opswatch.server.workers")
 
@@ -58,8 +61,9 @@ FORWARDED_SCOPE_KEYS = (
 class OwnerLink:
     """Requests to the owner and their replies: ``request(kind, *args)`` is a future of the reply."""
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, on_notice: Callable[[str], None] = lambda _kind: None) -> None:
         self.channel = channel
+        self.on_notice = on_notice
         self._ids = itertools.count(1)
         self._waiting: dict[int, concurrent.futures.Future[Any]] = {}
         self._lock = threading.Lock()
@@ -99,6 +103,9 @@ class OwnerLink:
 
     def _reply(self, message: tuple[Any, ...]) -> None:
         kind, rid = message[0], message[1]
+        if kind not in ("ok", "err"):  # a notice from the owner, not a reply
+            self.on_notice(kind)
+            return
         with self._lock:
             future = self._waiting.pop(rid, None)
         if future is None:
@@ -176,6 +183,8 @@ class WorkerApp:
         self.fast_paths = FAST_PATHS
         self._on_owner_gone = on_owner_gone
         self._link_task: asyncio.Task[None] | None = None
+        self._share_task: asyncio.Task[None] | None = None
+        self._changes = Changes(ctx)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -219,12 +228,26 @@ class WorkerApp:
             message: Message = await receive()
             if message["type"] == "lifespan.startup":
                 self._link_task = asyncio.create_task(self._run_link())
+                self._share_task = asyncio.create_task(self._share_counts())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._share_task is not None:
+                    self._share_task.cancel()
+                self._share_once()
                 await self.link.channel.drain()
                 self.link.channel.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _share_counts(self) -> None:
+        while True:
+            await asyncio.sleep(SHARE_SECONDS)
+            self._share_once()
+
+    def _share_once(self) -> None:
+        changes = self._changes.take()
+        if changes and not self.link.gone:
+            self.link.channel.send(("metrics", 0, changes))
 
     async def _run_link(self) -> None:
         await self.link.run()
@@ -276,6 +299,7 @@ def main(argv: list[str]) -> int:
         nonlocal server
         link = OwnerLink(await Channel.open(link_sock))
         ctx = worker_context(settings, default_project, link)
+        link.on_notice = lambda kind: ctx.keys.forget() if kind == "forget_keys" else None
         server = uvicorn.Server(uvicorn_config(WorkerApp(ctx, link, owner_gone), settings))
         try:
             await server.serve(sockets=[listen])
