@@ -389,6 +389,8 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, nargs="+", help="compare these `opswatch serve --workers N` counts (e.g. 1 2)"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="with --workers: repeat the comparison")
+    parser.add_argument("--only", choices=("log", "sentry"), help="run one workload only")
     args = parser.parse_args()
     if args.client:
         client_main(json.loads(args.client))
@@ -436,7 +438,9 @@ def compare_workers(args: argparse.Namespace) -> None:
         f"{'workload':<16}{'workers':>8}{'events':>9}{'seconds':>9}{'events/s':>10}{'vs first':>9}"
         f"{'srv µs/ev':>10}{'server':>8}{'client':>8}{'others':>8}{'client share':>14}"
     )
-    for kind in ("log", "sentry"):
+    for kind, _round in [
+        (kind, r) for kind in ("log", "sentry") if args.only in (None, kind) for r in range(args.rounds)
+    ]:
         first = 0.0
         for workers in args.workers:
             result = run(kind, counts[kind], args.connections, workers)
