@@ -26,6 +26,9 @@ import orjson
 import pytest
 import sentry_sdk
 
+from opswatch.config import ConfigError
+from opswatch.server import limits
+from opswatch.server.config import ServerSettings
 from opswatch.server.store.duckdb import DuckDBStore
 from served import read_banner
 
@@ -366,6 +369,16 @@ def test_it_refuses_a_revoked_key_in_every_worker_at_once(server: Workers) -> No
         time.sleep(0.05)
     answers = {server.post_native([record(100 + n, run)]).status_code for n in range(8)}
     assert answers == {401}
+
+
+def test_it_takes_up_to_max_workers_and_names_the_setting_past_it(tmp_path: Path) -> None:
+    assert (
+        ServerSettings.load({}, data_dir=tmp_path, workers=limits.MAX_WORKERS).workers == limits.MAX_WORKERS
+    )
+    with pytest.raises(ConfigError, match="workers"):
+        ServerSettings.load({}, data_dir=tmp_path, workers=limits.MAX_WORKERS + 1)
+    with pytest.raises(ConfigError, match="OPSWATCH_WORKERS"):
+        ServerSettings.load({"OPSWATCH_WORKERS": "0"}, data_dir=tmp_path)
 
 
 def test_it_names_the_setting_when_workers_is_out_of_range(tmp_path: Path) -> None:
