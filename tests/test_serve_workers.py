@@ -158,7 +158,7 @@ def owner_of(server: Workers, connection: http.client.HTTPConnection) -> int | N
     return None
 
 
-def test_it_stores_sentry_sdk_and_native_events_once_and_groups_the_errors(
+def test_it_stores_sentry_sdk_events_spans_and_sdk_records_once_and_groups_the_errors(
     server: Workers, tmp_path: Path
 ) -> None:
     sentry_sdk.init(
@@ -168,6 +168,7 @@ def test_it_stores_sentry_sdk_and_native_events_once_and_groups_the_errors(
         auto_session_tracking=False,
         send_client_reports=False,
         default_integrations=False,
+        traces_sample_rate=1.0,
     )
     try:
         sent = []
@@ -176,6 +177,8 @@ def test_it_stores_sentry_sdk_and_native_events_once_and_groups_the_errors(
                 {}["card"]
             except KeyError:
                 sent.append(sentry_sdk.capture_exception())
+        with sentry_sdk.start_transaction(name="POST /donations", op="http.server") as transaction:
+            sentry_sdk.start_span(op="db.query", name="INSERT donation").finish()
         sentry_sdk.flush(timeout=10)
     finally:
         sentry_sdk.get_client().close(timeout=5)
@@ -201,6 +204,8 @@ def test_it_stores_sentry_sdk_and_native_events_once_and_groups_the_errors(
     ids = ", ".join(f"'{event_id}'" for event_id in sent)
     stored = server.query(f"SELECT event_id, count(*) FROM logs WHERE event_id IN ({ids}) GROUP BY event_id")
     assert sorted(row[0] for row in stored) == sorted(sent) and {row[1] for row in stored} == {1}
+    spans = server.query(f"SELECT name FROM spans WHERE trace_id = '{transaction.trace_id}' ORDER BY name")
+    assert spans == [["INSERT donation"], ["POST /donations"]]
     numbers = server.query("SELECT n FROM logs WHERE operation = 'workers.sdk' ORDER BY n")
     assert [row[0] for row in numbers] == list(range(300))
     issues = httpx.get(
