@@ -299,6 +299,9 @@ def test_it_loses_no_acknowledged_event_when_a_worker_is_killed(server: Workers)
         stop.set()
         for thread in threads:
             thread.join(30)
+    assert (
+        "opswatch_worker_restarts_total 1" in httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines()
+    )
     answered = sorted(n for numbers in acknowledged for n in numbers)
     assert len(answered) > 100
     stored = server.query(f"SELECT n, count(*) FROM logs WHERE event_id LIKE '{run}%' GROUP BY n")

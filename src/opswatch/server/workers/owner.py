@@ -14,7 +14,8 @@ socket and one end of its own channel, and serves every channel:
 * to the workers, ``("forget_keys", 0)`` when ingest keys changed here (their ``KeyCache`` forgets too,
   so a revoked key stops working in every process at once).
 
-A worker that exits or dies is started again (at most once per ``WORKER_RESTART_SECONDS``): its
+A worker that exits or dies is started again (at most once per ``WORKER_RESTART_SECONDS``, counted in
+``opswatch_worker_restarts_total``): its
 in-flight requests were never answered, so their clients retry, and the store's idempotency by event id
 keeps a retried event single. On SIGTERM the owner sends SIGTERM to every worker, keeps serving their
 channels until they have drained (``WORKER_STOP_SECONDS``, then SIGKILL), and only then stops the
@@ -39,6 +40,7 @@ from starlette.types import ASGIApp, Message
 from ...log import get_logger
 from .. import limits
 from ..context import ServerContext
+from ..metrics import Counter
 from ..pipeline import Outcome, Overloaded, StoreUnavailable
 from ..store.base import StoreClosed
 from ._channel import Channel, ChannelClosed
@@ -66,8 +68,10 @@ class Owner:
         self.count = count
         self.sockets = listening_sockets(listen, count)
         self.workers: dict[int, _Worker] = {}
-        self.restarts = 0
-        self._stopping: asyncio.Event | None = None
+        self.restarts = Counter(
+            "opswatch_worker_restarts_total", "Ingest workers started again after they ended."
+        )
+        ctx.metrics.add(self.restarts)
         forget = ctx.keys.forget
 
         def forget_everywhere() -> None:  # keys created or revoked through the API (in this process)
@@ -88,7 +92,7 @@ class Owner:
 
     async def _main(self) -> None:
         loop = asyncio.get_running_loop()
-        stopping = self._stopping = asyncio.Event()
+        stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
         self.ctx.start()
@@ -125,7 +129,7 @@ class Owner:
         wait = limits.WORKER_RESTART_SECONDS - (time.monotonic() - worker.started)
         if wait > 0:
             await asyncio.sleep(wait)
-        self.restarts += 1
+        self.restarts.inc()
         await self._start(slot)
 
     async def _stop_workers(self) -> None:
