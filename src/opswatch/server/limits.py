@@ -111,6 +111,14 @@ KEEPALIVE_TIMEOUT_SECONDS: Final = 5.0
 #: are answered 503. Each costs a few KiB; the ingest pipeline bounds the events behind them.
 MAX_CONNECTIONS: Final = 1000
 
+#: ``--workers`` at most (``opswatch.server.workers``): each worker is a Python process (~60 MB) and one
+#: owner process commits for all of them, so more than a few per core only adds memory.
+MAX_WORKERS: Final = 64
+#: Seconds a worker may take to finish its requests after SIGTERM before the owner kills it.
+WORKER_STOP_SECONDS: Final = 30.0
+#: Seconds between restarts of a worker that keeps dying at once (a crash loop costs no more than this).
+WORKER_RESTART_SECONDS: Final = 1.0
+
 # -- logins (opswatch.server.throttle) ------------------------------------------------------------------
 
 #: Failed logins or admin tokens one client address may make in a burst, and seconds to earn one
