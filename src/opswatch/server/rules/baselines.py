@@ -20,8 +20,11 @@ window in each of the last ``weeks`` weeks. A week counts as history when its wi
 the rule (any group); fewer than ``min_weeks`` such weeks read as no data, so a new server or rule
 cannot fire. The value is a robust score: ``(now - median) / spread``, where the spread is 1.4826 * MAD
 (the standard deviation for normal data, unmoved by one odd week), never narrower than 10 % of the
-median, nor, for counts, than the Poisson noise of the median (its square root, at least 1 event). A
-Sunday peak is compared with earlier Sunday peaks, not with the quiet hours before it.
+median. Volumes (``count``, ``rate``, ``distinct``) are scored on the square root of their event counts
+(Anscombe's ``sqrt(n + 3/8)``), where Poisson noise has the same size (about 0.5) at every level, and
+the spread is never narrower than that: 5 donations in an hour that usually has 1 is noise (score 2.3),
+4 on a Sunday morning that usually has 45 is not (score -9.3). A Sunday peak is compared with earlier Sunday peaks, not with the quiet hours
+before it.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from .signals import SignalSource, UnseenFields
 
 #: 1.4826 * MAD estimates the standard deviation of normal data.
 MAD_SCALE: Final = 1.4826
-#: The band is never narrower than this share of the median.
+#: The spread is never narrower than this share of the median (signals other than volumes).
 RELATIVE_FLOOR: Final = 0.10
+#: The spread of volumes on the square-root scale is never narrower than Poisson noise there (0.5).
+POISSON_FLOOR: Final = 0.5
 _WEEK: Final = 7 * 86_400.0
 
 
@@ -124,16 +129,19 @@ def _ago(seconds: float) -> str:
     return f"{seconds:g}s earlier"
 
 
+def _scale(rule: Rule, value: float) -> float:
+    """Volume signals on the square-root scale of their event counts (see the module docstring)."""
+    if rule.signal not in VOLUME_SIGNALS:
+        return value
+    count = value * rule.window / 60.0 if rule.signal == "rate" else value
+    return math.sqrt(max(count, 0.0) + 0.375)  # Anscombe's transform: steadier near zero
+
+
 def spread(rule: Rule, values: Sequence[float], median: float) -> float:
-    """The baseline's robust spread, with its floors (see the module docstring)."""
+    """The robust spread of baseline ``values`` (already on the rule's scale), with its floor."""
     mad = statistics.median(abs(value - median) for value in values)
-    floors = [MAD_SCALE * mad, RELATIVE_FLOOR * abs(median), 1e-9]
-    if rule.signal == "count":
-        floors.append(math.sqrt(max(median, 1.0)))
-    elif rule.signal == "rate":
-        minutes = rule.window / 60.0
-        floors.append(math.sqrt(max(median * minutes, 1.0)) / minutes)
-    return max(floors)
+    floor = POISSON_FLOOR if rule.signal in VOLUME_SIGNALS else max(RELATIVE_FLOOR * abs(median), 1e-9)
+    return max(MAD_SCALE * mad, floor)
 
 
 def anomaly(rule: Rule, source: SignalSource, start: float, end: float) -> list[Observation]:
@@ -157,11 +165,11 @@ def anomaly(rule: Rule, source: SignalSource, start: float, end: float) -> list[
             note = f"{len(history)} of {settings.weeks} weeks of history; {settings.min_weeks} needed"
             results.append(Observation(group, None, current.events if current else 0, note))
             continue
-        median = statistics.median(history)
-        width = spread(rule, history, median)
+        scaled = [_scale(rule, v) for v in history]
+        middle = statistics.median(scaled)
         score: float | None = None
         if value is not None:
-            score = (value - median) / width
+            score = (_scale(rule, value) - middle) / spread(rule, scaled, middle)
             score = {"above": score, "below": -score, "both": abs(score)}[settings.direction]
         baseline_events = [week[key].events if key in week else 0 for week in weeks]
         typical = (
@@ -169,7 +177,8 @@ def anomaly(rule: Rule, source: SignalSource, start: float, end: float) -> list[
             else int(statistics.median(e for e in baseline_events if e is not None))
         )  # fmt: skip
         events = _events(rule, [current.events if current else 0, typical])
-        note = f"{_show(value)} against a usual {median:.4g} ± {width:.3g} (median of {len(history)} weeks)"
+        usual = statistics.median(history)
+        note = f"{_show(value)} against a usual {usual:.4g} (median of {len(history)} weeks)"
         results.append(Observation(group, score, events, note))
     return results
 
