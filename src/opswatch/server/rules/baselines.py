@@ -23,8 +23,8 @@ cannot fire. The value is a robust score: ``(now - median) / spread``, where the
 median. Volumes (``count``, ``rate``, ``distinct``) are scored on the square root of their event counts
 (Anscombe's ``sqrt(n + 3/8)``), where Poisson noise has the same size (about 0.5) at every level, and
 the spread is never narrower than that: 5 donations in an hour that usually has 1 is noise (score 2.3),
-4 on a Sunday morning that usually has 45 is not (score -9.3). A Sunday peak is compared with earlier Sunday peaks, not with the quiet hours
-before it.
+4 on a Sunday morning that usually has 45 is not (score -9.3). A Sunday peak is compared with earlier
+Sunday peaks, not with the quiet hours before it.
 """
 
 from __future__ import annotations
