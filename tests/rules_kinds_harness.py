@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from opswatch.server.rules.issue_signals import IssueSource
 from opswatch.server.rules.load import load_many
 from opswatch.server.rules.model import Observation
 from opswatch.server.rules.service import RuleService
@@ -29,7 +30,11 @@ class Rules:
         self.engine = engine or create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
         rule_tables.install(self.engine)
         self.service = RuleService(
-            self.engine, EventQuerySource(self.store), load_many(rules), ingest_delay=0
+            self.engine,
+            EventQuerySource(self.store),
+            load_many(rules),
+            ingest_delay=0,
+            issues=IssueSource(self.engine, self.store),
         )
 
     def add(self, records: list[dict[str, Any]]) -> None:

@@ -67,9 +67,7 @@ def at(day: int, hour: int) -> float:
     return (SUNDAY + datetime.timedelta(days=day, hours=hour + 1)).timestamp()
 
 
-def church(
-    tmp_path: Path, *, weeks: int = 4, scale: Callable[[int, int], float] = lambda d, h: 1.0
-) -> Rules:
+def church(tmp_path: Path, *, weeks: int = 4, scale: Callable[[int, int], float] = lambda d, h: 1.0) -> Rules:
     rng = random.Random(2026)
     rules = Rules(tmp_path, [ANOMALY, SPIKES])
     for back in range(weeks, 0, -1):

@@ -17,6 +17,7 @@ import dataclasses
 from typing import Any
 
 from .defaults import default_rules, merged
+from .issue_signals import IssueSource
 from .load import load_file
 from .loop import RuleClock
 from .model import Rule
@@ -59,6 +60,7 @@ def install(ctx: Any) -> Rules:
         configured_rules(settings),
         ingest_delay=float(settings.rules_ingest_delay),
         now=epoch_clock(ctx.now),
+        issues=IssueSource(ctx.engine, ctx.store),
     )
     timing = Timing(
         float(settings.rules_group_wait),

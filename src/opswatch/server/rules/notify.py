@@ -100,9 +100,14 @@ class Dispatcher:
         self.silences = Silences(engine)
         self._failing = 0
 
-    def link(self, rule: str) -> str | None:
-        """The rule's page on the dashboard."""
-        return f"{self.base_url}/alerts/{quote(rule, safe='')}" if self.base_url else None
+    def link(self, rule: str, labels: Mapping[str, Any] | None = None) -> str | None:
+        """The rule's page on the dashboard; an issue rule's alert links to its issue's page."""
+        if not self.base_url:
+            return None
+        issue = (labels or {}).get("issue_id")
+        if issue is not None and str(issue).isdigit():
+            return f"{self.base_url}/issues/{issue}"
+        return f"{self.base_url}/alerts/{quote(rule, safe='')}"
 
     # -- sending ---------------------------------------------------------------------------------------
 
@@ -238,7 +243,9 @@ class Dispatcher:
         assert notifier is not None
         rules = self.rules()
         rule = rules.get(rows[0].rule)
-        alert = render([_note(row) for row in rows], rule, self.link(rows[0].rule))
+        issues = {str((row.labels or {}).get("issue_id")) for row in rows}
+        labels = rows[0].labels if len(issues) == 1 else None
+        alert = render([_note(row) for row in rows], rule, self.link(rows[0].rule, labels))
         known = getattr(notifier, "channels", None)
         channels: list[str] | None = None
         if rule is not None and rule.channels and isinstance(known, Mapping):
