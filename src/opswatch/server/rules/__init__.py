@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .defaults import default_rules, merged
+from .defaults import default_rules, merged, notice_rules
 from .issue_signals import IssueSource
 from .load import load_file
 from .loop import RuleClock
@@ -41,8 +41,10 @@ class Rules:
 
 
 def configured_rules(settings: Any) -> list[Rule]:
-    """The defaults (unless switched off) and the rules file, the file's rules replacing defaults by name."""
+    """The defaults (unless switched off), the notice defaults (by their own settings) and the rules
+    file, the file's rules replacing defaults by name."""
     defaults = default_rules() if getattr(settings, "rules_defaults", True) else []
+    defaults += notice_rules(settings)
     path = getattr(settings, "rules_file", None)
     return merged(defaults, load_file(path) if path is not None else [])
 

@@ -92,7 +92,10 @@ def advance(
 
 def _explained(rule: Rule, said: list[Message], reading: Observation | None) -> list[Message]:
     """Messages with the reading's note as their reason (a change's two values, an anomaly's
-    baseline); without the resolve of a moment (a new or regressed issue announces and ends quietly)."""
+    baseline); without the resolve of a moment (a new or regressed issue announces and ends quietly);
+    none for a rule whose notice outbox announces it."""
+    if rule.outbox:  # its subsystem's outbox announces it (``outbox_rules``)
+        return []
     if rule.signal in EVENT_SIGNALS:
         said = [m for m in said if m.kind != "resolved"]
     if reading is None or reading.note is None:

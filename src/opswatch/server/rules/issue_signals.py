@@ -33,7 +33,7 @@ from .. import limits
 from ..query import run_query
 from ..state.issues import Issue, IssueActivity, IssueEvent, IssueTagValue
 from ..store.layout import literal, quote
-from .model import ERROR_LEVELS, ISSUE_SIGNALS, Observation, Rule
+from .model import ERROR_LEVELS, ISSUE_SIGNALS, MONITOR_SIGNALS, Observation, Rule
 from .signals import SignalError, SignalSource, Store, UnseenFields, unseen_fields
 from .signals import _timestamp as timestamp_sql
 
@@ -215,13 +215,18 @@ class IssueSource:
 
 
 class Routed:
-    """A ``SignalSource`` that hands issue rules to ``issues`` and every other rule to ``events``."""
+    """A ``SignalSource`` that hands issue rules to ``issues``, monitor rules to ``monitors`` and every
+    other rule to ``events``."""
 
-    def __init__(self, events: SignalSource, issues: SignalSource) -> None:
+    def __init__(self, events: SignalSource, issues: SignalSource, monitors: SignalSource) -> None:
         self.events = events
         self.issues = issues
+        self.monitors = monitors
 
     def observe(self, rule: Rule, start: float, end: float) -> list[Observation]:
         """The observations of the source that answers ``rule``'s signal."""
-        source = self.issues if rule.signal in ISSUE_SIGNALS else self.events
-        return source.observe(rule, start, end)
+        if rule.signal in ISSUE_SIGNALS:
+            return self.issues.observe(rule, start, end)
+        if rule.signal in MONITOR_SIGNALS:
+            return self.monitors.observe(rule, start, end)
+        return self.events.observe(rule, start, end)

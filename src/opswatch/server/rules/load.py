@@ -29,10 +29,11 @@ from .durations import parse_duration
 from .inhibit import Inhibits
 from .model import (
     DIRECTIONS,
-    EVENT_SIGNALS,
     FIELD_SIGNALS,
     ISSUE_SIGNALS,
+    MONITOR_SIGNALS,
     POLICIES,
+    PRESENCE_SIGNALS,
     SIGNALS,
     Active,
     Anomaly,
@@ -184,7 +185,7 @@ class _Builder:
     def kinds(self, rule: Rule) -> Rule:
         """The keys of the change, anomaly and issue kinds (``compare``, ``anomaly``, ``timezone``,
         ``issues``), checked against each other and the rest of the rule."""
-        issue = rule.signal in ISSUE_SIGNALS
+        issue = rule.signal in ISSUE_SIGNALS or rule.signal in MONITOR_SIGNALS
         compare = self.data.get("compare")
         seconds = None
         if compare is not None:
@@ -195,7 +196,9 @@ class _Builder:
         if seconds is not None and anomaly is not None:
             raise self.fail("anomaly", "a rule is either a change rule (compare) or an anomaly rule")
         if issue and (seconds is not None or anomaly is not None):
-            raise self.fail("compare" if seconds is not None else "anomaly", "issue signals take no baseline")
+            raise self.fail(
+                "compare" if seconds is not None else "anomaly", "issue and monitor signals take no baseline"
+            )
         zone = self.zone(rule)
         if "timezone" in self.data and seconds is None and anomaly is None:
             raise self.fail("timezone", "only change (compare) and anomaly rules shift by the calendar")
@@ -206,9 +209,13 @@ class _Builder:
                     "where", "issue rules choose issues with 'issues' ({ level, environment, project })"
                 )
             if rule.group_by:
-                raise self.fail("group_by", "issue rules have one instance per issue")
+                raise self.fail("group_by", "issue and monitor rules have one instance per issue or monitor")
         return dataclasses.replace(
-            rule, compare=seconds, anomaly=anomaly, timezone=zone, issues=filters if issue else None
+            rule,
+            compare=seconds,
+            anomaly=anomaly,
+            timezone=zone,
+            issues=filters if rule.signal in ISSUE_SIGNALS else None,
         )
 
     def anomaly(self, window: float) -> Anomaly | None:
@@ -377,7 +384,7 @@ class _Builder:
 
     def thresholds(self, signal: str) -> tuple[Threshold | None, Threshold | None, Threshold | None]:
         warning, critical, resolve = (self.threshold(k) for k in ("warning", "critical", "resolve"))
-        if signal in EVENT_SIGNALS and warning is None and critical is None:
+        if signal in PRESENCE_SIGNALS and warning is None and critical is None:
             critical = Threshold(">", 0.0)  # a new or regressed issue reads 1: it is the event itself
         if warning is None and critical is None:
             raise self.fail("critical", "a rule needs 'critical' or 'warning' (or both)")

@@ -21,7 +21,7 @@ from .inhibit import Inhibits
 #: Threshold signals and what each needs: ``field`` (a numeric or any column) or nothing.
 SIGNALS: Final = (
     "count", "rate", "error_ratio", "sum", "avg", "max", "min", "p50", "p95", "p99", "distinct", "sql",
-    "issue_events", "issue_users", "issue_new", "issue_regressed",
+    "issue_events", "issue_users", "issue_new", "issue_regressed", "monitor_failing",
 )  # fmt: skip
 #: Signals computed over a field (``field`` required, except the percentiles, which default to duration).
 FIELD_SIGNALS: Final = frozenset({"sum", "avg", "max", "min", "p50", "p95", "p99", "distinct"})
@@ -31,9 +31,22 @@ ERROR_LEVELS: Final = ("error", "fatal")
 VOLUME_SIGNALS: Final = frozenset({"count", "rate", "distinct"})
 #: Issue signals, read from the state store's issues (``issues.IssueSource``): per issue, events in the
 #: window, distinct users in the window, new in the window, regressed in the window.
-ISSUE_SIGNALS: Final = SIGNALS[-4:]
+ISSUE_SIGNALS: Final = ("issue_events", "issue_users", "issue_new", "issue_regressed")
+#: Cron monitors: 1 for each monitor failing now (``monitor_signals.MonitorSource``).
+MONITOR_SIGNALS: Final = ("monitor_failing",)
 #: Issue signals that mark a moment rather than a level: they announce, and end without a resolve message.
 EVENT_SIGNALS: Final = frozenset({"issue_new", "issue_regressed"})
+#: Signals that read 1 for each thing they find: without thresholds, ``critical = "> 0"``.
+PRESENCE_SIGNALS: Final = EVENT_SIGNALS | frozenset(MONITOR_SIGNALS)
+#: Default rules whose messages the subsystem's own notice outbox sends the moment the change is
+#: recorded, with its own message (``outbox_rules``): rule name -> signal. The clock still evaluates
+#: them (their alerts show, and can inhibit); silences, inhibition and the rule's filter decide at the
+#: outbox whether the message goes out.
+OUTBOX_RULES: Final = {
+    "issue-new": "issue_new",
+    "issue-regressed": "issue_regressed",
+    "cron-failing": "monitor_failing",
+}
 Direction = Literal["above", "below", "both"]
 DIRECTIONS: Final = ("above", "below", "both")
 
@@ -157,14 +170,21 @@ class Rule:
     issues: IssueFilter | None = None
 
     @property
+    def outbox(self) -> bool:
+        """True for a rule delivered by a notice outbox (``OUTBOX_RULES``), not by the dispatcher."""
+        return OUTBOX_RULES.get(self.name) == self.signal
+
+    @property
     def kind(self) -> str:
-        """``threshold``, ``sql``, ``change``, ``anomaly`` or ``issue``."""
+        """``threshold``, ``sql``, ``change``, ``anomaly``, ``issue`` or ``monitor``."""
         if self.compare is not None:
             return "change"
         if self.anomaly is not None:
             return "anomaly"
         if self.signal in ISSUE_SIGNALS:
             return "issue"
+        if self.signal in MONITOR_SIGNALS:
+            return "monitor"
         return "sql" if self.signal == "sql" else "threshold"
 
     def level(self, value: float | None) -> Severity | None:

@@ -164,6 +164,10 @@ class Dispatcher:
         assert last_sent_at is not None
         return float(last_sent_at) + self.timing.group_interval
 
+    def mutes(self, now: float) -> Mutes:
+        """What mutes notifications at ``now`` (the notice outboxes ask too: ``outbox_rules``)."""
+        return self._mutes(now)
+
     def _mutes(self, now: float) -> Mutes:
         """The silences active at ``now`` and the firing instances that inhibit others."""
         rules = self.rules()
@@ -276,7 +280,7 @@ class Dispatcher:
             )
             for instance in firing:
                 rule = rules.get(instance.rule)
-                if rule is None:
+                if rule is None or rule.outbox:
                     continue
                 kind = self._follow_up_kind(conn, instance, mutes, now)
                 if kind is None:
