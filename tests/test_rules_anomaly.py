@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from opswatch.server.rules.load import RuleError, rule_from_mapping
+from opswatch.server.rules.views import rule_view
 from rules_cast import request
 from rules_kinds_harness import Rules
 
@@ -143,3 +144,10 @@ def test_it_keeps_an_anomaly_windows_to_a_day() -> None:
     with pytest.raises(RuleError) as caught:
         rule_from_mapping({**ANOMALY, "window": "2d"})
     assert caught.value.key == "window"
+
+
+def test_it_shows_an_anomaly_rules_baseline_in_its_view() -> None:
+    view = rule_view(rule_from_mapping(ANOMALY))
+    assert view["kind"] == "anomaly"
+    assert view["anomaly"] == {"weeks": 4, "min_weeks": 3, "direction": "both"}
+    assert view["timezone"] == "America/Chicago"

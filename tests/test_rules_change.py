@@ -11,6 +11,7 @@ import pytest
 
 from opswatch.server.rules.baselines import shifted
 from opswatch.server.rules.load import RuleError, rule_from_mapping
+from opswatch.server.rules.views import rule_view
 from rules_cast import T0, request
 from rules_kinds_harness import Rules
 
@@ -137,3 +138,11 @@ def test_it_names_the_key_of_a_bad_change_rule(keys: dict[str, Any], key: str, p
         rule_from_mapping({**base, **keys})
     assert caught.value.key == key
     assert problem in str(caught.value)
+
+
+def test_it_shows_a_change_rules_keys_as_the_file_spells_them() -> None:
+    view = rule_view(rule_from_mapping({**DROP, "timezone": "America/Chicago"}))
+    assert (view["kind"], view["compare"], view["timezone"], view["critical"]) == (
+        "change", "7d", "America/Chicago", "< -50",
+    )  # fmt: skip
+    assert "anomaly" not in view and "issues" not in view

@@ -18,6 +18,7 @@ from opswatch.server.issues import IssueService
 from opswatch.server.issues.service import install_tables
 from opswatch.server.rules.load import RuleError, rule_from_mapping
 from opswatch.server.rules.notify import Dispatcher, Timing
+from opswatch.server.rules.views import rule_view
 from opswatch.server.state.base import create_engine_for
 from rules_cast import T0, request
 from rules_kinds_harness import Rules
@@ -178,3 +179,13 @@ def test_it_names_the_key_of_a_bad_issue_rule(keys: dict[str, Any], key: str, pr
         rule_from_mapping({"name": "r", "signal": "issue_events", "window": "1h", "critical": "> 1", **keys})
     assert caught.value.key == key
     assert problem in str(caught.value)
+
+
+def test_it_shows_an_issue_rules_filter_in_its_view() -> None:
+    rule = {"name": "r", "signal": "issue_new", "window": "1h", "issues": {"level": "fatal", "project": 2}}
+    view = rule_view(rule_from_mapping(rule))
+    assert (view["kind"], view["issues"], view["critical"]) == (
+        "issue",
+        {"level": "fatal", "project": 2},
+        "> 0",
+    )
