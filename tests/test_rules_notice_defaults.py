@@ -163,3 +163,32 @@ def _ago(seconds: float) -> str:
     from opswatch.record import format_timestamp
 
     return format_timestamp(time.time() - seconds)
+
+
+def test_a_failing_monitor_is_an_alert_that_can_inhibit_issue_messages(
+    tmp_path: Path, slack: SlackReceiver
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rules]]\nname = "cron-failing"\nsignal = "monitor_failing"\nwindow = "1m"\n'
+        'inhibits = { matchers = ["rule=issue-new"], equal = ["project"] }\n'
+    )
+    with running_server(tmp_path, slack_webhook_url=slack.url, rules_file=rules) as server:
+        api(server, "POST", "/monitors", json={"slug": "backup", "config": {"schedule": "0 2 * * *"}})
+        assert httpx.get(f"{server.url}/ping/{server.key}/backup/fail", trust_env=False).status_code == 200
+        settled(server, CHANGES, 1)
+        runtime = rules_for(server.ctx)
+        runtime.service.run_once()
+        [alert] = runtime.service.state.instances("cron-failing").values()
+        assert (alert.status, alert.labels["monitor"], alert.labels["project"]) == ("firing", "backup", "1")
+        post_native(server, [crash("card declined while the backup fails")])
+        settled(server, ISSUE_NOTICES, 1)
+        assert httpx.get(f"{server.url}/ping/{server.key}/backup", trust_env=False).status_code == 200
+        deadline = time.monotonic() + 10
+        while alert.status == "firing" and time.monotonic() < deadline:
+            runtime.service.run_once()
+            [alert] = runtime.service.state.instances("cron-failing").values()
+            time.sleep(0.05)
+        assert alert.status == "inactive"
+    texts = slack.texts()
+    assert [t for t in texts if "Cron Job Failure" in t] and not [t for t in texts if "New issue" in t], texts
