@@ -1,6 +1,6 @@
 """Issue rules: an issue seen more than N times in a window, affecting more than N users, a new fatal
-issue, a regression in production. Issues are recorded by the real issue service into a SQLite state
-store (and the events into a DuckDB store for users); the rule service evaluates at injected times, and
+issue, a regression in production. Issues are recorded by the real issue service into a state store
+(SQLite, and PostgreSQL when TEST_POSTGRES_URL is set) (and the events into a DuckDB store for users); the rule service evaluates at injected times, and
 the real dispatcher sends to a local Slack stand-in with a link to the issue's page."""
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ class Clock:
 class Issues:
     """Errors recorded into issues at given times, and the rules over them."""
 
-    def __init__(self, tmp_path: Path, rules: list[dict[str, Any]]) -> None:
+    def __init__(self, tmp_path: Path, url: str, rules: list[dict[str, Any]]) -> None:
         self.clock = Clock()
-        engine = create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
+        engine = create_engine_for(url)
         install_tables(engine)
         self.issues = IssueService(engine, now=self.clock)
         self.rules = Rules(tmp_path, rules, engine=engine)
@@ -69,10 +69,10 @@ def slack() -> Iterator[SlackReceiver]:
 
 
 def test_it_fires_per_issue_seen_more_than_n_times_in_the_window(
-    tmp_path: Path, slack: SlackReceiver
+    tmp_path: Path, state_url: str, slack: SlackReceiver
 ) -> None:
     rule = {"name": "busy-issue", "signal": "issue_events", "window": "10m", "critical": "> 5"}
-    world = Issues(tmp_path, [rule])
+    world = Issues(tmp_path, state_url, [rule])
     busy = world.errors(T0, "PaymentError", count=8)
     world.errors(T0 + 30, "LedgerError", count=2)
     assert world.at(T0 + 5 * MINUTE) == ["firing"]
@@ -98,9 +98,9 @@ def test_it_fires_per_issue_seen_more_than_n_times_in_the_window(
     world.rules.close()
 
 
-def test_it_fires_per_issue_affecting_more_than_n_users(tmp_path: Path) -> None:
+def test_it_fires_per_issue_affecting_more_than_n_users(tmp_path: Path, state_url: str) -> None:
     rule = {"name": "many-users", "signal": "issue_users", "window": "1h", "critical": "> 2"}
-    world = Issues(tmp_path, [rule])
+    world = Issues(tmp_path, state_url, [rule])
     spread = world.errors(T0, "PaymentError", user_id="ann")
     world.errors(T0 + 60, "PaymentError", user_id="bob")
     world.errors(T0 + 120, "PaymentError", count=3, user_id="cy")
@@ -112,9 +112,11 @@ def test_it_fires_per_issue_affecting_more_than_n_users(tmp_path: Path) -> None:
     world.rules.close()
 
 
-def test_it_announces_a_new_fatal_issue_once_and_ends_without_a_resolve(tmp_path: Path) -> None:
+def test_it_announces_a_new_fatal_issue_once_and_ends_without_a_resolve(
+    tmp_path: Path, state_url: str
+) -> None:
     rule = {"name": "new-fatal", "signal": "issue_new", "window": "1h", "issues": {"level": "fatal"}}
-    world = Issues(tmp_path, [rule])
+    world = Issues(tmp_path, state_url, [rule])
     world.errors(T0, "LedgerError", level="error")
     fatal = world.errors(T0 + 60, "OutOfMemory", level="fatal")
     world.errors(T0 + 120, "OutOfMemory", level="fatal")  # the same issue again: not new
@@ -132,12 +134,12 @@ def test_it_announces_a_new_fatal_issue_once_and_ends_without_a_resolve(tmp_path
     world.rules.close()
 
 
-def test_it_announces_each_regression_in_production(tmp_path: Path) -> None:
+def test_it_announces_each_regression_in_production(tmp_path: Path, state_url: str) -> None:
     rule = {
         "name": "regressed-prod", "signal": "issue_regressed", "window": "1h",
         "issues": {"environment": "production"},
     }  # fmt: skip
-    world = Issues(tmp_path, [rule])
+    world = Issues(tmp_path, state_url, [rule])
     issue = world.errors(T0, "PaymentError")
     staging = world.errors(T0, "LedgerError", environment="staging")
     for which in (issue, staging):
@@ -153,9 +155,9 @@ def test_it_announces_each_regression_in_production(tmp_path: Path) -> None:
     world.rules.close()
 
 
-def test_it_leaves_ignored_issues_out(tmp_path: Path) -> None:
+def test_it_leaves_ignored_issues_out(tmp_path: Path, state_url: str) -> None:
     rule = {"name": "busy-issue", "signal": "issue_events", "window": "10m", "critical": "> 1"}
-    world = Issues(tmp_path, [rule])
+    world = Issues(tmp_path, state_url, [rule])
     issue = world.errors(T0, count=5)
     world.issues.ignore(issue, actor="ann", duration=datetime.timedelta(days=1))
     assert world.at(T0 + 5 * MINUTE) == []
