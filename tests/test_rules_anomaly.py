@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from opswatch.server import limits
 from opswatch.server.rules.load import RuleError, rule_from_mapping
 from opswatch.server.rules.views import rule_view
 from rules_cast import request
@@ -151,3 +152,10 @@ def test_it_shows_an_anomaly_rules_baseline_in_its_view() -> None:
     assert view["kind"] == "anomaly"
     assert view["anomaly"] == {"weeks": 4, "min_weeks": 3, "direction": "both"}
     assert view["timezone"] == "America/Chicago"
+
+
+def test_it_takes_up_to_the_weeks_limit() -> None:
+    most = limits.RULES_ANOMALY_MAX_WEEKS
+    assert rule_from_mapping({**ANOMALY, "anomaly": {"weeks": most}}).anomaly is not None
+    with pytest.raises(RuleError, match=f"from 1 to {most}"):
+        rule_from_mapping({**ANOMALY, "anomaly": {"weeks": most + 1}})

@@ -11,6 +11,7 @@ import pytest
 
 from opswatch.server.rules.baselines import shifted
 from opswatch.server.rules.load import RuleError, rule_from_mapping
+from opswatch.server.rules.messages import Note, render
 from opswatch.server.rules.views import rule_view
 from rules_cast import T0, request
 from rules_kinds_harness import Rules
@@ -146,3 +147,12 @@ def test_it_shows_a_change_rules_keys_as_the_file_spells_them() -> None:
         "change", "7d", "America/Chicago", "< -50",
     )  # fmt: skip
     assert "anomaly" not in view and "issues" not in view
+
+
+def test_its_message_shows_the_change_in_percent_and_both_readings() -> None:
+    rule = rule_from_mapping(DROP)
+    note = Note(1, rule.name, "firing", {"service": "giving"}, T0, "critical", -70.0, T0,
+                "12 now against 40 1 week earlier")  # fmt: skip
+    facts = dict(render([note], rule, None).facts)
+    assert (facts["Value"], facts["Threshold"]) == ("-70.0%", "< -50%")
+    assert facts["Why"] == "12 now against 40 1 week earlier"

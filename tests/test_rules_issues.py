@@ -14,6 +14,7 @@ import pytest
 
 from opswatch.alerts import Notifier
 from opswatch.alerts.channels.slack import SlackChannel
+from opswatch.server import limits
 from opswatch.server.issues import IssueService
 from opswatch.server.issues.service import install_tables
 from opswatch.server.rules.load import RuleError, rule_from_mapping
@@ -191,3 +192,19 @@ def test_it_shows_an_issue_rules_filter_in_its_view() -> None:
         {"level": "fatal", "project": 2},
         "> 0",
     )
+
+
+def test_it_reads_users_up_to_the_limit_and_names_the_limit_past_it(
+    tmp_path: Path, state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rule = {"name": "many-users", "signal": "issue_users", "window": "1h", "critical": "> 2"}
+    world = Issues(tmp_path, state_url, [rule])
+    for who in ("ann", "bob", "cy"):
+        world.errors(T0, user_id=who)
+    monkeypatch.setattr(limits, "RULES_ISSUE_USER_EVENTS", 3)
+    [reading] = world.rules.reading("many-users", T0 + 60)
+    assert reading.value == 3.0
+    world.errors(T0 + 1, user_id="dee")
+    evaluation = world.rules.service.preview("many-users", T0 + 60)
+    assert evaluation.error is not None and "more than 3 error events with a user" in evaluation.error
+    world.rules.close()
