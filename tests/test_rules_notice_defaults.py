@@ -92,9 +92,17 @@ def test_a_silence_holds_back_a_new_issue_message_and_others_still_go(
         post_native(server, [crash("card declined at checkout")])
         post_native(server, [crash("ledger offline")])
         settled(server, ISSUE_NOTICES, 2)
+        rules_for(server.ctx).dispatcher.drain(time.time())
+        with server.ctx.engine.connect() as conn:
+            logged = conn.execute(select(rule_tables.NOTIFICATIONS).order_by(rule_tables.NOTIFICATIONS.c.id))
+            history = sorted((row.rule, row.labels["title"], row.status, row.silence_id) for row in logged)
     texts = slack.texts()
     assert len(texts) == 1 and texts[0].startswith("🚨 New issue"), texts
     assert "ledger offline" in texts[0]
+    assert history == [
+        ("issue-new", "PaymentError: card declined at checkout", "silenced", 1),
+        ("issue-new", "PaymentError: ledger offline", "sent", None),
+    ]
 
 
 def test_a_rule_of_the_same_name_replaces_the_default(tmp_path: Path, slack: SlackReceiver) -> None:
@@ -140,9 +148,9 @@ def test_the_clock_shows_the_new_issue_alert_without_a_second_message(
         [alert] = runtime.service.state.instances("issue-new").values()
         assert alert.status == "firing" and alert.labels["title"] == "PaymentError: card declined"
         with server.ctx.engine.connect() as conn:
-            logged = list(conn.execute(select(rule_tables.NOTIFICATIONS)))
+            logged = [(row.kind, row.status) for row in conn.execute(select(rule_tables.NOTIFICATIONS))]
         assert server.ctx.notifier.flush(10)
-    assert logged == []
+    assert logged == [("firing", "sent")]  # the outbox's message, noted in the log: nothing pending
     assert [text.splitlines()[0] for text in slack.texts()] == ["🚨 New issue"]
 
 

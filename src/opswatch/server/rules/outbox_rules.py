@@ -14,11 +14,12 @@ stay so: the rule clock evaluates these rules (their alerts show on the Alerts p
   ``project``; a monitor: ``monitor``, ``project``, as the rule's alerts have), and no firing rule may
   inhibit them.
 
-A muted message is not sent and its outbox row is done (the reason is logged); unlike the dispatcher's
-notifications it is not announced later when the silence ends. The gate only reads the state store:
-the outbox calls it inside its claim's transaction, where a write from another connection would wait
-for that very transaction on SQLite. Without the rules subsystem (a bare ``IssueHook`` in a test) every
-message goes out, as before.
+A muted message is not sent and its outbox row is done; unlike the dispatcher's notifications it is not
+announced later when the silence ends. Each decision (``sent``, ``silenced``, ``inhibited``) goes into
+the rule notification log, so the rule's history shows it (``Dispatcher.log_outbox``: written by the
+rule clock's next drain, since the outbox asks inside its claim's transaction, where a write from
+another connection would wait for that very transaction on SQLite). Without the rules subsystem (a
+bare ``IssueHook`` in a test) every message goes out, as before.
 """
 
 from __future__ import annotations
@@ -95,13 +96,19 @@ class OutboxGate:
             return False
         labels = labels_of(kind, facts)
         target = {"rule": name, **labels}
-        mutes = runtime.dispatcher.mutes(runtime.service.now())
+        now = runtime.service.now()
+        dispatcher = runtime.dispatcher
+        mutes = dispatcher.mutes(now)
         silence = muting(mutes.silences, target)
         if silence is not None:
-            _log.info("an outbox message was silenced", {"rule": name, "silence": silence.id, **labels})
+            _log.info("an outbox message was silenced", {"rule": name, "silence": silence.id})
+            dispatcher.log_outbox(rule, labels, "silenced", now, silence.id)
             return False
         source = inhibit.inhibited(mutes.sources, name, labels)
         if source is not None:
-            _log.info("an outbox message was inhibited", {"rule": name, "by": source.rule, **labels})
+            _log.info("an outbox message was inhibited", {"rule": name, "by": source.rule})
+            dispatcher.log_outbox(rule, labels, "inhibited", now)
             return False
+        if not kind.endswith("_recovered"):
+            dispatcher.log_outbox(rule, labels, "sent", now)
         return True
