@@ -4,7 +4,11 @@ The parts, one job each: ``model`` (what a rule is), ``durations``, ``load`` (TO
 validated), ``signals`` (SQL over the event store; the seam where rollups will plug in), ``evaluate``
 (one rule at one time), ``machine`` (the pure state machine), ``store`` (state in the state store),
 ``service`` (the evaluation round), ``silences``, ``messages`` (what notifications say), ``notify``
-(the notification log to the notifier), ``loop`` (the background clock), ``defaults``, ``views``.
+(the notification log to the notifier), ``loop`` (the background clock), ``defaults``, ``views``;
+for the other kinds ``baselines`` (change and anomaly rules, over shifted windows of any signal source),
+``issue_signals`` and ``monitor_signals`` (issues and cron monitors of the state store, and ``Routed``,
+which picks the source by signal), ``outbox_rules`` (the issue and cron notifications as default rules,
+delivered by their own outboxes).
 
 ``install(ctx)`` is listed in ``opswatch.server.app.SUBSYSTEMS``: it creates the tables, loads the
 default rules and ``OPSWATCH_RULES_FILE`` (a bad file stops the server at start, naming rule and key),
