@@ -90,7 +90,9 @@ class OutboxGate:
             return True
 
     def _decide(self, runtime: Any, kind: str, facts: Mapping[str, Any]) -> bool:
-        name = RULE_OF[kind]
+        name = RULE_OF.get(kind)
+        if name is None:
+            return True  # a message no rule speaks for
         rule = runtime.service.rules.get(name)
         if rule is None or not rule.outbox or not chosen(rule, facts):
             return False
