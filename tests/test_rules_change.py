@@ -12,7 +12,7 @@ import pytest
 from opswatch.server.rules.baselines import shifted
 from opswatch.server.rules.load import RuleError, rule_from_mapping
 from opswatch.server.rules.messages import Note, render
-from opswatch.server.rules.views import rule_view
+from opswatch.server.rules.views import evaluation_view, rule_view
 from rules_cast import T0, request
 from rules_kinds_harness import Rules
 
@@ -156,3 +156,13 @@ def test_its_message_shows_the_change_in_percent_and_both_readings() -> None:
     facts = dict(render([note], rule, None).facts)
     assert (facts["Value"], facts["Threshold"]) == ("-70.0%", "< -50%")
     assert facts["Why"] == "12 now against 40 1 week earlier"
+
+
+def test_rules_eval_shows_both_readings(rules: Rules) -> None:
+    rules.add(donations(T0 - WEEK, 40) + donations(T0, 12))
+    view = evaluation_view(
+        rules.service.rule("donations-drop"), rules.service.preview("donations-drop", T0 + HOUR)
+    )
+    [instance] = view["instances"]
+    assert (instance["value"], instance["level"]) == (pytest.approx(-70.0), "critical")
+    assert instance["note"] == "12 now against 40 1 week earlier"

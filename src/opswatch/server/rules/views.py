@@ -118,6 +118,7 @@ def evaluation_view(rule: Rule, evaluation: Evaluation) -> dict[str, Any]:
                 "value": o.value,
                 "events": o.events,
                 "level": rule.level(o.value),
+                **({"note": o.note} if o.note is not None else {}),
             }
             for o in evaluation.observations
         ],
