@@ -200,3 +200,19 @@ def test_a_failing_monitor_is_an_alert_that_can_inhibit_issue_messages(
         assert alert.status == "inactive"
     texts = slack.texts()
     assert [t for t in texts if "Cron Job Failure" in t] and not [t for t in texts if "New issue" in t], texts
+
+
+def test_a_silence_can_hold_back_one_regression_of_an_issue(tmp_path: Path, slack: SlackReceiver) -> None:
+    with running_server(tmp_path, slack_webhook_url=slack.url) as server:
+        silence(server, rule="issue-regressed", regression="1")
+        post_native(server, [crash("card declined")])
+        settled(server, ISSUE_NOTICES, 1)
+        [issue] = api(server, "GET", "/issues", params={"status": "all"})["items"]
+        for round_ in (2, 3):
+            api(server, "POST", f"/issues/{issue['id']}/resolve")
+            time.sleep(0.01)
+            post_native(server, [crash("card declined")])
+            settled(server, ISSUE_NOTICES, round_)
+    texts = [text.splitlines()[0] for text in slack.texts()]
+    assert texts == ["🚨 New issue", "🚨 Regressed issue"]
+    assert "Regressions: 2" in slack.texts()[1]

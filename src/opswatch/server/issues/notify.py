@@ -146,6 +146,7 @@ def gate_facts(change: IssueChange) -> dict[str, Any]:
         "title": change.title,
         "level": change.level,
         "environment": change.record.get("environment"),
+        "times_regressed": change.times_regressed,
     }
 
 

@@ -11,8 +11,8 @@ stay so: the rule clock evaluates these rules (their alerts show on the Alerts p
   ``OPSWATCH_NOTIFY_CRON_FAILURES`` switch the defaults on and off, and a rule of the same name in the
   rules file replaces one (its ``issues`` filter then narrows what is announced);
 * no active silence may match the rule and the labels (an issue: ``issue_id``, ``title``, ``level``,
-  ``project``; a monitor: ``monitor``, ``project``, as the rule's alerts have), and no firing rule may
-  inhibit them.
+  ``project``, and ``regression`` for a regression; a monitor: ``monitor``, ``project``, as the rule's
+  alerts have), and no firing rule may inhibit them.
 
 A muted message is not sent and its outbox row is done; unlike the dispatcher's notifications it is not
 announced later when the silence ends. Each decision (``sent``, ``silenced``, ``inhibited``) goes into
@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ...log import get_logger
+from ...record import level_name
 from . import inhibit
 from .issue_signals import LEVELS, TITLE_CHARS
 from .model import Rule
@@ -48,14 +49,15 @@ def labels_of(kind: str, facts: Mapping[str, Any]) -> dict[str, str]:
     """The alert labels of an outbox message (the same as the rule's instances have)."""
     if kind.startswith("monitor_"):
         return {"monitor": str(facts.get("slug", "")), "project": str(facts.get("project_id", ""))}
-    from ...record import level_name
-
-    return {
+    labels = {
         "issue_id": str(facts.get("issue_id", "")),
         "title": str(facts.get("title", ""))[:TITLE_CHARS],
         "level": level_name(int(facts.get("level", 40))),
         "project": str(facts.get("project_id", "")),
     }
+    if kind == "issue_regressed":
+        labels["regression"] = str(facts.get("times_regressed", ""))
+    return labels
 
 
 def chosen(rule: Rule, facts: Mapping[str, Any]) -> bool:
