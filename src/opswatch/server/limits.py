@@ -263,6 +263,14 @@ RULES_MAX_WINDOW_SECONDS: Final = 31 * 86_400
 #: Fire/resolve transitions of one instance within an hour above which it is marked flapping.
 RULES_FLAP_TRANSITIONS: Final = 6
 
+#: Most weeks an anomaly rule's baseline looks back. Each week is one more read of the rule's window per
+#: evaluation, and the store keeps 30 days by default (4 weeks); 8 covers a retention of two months.
+RULES_ANOMALY_MAX_WEEKS: Final = 8
+
+#: Most error events with a user an ``issue_users`` rule reads per evaluation (each is mapped to its
+#: issue through the state store); past it the evaluation is an error naming this limit.
+RULES_ISSUE_USER_EVENTS: Final = 50_000
+
 #: Seconds the dashboard spends recomputing a rule's signal for its chart (``ui.signal_chart``), newest
 #: point first; the older points past it are left out and the page says so.
 RULES_CHART_BUDGET_SECONDS: Final = 5.0
