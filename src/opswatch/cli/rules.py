@@ -1,4 +1,5 @@
-"""``opswatch rules``: list the server's alert rules, check a rules file, evaluate a rule now.
+"""``opswatch rules``: list the server's alert rules, check a rules file, evaluate a rule now, add and
+delete rules managed through the API.
 
 ``list`` and ``eval`` talk to ``/api/0/rules`` at ``--url`` with the admin token; ``check FILE`` reads the
 file here, with the same validation the server applies at start (no server needed), and exits 2 with
@@ -34,6 +35,16 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("name", help="the rule's name")
     _admin_api.add_arguments(evaluate)
     evaluate.set_defaults(handler=_eval)
+
+    add = commands.add_parser("add", help="add or replace the rules of a TOML file on the server (API rules)")
+    add.add_argument("file", help="a rules file ([[rules]] tables)")
+    _admin_api.add_arguments(add)
+    add.set_defaults(handler=_add)
+
+    remove = commands.add_parser("delete", help="delete a rule added through the API")
+    remove.add_argument("name", help="the rule's name")
+    _admin_api.add_arguments(remove)
+    remove.set_defaults(handler=_delete)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -138,4 +149,39 @@ def _eval(args: argparse.Namespace) -> int:
     ]
     title = f"{args.name}: {answer['window_start']} .. {answer['window_end']}"
     _table(title, ["Instance", "Value", "Events", "Level"], rows)
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    """Check the whole file here first (nothing is sent when one rule is bad), then PUT each rule."""
+    import tomllib
+
+    from ..config import ConfigError
+    from ..server.rules.load import load_file
+
+    try:
+        load_file(args.file)
+    except ConfigError as err:
+        raise CommandError(str(err).removeprefix("opswatch setting ")) from None
+    with open(args.file, "rb") as handle:
+        tables = tomllib.load(handle).get("rules", [])
+    done = []
+    with _admin_api.client(args) as http:
+        for table in tables:
+            answer = _admin_api.call(http, "PUT", f"/api/0/rules/{table['name']}", json=table)
+            done.append(answer["name"])
+    if args.format == "json":
+        print_json({"added": done})
+    else:
+        print(f"added or replaced {len(done)} rule(s): {', '.join(done)}")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    answer = _request(args, "DELETE", f"/api/0/rules/{args.name}")
+    if args.format == "json":
+        print_json(answer)
+    else:
+        back = f"; the {answer['restored']} rule of that name applies again" if answer["restored"] else ""
+        print(f"deleted rule {args.name!r}{back}")
     return 0
