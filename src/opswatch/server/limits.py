@@ -148,6 +148,10 @@ HOOK_DEGRADED_SECONDS: Final = 300.0
 #: to 60 s, or a Slack ``Retry-After`` of up to 900 s (``alerts.limits``). A kill costs this much delay.
 ISSUE_NOTICE_LEASE_SECONDS: Final = 1200.0
 
+#: Seconds a server's claim on a rule notification message holds before another server (or this one
+#: after a restart) sends it again: the same delivery bound as issue notices (``rules.notify``).
+RULE_MESSAGE_LEASE_SECONDS: Final = 1200.0
+
 # -- the event store and SQL (opswatch.server.store, opswatch.server.query) -----------------------------
 
 #: Rows a cold attribute key must appear in before it gets its own typed column. Below this it lives in

@@ -73,6 +73,7 @@ class RuleClock:
             self.next_prune = when + 3600.0
             try:
                 prune(self.dispatcher.engine, self.service.rules, when - self.retention)
+                self.dispatcher.prune(when - self.retention)
             except Exception as err:
                 _log.error("old rule state could not be pruned; will retry", None, err)
         return report, self.dispatcher.drain(when)
