@@ -1,5 +1,5 @@
-"""``opswatch rules``: list the server's alert rules, check a rules file, evaluate a rule now, add and
-delete rules managed through the API.
+"""``opswatch rules``: list the server's alert rules, check a rules file, run unit tests for rules
+(``test FILE``, no server needed), evaluate a rule now, add and delete rules managed through the API.
 
 ``list`` and ``eval`` talk to ``/api/0/rules`` at ``--url`` with the admin token; ``check FILE`` reads the
 file here, with the same validation the server applies at start (no server needed), and exits 2 with
@@ -35,6 +35,10 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("name", help="the rule's name")
     _admin_api.add_arguments(evaluate)
     evaluate.set_defaults(handler=_eval)
+
+    unit = commands.add_parser("test", help="run unit tests for rules (a TOML test file) without a server")
+    unit.add_argument("file", help="the test file (see the README's 'Testing rules')")
+    unit.set_defaults(handler=_test)
 
     add = commands.add_parser("add", help="add or replace the rules of a TOML file on the server (API rules)")
     add.add_argument("file", help="a rules file ([[rules]] tables)")
@@ -150,6 +154,19 @@ def _eval(args: argparse.Namespace) -> int:
     title = f"{args.name}: {answer['window_start']} .. {answer['window_end']}"
     _table(title, ["Instance", "Value", "Events", "Level"], rows)
     return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    """Exit 0 when every test passes, 1 when one fails, 2 when the file (or its rules) is not valid."""
+    from ..config import ConfigError
+    from ..server.rules.ruletest import run_file
+
+    try:
+        report = run_file(args.file)
+    except ConfigError as err:
+        raise CommandError(str(err).removeprefix("opswatch setting ")) from None
+    print(report.text())
+    return 0 if report.passed else 1
 
 
 def _add(args: argparse.Namespace) -> int:
