@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from opswatch.cli import main
+from opswatch.config import ConfigError
+from opswatch.server import limits
+from opswatch.server.rules.ruletest import read_file
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SPIKE = f"""
@@ -156,3 +159,16 @@ def test_it_names_the_rule_and_key_of_a_bad_rule(tmp_path: Path, capsys: pytest.
     )
     code, _out, err = run(capsys, write(tmp_path, text))
     assert code == 2 and "rule 'x' critical" in err
+
+
+def test_it_takes_events_and_evaluations_up_to_the_limits_and_refuses_more(tmp_path: Path) -> None:
+    most, rounds = limits.RULES_TEST_MAX_EVENTS, limits.RULES_TEST_MAX_EVALUATIONS
+    head = f'rule_files = ["{EXAMPLES / "rules.toml"}"]\n[[tests]]\nname = "big"\ninterval = "1s"\n'
+    events = '[[tests.events]]\nat = "0s"\nrepeat = {}\nevery = "1s"\n'
+    check = '[[tests.alerts]]\nat = {}\nrule = "no-donations"\nexpect = []\n'
+    _rules, [case], _delay = read_file(write(tmp_path, head + events.format(most) + check.format(rounds)))
+    assert len(case.events) == most and case.checks[0].at == rounds
+    with pytest.raises(ConfigError, match=r"tests\[0\]\.events\[0\]\.repeat: a test may hold at most"):
+        read_file(write(tmp_path, head + events.format(most + 1)))
+    with pytest.raises(ConfigError, match=r"tests\[0\]\.interval: at most"):
+        read_file(write(tmp_path, head + check.format(rounds + 1)))

@@ -27,16 +27,15 @@ from typing import Any, Final
 
 from ...config import ConfigError
 from ...record import format_timestamp
+from .. import limits
 from .durations import format_duration, parse_duration
 from .load import load_file, load_many
 from .model import Rule
 
 #: Where a test's clock starts when it names no ``start``: 2026-01-04 00:00 UTC, a Sunday.
 DEFAULT_START: Final = 1_767_484_800.0
-#: Most events one test may generate (``repeat`` included), so a typo cannot fill the disk.
-MAX_EVENTS: Final = 100_000
-#: Most evaluations one test may run.
-MAX_EVALUATIONS: Final = 10_000
+MAX_EVENTS: Final = limits.RULES_TEST_MAX_EVENTS
+MAX_EVALUATIONS: Final = limits.RULES_TEST_MAX_EVALUATIONS
 _TOP: Final = frozenset({"rule_files", "rules", "interval", "ingest_delay", "tests"})
 _TEST: Final = frozenset({"name", "start", "interval", "events", "alerts"})
 _EVENT: Final = frozenset({"at", "repeat", "every", "fields"})
