@@ -42,6 +42,7 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningS
     with running_server(
         tmp_path, now=lambda: fixed, rules_file=path, rules_ingest_delay=0, database_url=state(tmp_path)
     ) as running:
+        rules_for(running.ctx).clock.stop()  # the test runs the rounds
         monkeypatch.setenv("OPSWATCH_URL", running.url)
         monkeypatch.setenv("OPSWATCH_ADMIN_TOKEN", running.admin_token)
         monkeypatch.setenv("COLUMNS", "200")

@@ -4,6 +4,7 @@ and a message delivered before a restart is never sent again."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import socket
 from collections.abc import Iterator
@@ -57,9 +58,11 @@ def slack_down() -> Notifier:
     )
 
 
-def server(tmp_path: Path, at: float, notifier: Notifier) -> object:
+@contextlib.contextmanager
+def server(tmp_path: Path, at: float, notifier: Notifier) -> Iterator[RunningServer]:
+    """A server on the test's files at ``at``; its rule clock is stopped, so the test drives the rounds."""
     (tmp_path / "rules.toml").write_text(RULES)
-    return running_server(
+    with running_server(
         tmp_path,
         now=Clock(at),
         notifier=notifier,
@@ -67,7 +70,9 @@ def server(tmp_path: Path, at: float, notifier: Notifier) -> object:
         rules_defaults=False,
         rules_ingest_delay=0,
         rules_group_wait=0,
-    )
+    ) as running:
+        rules_for(running.ctx).clock.stop()
+        yield running
 
 
 def tick(running: RunningServer, at: float) -> None:
@@ -84,7 +89,7 @@ def messages(running: RunningServer) -> list[tuple[float | None, float | None]]:
 
 def fire_with_slack_down(tmp_path: Path) -> None:
     """The first server: the rule fires, its message is claimed and handed over, Slack never takes it."""
-    with server(tmp_path, START, slack_down()) as first:  # type: ignore[attr-defined]
+    with server(tmp_path, START, slack_down()) as first:
         first.ctx.store.append([request(T0 + i, level="error") for i in range(5)])
         tick(first, START)
         assert messages(first) == [(START, None)]  # claimed, not done: the server "dies" now
@@ -96,7 +101,7 @@ def test_it_sends_a_message_again_after_the_lease_when_the_server_died_mid_send(
     fire_with_slack_down(tmp_path)
     assert slack.messages == []
     later = START + LEASE + 1
-    with server(tmp_path, later, Notifier([SlackChannel(slack.url)])) as second:  # type: ignore[attr-defined]
+    with server(tmp_path, later, Notifier([SlackChannel(slack.url)])) as second:
         tick(second, later)
         [message] = slack.wait_for(1)
         assert "checkout-failing" in message["text"] and "Alert firing" in message["text"]
@@ -110,7 +115,7 @@ def test_it_waits_for_the_lease_of_a_claim_that_may_still_be_delivering(
     fire_with_slack_down(tmp_path)
     almost = START + LEASE - 1
     notifier = Notifier([SlackChannel(slack.url)])
-    with server(tmp_path, almost, notifier) as second:  # type: ignore[attr-defined]
+    with server(tmp_path, almost, notifier) as second:
         tick(second, almost)
         assert notifier.flush(5)
         assert messages(second) == [(START, None)]
@@ -121,7 +126,7 @@ def test_it_never_sends_a_delivered_message_again_after_a_restart(
     tmp_path: Path, slack: SlackReceiver
 ) -> None:
     notifier = Notifier([SlackChannel(slack.url)])
-    with server(tmp_path, START, notifier) as first:  # type: ignore[attr-defined]
+    with server(tmp_path, START, notifier) as first:
         first.ctx.store.append([request(T0 + i, level="error") for i in range(5)])
         tick(first, START)
         slack.wait_for(1)
@@ -129,7 +134,7 @@ def test_it_never_sends_a_delivered_message_again_after_a_restart(
         tick(first, START + 1)
         assert messages(first) == [(START, START + 1)]
     later = START + 3 * LEASE
-    with server(tmp_path, later, Notifier([SlackChannel(slack.url)])) as second:  # type: ignore[attr-defined]
+    with server(tmp_path, later, Notifier([SlackChannel(slack.url)])) as second:
         tick(second, later)
         tick(second, later + 1)
         assert messages(second) == [(START, START + 1)]
@@ -138,7 +143,7 @@ def test_it_never_sends_a_delivered_message_again_after_a_restart(
 
 def test_it_prunes_delivered_messages_past_the_retention_and_keeps_undelivered_ones(tmp_path: Path) -> None:
     fire_with_slack_down(tmp_path)  # one message, claimed, never delivered
-    with server(tmp_path, START, slack_down()) as again:  # type: ignore[attr-defined]
+    with server(tmp_path, START, slack_down()) as again:
         engine = again.ctx.engine
         with engine.begin() as conn:
             conn.execute(MESSAGES.insert().values(rule="old", notes=[], created_at=T0, notified_at=T0 + 1))
