@@ -143,6 +143,8 @@ def test_it_runs_only_the_server_without_the_app_and_keeps_a_given_data_dir(tmp_
         assert events.json()["events"] == []
         assert process.wait(60) == 0
         assert (tmp_path / "data" / "events.duckdb").exists()
+        assert not (tmp_path / "data" / "demo-rules.toml").exists()  # no app, no demo rules to watch it
+        assert "alerts" not in banner
     finally:
         if process.poll() is None:
             process.kill()

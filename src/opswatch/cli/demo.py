@@ -91,7 +91,7 @@ def demo(args: argparse.Namespace) -> int:
                 data_dir=data_dir,
                 slack_webhook_url=args.slack_webhook_url,
                 alert_webhook_url=args.webhook_url,
-                **_demo_alerts.server_settings(data_dir, args.time_scale),
+                **({} if args.no_app else _demo_alerts.server_settings(data_dir, args.time_scale)),
             )
         except ConfigError as err:
             raise CommandError(str(err)) from None

@@ -141,7 +141,7 @@ def _table(value: Any, where: str, allowed: frozenset[str]) -> Mapping[str, Any]
 def _seconds(value: Any, where: str, default: float | None = None) -> float:
     if value is None:
         if default is None:
-            raise _fail(where, "required (an offset such as '0m' or '5m30s'... e.g. '90s')")
+            raise _fail(where, "required (an offset such as '0m', '90s' or '2h')")
         return default
     try:
         return parse_duration(value)
