@@ -13,6 +13,7 @@ import pytest
 
 from opswatch.cli import main
 from opswatch.server.rules import rules_for
+from opswatch.server.rules.catalog import catalog_for
 from opswatch.server.testing import RunningServer, running_server
 from rules_cast import T0, request
 
@@ -155,6 +156,11 @@ def test_the_cli_adds_rules_from_a_file_and_deletes_one(
     assert main(["rules", "add", str(path)]) == 0
     assert "added or replaced 2 rule(s): a, b" in capsys.readouterr().out
     assert {"a", "b"} <= set(names(server))
+    assert main(["rules", "list"]) == 0
+    listed = {
+        line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines() if line.strip()
+    }
+    assert (listed["a"], listed["checkout-errors"], listed["high-error-rate"]) == ("api", "file", "defaults")
     path.write_text('[[rules]]\nname = "c"\nsignal = "count"\nwindow = "5m"\ncritical = "more"\n')
     assert main(["rules", "add", str(path)]) == 2
     assert "rule 'c' critical" in capsys.readouterr().err
@@ -162,3 +168,19 @@ def test_the_cli_adds_rules_from_a_file_and_deletes_one(
     assert "a" not in names(server)
     assert main(["rules", "delete", "checkout-errors"]) == 2
     assert "read-only" in capsys.readouterr().err
+
+
+def test_a_file_rule_overrides_an_api_rule_of_the_same_name_which_is_listed_as_shadowed(
+    tmp_path: Path, server: RunningServer
+) -> None:
+    with running_server(tmp_path / "no-file", database_url=state(tmp_path)) as fileless:
+        stored = {**SEARCH_ERRORS, "name": "checkout-errors"}
+        answer = httpx.put(
+            f"{fileless.url}/api/0/rules/checkout-errors", json=stored, headers=fileless.admin_headers
+        )
+        assert answer.status_code == 200 and answer.json()["source"] == "api"
+    catalog_for(server.ctx).refresh()  # what the server does before each round
+    listing = api(server, "GET", "").json()
+    assert listing["shadowed"] == ["checkout-errors"]
+    assert names(server)["checkout-errors"] == "file"
+    assert api(server, "GET", "/checkout-errors").json()["signal"] == "error_ratio"  # the file's

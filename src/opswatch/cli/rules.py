@@ -94,6 +94,7 @@ def _list(args: argparse.Namespace) -> int:
         rows.append(
             [
                 rule["name"],
+                rule.get("source", "-"),
                 rule["signal"],
                 rule["window"],
                 _threshold(rule),
@@ -101,8 +102,10 @@ def _list(args: argparse.Namespace) -> int:
                 rule.get("last_eval_at") or "-",
             ]
         )
-    headers = ["Rule", "Signal", "Window", "Thresholds", "State", "Last evaluated"]
+    headers = ["Rule", "Source", "Signal", "Window", "Thresholds", "State", "Last evaluated"]
     _table(f"{answer['total']} rule(s)", headers, rows)
+    if answer.get("shadowed"):
+        print(f"stored through the API but overridden by the rules file: {', '.join(answer['shadowed'])}")
     return 0
 
 
