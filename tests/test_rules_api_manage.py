@@ -1,4 +1,5 @@
-"""Rules managed through ``/api/0/rules`` (create, replace, delete) and ``opswatch rules add|delete``:
+"""Rules managed through ``/api/0/rules`` (create, replace, delete) and ``opswatch rules add|delete``
+(on SQLite, and on PostgreSQL when TEST_POSTGRES_URL is set):
 validated exactly as file rules, stored in the state store, the file's rules read-only."""
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ NOW = T0 + 120
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningServer]:
+def server(tmp_path: Path, state_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningServer]:
     path = tmp_path / "rules.toml"
     path.write_text(FILE_RULES)
     fixed = datetime.datetime.fromtimestamp(NOW, datetime.UTC)
     with running_server(
-        tmp_path, now=lambda: fixed, rules_file=path, rules_ingest_delay=0, database_url=state(tmp_path)
+        tmp_path, now=lambda: fixed, rules_file=path, rules_ingest_delay=0, database_url=state_url
     ) as running:
         rules_for(running.ctx).clock.stop()  # the test runs the rounds
         monkeypatch.setenv("OPSWATCH_URL", running.url)
@@ -50,16 +51,9 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningS
         yield running
 
 
-def state(tmp_path: Path) -> str:
-    """The state store both servers of a test share (each has its own event store)."""
-    return f"sqlite:///{tmp_path / 'state.db'}"
-
-
-def second_server(tmp_path: Path) -> contextlib.AbstractContextManager[RunningServer]:
-    """Another server (or the same after a restart) on the same state store."""
-    return running_server(
-        tmp_path / "second", rules_file=tmp_path / "rules.toml", database_url=state(tmp_path)
-    )
+def second_server(tmp_path: Path, state_url: str) -> contextlib.AbstractContextManager[RunningServer]:
+    """Another server (or the same after a restart) on the same state store, with its own event store."""
+    return running_server(tmp_path / "second", rules_file=tmp_path / "rules.toml", database_url=state_url)
 
 
 def api(server: RunningServer, method: str, path: str, **kwargs: object) -> httpx.Response:
@@ -96,13 +90,15 @@ def test_it_refuses_a_bad_rule_naming_the_key_as_the_file_check_does(server: Run
     assert "search-errors" not in names(server)  # nothing stored
 
 
-def test_it_replaces_and_deletes_a_rule_and_survives_a_restart(tmp_path: Path, server: RunningServer) -> None:
+def test_it_replaces_and_deletes_a_rule_and_survives_a_restart(
+    tmp_path: Path, state_url: str, server: RunningServer
+) -> None:
     assert api(server, "PUT", "/search-errors", json=SEARCH_ERRORS).status_code == 200
     changed = api(server, "PUT", "/search-errors", json={**SEARCH_ERRORS, "critical": "> 10"})
     assert changed.json()["critical"] == "> 10"
     renamed = api(server, "PUT", "/search-errors", json={**SEARCH_ERRORS, "name": "other"})
     assert renamed.status_code == 400 and "name" in renamed.json()["detail"]
-    with second_server(tmp_path) as second:
+    with second_server(tmp_path, state_url) as second:
         answer = httpx.get(f"{second.url}/api/0/rules/search-errors", headers=second.admin_headers).json()
         assert answer["critical"] == "> 10" and answer["source"] == "api"
     deleted = api(server, "DELETE", "/search-errors")
@@ -136,8 +132,10 @@ def test_it_keeps_file_rules_read_only_and_lets_an_api_rule_replace_a_default(se
     assert names(server)["high-error-rate"] == "defaults"
 
 
-def test_a_second_server_picks_up_a_rule_another_one_created(tmp_path: Path, server: RunningServer) -> None:
-    with second_server(tmp_path) as second:
+def test_a_second_server_picks_up_a_rule_another_one_created(
+    tmp_path: Path, state_url: str, server: RunningServer
+) -> None:
+    with second_server(tmp_path, state_url) as second:
         api(server, "POST", "", json=SEARCH_ERRORS)
         assert "search-errors" not in rules_for(second.ctx).service.rules
         clock = rules_for(second.ctx).clock
@@ -171,9 +169,9 @@ def test_the_cli_adds_rules_from_a_file_and_deletes_one(
 
 
 def test_a_file_rule_overrides_an_api_rule_of_the_same_name_which_is_listed_as_shadowed(
-    tmp_path: Path, server: RunningServer
+    tmp_path: Path, state_url: str, server: RunningServer
 ) -> None:
-    with running_server(tmp_path / "no-file", database_url=state(tmp_path)) as fileless:
+    with running_server(tmp_path / "no-file", database_url=state_url) as fileless:
         stored = {**SEARCH_ERRORS, "name": "checkout-errors"}
         answer = httpx.put(
             f"{fileless.url}/api/0/rules/checkout-errors", json=stored, headers=fileless.admin_headers

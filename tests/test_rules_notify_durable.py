@@ -59,7 +59,7 @@ def slack_down() -> Notifier:
 
 
 @contextlib.contextmanager
-def server(tmp_path: Path, at: float, notifier: Notifier) -> Iterator[RunningServer]:
+def server(tmp_path: Path, at: float, notifier: Notifier, state_url: str) -> Iterator[RunningServer]:
     """A server on the test's files at ``at``; its rule clock is stopped, so the test drives the rounds."""
     (tmp_path / "rules.toml").write_text(RULES)
     with running_server(
@@ -70,6 +70,7 @@ def server(tmp_path: Path, at: float, notifier: Notifier) -> Iterator[RunningSer
         rules_defaults=False,
         rules_ingest_delay=0,
         rules_group_wait=0,
+        database_url=state_url,
     ) as running:
         rules_for(running.ctx).clock.stop()
         yield running
@@ -87,21 +88,21 @@ def messages(running: RunningServer) -> list[tuple[float | None, float | None]]:
         return [(row.claimed_at, row.notified_at) for row in conn.execute(select(MESSAGES))]
 
 
-def fire_with_slack_down(tmp_path: Path) -> None:
+def fire_with_slack_down(tmp_path: Path, state_url: str) -> None:
     """The first server: the rule fires, its message is claimed and handed over, Slack never takes it."""
-    with server(tmp_path, START, slack_down()) as first:
+    with server(tmp_path, START, slack_down(), state_url) as first:
         first.ctx.store.append([request(T0 + i, level="error") for i in range(5)])
         tick(first, START)
         assert messages(first) == [(START, None)]  # claimed, not done: the server "dies" now
 
 
 def test_it_sends_a_message_again_after_the_lease_when_the_server_died_mid_send(
-    tmp_path: Path, slack: SlackReceiver
+    tmp_path: Path, state_url: str, slack: SlackReceiver
 ) -> None:
-    fire_with_slack_down(tmp_path)
+    fire_with_slack_down(tmp_path, state_url)
     assert slack.messages == []
     later = START + LEASE + 1
-    with server(tmp_path, later, Notifier([SlackChannel(slack.url)])) as second:
+    with server(tmp_path, later, Notifier([SlackChannel(slack.url)]), state_url) as second:
         tick(second, later)
         [message] = slack.wait_for(1)
         assert "checkout-failing" in message["text"] and "Alert firing" in message["text"]
@@ -110,12 +111,12 @@ def test_it_sends_a_message_again_after_the_lease_when_the_server_died_mid_send(
 
 
 def test_it_waits_for_the_lease_of_a_claim_that_may_still_be_delivering(
-    tmp_path: Path, slack: SlackReceiver
+    tmp_path: Path, state_url: str, slack: SlackReceiver
 ) -> None:
-    fire_with_slack_down(tmp_path)
+    fire_with_slack_down(tmp_path, state_url)
     almost = START + LEASE - 1
     notifier = Notifier([SlackChannel(slack.url)])
-    with server(tmp_path, almost, notifier) as second:
+    with server(tmp_path, almost, notifier, state_url) as second:
         tick(second, almost)
         assert notifier.flush(5)
         assert messages(second) == [(START, None)]
@@ -123,10 +124,10 @@ def test_it_waits_for_the_lease_of_a_claim_that_may_still_be_delivering(
 
 
 def test_it_never_sends_a_delivered_message_again_after_a_restart(
-    tmp_path: Path, slack: SlackReceiver
+    tmp_path: Path, state_url: str, slack: SlackReceiver
 ) -> None:
     notifier = Notifier([SlackChannel(slack.url)])
-    with server(tmp_path, START, notifier) as first:
+    with server(tmp_path, START, notifier, state_url) as first:
         first.ctx.store.append([request(T0 + i, level="error") for i in range(5)])
         tick(first, START)
         slack.wait_for(1)
@@ -134,16 +135,18 @@ def test_it_never_sends_a_delivered_message_again_after_a_restart(
         tick(first, START + 1)
         assert messages(first) == [(START, START + 1)]
     later = START + 3 * LEASE
-    with server(tmp_path, later, Notifier([SlackChannel(slack.url)])) as second:
+    with server(tmp_path, later, Notifier([SlackChannel(slack.url)]), state_url) as second:
         tick(second, later)
         tick(second, later + 1)
         assert messages(second) == [(START, START + 1)]
     assert len(slack.messages) == 1
 
 
-def test_it_prunes_delivered_messages_past_the_retention_and_keeps_undelivered_ones(tmp_path: Path) -> None:
-    fire_with_slack_down(tmp_path)  # one message, claimed, never delivered
-    with server(tmp_path, START, slack_down()) as again:
+def test_it_prunes_delivered_messages_past_the_retention_and_keeps_undelivered_ones(
+    tmp_path: Path, state_url: str
+) -> None:
+    fire_with_slack_down(tmp_path, state_url)  # one message, claimed, never delivered
+    with server(tmp_path, START, slack_down(), state_url) as again:
         engine = again.ctx.engine
         with engine.begin() as conn:
             conn.execute(MESSAGES.insert().values(rule="old", notes=[], created_at=T0, notified_at=T0 + 1))
