@@ -8,7 +8,8 @@ and loaded only by the demo (with the defaults, which a real server ships too):
 
 * ``demo-error-spike``: the share of error events of ``church-app`` over 30 s (at least 20 events);
   warning above 15 %, critical above 25 %, pending for 15 s before it fires, resolving below 10 %;
-* ``demo-no-donations``: fewer than one ``metrics.donation.completed`` in 30 s, pending for 10 s.
+* ``demo-no-donations``: fewer than one ``metrics.donation.completed`` in 30 s while the app sends
+  anything at all (5 events or more), pending for 10 s.
 
 The server evaluates every 5 s (``rules_interval``), with windows ending 2 s before now and notification
 groups waiting 5 s. ``scale`` (the hidden ``--time-scale`` option, for tests) divides every time here,
@@ -72,12 +73,17 @@ min_events = 20
 for = {seconds(15)}
 template = "high_error_rate"
 
+# Donations completed, judged only while the app sends anything (5 events or more), so a server that has
+# just started (no events yet) is not "no donations".
 [[rules]]
 name = "{QUIET_RULE}"
-signal = "count"
-where = "operation = 'metrics.donation.completed'"
+sql = '''
+SELECT sum(CASE WHEN operation = 'metrics.donation.completed' THEN 1 ELSE 0 END) AS value,
+       count(*) AS events
+FROM logs WHERE service = 'church-app' '''
 window = {seconds(30)}
 critical = "< 1"
+min_events = 5
 for = {seconds(10)}
 """
 
