@@ -57,6 +57,8 @@ def read_banner(process: subprocess.Popen[str]) -> dict[str, str]:
         if " listening on " in line:
             banner["url"] = line.split(" listening on ")[1].split(" ")[0]
             banner["data_dir"] = line.split("(data in ")[1].split(",")[0].rstrip(")")
+        elif line.startswith("Alert rules: "):
+            banner["alerts"] = line
         elif line.startswith("dashboard: "):
             banner["dashboard"] = line.removeprefix("dashboard: ")
         elif line.startswith("export "):
@@ -141,6 +143,8 @@ def test_it_runs_only_the_server_without_the_app_and_keeps_a_given_data_dir(tmp_
         assert events.json()["events"] == []
         assert process.wait(60) == 0
         assert (tmp_path / "data" / "events.duckdb").exists()
+        assert not (tmp_path / "data" / "demo-rules.toml").exists()  # no app, no demo rules to watch it
+        assert "alerts" not in banner
     finally:
         if process.poll() is None:
             process.kill()
@@ -150,3 +154,51 @@ def test_it_runs_only_the_server_without_the_app_and_keeps_a_given_data_dir(tmp_
 def test_it_refuses_a_duration_that_is_not_positive(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--duration", "0"]) == 2
     assert "--duration" in capsys.readouterr().err
+    assert main(["demo", "--time-scale", "0"]) == 2
+    assert "--time-scale" in capsys.readouterr().err
+
+
+def watch_rule(
+    client: httpx.Client, url: str, rule: str, since: float = 0.0, timeout: float = 240.0
+) -> list[str]:
+    """Poll the rule until its history holds a resolve after a firing; return the states seen in order
+    (each change once), counting only polls after ``since`` (``time.monotonic()``)."""
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while True:
+        answer = client.get(f"{url}/api/0/rules/{rule}").json()
+        states = [alert["state"] for alert in answer["alerts"]]
+        if time.monotonic() >= since and states and (not seen or seen[-1] != states[0]):
+            seen.append(states[0])
+        kinds = [row["kind"] for row in reversed(answer["history"])]  # oldest first
+        if "firing" in kinds and "resolved" in kinds[kinds.index("firing") :]:
+            return seen
+        assert time.monotonic() < deadline, f"{rule} never fired and resolved; states {seen}, {answer}"
+        time.sleep(0.2)
+
+
+def test_its_alert_rules_go_pending_fire_and_resolve_on_the_spike_and_the_quiet_spell() -> None:
+    port = free_port()
+    # Three times faster: the spike at 0:13-0:33, the quiet spell at 0:50-1:10, 10 s rule windows.
+    process = start_demo("--duration", "600", "--port", str(port), "--seed", "5", "--time-scale", "3")
+    try:
+        banner = read_banner(process)
+        url = banner["url"]
+        assert banner["alerts"].startswith("Alert rules: an error spike at 0:13-0:33 (demo-error-spike)")
+        headers = {"Authorization": f"Bearer {banner['OPSWATCH_ADMIN_TOKEN']}"}
+        with httpx.Client(headers=headers, timeout=10, trust_env=False) as client:
+            rules = {r["name"]: r for r in client.get(f"{url}/api/0/rules").json()["items"]}
+            assert rules["demo-error-spike"]["window"] == "10s" and rules["demo-no-donations"]["for"] == "3s"
+            spike = watch_rule(client, url, "demo-error-spike")
+            assert spike[-3:] == ["pending", "firing", "inactive"], spike
+            history = client.get(f"{url}/api/0/rules/demo-error-spike").json()["history"]
+            kinds = {row["kind"] for row in history}
+            assert {"firing", "resolved"} <= kinds <= {"firing", "updated", "resolved"}  # one incident
+            quiet = watch_rule(client, url, "demo-no-donations", since=time.monotonic())
+            assert quiet[-3:] == ["pending", "firing", "inactive"], quiet
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)

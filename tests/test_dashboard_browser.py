@@ -2,8 +2,8 @@
 
 Every form the pages have is filled in and submitted by clicking, as someone would: the login form
 (typing the token), the issue and log filters, the query box, Resolve / Ignore / Reopen on an issue,
-Pause / Resume / Edit on a cron monitor, a silence created and expired on the Alerts page, and Log
-out; and a page on another origin that posts to the dashboard is refused. Each test asserts what the page shows afterwards.
+Pause / Resume / Edit on a cron monitor, a silence created and expired on the Alerts page, a rule
+added there (a bad one first) and deleted, and Log out; and a page on another origin that posts to the dashboard is refused. Each test asserts what the page shows afterwards.
 
 Chromium is ``/usr/bin/chromium`` (``apt-get install chromium``); Playwright drives it (no browser
 download). Without either, the tests are skipped with the reason on a developer's machine, and fail
@@ -388,3 +388,35 @@ def test_it_creates_and_expires_a_silence_from_the_alerts_page(page: Any, server
         items = http.get(f"{server.url}/api/0/silences", headers=server.admin_headers).json()["items"]
     assert [s["state"] for s in items if s["comment"] == "deploying the payment fix"] == ["expired"]
     shoot(page, "alerts")
+
+
+def test_it_adds_a_rule_through_the_form_shows_a_bad_one_and_deletes_it(page: Any, server: RunningServer) -> None:
+    log_in(page, server, "/alerts")
+    page.get_by_text("New rule").click()
+    rule = page.get_by_label("Rule (TOML)")
+    rule.fill('name = "receipts-failing"\nsignal = "count"\nwindow = "10m"\ncritical = "over 3"\n')
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.get_by_role("alert")).to_contain_text("rule 'receipts-failing' critical: expected a comparison")
+    assert 'critical = "over 3"' in page.get_by_label("Rule (TOML)").input_value()  # kept as typed
+    page.get_by_label("Rule (TOML)").fill(
+        'name = "receipts-failing"\nsignal = "count"\nwhere = "operation = \'receipts.send\'"\n'
+        'window = "10m"\ncritical = "> 3"\n'
+    )
+    page.get_by_role("button", name="Add rule").click()
+    page.wait_for_url(f"{server.url}/alerts/receipts-failing")
+    assert page.get_by_role("heading", name="receipts-failing").is_visible()
+    shoot(page, "alert-rule-added")
+
+    page.goto(f"{server.url}/alerts")
+    listed = page.locator("table.rules tbody tr", has_text="receipts-failing")
+    expect(listed).to_contain_text("count over 10m")
+    expect(listed).to_contain_text("critical > 3")
+    expect(listed).to_contain_text("added here")
+    listed.get_by_role("link", name="receipts-failing").click()
+    page.wait_for_url(f"{server.url}/alerts/receipts-failing")
+    page.get_by_role("button", name="Delete rule").click()
+    page.wait_for_url(f"{server.url}/alerts")
+    expect(page.locator("table.rules tbody tr", has_text="receipts-failing")).to_have_count(0)
+    with httpx.Client(timeout=30, trust_env=False) as http:
+        gone = http.get(f"{server.url}/api/0/rules/receipts-failing", headers=server.admin_headers)
+    assert gone.status_code == 404

@@ -12,7 +12,9 @@ the dashboard shows is exactly what a real app sends through ``OPSWATCH_DSN``:
 * campaign, member and AI metrics (``metrics.email.campaign_sent`` ...);
 * the cron job ``church-heartbeat`` (``every 10 seconds``) that fails now and then, and
   ``sync-member-directory`` (``every 30 seconds``), whose worker stops after its first run, so the
-  server marks it missed about half a minute in.
+  server marks it missed about half a minute in;
+* with a ``Scenario`` (``_demo_alerts``), an error-rate spike (the card processor unavailable for most
+  charges) and a quiet spell with no donation at all, for the demo's alert rules to catch.
 
 The first of each happens at ``start()``, so a dashboard opened right away already has an issue and
 monitors. Every wait is on the stop event: ``stop()`` returns within a moment.
@@ -29,6 +31,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import opswatch
+
+from ._demo_alerts import Scenario
 
 #: The churches that use the app.
 CHURCHES: Final = ("grace-community", "st-marks", "riverside-fellowship", "hope-chapel", "new-life")
@@ -50,6 +54,10 @@ class CardDeclinedError(Exception):
     decline_code = "generic_decline"
 
 
+class ProcessorUnavailableError(ConnectionError):
+    """The card processor did not answer (the demo's error spike)."""
+
+
 class DatabaseTimeoutError(Exception):
     """The database cancelled a statement that ran too long."""
 
@@ -61,10 +69,12 @@ class SyncServiceError(ConnectionError):
 class ChurchApp:
     """The simulated app: ``start()`` runs the opening moves and the worker threads, ``stop()`` ends them.
 
-    ``seed`` makes the random choices repeatable. ``counts`` says what happened so far.
+    ``seed`` makes the random choices repeatable; ``scenario`` adds the spike and the quiet spell.
+    ``counts`` says what happened so far.
     """
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, scenario: Scenario | None = None) -> None:
+        self.scenario = scenario
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -152,13 +162,17 @@ class ChurchApp:
 
     def donate(self, decline: bool | None = None) -> None:
         """One donation request: validate, store, charge, record the metric; declines are logged."""
+        phase = self.scenario.phase() if self.scenario is not None else "normal"
+        if phase == "quiet":
+            return  # nobody gives during the quiet spell
         church = self._choice(CHURCHES)
         donation_id = f"don_{next(self._ids)}"
         amount = self._choice((10, 20, 25, 40, 50, 75, 100, 150, 250, 500))
         method = self._choice(("card", "card", "card", "card", "ach", "cash"))
         campaign_id, campaign_name = self._choice(CAMPAIGNS)
         declined = self._chance(0.08) if decline is None else decline
-        if declined:
+        down = phase == "spike" and self._chance(0.6)
+        if declined or down:
             method = "card"
         request = {"request_id": uuid.uuid4().hex[:16], "church_id": church}
         with opswatch.context(**request):
@@ -166,7 +180,7 @@ class ChurchApp:
                 opswatch.track_performance(
                     "donations.create",
                     lambda: self._create_donation(
-                        donation_id, amount, method, church, campaign_id, campaign_name, declined
+                        donation_id, amount, method, church, campaign_id, campaign_name, declined, down
                     ),
                     route="/api/donations/create",
                 )
@@ -182,6 +196,13 @@ class ChurchApp:
                     },
                     err,
                 )
+            except ProcessorUnavailableError as err:
+                self._count("processor_down")
+                self.log.error(
+                    "Payment failed",
+                    {"operation": "payment.stripe.charge", "amount": amount, "donationId": donation_id},
+                    err,
+                )
 
     def _create_donation(
         self,
@@ -192,11 +213,12 @@ class ChurchApp:
         campaign_id: str | None,
         campaign_name: str | None,
         declined: bool,
+        down: bool = False,
     ) -> None:
         opswatch.track_query("donation.create", self._database, table="donations")
         if method == "card":
             opswatch.track_external_call(
-                "stripe.payment_intent.create", lambda: self._charge(amount, declined), amount=amount
+                "stripe.payment_intent.create", lambda: self._charge(amount, declined, down), amount=amount
             )
         donor = self._choice(DONORS)
         opswatch.metrics.donation.completed(
@@ -219,8 +241,17 @@ class ChurchApp:
         )
         self._count("donations")
 
-    def _charge(self, amount: int, declined: bool) -> None:
+    def _charge(self, amount: int, declined: bool, down: bool = False) -> None:
         self._wait_ms(60, 220)
+        if down:  # two retries, each logged, then the charge fails
+            for attempt in (1, 2):
+                self.log.error(
+                    "Card processor call failed, retrying",
+                    operation="payment.stripe.retry",
+                    attempt=attempt,
+                    amount=amount,
+                )
+            raise ProcessorUnavailableError("card processor did not answer within 5 s")
         if declined:
             error = CardDeclinedError("Your card was declined.")
             error.decline_code = self._choice(("insufficient_funds", "generic_decline", "expired_card"))
@@ -298,4 +329,10 @@ class ChurchApp:
             f"app: {c.get('donations', 0)} donations, {c.get('declined', 0)} declined, "
             f"{c.get('slow_queries', 0)} slow queries, {c.get('report_failures', 0)} report timeouts, "
             f"heartbeat {c.get('heartbeat_ok', 0)} ok / {c.get('heartbeat_failed', 0)} failed"
+            + self._phase_note()
         )
+
+    def _phase_note(self) -> str:
+        phase = self.scenario.phase() if self.scenario is not None else "normal"
+        notes = {"spike": " (the card processor is failing)", "quiet": " (nobody is giving)"}
+        return notes.get(phase, "")

@@ -3,7 +3,9 @@
 One process: the server (the same app ``opswatch serve`` runs) listens in a thread, and the simulated
 app (``opswatch.cli._church_app``) sends to it through its DSN with the real SDK, from its own threads:
 donations and campaign metrics, slow queries, card declines and database timeouts that group into
-issues, a heartbeat cron job every 10 seconds that sometimes fails, and one job that goes missed.
+issues, a heartbeat cron job every 10 seconds that sometimes fails, and one job that goes missed. Its
+alert rules (``_demo_alerts``) see an error-rate spike and a quiet spell without donations go pending,
+fire and resolve within the first four minutes.
 
 It prints the dashboard's address with a one-time ``?token=`` login, the admin token and the DSN, then
 runs until Ctrl-C (or ``--duration`` seconds). The data lives in a temporary directory that is removed
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from . import CommandError
+from . import CommandError, _demo_alerts
 
 #: Environment variables the demo's server reads (the rest of the server's settings keep defaults).
 _ENVIRONMENT: Final = ("OPSWATCH_HOST", "OPSWATCH_PORT", "OPSWATCH_ADMIN_TOKEN")
@@ -48,6 +50,8 @@ def register(subparsers: Any) -> None:
     add("--seed", type=int, help="seed the simulated app's random choices")
     add("--slack-webhook-url", help="post the server's alerts (new issues, failing jobs) to Slack")
     add("--webhook-url", help="post the server's alerts as JSON to this webhook")
+    # Tests: run the alert story (spike, quiet spell, the demo rules' windows) this many times faster.
+    add("--time-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.set_defaults(handler=demo)
 
 
@@ -71,6 +75,8 @@ def demo(args: argparse.Namespace) -> int:
 
     if args.duration is not None and args.duration <= 0:
         raise CommandError("--duration: expected a number of seconds above 0")
+    if not 0.1 <= args.time_scale <= 100:
+        raise CommandError("--time-scale: expected a factor from 0.1 to 100")
     temporary = args.data_dir is None
     if not temporary:
         check_data_dir(args.data_dir, None, Path(args.data_dir))
@@ -85,6 +91,7 @@ def demo(args: argparse.Namespace) -> int:
                 data_dir=data_dir,
                 slack_webhook_url=args.slack_webhook_url,
                 alert_webhook_url=args.webhook_url,
+                **({} if args.no_app else _demo_alerts.server_settings(data_dir, args.time_scale)),
             )
         except ConfigError as err:
             raise CommandError(str(err)) from None
@@ -157,6 +164,8 @@ def _banner(settings: Any, dsn: str, data_dir: Path, temporary: bool, args: argp
     out.write(f"  export OPSWATCH_ADMIN_TOKEN={token}\n")
     out.write("Apps send to it with:\n")
     out.write(f"  export OPSWATCH_DSN={dsn}\n")
+    if not args.no_app:
+        out.write(_demo_alerts.announcement(_demo_alerts.Scenario().scaled(args.time_scale)) + "\n")
     if args.duration is None:
         out.write("Press Ctrl-C to stop.\n")
     else:
@@ -207,7 +216,7 @@ def _run(opswatch: Any, dsn: str, data_dir: Path, args: argparse.Namespace) -> N
                 sentry_enabled=False,
                 alerts_enabled=False,
             )
-            church = ChurchApp(seed=args.seed)
+            church = ChurchApp(seed=args.seed, scenario=_demo_alerts.Scenario().scaled(args.time_scale))
             church.start()
         deadline = None if args.duration is None else time.monotonic() + args.duration
         next_summary = time.monotonic() + SUMMARY_EVERY

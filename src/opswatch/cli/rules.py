@@ -1,4 +1,5 @@
-"""``opswatch rules``: list the server's alert rules, check a rules file, evaluate a rule now.
+"""``opswatch rules``: list the server's alert rules, check a rules file, run unit tests for rules
+(``test FILE``, no server needed), evaluate a rule now, add and delete rules managed through the API.
 
 ``list`` and ``eval`` talk to ``/api/0/rules`` at ``--url`` with the admin token; ``check FILE`` reads the
 file here, with the same validation the server applies at start (no server needed), and exits 2 with
@@ -34,6 +35,20 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("name", help="the rule's name")
     _admin_api.add_arguments(evaluate)
     evaluate.set_defaults(handler=_eval)
+
+    unit = commands.add_parser("test", help="run unit tests for rules (a TOML test file) without a server")
+    unit.add_argument("file", help="the test file (see the README's 'Testing rules')")
+    unit.set_defaults(handler=_test)
+
+    add = commands.add_parser("add", help="add or replace the rules of a TOML file on the server (API rules)")
+    add.add_argument("file", help="a rules file ([[rules]] tables)")
+    _admin_api.add_arguments(add)
+    add.set_defaults(handler=_add)
+
+    remove = commands.add_parser("delete", help="delete a rule added through the API")
+    remove.add_argument("name", help="the rule's name")
+    _admin_api.add_arguments(remove)
+    remove.set_defaults(handler=_delete)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -79,6 +94,7 @@ def _list(args: argparse.Namespace) -> int:
         rows.append(
             [
                 rule["name"],
+                rule.get("source", "-"),
                 rule["signal"],
                 rule["window"],
                 _threshold(rule),
@@ -86,8 +102,10 @@ def _list(args: argparse.Namespace) -> int:
                 rule.get("last_eval_at") or "-",
             ]
         )
-    headers = ["Rule", "Signal", "Window", "Thresholds", "State", "Last evaluated"]
+    headers = ["Rule", "Source", "Signal", "Window", "Thresholds", "State", "Last evaluated"]
     _table(f"{answer['total']} rule(s)", headers, rows)
+    if answer.get("shadowed"):
+        print(f"stored through the API but overridden by the rules file: {', '.join(answer['shadowed'])}")
     return 0
 
 
@@ -138,4 +156,52 @@ def _eval(args: argparse.Namespace) -> int:
     ]
     title = f"{args.name}: {answer['window_start']} .. {answer['window_end']}"
     _table(title, ["Instance", "Value", "Events", "Level"], rows)
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    """Exit 0 when every test passes, 1 when one fails, 2 when the file (or its rules) is not valid."""
+    from ..config import ConfigError
+    from ..server.rules.ruletest import run_file
+
+    try:
+        report = run_file(args.file)
+    except ConfigError as err:
+        raise CommandError(str(err).removeprefix("opswatch setting ")) from None
+    print(report.text())
+    return 0 if report.passed else 1
+
+
+def _add(args: argparse.Namespace) -> int:
+    """Check the whole file here first (nothing is sent when one rule is bad), then PUT each rule."""
+    import tomllib
+
+    from ..config import ConfigError
+    from ..server.rules.load import load_file
+
+    try:
+        load_file(args.file)
+    except ConfigError as err:
+        raise CommandError(str(err).removeprefix("opswatch setting ")) from None
+    with open(args.file, "rb") as handle:
+        tables = tomllib.load(handle).get("rules", [])
+    done = []
+    with _admin_api.client(args) as http:
+        for table in tables:
+            answer = _admin_api.call(http, "PUT", f"/api/0/rules/{table['name']}", json=table)
+            done.append(answer["name"])
+    if args.format == "json":
+        print_json({"added": done})
+    else:
+        print(f"added or replaced {len(done)} rule(s): {', '.join(done)}")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    answer = _request(args, "DELETE", f"/api/0/rules/{args.name}")
+    if args.format == "json":
+        print_json(answer)
+    else:
+        back = f"; the {answer['restored']} rule of that name applies again" if answer["restored"] else ""
+        print(f"deleted rule {args.name!r}{back}")
     return 0

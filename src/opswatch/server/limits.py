@@ -156,6 +156,10 @@ HOOK_DEGRADED_SECONDS: Final = 300.0
 #: to 60 s, or a Slack ``Retry-After`` of up to 900 s (``alerts.limits``). A kill costs this much delay.
 ISSUE_NOTICE_LEASE_SECONDS: Final = 1200.0
 
+#: Seconds a server's claim on a rule notification message holds before another server (or this one
+#: after a restart) sends it again: the same delivery bound as issue notices (``rules.notify``).
+RULE_MESSAGE_LEASE_SECONDS: Final = 1200.0
+
 # -- the event store and SQL (opswatch.server.store, opswatch.server.query) -----------------------------
 
 #: Rows a cold attribute key must appear in before it gets its own typed column. Below this it lives in
@@ -259,6 +263,12 @@ RULES_QUERY_TIMEOUT_SECONDS: Final = 10.0
 
 #: Longest rule window: the store keeps 30 days by default, and a week's comparison needs its own week.
 RULES_MAX_WINDOW_SECONDS: Final = 31 * 86_400
+
+#: Most events one test of ``opswatch rules test`` may generate (``repeat`` included) and most
+#: evaluations it may run: a typo (``repeat = 10000000``, ``interval = "1s"`` over a week) is refused
+#: naming the key instead of filling the disk or running for an hour.
+RULES_TEST_MAX_EVENTS: Final = 100_000
+RULES_TEST_MAX_EVALUATIONS: Final = 10_000
 
 #: Fire/resolve transitions of one instance within an hour above which it is marked flapping.
 RULES_FLAP_TRANSITIONS: Final = 6

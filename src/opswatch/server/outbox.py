@@ -15,7 +15,8 @@ Two kinds of claim, chosen by the table (``NoticeTable.lease``):
   when the notifier's delivery reached a final state (delivered, a counted repeat, or failed for good).
   A delivery dropped (queue full, shutdown) is released at once; a claim older than ``lease`` seconds
   (its server died) is taken over. At least once: a kill after Slack took the message but before the
-  row was marked sends it again after the lease. Issue notices (``issue_notices``) work this way.
+  row was marked sends it again after the lease. Issue notices (``issue_notices``) and rule messages
+  (``rule_messages``, each a group of rule notifications) work this way.
 
 The hand-over runs inside the claim's transaction: if ``send`` raises, the claim is rolled back and the
 row waits for the next round. Never run inside the ingest committer thread.
@@ -52,6 +53,8 @@ class NoticeTable:
     build: Callable[[Any], tuple[Any | None, str]]
     wanted: ColumnElement[bool] | None = None
     lease: float | None = None
+    #: The notifier channels a row's message goes to (None: the route's), when rows choose them.
+    channels: Callable[[Any], Sequence[str] | None] | None = None
 
     def waiting(self, now: float) -> ColumnElement[bool]:
         """Rows that still wait for a claim at ``now``."""
@@ -113,7 +116,8 @@ class NoticeSender:
                     # Nowhere to send it (no channel configured), or nothing to say: done with it.
                     conn.execute(update(table).where(table.c.id == row.id).values(notified_at=now))
                     continue
-                delivery = self.notifier.send(alert, route=route)  # raises: the claim rolls back
+                channels = notices.channels(row) if notices.channels is not None else None
+                delivery = self.notifier.send(alert, channels=channels, route=route)  # raises: rolls back
             sent += 1
             if notices.lease is not None:
                 self._in_flight.append((row.id, delivery))

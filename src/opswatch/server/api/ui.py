@@ -3,9 +3,9 @@
 
 Every page needs the admin token (``opswatch.server.ui.session`` says how it may be given); without
 it a browser is sent to ``/login``. Changes (resolve, ignore, reopen an issue; pause, resume, edit a
-monitor; run a query; log out) are POSTs with a CSRF token from a page of the same origin. Handlers
-only authenticate, parse and render; the data comes from
-``opswatch.server.ui.overview`` and ``opswatch.server.ui.pages``, the templates from ``ui/templates``.
+monitor; run a query; add, edit, delete a rule; create, expire a silence; log out) are POSTs with a
+CSRF token from a page of the same origin. Handlers only authenticate, parse and render; the data comes
+from ``opswatch.server.ui.overview`` and ``opswatch.server.ui.pages``, the templates from ``ui/templates``.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ from ..auth import get_context
 from ..issues.lifecycle import IssueNotFound
 from ..monitors import config as monitor_config
 from ..monitors.errors import AmbiguousMonitor, MonitorConfigError, UnknownMonitor
+from ..rules.service import UnknownRule
 from ..rules.silences import SilenceError, UnknownSilence
 from ..state import sessions
 from ..store.base import QueryError
 from ..throttle import client_address, throttle_for
 from ..ui import STATIC_DIR, alerts, cron_settings, pages, performance, session, traces
+from ..ui import rule_form as rule_form_ui
 from ..ui.overview import overview as gather_overview
 from ..ui.render import page, secure
 from ..ui.services import issue_service, monitor_service
@@ -510,15 +512,19 @@ def alert_page(request: Request, name: str) -> Response:
 
 
 def _alerts(request: Request, viewer: session.Viewer, name: str | None, code: int = 200,
-            form_error: str | None = None, form: dict[str, str] | None = None) -> Response:
+            form_error: str | None = None, form: dict[str, str] | None = None,
+            rule_form: dict[str, Any] | None = None) -> Response:
     ctx = get_context(request)
     try:
         data = alerts.alert_list(ctx) if name is None else alerts.alert_detail(ctx, name)
+        editing = {} if name is None else rule_form_ui.editing(ctx, name, data["source"])
     except LookupError as err:
         return _error_page(request, 404, str(err), viewer)
     values = {"rule": "" if name is None else name, "duration": "2h", **(form or {})}
+    edit = {"example": rule_form_ui.EXAMPLE, **editing, **(rule_form or {})}
     return _render(request, viewer, "alerts.html" if name is None else "alert.html", "Alerts", code,
-                   data=data, form=values, form_error=form_error, duration_hint=alerts.DURATION_HINT)
+                   data=data, form=values, form_error=form_error, duration_hint=alerts.DURATION_HINT,
+                   rule_form=edit)
 
 
 def _back(form: dict[str, str]) -> str:
@@ -547,6 +553,44 @@ async def create_silence(request: Request) -> Response:
     except SilenceError as err:
         return _alerts(request, viewer, name, 400, str(err), form)
     return secure(RedirectResponse(back, status_code=303))
+
+
+@router.post("/alerts/rules")
+async def save_rule(request: Request) -> Response:
+    """Create a rule from the form's TOML (or replace the API rule being edited), then show its page;
+    a bad rule shows the form again with the reason and the text as typed."""
+    checked = await _change(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, form = checked
+    editing = form.get("mode") == "edit" and bool(form.get("name"))
+    try:
+        ctx = get_context(request)
+        now = alerts.runtime(ctx).service.now()
+        name = await run_in_threadpool(rule_form_ui.save, ctx, form, now)
+    except pages.NotInstalled as err:
+        return _error_page(request, 404, str(err), viewer)
+    except rule_form_ui.RuleFormError as err:
+        typed = {"error": str(err), "toml": form.get("toml", ""), "open": True}
+        return _alerts(request, viewer, form["name"] if editing else None, err.status, rule_form=typed)
+    return secure(RedirectResponse(f"/alerts/{urllib.parse.quote(name, safe='')}", status_code=303))
+
+
+@router.post("/alerts/rules/{name}/delete")
+async def delete_rule(request: Request, name: str) -> Response:
+    """Delete an API rule, then go back to the Alerts page."""
+    checked = await _change(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, _form = checked
+    try:
+        ctx = get_context(request)
+        await run_in_threadpool(rule_form_ui.delete, ctx, name, alerts.runtime(ctx).service.now())
+    except (pages.NotInstalled, UnknownRule) as err:
+        return _error_page(request, 404, str(err), viewer)
+    except rule_form_ui.RuleFormError as err:
+        return _alerts(request, viewer, name, err.status, rule_form={"error": str(err)})
+    return secure(RedirectResponse("/alerts", status_code=303))
 
 
 @router.post("/alerts/silences/{silence_id:int}/expire")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .catalog import install_catalog
 from .defaults import default_rules, merged, notice_rules
 from .issue_signals import IssueSource
 from .load import load_file
@@ -83,6 +84,7 @@ def install(ctx: Any) -> Rules:
         retention_days=int(getattr(settings, "retention_days", 30) or 30),
     )
     runtime = Rules(service, dispatcher, clock)
+    clock.before_round.append(install_catalog(ctx, service, list(service.rules.values())).refresh)
     ctx.background.append(clock)
     ctx.extras[EXTRA] = runtime
     return runtime

@@ -49,6 +49,8 @@ class RuleClock:
         self.retention = retention_days * 86_400.0
         self.next_prune: float | None = None
         self.failures = 0
+        #: Called before each round (``catalog.RuleCatalog.refresh``: rules changed by another server).
+        self.before_round: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -57,6 +59,11 @@ class RuleClock:
         when = self.now() if now is None else now
         report = None
         if self.next_round is None or when >= self.next_round:
+            for hook in self.before_round:
+                try:
+                    hook()
+                except Exception as err:  # the round runs with the rules it has
+                    _log.error("the rules could not be refreshed before a round", None, err)
             report = self.service.run_once(when)
             self.next_round = when + self.interval
         if self.next_follow_up is None or when >= self.next_follow_up:
@@ -66,6 +73,7 @@ class RuleClock:
             self.next_prune = when + 3600.0
             try:
                 prune(self.dispatcher.engine, self.service.rules, when - self.retention)
+                self.dispatcher.prune(when - self.retention)
             except Exception as err:
                 _log.error("old rule state could not be pruned; will retry", None, err)
         return report, self.dispatcher.drain(when)

@@ -1,11 +1,16 @@
 """Rule notifications out of the notification log: grouped, silenced, sent once.
 
-The glue between the rules and delivery. It uses the monitors' outbox mechanism as it stands on main
-(``server/monitors/outbox.py``): messages are rows written in the same transaction as the state they
-describe (``store.log_messages``), a row is claimed with a conditional UPDATE before it is sent
-(``WHERE id = :id AND status = 'pending'``), and delivery is the server's ``alerts.delivery.Notifier``
-(Slack, signed webhook) with route ``rules``. When the outbox is generalised for other notifiers, this
-module's ``Dispatcher.drain`` is the part to fold into it.
+The glue between the rules and delivery. Messages are rows written in the same transaction as the state
+they describe (``store.log_messages``). ``drain`` decides, per notification group whose timers allow it,
+what each pending row becomes (sent, silenced, inhibited, unannounced, dropped) with a conditional
+UPDATE (``WHERE id = :id AND status = 'pending'``, so two servers never both take a row), and in the
+same transaction writes the rows to be sent as one ``rule_messages`` row: the message, durable before
+anything is sent. Those rows are delivered by the server's notice outbox (``opswatch.server.outbox``)
+with a leased claim (``limits.RULE_MESSAGE_LEASE_SECONDS``), as issue notices are: a message is marked
+done only when the notifier's delivery reached a final state, so a server killed mid-send sends it again
+after the lease (its restart, or another server), and a message delivered before a restart is never sent
+again. Delivery is the server's ``alerts.delivery.Notifier`` (Slack, signed webhook, email) with route
+``rules`` and the rule's ``channels``.
 
 Grouping, the Alertmanager model: rows share a group (``store.group_key``: the rule and its
 ``group_notifications_by`` labels). A group with nothing sent recently waits ``group_wait`` after its first
@@ -24,10 +29,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
-from sqlalchemy import Connection, Engine, and_, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 
 from ...log import get_logger
-from ..outbox import AlertSender
+from .. import limits
+from ..outbox import AlertSender, NoticeSender, NoticeTable
+from ..state import rule_definitions
+from ..state.rule_definitions import MESSAGES
 from ..state.rules import GROUPS, INSTANCES, NOTIFICATIONS
 from . import inhibit
 from .messages import FIRING_KINDS, Note, render
@@ -64,7 +72,8 @@ class Mutes:
 
 @dataclasses.dataclass(frozen=True)
 class DrainReport:
-    """One round: messages sent, rows they carried, rows silenced, rows not sent (unannounced, no channel)."""
+    """One round: messages handed to the notifier, rows put into messages, rows silenced, rows not sent
+    (unannounced, no channel)."""
 
     messages: int = 0
     sent: int = 0
@@ -77,6 +86,12 @@ def _note(row: Any) -> Note:
         row.id, row.rule, row.kind, dict(row.labels or {}), row.at, row.severity, row.value,
         row.started_at, row.reason,
     )  # fmt: skip
+
+
+def _saved(notes: list[Any]) -> list[Note]:
+    """The notes a ``rule_messages`` row carries."""
+    fields = {f.name for f in dataclasses.fields(Note)}
+    return [Note(**{k: v for k, v in dict(note).items() if k in fields}) for note in notes]
 
 
 def _match_labels(rule: str, labels: Mapping[str, Any]) -> dict[str, str]:
@@ -102,8 +117,24 @@ class Dispatcher:
         self.base_url = base_url.rstrip("/")
         self.silences = Silences(engine)
         self._failing = 0
-        self._outbox: list[dict[str, Any]] = []
-        self._outbox_lock = threading.Lock()
+        self._gate_log: list[dict[str, Any]] = []
+        self._gate_log_lock = threading.Lock()
+        rule_definitions.install(engine)  # the rule_messages outbox table
+        table = NoticeTable(
+            MESSAGES, self._build, lease=limits.RULE_MESSAGE_LEASE_SECONDS, channels=self._channels
+        )
+        self._outbox = NoticeSender(engine, table, notifier)
+
+    @property
+    def notifier(self) -> AlertSender | None:
+        """The notifier messages are handed to (None: no channel is configured)."""
+        return self._notifier
+
+    @notifier.setter
+    def notifier(self, notifier: AlertSender | None) -> None:
+        self._notifier = notifier
+        if hasattr(self, "_outbox"):
+            self._outbox.notifier = notifier
 
     def link(self, rule: str, labels: Mapping[str, Any] | None = None) -> str | None:
         """The rule's page on the dashboard; an issue rule's alert links to its issue's page."""
@@ -139,20 +170,20 @@ class Dispatcher:
             "notified_at": at,
             "silence_id": silence_id,
         }
-        with self._outbox_lock:
-            self._outbox = [*self._outbox[-(OUTBOX_LOG_MAX - 1) :], row]
+        with self._gate_log_lock:
+            self._gate_log = [*self._gate_log[-(OUTBOX_LOG_MAX - 1) :], row]
 
     def _write_outbox(self) -> None:
-        with self._outbox_lock:
-            rows, self._outbox = self._outbox, []
+        with self._gate_log_lock:
+            rows, self._gate_log = self._gate_log, []
         if not rows:
             return
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(NOTIFICATIONS), rows)
         except Exception:
-            with self._outbox_lock:
-                self._outbox = [*rows, *self._outbox][-OUTBOX_LOG_MAX:]
+            with self._gate_log_lock:
+                self._gate_log = [*rows, *self._gate_log][-OUTBOX_LOG_MAX:]
             raise
 
     def drain(self, now: float) -> DrainReport:
@@ -174,6 +205,12 @@ class Dispatcher:
         self._failing += 1
 
     def _drain(self, now: float) -> DrainReport:
+        report = self._group(now)
+        handed = self._outbox.drain(now)  # the messages just written, and any whose lease ran out
+        return dataclasses.replace(report, messages=handed)
+
+    def _group(self, now: float) -> DrainReport:
+        """Turn the pending rows of every due group into ``rule_messages`` rows (or mute them)."""
         with self.engine.connect() as conn:
             rows = list(
                 conn.execute(
@@ -247,8 +284,8 @@ class Dispatcher:
                     skipped += 1
             if to_send:
                 self._stamp_group(conn, key, now)
-        if to_send:
-            self._send(to_send)
+                notes = [dataclasses.asdict(_note(row)) for row in to_send]
+                conn.execute(insert(MESSAGES).values(rule=to_send[0].rule, notes=notes, created_at=now))
         return int(bool(to_send)), len(to_send), silenced, skipped
 
     def _verdict(self, conn: Connection, row: Any, mutes: Mutes) -> tuple[str, int | None]:
@@ -287,19 +324,28 @@ class Dispatcher:
         ).rowcount:
             conn.execute(insert(GROUPS).values(group_key=key, last_sent_at=now))
 
-    def _send(self, rows: list[Any]) -> None:
-        notifier = self.notifier
-        assert notifier is not None
-        rules = self.rules()
-        rule = rules.get(rows[0].rule)
-        issues = {str((row.labels or {}).get("issue_id")) for row in rows}
-        labels = rows[0].labels if len(issues) == 1 else None
-        alert = render([_note(row) for row in rows], rule, self.link(rows[0].rule, labels))
-        known = getattr(notifier, "channels", None)
-        channels: list[str] | None = None
+    def _build(self, row: Any) -> tuple[Any | None, str]:
+        """The alert of a ``rule_messages`` row (the outbox's ``build``); a message about one issue links
+        to the issue's page."""
+        rule = self.rules().get(row.rule)
+        notes = _saved(list(row.notes or []))
+        issues = {str((note.labels or {}).get("issue_id")) for note in notes}
+        labels = notes[0].labels if notes and len(issues) == 1 else None
+        return render(notes, rule, self.link(row.rule, labels)), ROUTE
+
+    def _channels(self, row: Any) -> list[str] | None:
+        """The rule's channels that the notifier has (None: all of them)."""
+        rule = self.rules().get(row.rule)
+        known = getattr(self.notifier, "channels", None)
         if rule is not None and rule.channels and isinstance(known, Mapping):
-            channels = [name for name in rule.channels if name in known] or None
-        notifier.send(alert, channels=channels, route=ROUTE)
+            return [name for name in rule.channels if name in known] or None
+        return None
+
+    def prune(self, cutoff: float) -> int:
+        """Delete delivered messages written before ``cutoff`` (undelivered ones stay); how many went."""
+        done = and_(MESSAGES.c.notified_at.is_not(None), MESSAGES.c.created_at < cutoff)
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(MESSAGES).where(done)).rowcount)
 
     # -- follow-ups -------------------------------------------------------------------------------------
 

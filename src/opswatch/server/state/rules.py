@@ -7,8 +7,9 @@ Times are seconds since the epoch (``Float``), as in the monitor tables.
 - ``rule_status``: one row per rule: the last evaluation and the error episode in progress.
 - ``rule_notifications``: the notification log and outbox. Every message the state machine calls for
   is a row, written in the same transaction as the state it describes; the dispatcher claims a row with
-  ``UPDATE ... SET status = 'sent', notified_at = :now WHERE id = :id AND status = 'pending'`` before
-  it is sent (the monitors' outbox mechanism), so each goes out once across restarts and replicas.
+  ``UPDATE ... SET status = 'sent', notified_at = :now WHERE id = :id AND status = 'pending'`` and in
+  the same transaction writes the message that carries it (``rule_messages``, a leased outbox table in
+  ``rule_definitions.py``), so each goes out once across restarts and replicas.
   Silenced rows stay, with the silence that muted them. It is also the alert history the API shows.
 - ``rule_groups``: per notification group, when it was last sent (``group_interval``).
 - ``silences``: matchers on the rule and labels, with start, end, author and comment.
