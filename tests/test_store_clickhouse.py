@@ -210,6 +210,15 @@ def test_it_answers_up_to_the_result_byte_limit_and_refuses_past_it(tmp_path: Pa
             run_query(store, "SELECT message FROM logs")  # ~5 KB: refused, never cut without saying so
 
 
+def test_it_stops_a_query_past_the_memory_limit_naming_it(tmp_path: Path) -> None:
+    with open_chdb(tmp_path, max_query_memory_bytes=16 * 2**20) as store:
+        store.append([log_line(i, message=f"message {i}" * 20) for i in range(2000)])
+        hungry = "SELECT a.message, b.event_id, count(*) FROM logs a, logs b GROUP BY 1, 2 ORDER BY 3 LIMIT 5"
+        limit = r"needs more memory than the server allows \(max_memory_usage 16777216 bytes\)"
+        with pytest.raises(QueryError, match=limit):
+            run_query(store, hungry)
+        assert run_query(store, "SELECT count(*) FROM logs").rows == [(2000,)]  # and it answers on
+
 def test_a_server_on_the_clickhouse_store_ingests_queries_and_tails(tmp_path: Path) -> None:
     from ingest_helpers import donation, http, post_native
     from opswatch.server.testing import running_server
