@@ -219,6 +219,7 @@ def test_it_stops_a_query_past_the_memory_limit_naming_it(tmp_path: Path) -> Non
             run_query(store, hungry)
         assert run_query(store, "SELECT count(*) FROM logs").rows == [(2000,)]  # and it answers on
 
+
 def test_a_server_on_the_clickhouse_store_ingests_queries_and_tails(tmp_path: Path) -> None:
     from ingest_helpers import donation, http, post_native
     from opswatch.server.testing import running_server
