@@ -20,6 +20,7 @@ import opswatch
 from opswatch.record import format_timestamp, serialize_exception
 from opswatch.server.testing import RunningServer, running_server
 from slack_receiver import SlackReceiver
+from state_databases import ENGINES, state_url
 
 pytestmark = pytest.mark.slow
 
@@ -91,10 +92,15 @@ def slack() -> Iterator[SlackReceiver]:
         yield receiver
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("issues")) as running:
-        yield running
+@pytest.fixture(scope="module", params=ENGINES)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """One server for the module, its state on SQLite and again on PostgreSQL (``state_databases``)."""
+    directory = tmp_path_factory.mktemp("issues")
+    for database_url in state_url(request.param, directory):
+        with running_server(directory, database_url=database_url) as running:
+            yield running
 
 
 @pytest.fixture

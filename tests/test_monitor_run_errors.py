@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,9 +115,10 @@ class Ticks:
 
 
 @pytest.fixture
-def sentry_failure(tmp_path: Path) -> Iterator[tuple[MonitorService, Outbox, Recorder, Ticks]]:
-    """A monitor whose Sentry ``error`` check-in (trace t-1) just opened a failing episode."""
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
+def sentry_failure(state_url: str) -> Iterator[tuple[MonitorService, Outbox, Recorder, Ticks]]:
+    """A monitor whose Sentry ``error`` check-in (trace t-1) just opened a failing episode, in a state
+    store on SQLite and on PostgreSQL (``state_url`` in ``conftest.py``)."""
+    engine = create_engine_for(state_url)
     service = MonitorService(engine, notifications=True)
     recorder, ticks = Recorder(), Ticks()
     outbox = Outbox(engine, None, recorder, FailureExplainer(service.run_errors, engine, ""), ticks)

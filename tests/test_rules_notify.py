@@ -4,7 +4,6 @@ templates; delivered by the real notifier to a local Slack stand-in."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,8 +32,9 @@ def slack() -> Iterator[SlackReceiver]:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'state.db'}")
+def engine(state_url: str) -> Iterator[Engine]:
+    """The state store, on SQLite and on PostgreSQL (``state_url`` in ``conftest.py``)."""
+    engine = create_engine_for(state_url)
     rule_tables.install(engine)
     yield engine
     engine.dispose()

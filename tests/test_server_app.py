@@ -83,12 +83,14 @@ def test_it_raises_when_a_listed_module_fails_to_import_for_another_reason(
         pass
 
 
-def test_it_answers_400_not_500_for_numbers_past_the_databases_range(tmp_path: Path) -> None:
+def test_it_answers_400_not_500_for_numbers_past_the_databases_range(tmp_path: Path, state_url: str) -> None:
     client = http()
-    with running_server(tmp_path) as server:
+    with running_server(tmp_path, database_url=state_url) as server:
         huge = 10**30
         for method, path, body in (
             ("GET", f"/api/0/issues/{huge}", None),
+            ("GET", f"/api/0/issues/{2**40}", None),  # past PostgreSQL's INTEGER, not SQLite's
+            ("POST", f"/api/0/issues/{2**40}/resolve", None),
             ("GET", f"/api/0/projects/{huge}/keys", None),
             ("POST", "/api/0/monitors", {"slug": "nightly", "schedule": "0 2 * * *", "project_id": huge}),
             ("GET", f"/api/0/events?after={huge}", None),

@@ -150,6 +150,42 @@ def test_it_runs_user_sql_read_only(tmp_path: Path) -> None:
         assert run_query(store, "SELECT count(*) FROM logs").rows == [(1,)]
 
 
+def test_it_checks_the_clickhouse_text_for_tables_outside_opswatch_too(tmp_path: Path) -> None:
+    with open_chdb(tmp_path) as store:  # store.query skips run_query's check: the second check still holds
+        store.append([log_line(1)])
+        for sql, reason in [
+            ("SELECT count(*) FROM system.users", r"qualified table names are not allowed \(system\.users\)"),
+            ("SELECT * FROM other.event_rows", r"qualified table names are not allowed"),
+            ("SELECT * FROM url('http://127.0.0.1:9/x', CSV, 'a Int32')", r"table functions .*\(url\)"),
+            ("SELECT * FROM remote('127.0.0.1:9000', 'system', 'one')", r"table functions .*\(remote\)"),
+        ]:
+            with pytest.raises(QueryRefused, match=reason):
+                store.query(sql, max_rows=10, timeout=10)
+
+
+def test_it_runs_user_sql_under_settings_that_refuse_table_functions_and_system_users(tmp_path: Path) -> None:
+    from opswatch.server.store.clickhouse_client import ClickHouseError
+    from opswatch.server.store.clickhouse_sql import query_settings
+
+    settings = query_settings(max_rows=10, timeout=10)
+    assert (settings["readonly"], settings["max_result_rows"]) == (1, 11)
+    client = ChdbClient(tmp_path)  # ClickHouse itself, as if a check had missed something
+    try:
+        for sql in (
+            "SELECT count() FROM file('/etc/passwd', LineAsString)",
+            "SELECT count() FROM url('http://127.0.0.1:9/x', CSV, 'a Int32')",
+        ):
+            with pytest.raises(ClickHouseError, match="readonly mode") as refused:
+                client.query(sql, settings)
+            assert refused.value.code == 164  # READONLY: refused before any file or socket is opened
+        with pytest.raises(ClickHouseError, match="SHOW USERS") as denied:
+            client.query("SELECT name FROM system.users", settings)
+        assert denied.value.code == 497  # ACCESS_DENIED
+        assert client.query("SELECT count() FROM numbers(5)", settings)[1] == [(5,)]  # and reads do run
+    finally:
+        client.close()
+
+
 def test_it_names_the_events_url_when_it_is_not_clickhouse(tmp_path: Path) -> None:
     settings = ServerSettings.load({}, data_dir=tmp_path, events_url="postgresql://db/events")
     with pytest.raises(ConfigError, match=r"events_url.*clickhouse://"):
@@ -172,6 +208,16 @@ def test_it_answers_up_to_the_result_byte_limit_and_refuses_past_it(tmp_path: Pa
         assert len(run_query(store, "SELECT message FROM logs LIMIT 10").rows) == 10  # ~1 KB
         with pytest.raises(QueryError, match=r"larger than 4000 bytes \(max_result_bytes\)"):
             run_query(store, "SELECT message FROM logs")  # ~5 KB: refused, never cut without saying so
+
+
+def test_it_stops_a_query_past_the_memory_limit_naming_it(tmp_path: Path) -> None:
+    with open_chdb(tmp_path, max_query_memory_bytes=16 * 2**20) as store:
+        store.append([log_line(i, message=f"message {i}" * 20) for i in range(2000)])
+        hungry = "SELECT a.message, b.event_id, count(*) FROM logs a, logs b GROUP BY 1, 2 ORDER BY 3 LIMIT 5"
+        limit = r"needs more memory than the server allows \(max_memory_usage 16777216 bytes\)"
+        with pytest.raises(QueryError, match=limit):
+            run_query(store, hungry)
+        assert run_query(store, "SELECT count(*) FROM logs").rows == [(2000,)]  # and it answers on
 
 
 def test_a_server_on_the_clickhouse_store_ingests_queries_and_tails(tmp_path: Path) -> None:

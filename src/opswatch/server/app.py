@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import ModuleType
 
 from fastapi import FastAPI
+from sqlalchemy.exc import DataError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -122,6 +123,15 @@ async def _out_of_range(_request: Request, _exc: Exception) -> Response:
     return JSONResponse({"detail": "a number in the request is out of range"}, status_code=400)
 
 
+async def _out_of_range_in_postgresql(request: Request, exc: Exception) -> Response:
+    """The same 400 when PostgreSQL refuses the number (SQLSTATE 22003, ``integer out of range``:
+    its ``INTEGER`` ends at 2**31 - 1 where SQLite's reach 2**63 - 1 and Python raises OverflowError).
+    Any other data error is the server's own fault: raised again, a 500."""
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) == "22003":
+        return await _out_of_range(request, exc)
+    raise exc
+
+
 def create_app(ctx: ServerContext) -> FastAPI:
     """The application for ``ctx``: subsystems installed, every available router included."""
     install_subsystems(ctx)
@@ -145,6 +155,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.state.ctx = ctx
     app.fast_paths = []
     app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range_in_postgresql)
     for name in ROUTERS:
         module = _import_optional(name if "." in name else f"opswatch.server.api.{name}")
         if module is None:

@@ -36,6 +36,7 @@ from . import clickhouse_spans as chs
 from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage, retention_cutoff
 from .catalog import JSON, KeyCatalog, KeyInfo, documented_fields
 from .clickhouse_client import (
+    MEMORY_LIMIT_EXCEEDED,
     TIMEOUT_EXCEEDED,
     TOO_MANY_ROWS_OR_BYTES,
     ChdbClient,
@@ -385,6 +386,12 @@ class ClickHouseStore:
                 raise QueryTimeout(
                     f"the query ran longer than {timeout:g} s and was stopped; "
                     "narrow it (a time range, fewer columns) or allow more time"
+                ) from None
+            if err.code == MEMORY_LIMIT_EXCEEDED:
+                raise QueryError(
+                    "the query needs more memory than the server allows (max_memory_usage "
+                    f"{self._limits['max_memory_bytes']} bytes); narrow it: a time range, fewer columns "
+                    "or groups, an aggregate"
                 ) from None
             if err.code == TOO_MANY_ROWS_OR_BYTES:
                 raise QueryError(

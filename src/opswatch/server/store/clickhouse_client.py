@@ -28,6 +28,7 @@ import orjson
 from ...config import ConfigError
 
 TIMEOUT_EXCEEDED: Final = 159
+MEMORY_LIMIT_EXCEEDED: Final = 241
 TOO_MANY_ROWS_OR_BYTES: Final = 396
 _CODE = re.compile(r"\bcode:?\s*(\d+)", re.IGNORECASE)
 

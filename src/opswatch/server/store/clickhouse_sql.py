@@ -4,15 +4,21 @@ User SQL reaches the store only through ``opswatch.server.query.run_query``, whi
 in the documented dialect (DuckDB's) and regenerates it from the checked tree. ``to_clickhouse`` parses
 that text again and writes it in ClickHouse's dialect with sqlglot (``attributes->>'k'`` becomes
 ``JSONExtractString(attributes, 'k')``, ``::VARCHAR`` a ``CAST``, ``contains`` ``position``); nothing
-the check did not see is added. ``query_settings`` are the limits, as ClickHouse's own settings, sent
-with the statement (never part of the SQL text the user controls):
+the check did not see is added. It checks the ClickHouse text once more: tables only by plain name (no
+``system.users``, no ``other_db.t``), no table functions (``url(...)``, ``remote(...)``, ``s3(...)``,
+``file(...)``), and none of the scalar functions that reach past the tables (``FORBIDDEN_FUNCTIONS``:
+``dictGet``, ``getSetting``, ``hostName`` ...), so a construct the DuckDB check lets through and
+sqlglot turns into one of those is still refused. And it keeps DuckDB's answer for a missing JSON key:
+``attributes->>'missing'`` and ``->'missing'`` are NULL (ClickHouse's ``JSONExtractString`` and
+``JSONExtractRaw`` answer ``''``); a JSON ``null`` is NULL under ``->>`` and ``'null'`` under ``->``.
 
-ClickHouse has scalar functions that reach past the tables (``file``, ``dictGet``, ``getSetting`` ...);
-``to_clickhouse`` refuses those the DuckDB-side check does not know (``FORBIDDEN_FUNCTIONS``). On a real
-server, also give opswatch's query user grants on its own database only (README).
+``query_settings`` are the limits, as ClickHouse's own settings, sent with the statement (never part of
+the SQL text the user controls; the DuckDB-dialect check refuses a ``SETTINGS`` clause):
 
-* ``readonly = 2``: no writes, no DDL (2 rather than 1 so the statement may carry the settings below;
-  the user's SQL cannot carry a ``SETTINGS`` clause of its own: the DuckDB-dialect check refuses it);
+* ``readonly = 1``: no writes, no DDL, no settings changed by the query itself, and no table functions
+  at all (ClickHouse refuses ``file()``, ``url()``, ``remote()``, ``s3()`` ... in this mode, error 164
+  ``READONLY``): the engine's own wall behind the checks. The settings below travel in the same request
+  as ``readonly``, which ClickHouse applies together, checked against the session's own (writable) mode;
 * ``max_execution_time``: the time limit (error 159, ``QueryTimeout``);
 * ``max_memory_usage``: ``limits.CLICKHOUSE_QUERY_MAX_MEMORY_BYTES``;
 * ``max_result_rows``/``max_result_bytes`` with ``result_overflow_mode = 'throw'``: the row cap plus one
@@ -20,6 +26,11 @@ server, also give opswatch's query user grants on its own database only (README)
   ``truncated``) and ``limits.CLICKHOUSE_QUERY_MAX_RESULT_BYTES``. ``throw``, not ``break``: a break on
   bytes would cut an answer without saying so; over the byte limit the query fails with a message
   naming it (``TOO_MANY_BYTES``).
+
+What settings cannot do is keep a query away from other databases or from ``system`` tables: ClickHouse
+has grants for that, not settings. Here the checks refuse every qualified name; on a real server, give
+the URL's user ``SELECT`` on opswatch's database only (README, "Events in ClickHouse"), and ClickHouse
+refuses the rest too (``system.users`` needs ``SHOW USERS`` even without that).
 """
 
 from __future__ import annotations
@@ -50,7 +61,8 @@ FORBIDDEN_PREFIXES: Final = (
 
 
 def to_clickhouse(sql: str) -> str:
-    """``sql`` (one checked DuckDB-dialect statement) in ClickHouse's dialect."""
+    """``sql`` (one checked DuckDB-dialect statement) in ClickHouse's dialect, checked again there
+    (plain table names, no table functions, no ``FORBIDDEN_FUNCTIONS``), with missing JSON keys NULL."""
     try:
         statements = sqlglot.transpile(sql, read=SOURCE_DIALECT, write="clickhouse")
     except SqlglotError as err:
@@ -58,11 +70,46 @@ def to_clickhouse(sql: str) -> str:
     if len(statements) != 1:
         raise QueryError(f"expected one statement, got {len(statements)}")
     text = statements[0]
-    for node in sqlglot.parse_one(text, read="clickhouse").find_all(exp.Func):
-        name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+    tree = sqlglot.parse_one(text, read="clickhouse")
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            name = _function_name(table.this) if isinstance(table.this, exp.Func) else table.this.key
+            raise QueryRefused(f"table functions are not allowed ({name}); query the opswatch tables")
+        if table.args.get("db") or table.args.get("catalog"):
+            shown = table.sql(dialect="clickhouse")
+            raise QueryRefused(f"qualified table names are not allowed ({shown}); query the opswatch tables")
+    for node in tree.find_all(exp.Func):
+        name = _function_name(node)
         if name in FORBIDDEN_FUNCTIONS or name.startswith(FORBIDDEN_PREFIXES):
             raise QueryRefused(f"the function {name} is not allowed (no file, network or system access)")
-    return text
+    return _missing_keys_null(tree) or text
+
+
+def _function_name(node: exp.Func) -> str:
+    return str(node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+
+
+def _missing_keys_null(tree: exp.Expr) -> str | None:
+    """The statement with each JSON extraction NULL where DuckDB's is (None when it has none).
+
+    ``JSONExtractString(x, path)`` (``->>``) answers ``''`` for a missing key and for a JSON ``null``,
+    where DuckDB answers NULL: it becomes ``JSONExtract(x, path, 'Nullable(String)')``, which answers as
+    DuckDB does for every kind of value (measured: text unquoted, numbers, booleans, objects and arrays as
+    JSON text, NULL for ``null`` and for a missing key or index). ``JSONExtractRaw`` (``->``) answers
+    ``''`` only for a missing key (a stored ``""`` is ``'""'``): it becomes ``nullIf(..., '')``. Each
+    argument is still written once, so nested extractions grow the text linearly.
+    """
+    found = list(tree.find_all(exp.JSONExtractScalar, exp.JSONExtract))
+    if not found:
+        return None
+    for node in reversed(found):  # descendants come after their ancestors in a depth-first walk
+        call = node.sql(dialect="clickhouse")
+        if isinstance(node, exp.JSONExtractScalar):
+            wrapped = f"JSONExtract({call[call.index('(') + 1 : -1]}, 'Nullable(String)')"
+        else:
+            wrapped = f"nullIf({call}, '')"
+        node.replace(sqlglot.parse_one(wrapped, read="clickhouse"))
+    return tree.sql(dialect="clickhouse")
 
 
 def query_settings(
@@ -74,7 +121,7 @@ def query_settings(
 ) -> dict[str, Any]:
     """ClickHouse settings that hold a user query to the row cap, the time, memory and result limits."""
     return {
-        "readonly": 2,
+        "readonly": 1,
         "max_execution_time": max(timeout, 0.001),
         "timeout_overflow_mode": "throw",
         "max_memory_usage": max_memory_bytes,
