@@ -29,6 +29,7 @@ from ..config import ConfigError
 from ..log import get_logger
 from ..record import INFO
 from ..sinks import Sink
+from ..tracing._span import Span, _end, _start
 from .config import MonitorConfig, validate_slug
 from .schedule import Schedule
 
@@ -101,7 +102,7 @@ def send_check_in(
 class CronRun:
     """One run of a job: its check-in id and when it started. ``with cron_job(...) as run`` gives it."""
 
-    __slots__ = ("_started", "check_in_id", "job", "status")
+    __slots__ = ("_opened", "_started", "check_in_id", "job", "status")
 
     def __init__(self, job: CronJob) -> None:
         self.job = job
@@ -109,6 +110,13 @@ class CronRun:
         self._started = time.perf_counter()
         #: ``in_progress`` until the run ends, then ``ok`` or ``error``.
         self.status: Status = "in_progress"
+        #: The run's span while it runs (``opswatch.tracing``): records written inside carry its ids.
+        self._opened: tuple[Any, Any, Any] | None = None
+
+    @property
+    def span(self) -> Span | None:
+        """The run's span: kind internal, named after the monitor's slug (None if it could not start)."""
+        return self._opened[0] if self._opened is not None else None
 
     @property
     def elapsed(self) -> float:
@@ -147,6 +155,11 @@ class CronJob:
     def _begin(self) -> CronRun:
         run = CronRun(self)
         try:
+            attributes = {"opswatch.cron.monitor_slug": self.slug, "opswatch.cron.run_id": run.check_in_id}
+            run._opened = _start(self.slug, "internal", attributes)
+        except Exception as err:
+            _internal_error(err)
+        try:
             fields: dict[str, Any] = {"operation": f"{self.operation_prefix}.start", "monitorSlug": self.slug}
             if self.config is not None:
                 fields["schedule"] = self.config.schedule.text
@@ -175,6 +188,12 @@ class CronJob:
             send_check_in(self.slug, run.check_in_id, run.status, duration, self.config)
         except Exception as err:
             _internal_error(err)
+        opened, run._opened = run._opened, None
+        if opened is not None:
+            try:
+                _end(*opened, error if run.status == "error" else None)
+            except Exception as err:
+                _internal_error(err)
 
     # -- context managers ------------------------------------------------------------------------------
 
