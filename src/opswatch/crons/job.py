@@ -6,6 +6,11 @@ sends the ``in_progress`` check-in and the seed's ``cron.<slug>.start`` record, 
 sync and async. The job's return value and exception pass through unchanged; monitoring itself never
 raises into the job (a bad configuration does, once, when the job is decorated).
 
+Each run is also a span (``opswatch.tracing``): kind ``internal``, named after the slug, with the
+attributes ``opswatch.cron.monitor_slug`` and ``opswatch.cron.run_id`` (the check-in id), ``error`` when
+the run fails. It is current from before the start record to after the check-in that ends the run, so
+every record written during the run carries its ``trace_id``/``span_id``.
+
 Check-ins are records like any other (see ``opswatch.crons`` for their fields), so they reach the
 opswatch server through the transport's batching and spool, and Sentry through the Sentry sink. They are
 not printed on the console: the start/complete/error records already tell people what happened.
@@ -102,7 +107,7 @@ def send_check_in(
 class CronRun:
     """One run of a job: its check-in id and when it started. ``with cron_job(...) as run`` gives it."""
 
-    __slots__ = ("_opened", "_started", "check_in_id", "job", "status")
+    __slots__ = ("_started", "_tokens", "check_in_id", "job", "span", "status")
 
     def __init__(self, job: CronJob) -> None:
         self.job = job
@@ -110,13 +115,10 @@ class CronRun:
         self._started = time.perf_counter()
         #: ``in_progress`` until the run ends, then ``ok`` or ``error``.
         self.status: Status = "in_progress"
-        #: The run's span while it runs (``opswatch.tracing``): records written inside carry its ids.
-        self._opened: tuple[Any, Any, Any] | None = None
-
-    @property
-    def span(self) -> Span | None:
-        """The run's span: kind internal, named after the monitor's slug (None if it could not start)."""
-        return self._opened[0] if self._opened is not None else None
+        #: The run's span (``opswatch.tracing``), kind internal, named after the monitor's slug; current
+        #: while the run runs, so that records written inside carry its ids.
+        self.span: Span | None = None
+        self._tokens: tuple[Any, Any] | None = None
 
     @property
     def elapsed(self) -> float:
@@ -156,7 +158,8 @@ class CronJob:
         run = CronRun(self)
         try:
             attributes = {"opswatch.cron.monitor_slug": self.slug, "opswatch.cron.run_id": run.check_in_id}
-            run._opened = _start(self.slug, "internal", attributes)
+            run.span, *tokens = _start(self.slug, "internal", attributes)
+            run._tokens = (tokens[0], tokens[1])
         except Exception as err:
             _internal_error(err)
         try:
@@ -188,10 +191,10 @@ class CronJob:
             send_check_in(self.slug, run.check_in_id, run.status, duration, self.config)
         except Exception as err:
             _internal_error(err)
-        opened, run._opened = run._opened, None
-        if opened is not None:
+        tokens, run._tokens = run._tokens, None
+        if run.span is not None and tokens is not None:
             try:
-                _end(*opened, error if run.status == "error" else None)
+                _end(run.span, *tokens, error if run.status == "error" else None)
             except Exception as err:
                 _internal_error(err)
 
