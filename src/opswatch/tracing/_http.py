@@ -37,13 +37,14 @@ def measured_span(kind: str, name: str, seconds: float, error: BaseException | N
     """
     try:
         parent = _current.get()
-        sampled = parent.sampled if parent is not None else outer_trace()[2]
+        outer = None if parent is not None else outer_trace()
+        sampled = outer[2] if outer is not None else parent is not None and parent.sampled
         if not sampled and not routes(STATE.runtime)[1]:
             return  # not sampled, no tail sampling: nothing to build, nothing to send
         attributes: dict[str, Any] = {"opswatch.perf.kind": kind}
         if kind == "db":
             attributes["db.query.summary"] = name
-        made, token, fields_token = _start(name, _PERF_KINDS.get(kind, "internal"), attributes, sampled)
+        made, token, fields_token = _start(name, _PERF_KINDS.get(kind, "internal"), attributes, outer)
         made.start_ns -= int(seconds * 1e9)
         _end(made, token, fields_token, error)
     except Exception as err:

@@ -115,16 +115,16 @@ def bind(made: Span | None) -> Token[Span | None]:
 
 
 def _start(
-    name: str, kind: str, attributes: dict[str, Any], sampled: bool | None = None
+    name: str, kind: str, attributes: dict[str, Any], outer: tuple[str | None, str | None, bool] | None = None
 ) -> tuple[Span, Token[Span | None], Any]:
+    """Open a span as the current one: a child of the open span, else of ``outer`` (default:
+    ``outer_trace()``); return it with the tokens ``_end`` needs."""
     parent = _current.get()
     if parent is not None:
         made = Span(name, attributes, kind, parent.trace_id, parent.span_id, parent.sampled)
         made.tracestate, made.baggage = parent.tracestate, parent.baggage
     else:
-        trace_id, parent_id, decided = outer_trace()
-        made = Span(name, attributes, kind, trace_id, parent_id,
-                    decided if sampled is None else sampled)  # fmt: skip
+        made = Span(name, attributes, kind, *(outer or outer_trace()))
     token = _current.set(made)
     fields_token = _fields.set({**_fields.get(), "trace_id": made.trace_id, "span_id": made.span_id})
     return made, token, fields_token
