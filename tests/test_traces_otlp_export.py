@@ -221,3 +221,28 @@ def test_without_opentelemetry_proto_the_endpoint_fails_at_init_naming_the_setti
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "otlp_endpoint" in done.stdout and "opswatch[otlp]" in done.stdout, done.stderr
+
+
+def test_attribute_values_nested_past_the_depth_limit_become_text() -> None:
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    from opswatch._limits import MAX_DEPTH
+    from opswatch.tracing._otlp import span_line
+    from otlp_collector import plain
+
+    def nested(levels: int, leaf: str = "leaf") -> Any:
+        value: Any = leaf
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    record = {"kind": "span", "trace_id": "ab" * 16, "span_id": "cd" * 8, "name": "deep",
+              "start_unix_nano": 1, "duration_ms": 0.0,
+              "attributes": {"at": nested(MAX_DEPTH), "past": nested(MAX_DEPTH + 1), "big": 2**64}}  # fmt: skip
+    line = span_line(record)
+    assert line is not None
+    span = Span.FromString(line)
+    values = {kv.key: plain(kv.value) for kv in span.attributes}
+    assert values["at"] == nested(MAX_DEPTH)
+    assert values["past"] == nested(MAX_DEPTH, str(["leaf"]))  # the list at the limit, as text
+    assert values["big"] == str(2**64)

@@ -6,8 +6,8 @@ so nothing is redacted here and nothing unredacted can leave. Each record become
 ``ExportTraceServiceRequest`` under the process's resource (``service.name``,
 ``deployment.environment.name``, ``service.version``, ``host.name``, ``process.pid`` and the
 ``telemetry.sdk.*`` attributes) and the instrumentation scope ``opswatch``. Attribute values map to
-OTLP's ``AnyValue`` (lists and dicts nested up to ``MAX_VALUE_DEPTH`` levels, integers beyond int64 and
-unknown objects as text, ``None`` as an empty value).
+OTLP's ``AnyValue`` (lists and dicts nested up to ``MAX_DEPTH`` levels, the SDK's limit for any field,
+deeper ones as text; integers beyond int64 and unknown objects as text, ``None`` as an empty value).
 
 Encoding uses the generated classes of ``opentelemetry-proto`` (the specification's own ``.proto``
 files), the same package the server decodes with.
@@ -26,10 +26,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from .._limits import MAX_DEPTH
 from .._version import __version__
 
-#: Deepest nesting of list and dict attribute values written as arrays and key-value lists.
-MAX_VALUE_DEPTH: Final = 8
 _INT64: Final = 2**63
 _KINDS: Final = {
     "internal": Span.SPAN_KIND_INTERNAL,
@@ -190,7 +189,7 @@ def _set(target: AnyValue, value: Any, depth: int) -> None:
         target.string_value = value
     elif isinstance(value, bytes):
         target.bytes_value = value
-    elif depth >= MAX_VALUE_DEPTH:
+    elif depth >= MAX_DEPTH:
         target.string_value = str(value)
     elif isinstance(value, (list, tuple)):
         array = target.array_value
