@@ -34,10 +34,13 @@ def test_records_inside_an_otel_span_carry_its_ids(tracer: Tracer) -> None:
     with capture_logs() as logs:
         with tracer.start_as_current_span("POST /donations") as current:
             opswatch.logger.info("donation stored", church_id="church-9")
+            with tracer.start_as_current_span("INSERT donations") as inner:
+                opswatch.logger.info("inserting")
+            opswatch.logger.info("stored")
         opswatch.logger.info("after the span")
     trace_id, span_id = hex_ids(current)
-    assert (logs[0]["trace_id"], logs[0]["span_id"]) == (trace_id, span_id)
-    assert "trace_id" not in logs[1] and "span_id" not in logs[1]
+    ids = [(record.get("trace_id"), record.get("span_id")) for record in logs]
+    assert ids == [(trace_id, span_id), hex_ids(inner), (trace_id, span_id), (None, None)]
 
 
 def test_opswatch_spans_inside_an_otel_span_are_its_children(tracer: Tracer) -> None:
