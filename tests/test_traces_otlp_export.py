@@ -246,3 +246,16 @@ def test_attribute_values_nested_past_the_depth_limit_become_text() -> None:
     assert values["at"] == nested(MAX_DEPTH)
     assert values["past"] == nested(MAX_DEPTH, str(["leaf"]))  # the list at the limit, as text
     assert values["big"] == str(2**64)
+
+
+def test_a_stored_batch_too_large_for_the_collector_is_split_and_sent_in_halves(
+    collector: Collector, tmp_path: Path
+) -> None:
+    start(collector, tmp_path)
+    collector.answers += [(503, b"", {"retry-after": "0"}), (413, b"", {})]  # then the halves are taken
+    with opswatch.span("first"), opswatch.span("second"):
+        pass
+    assert opswatch.flush(15)
+    assert sorted(span["name"] for span in collector.spans) == ["first", "second"]
+    assert [len(request["request"].resource_spans[0].scope_spans[0].spans) for request in collector.requests] == [1, 1]
+    assert opswatch.stats()["sinks"]["otlp"]["retries"] == 1
