@@ -75,3 +75,18 @@ def test_a_run_inside_a_span_is_its_child_and_the_span_is_current_again_after(se
     assert sql(server, "SELECT trace_id, parent_span_id FROM spans WHERE name = 'warm-cache'") == [
         (outer.trace_id, outer.span_id)
     ]
+
+
+def test_a_run_handed_back_as_an_awaitable_leaves_no_span_current_in_the_caller(server: RunningServer) -> None:
+    async def cleanup() -> int:
+        opswatch.logger.info("cleaning up")
+        return 11
+
+    pending = opswatch.execute_cron_job("cleanup-pending-donations", lambda: cleanup())
+    assert opswatch.current_span() is None
+    assert asyncio.run(pending) == 11
+    assert opswatch.current_span() is None
+    ((trace_id, status),) = sql(server, "SELECT trace_id, status FROM spans WHERE name = 'cleanup-pending-donations'")
+    assert status == "unset"
+    assert sql(server, "SELECT count(*) FROM logs WHERE message = 'Cron job started' AND trace_id = "
+                       f"'{trace_id}'") == [(1,)]  # fmt: skip

@@ -34,7 +34,7 @@ from ..config import ConfigError
 from ..log import get_logger
 from ..record import INFO
 from ..sinks import Sink
-from ..tracing._span import Span, _end, _start
+from ..tracing._span import Span, _end, _start, finish, leave
 from .config import MonitorConfig, validate_slug
 from .schedule import Schedule
 
@@ -120,6 +120,15 @@ class CronRun:
         self.span: Span | None = None
         self._tokens: tuple[Any, Any] | None = None
 
+    def leave(self) -> None:
+        """Stop the run's span being current in this context (the run goes on in an awaitable)."""
+        tokens, self._tokens = self._tokens, None
+        if tokens is not None:
+            try:
+                leave(*tokens)
+            except Exception as err:
+                _internal_error(err)
+
     @property
     def elapsed(self) -> float:
         """Seconds since the run started."""
@@ -192,9 +201,13 @@ class CronJob:
         except Exception as err:
             _internal_error(err)
         tokens, run._tokens = run._tokens, None
-        if run.span is not None and tokens is not None:
+        if run.span is not None:
             try:
-                _end(run.span, *tokens, error if run.status == "error" else None)
+                failure = error if run.status == "error" else None
+                if tokens is not None:
+                    _end(run.span, *tokens, failure)
+                else:
+                    finish(run.span, failure)
             except Exception as err:
                 _internal_error(err)
 
@@ -269,6 +282,7 @@ class CronJob:
             self._end(run, err)
             raise
         if inspect.isawaitable(result):
+            run.leave()  # awaited later, maybe in another task: the caller goes on outside the run's span
             return cast(R, self._finish_awaitable(run, result))
         self._end(run, None)
         return result

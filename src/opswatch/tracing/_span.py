@@ -155,6 +155,20 @@ def _end(made: Span, token: Token[Span | None], fields_token: Any, error: BaseEx
         _current.reset(token)
     except ValueError:  # ended in another context (an awaitable awaited in another task): nothing to undo
         pass
+    finish(made, error)
+
+
+def leave(token: Token[Span | None], fields_token: Any) -> None:
+    """Stop ``_start``'s span being current here, in the context it was started in, without ending it
+    (its work goes on elsewhere: an awaitable awaited later); end it with ``finish``."""
+    _fields.reset(fields_token)
+    _current.reset(token)
+
+
+def finish(made: Span, error: BaseException | None) -> None:
+    """End and send a span that is no longer current (``leave``); ``error`` marks it failed."""
+    if not made.end_ns:
+        made.end_ns = _now_ns()
     if error is not None and made.status != "error":
         made.status = "error"
         made.status_message = f"{type(error).__name__}: {error}"
