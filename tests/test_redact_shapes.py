@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -212,3 +213,37 @@ def test_it_censors_cookie_and_authorization_header_dicts() -> None:
 def test_it_censors_keys_glued_from_words() -> None:
     out = Redactor().redact({"csrfmiddlewaretoken": "x", "userpassword": "y", "passwordHash": "z", "secretary": "w"})
     assert out == {"csrfmiddlewaretoken": CENSOR, "userpassword": CENSOR, "passwordHash": CENSOR, "secretary": "w"}
+
+
+def test_no_shape_leaves_the_process_in_a_span_exported_over_otlp() -> None:
+    """The OTLP sink (``otlp_endpoint``) gets spans redacted like every record: every shape written into a
+    span's name, attributes (flat, nested, in a list) and error message is absent from the protobuf
+    bodies a real collector receives (protobuf keeps text as raw UTF-8, so a byte search finds it)."""
+    from otlp_collector import Collector
+
+    collector = Collector()
+    bodies: list[bytes] = []
+    original = collector.take
+
+    def keep(headers: dict[str, str], body: bytes) -> None:
+        bodies.append(gzip.decompress(body))
+        original(headers, body)
+
+    collector.take = keep  # type: ignore[method-assign]
+    try:
+        opswatch.init(console=False, capture_stdlib=False, otlp_endpoint=collector.endpoint)
+        for _, text, _ in SHAPES:
+            try:
+                with opswatch.span(f"charge {text}", note=text, attributes={"payment": {"detail": [text]}}):
+                    raise ValueError(f"upstream said {text}")
+            except ValueError:
+                pass
+        assert opswatch.flush(20)
+    finally:
+        opswatch.shutdown(2)
+        collector.close()
+    assert len(collector.spans) == len(SHAPES)
+    exported = b"".join(bodies)
+    for name, _, needles in SHAPES:
+        for needle in needles:
+            assert needle.encode() not in exported, (name, needle)

@@ -173,7 +173,8 @@ def test_an_unsampled_trace_ships_no_spans_but_its_logs_carry_the_trace_id(
     server: RunningServer, tmp_path: Path, recorders: tuple[Recorder, Recorder]
 ) -> None:
     inside, _ = recorders
-    start(server, tmp_path, traces_sample_rate=0.0, trace_propagation_targets=[inside.target])
+    start(server, tmp_path, traces_sample_rate=0.0, trace_propagation_targets=[inside.target],
+          traces_tail_sampling=False)  # fmt: skip
     with opswatch.span("not kept") as job:
         opswatch.track_query("donations.find", lambda: None)
         httpx.get(inside.origin + "/a")
@@ -195,7 +196,7 @@ def test_the_callers_sampled_flag_wins_over_the_rate(
     server: RunningServer, tmp_path: Path, recorders: tuple[Recorder, Recorder], rate: float,
     flags: str | None, kept: bool,
 ) -> None:  # fmt: skip
-    start(server, tmp_path, traces_sample_rate=rate)
+    start(server, tmp_path, traces_sample_rate=rate, traces_tail_sampling=False)  # the head decides alone
     headers = {"traceparent": f"00-{TRACE}-{CALLER}-{flags}"} if flags else {}
     with TestClient(app_calling(recorders[0].origin + "/pay")) as client:
         client.get("/checkout", headers=headers)

@@ -38,6 +38,7 @@ SinkFactory = Callable[[Settings], "Sink | None"]
 #: so that an app without a DSN never imports the transport.
 OPTIONAL_SINKS: list[tuple[str, str]] = [
     ("opswatch.sinks.server", "from_settings"),
+    ("opswatch.sinks.otlp", "from_settings"),
     ("opswatch.sinks.sentry", "from_settings"),
     ("opswatch.alerts.sink", "from_settings"),
 ]
@@ -71,6 +72,10 @@ class Runtime:
         self._timestamp = ""
         self.min_level = FATAL + 1
         self._recompute()
+        from .tracing._otel import lookup  # here: opswatch.tracing imports this module
+
+        #: The current OpenTelemetry span's ids, or None when ``opentelemetry-api`` is not installed.
+        self.otel = lookup()
 
     def _recompute(self) -> None:
         self.min_level = min((s.level for s in self.sinks), default=FATAL + 1)
@@ -104,6 +109,10 @@ class Runtime:
         redaction walk over them, and one dict display for the record.
         """
         context = _context_fields.get()
+        if self.otel is not None and "trace_id" not in context:  # an OTel span is the trace, if any
+            ids = self.otel()
+            if ids is not None:
+                context = {**context, "trace_id": ids[0], "span_id": ids[1]}
         if context or bound:
             user: Mapping[str, Any] = {**context, **(bound or _EMPTY), **(fields or _EMPTY)}
         else:

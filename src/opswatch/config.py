@@ -15,7 +15,7 @@ import socket
 import sys
 from collections.abc import Mapping, Sequence
 from typing import IO, Any, Literal
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from .record import DEBUG, INFO, parse_level
 
@@ -160,6 +160,16 @@ class Settings:
     #: Share of new traces whose spans are kept, 0 to 1 (``OPSWATCH_TRACES_SAMPLE_RATE``); a caller's
     #: sampled flag wins. Log records carry the trace id either way.
     traces_sample_rate: float = 1.0
+    #: Send the spans of traces not sampled to the opswatch server too, marked ``"sampled": false``, so
+    #: that it keeps errors and slow traces whatever the rate (``OPSWATCH_TRACES_TAIL_SAMPLING``).
+    #: Default (``None``): on whenever a server sink is configured. Off: unsampled traces build no span.
+    traces_tail_sampling: bool | None = None
+    #: Export spans as OTLP/HTTP protobuf to this collector base URL (``OPSWATCH_OTLP_ENDPOINT``): they go
+    #: to ``<endpoint>/v1/traces``.
+    otlp_endpoint: str | None = None
+    #: Headers of the OTLP export (``OPSWATCH_OTLP_HEADERS``: ``key=value,key2=value2``, values
+    #: percent-encoded, as ``OTEL_EXPORTER_OTLP_HEADERS``); an argument may also be a dict.
+    otlp_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -230,6 +240,9 @@ _FROM_ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "flush_on_sigterm": (("OPSWATCH_FLUSH_ON_SIGTERM",), "bool"),
     "trace_propagation_targets": (("OPSWATCH_TRACE_PROPAGATION_TARGETS",), "regexes"),
     "traces_sample_rate": (("OPSWATCH_TRACES_SAMPLE_RATE",), "rate"),
+    "traces_tail_sampling": (("OPSWATCH_TRACES_TAIL_SAMPLING",), "optional_bool"),
+    "otlp_endpoint": (("OPSWATCH_OTLP_ENDPOINT",), "url"),
+    "otlp_headers": (("OPSWATCH_OTLP_HEADERS",), "headers"),
 }
 
 _KINDS: dict[str, str] = {name: kind for name, (_, kind) in _FROM_ENV.items()} | {
@@ -354,6 +367,8 @@ def _convert(name: str, source: str, kind: str, value: Any) -> Any:
         return _regexes(where, source, value)
     if kind == "rate":
         return _rate(where, value)
+    if kind == "headers":
+        return _headers(where, value)
     if kind == "redact_mode":
         if value not in ("censor", "remove"):
             raise ConfigError(where, f"expected 'censor' or 'remove', got {value!r}")
@@ -382,6 +397,37 @@ def _regexes(where: str, source: str, value: Any) -> tuple[str, ...]:
         except re.error as err:
             raise ConfigError(where, f"{pattern!r} is not a valid regular expression ({err})") from None
     return patterns
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _headers(where: str, value: Any) -> tuple[tuple[str, str], ...]:
+    """``key=value,key2=value2`` (values percent-decoded, as ``OTEL_EXPORTER_OTLP_HEADERS``), or a dict.
+
+    Errors name the header, never its value (headers carry credentials).
+    """
+    if isinstance(value, str):
+        pairs: list[tuple[str, str]] = []
+        for number, item in enumerate(value.split(","), 1):
+            if not item.strip():
+                continue
+            name, equals, text = item.partition("=")
+            if not equals:
+                raise ConfigError(where, f"item {number} has no '=' (expected key=value,key2=value2)")
+            pairs.append((unquote(name.strip()), unquote(text.strip())))
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, Sequence) and all(isinstance(v, Sequence) and len(v) == 2 for v in value):
+        pairs = [(v[0], v[1]) for v in value]
+    else:
+        raise ConfigError(where, f"expected key=value,key2=value2 or a dict, got {type(value).__name__}")
+    for name, text in pairs:
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ConfigError(where, f"{str(name)[:40]!r} is not a valid header name")
+        if not isinstance(text, str) or any(c in text for c in "\r\n\0"):
+            raise ConfigError(where, f"the value of header {name!r} must be text on one line")
+    return tuple(pairs)
 
 
 def _rate(where: str, value: Any) -> float:

@@ -6,6 +6,11 @@ sends the ``in_progress`` check-in and the seed's ``cron.<slug>.start`` record, 
 sync and async. The job's return value and exception pass through unchanged; monitoring itself never
 raises into the job (a bad configuration does, once, when the job is decorated).
 
+Each run is also a span (``opswatch.tracing``): kind ``internal``, named after the slug, with the
+attributes ``opswatch.cron.monitor_slug`` and ``opswatch.cron.run_id`` (the check-in id), ``error`` when
+the run fails. It is current from before the start record to after the check-in that ends the run, so
+every record written during the run carries its ``trace_id``/``span_id``.
+
 Check-ins are records like any other (see ``opswatch.crons`` for their fields), so they reach the
 opswatch server through the transport's batching and spool, and Sentry through the Sentry sink. They are
 not printed on the console: the start/complete/error records already tell people what happened.
@@ -29,6 +34,7 @@ from ..config import ConfigError
 from ..log import get_logger
 from ..record import INFO
 from ..sinks import Sink
+from ..tracing._span import Span, _end, _start, finish, leave
 from .config import MonitorConfig, validate_slug
 from .schedule import Schedule
 
@@ -101,7 +107,7 @@ def send_check_in(
 class CronRun:
     """One run of a job: its check-in id and when it started. ``with cron_job(...) as run`` gives it."""
 
-    __slots__ = ("_started", "check_in_id", "job", "status")
+    __slots__ = ("_started", "_tokens", "check_in_id", "job", "span", "status")
 
     def __init__(self, job: CronJob) -> None:
         self.job = job
@@ -109,6 +115,19 @@ class CronRun:
         self._started = time.perf_counter()
         #: ``in_progress`` until the run ends, then ``ok`` or ``error``.
         self.status: Status = "in_progress"
+        #: The run's span (``opswatch.tracing``), kind internal, named after the monitor's slug; current
+        #: while the run runs, so that records written inside carry its ids.
+        self.span: Span | None = None
+        self._tokens: tuple[Any, Any] | None = None
+
+    def leave(self) -> None:
+        """Stop the run's span being current in this context (the run goes on in an awaitable)."""
+        tokens, self._tokens = self._tokens, None
+        if tokens is not None:
+            try:
+                leave(*tokens)
+            except Exception as err:
+                _internal_error(err)
 
     @property
     def elapsed(self) -> float:
@@ -147,6 +166,12 @@ class CronJob:
     def _begin(self) -> CronRun:
         run = CronRun(self)
         try:
+            attributes = {"opswatch.cron.monitor_slug": self.slug, "opswatch.cron.run_id": run.check_in_id}
+            run.span, *tokens = _start(self.slug, "internal", attributes)
+            run._tokens = (tokens[0], tokens[1])
+        except Exception as err:
+            _internal_error(err)
+        try:
             fields: dict[str, Any] = {"operation": f"{self.operation_prefix}.start", "monitorSlug": self.slug}
             if self.config is not None:
                 fields["schedule"] = self.config.schedule.text
@@ -175,6 +200,16 @@ class CronJob:
             send_check_in(self.slug, run.check_in_id, run.status, duration, self.config)
         except Exception as err:
             _internal_error(err)
+        tokens, run._tokens = run._tokens, None
+        if run.span is not None:
+            try:
+                failure = error if run.status == "error" else None
+                if tokens is not None:
+                    _end(run.span, *tokens, failure)
+                else:
+                    finish(run.span, failure)
+            except Exception as err:
+                _internal_error(err)
 
     # -- context managers ------------------------------------------------------------------------------
 
@@ -247,6 +282,7 @@ class CronJob:
             self._end(run, err)
             raise
         if inspect.isawaitable(result):
+            run.leave()  # awaited later, maybe in another task: the caller goes on outside the run's span
             return cast(R, self._finish_awaitable(run, result))
         self._end(run, None)
         return result

@@ -29,8 +29,8 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Mapping
 
-from ..config import Dsn
 from . import Sink, _native
 from ._spool import Backlog, MemoryBacklog
 from ._transport import HttpxTransport, Request, Response, Transport, TransportError
@@ -53,12 +53,20 @@ DROP_REASONS = ("queue_full", "spool_full", "unstorable", "closed")
 
 
 class Delivery:
-    """Posts, retries and stores batches for one sink (see the module docstring)."""
+    """Posts, retries and stores batches for one sink (see the module docstring).
+
+    The body is gzipped NDJSON (``encode``/``decode``) and the answers are the native protocol's
+    (``parse_answer``/``reason``); a subclass overrides these four for another protocol.
+    """
+
+    #: Whether posts carry the drops the server has not heard of (``X-Opswatch-Client-Report``).
+    client_reports = True
 
     def __init__(
         self,
         owner: Sink,
-        dsn: Dsn,
+        url: str,
+        headers: Mapping[str, str],
         backlog: Backlog,
         transport: Transport | None,
         *,
@@ -71,8 +79,8 @@ class Delivery:
         timeout: float,
     ) -> None:
         self.owner = owner
-        self.url = _native.events_url(dsn)
-        self.headers = _native.request_headers(dsn)
+        self.url = url
+        self.headers = dict(headers)
         self.backlog = backlog
         self.compresslevel = compresslevel
         self.backoff_base = backoff_base
@@ -114,6 +122,18 @@ class Delivery:
     def encode(self, lines: list[bytes]) -> bytes:
         """Gzipped NDJSON for JSON lines."""
         return _native.encode(lines, self.compresslevel)
+
+    def decode(self, body: bytes) -> list[bytes] | None:
+        """The lines of an encoded batch (to split it), or None when it cannot be read."""
+        return _native.decode(body)
+
+    def parse_answer(self, response: Response, count: int) -> _native.Answer:
+        """What a 2xx (or a 400 listing rejections) says about a batch of ``count`` records."""
+        return _native.parse_answer(response, count)
+
+    def reason(self, response: Response | None) -> str:
+        """A short reason for a failed answer."""
+        return _native.reason(response)
 
     def waiting(self, now: float) -> bool:
         """True while backing off after a failure."""
@@ -202,7 +222,7 @@ class Delivery:
             self._settle(response, count)
             return []
         if outcome == "too_large" and count > 1:
-            parts = lines if lines is not None else _native.decode(body)
+            parts = lines if lines is not None else self.decode(body)
             if parts is not None and len(parts) > 1:
                 half = len(parts) // 2
                 leftovers: list[tuple[bytes, int]] = []
@@ -215,14 +235,14 @@ class Delivery:
                 return leftovers
         if outcome in ("permanent", "too_large"):
             status = response.status if response is not None else 0
-            rejected = len(_native.parse_answer(response, count).rejected) if response is not None else 0
+            rejected = len(self.parse_answer(response, count).rejected) if response is not None else 0
             rejected = min(rejected, count)  # a 400 may list why each record was refused
             self.counts["rejected"] += rejected
             self.counts["refused"] += count - rejected
             self._warn_once(
                 f"refused-{status}",
                 f"opswatch: the server refused a batch of {count} records with HTTP {status}"
-                f" ({_native.reason(response)}){_REFUSAL_HINTS.get(status, '')}; such batches are dropped"
+                f" ({self.reason(response)}){self.refusal_hint(status)}; such batches are dropped"
                 " and counted, not retried, and flush() returns False",
             )
             return []
@@ -254,11 +274,13 @@ class Delivery:
                     self.reported[reason] += count
         if outcome != "ok":
             self.counts["send_errors"] += 1
-            self.last_error = f"HTTP {response.status}: {_native.reason(response)}"
+            self.last_error = f"HTTP {response.status}: {self.reason(response)}"
         return outcome, response
 
     def _with_client_report(self) -> tuple[dict[str, str], dict[str, int]]:
         """The request headers, with the drops the server has not heard of yet (and those drops)."""
+        if not self.client_reports:
+            return self.headers, {}
         with self.lock:
             unreported = {
                 reason: self.drops[reason] - self.reported[reason]
@@ -273,7 +295,7 @@ class Delivery:
         """Count a 2xx answer and reset the backoff: the server is up."""
         self.attempt = 0
         self.next_attempt = 0.0
-        answer = _native.parse_answer(response, count)
+        answer = self.parse_answer(response, count)
         counts = self.counts
         counts["batches"] += 1
         counts["accepted"] += answer.accepted
@@ -295,6 +317,10 @@ class Delivery:
             delay = max(delay, min(retry_after, self.max_retry_after))
         self.attempt += 1
         self.next_attempt = time.monotonic() + delay
+
+    def refusal_hint(self, status: int) -> str:
+        """What to check when the server refuses a batch with ``status``."""
+        return _REFUSAL_HINTS.get(status, "")
 
     def _warn_once(self, key: str, text: str) -> None:
         if key not in self._warned:

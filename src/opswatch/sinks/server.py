@@ -39,12 +39,12 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..config import ConfigError, Dsn, Settings
 from ..record import DEBUG, Record, format_millis, new_event_id, to_json
-from . import Sink
+from . import Sink, _native
 from ._delivery import Delivery, stderr
 from ._spool import Backlog, DiskSpool, MemoryBacklog, default_spool_dir
 from ._transport import Transport
@@ -90,18 +90,22 @@ def from_settings(settings: Settings) -> ServerSink | None:
     return ServerSink(settings.dsn, level=settings.server_level, spool_dir=settings.spool_dir)
 
 
-class ServerSink(Sink):
-    """Batches, compresses and posts records to an opswatch server; see the module docstring."""
+class BatchSink(Sink):
+    """Batches, compresses and posts records from one background thread; see the module docstring.
 
-    name = "server"
-    #: Cron check-ins go to the server whatever this sink's level (opswatch.crons reads this).
-    accepts_check_ins = True
-    #: Spans (``opswatch.span``) go to the server whatever this sink's level (``opswatch.tracing``).
-    accepts_spans = True
+    Subclasses say where batches go (``url`` and ``headers``) and how a batch is written (``_line`` per
+    record, ``delivery_class`` for the body and the answers): ``ServerSink`` posts NDJSON to an opswatch
+    server, ``opswatch.sinks.otlp.OtlpSink`` OTLP protobuf to a collector.
+    """
+
+    #: Encodes batches, posts them and reads the answers (``opswatch.sinks._delivery``).
+    delivery_class: type[Delivery] = Delivery
 
     def __init__(
         self,
-        dsn: Dsn | str,
+        url: str,
+        headers: Mapping[str, str],
+        spool_identity: str,
         *,
         level: int = DEBUG,
         spool_dir: str | None = None,
@@ -119,15 +123,15 @@ class ServerSink(Sink):
         timeout: float = TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
-        """Ship records at ``level`` and above to ``dsn``; start the background thread.
+        """Ship records at ``level`` and above to ``url`` with ``headers``; start the background thread.
 
-        ``spool_dir`` is where undelivered batches wait (default: a private per-DSN directory under the
-        temp dir; ``spool=False`` keeps them in memory only). ``transport`` replaces the HTTP client
-        (tests, proxies). The other arguments are the bounds in the defaults table above. Raises
-        ``ConfigError`` naming the argument when one is out of range or the spool directory is unusable.
+        ``spool_dir`` is where undelivered batches wait (default: a private directory under the temp
+        dir named after ``spool_identity``; ``spool=False`` keeps them in memory only). ``transport``
+        replaces the HTTP client (tests, proxies). The other arguments are the bounds in the defaults
+        table above. Raises ``ConfigError`` naming the argument when one is out of range or the spool
+        directory is unusable.
         """
         super().__init__(level)
-        self.dsn = Dsn.parse(dsn) if isinstance(dsn, str) else dsn
         for setting, value in (
             ("batch_size", batch_size),
             ("batch_bytes", batch_bytes),
@@ -153,10 +157,11 @@ class ServerSink(Sink):
         self.max_queue = max_queue
         self.spool_dir: str | None = None
         self._closed = False
-        self._delivery = Delivery(
+        self._delivery = self.delivery_class(
             self,
-            self.dsn,
-            self._open_backlog(spool, spool_dir, max_spool_bytes),
+            url,
+            headers,
+            self._open_backlog(spool, spool_dir, max_spool_bytes, spool_identity),
             transport,
             compresslevel=compresslevel,
             backoff_base=float(backoff_base),
@@ -171,7 +176,7 @@ class ServerSink(Sink):
         _SINKS.add(self)
         self._ensure_worker()  # replays a spool left by an earlier run even before the first record
 
-    def _open_backlog(self, spool: bool, directory: str | None, max_bytes: int) -> Backlog:
+    def _open_backlog(self, spool: bool, directory: str | None, max_bytes: int, identity: str) -> Backlog:
         if not spool:
             return MemoryBacklog(max_bytes)
         if directory is not None:
@@ -182,7 +187,7 @@ class ServerSink(Sink):
             self.spool_dir = directory
             return backlog
         try:
-            path = default_spool_dir(f"{self.dsn.base_url}/{self.dsn.project}#{self.dsn.key}")
+            path = default_spool_dir(identity)
             backlog = DiskSpool(path, max_bytes)
         except OSError as err:
             stderr(f"opswatch: no disk spool ({err}); undelivered batches are kept in memory only")
@@ -456,15 +461,21 @@ class ServerSink(Sink):
                 record = queue.popleft()
             except IndexError:
                 break
-            if "event_id" not in record:
-                record = {**record, "event_id": new_event_id()}
-            line = to_json(record)
+            line = self._line(record)
+            if line is None:
+                continue
             if lines and size + len(line) > self.batch_bytes:
                 queue.appendleft(record)  # starts the next batch
                 break
             lines.append(line)
             size += len(line)
         return lines
+
+    def _line(self, record: Record) -> bytes | None:
+        """One record as one line of a batch (None: not sent): NDJSON with an ``event_id``."""
+        if "event_id" not in record:
+            record = {**record, "event_id": new_event_id()}
+        return to_json(record)
 
     def _store_queue(self) -> None:
         while self._queue:
@@ -512,7 +523,32 @@ def dropped_record(count: int, total: int, drops: dict[str, int]) -> Record:
     }
 
 
-_SINKS: weakref.WeakSet[ServerSink] = weakref.WeakSet()
+class ServerSink(BatchSink):
+    """Batches, compresses and posts records to an opswatch server; see the module docstring."""
+
+    name = "server"
+    #: Cron check-ins go to the server whatever this sink's level (opswatch.crons reads this).
+    accepts_check_ins = True
+    #: Spans (``opswatch.span``) go to the server whatever this sink's level (``opswatch.tracing``).
+    accepts_spans = True
+    #: Spans of traces not sampled go too, marked ``"sampled": false``, so that the server can keep
+    #: errors and slow traces whatever the rate (``traces_tail_sampling``).
+    accepts_unsampled_spans = True
+
+    def __init__(self, dsn: Dsn | str, **options: Any) -> None:
+        """Ship records at ``level`` and above to ``dsn``; ``options`` are ``BatchSink``'s (the spool,
+        the transport, the bounds); the default spool directory is private to the DSN."""
+        self.dsn = Dsn.parse(dsn) if isinstance(dsn, str) else dsn
+        dsn = self.dsn
+        super().__init__(
+            _native.events_url(dsn),
+            _native.request_headers(dsn),
+            f"{dsn.base_url}/{dsn.project}#{dsn.key}",
+            **options,
+        )
+
+
+_SINKS: weakref.WeakSet[BatchSink] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:

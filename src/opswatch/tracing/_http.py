@@ -15,24 +15,13 @@ from typing import Any, Final
 
 from .._runtime import STATE, _internal_error
 from ._propagation import Incoming, head_decision
-from ._span import Span, _current, _end, _start, send
-
-_wanted: tuple[object, bool] = (None, False)
+from ._span import Span, _current, _end, _start, outer_trace, routes, send
 
 
 def spans_wanted() -> bool:
-    """Whether any sink of the running configuration takes spans (remembered per list of sinks: a
-    runtime replaces its list when a sink is added or removed)."""
-    global _wanted
+    """Whether any sink of the running configuration takes spans."""
     runtime = STATE.runtime
-    if runtime is None:
-        return False
-    sinks = runtime.sinks
-    seen, answer = _wanted
-    if seen is not sinks:
-        answer = any(getattr(sink, "accepts_spans", False) for sink in sinks)
-        _wanted = (sinks, answer)
-    return answer
+    return runtime is not None and bool(routes(runtime)[0])
 
 
 #: The span kind of each performance kind (``opswatch.perf``): queries and external calls are clients.
@@ -48,13 +37,14 @@ def measured_span(kind: str, name: str, seconds: float, error: BaseException | N
     """
     try:
         parent = _current.get()
-        sampled = parent.sampled if parent is not None else head_decision()
-        if not sampled:
-            return  # not sampled: nothing to build, nothing to send (the measurement is still written)
+        outer = None if parent is not None else outer_trace()
+        sampled = outer[2] if outer is not None else parent is not None and parent.sampled
+        if not sampled and not routes(STATE.runtime)[1]:
+            return  # not sampled, no tail sampling: nothing to build, nothing to send
         attributes: dict[str, Any] = {"opswatch.perf.kind": kind}
         if kind == "db":
             attributes["db.query.summary"] = name
-        made, token, fields_token = _start(name, _PERF_KINDS.get(kind, "internal"), attributes, sampled)
+        made, token, fields_token = _start(name, _PERF_KINDS.get(kind, "internal"), attributes, outer)
         made.start_ns -= int(seconds * 1e9)
         _end(made, token, fields_token, error)
     except Exception as err:
@@ -65,7 +55,8 @@ def request_span(incoming: Incoming | None) -> Span:
     """A started server span, continuing the caller's trace when given (its sampled flag wins, and what
     it sent to forward is kept for outgoing calls)."""
     if incoming is None:
-        return Span("", {}, "server", sampled=head_decision())
+        trace_id, parent_id, sampled = outer_trace()  # an OTel server span around the middleware
+        return Span("", {}, "server", trace_id, parent_id, sampled)
     sampled = head_decision() if incoming.sampled is None else incoming.sampled
     made = Span("", {}, "server", incoming.trace_id, incoming.span_id, sampled)
     made.tracestate, made.baggage = incoming.tracestate, incoming.baggage

@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar
 from .._context import _fields
 from .._runtime import STATE, _internal_error
 from ..record import format_millis, new_event_id
+from ..sinks import Sink
 from ._propagation import head_decision
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -103,6 +104,8 @@ class Span:
             fields["parent_span_id"] = self.parent_span_id
         if self.status_message:
             fields["status_message"] = self.status_message
+        if not self.sampled:  # kept only for tail sampling: the server decides (``traces_tail_sampling``)
+            fields["sampled"] = False
         return fields
 
 
@@ -112,40 +115,90 @@ def bind(made: Span | None) -> Token[Span | None]:
 
 
 def _start(
-    name: str, kind: str, attributes: dict[str, Any], sampled: bool | None = None
+    name: str, kind: str, attributes: dict[str, Any], outer: tuple[str | None, str | None, bool] | None = None
 ) -> tuple[Span, Token[Span | None], Any]:
+    """Open a span as the current one: a child of the open span, else of ``outer`` (default:
+    ``outer_trace()``); return it with the tokens ``_end`` needs."""
     parent = _current.get()
     if parent is not None:
         made = Span(name, attributes, kind, parent.trace_id, parent.span_id, parent.sampled)
         made.tracestate, made.baggage = parent.tracestate, parent.baggage
     else:
-        bound = _fields.get()
-        trace_id = bound.get("trace_id")
-        made = Span(name, attributes, kind, trace_id if isinstance(trace_id, str) else None,
-                    bound.get("span_id") if trace_id else None,
-                    head_decision() if sampled is None else sampled)  # fmt: skip
+        made = Span(name, attributes, kind, *(outer or outer_trace()))
     token = _current.set(made)
     fields_token = _fields.set({**_fields.get(), "trace_id": made.trace_id, "span_id": made.span_id})
     return made, token, fields_token
 
 
+def outer_trace() -> tuple[str | None, str | None, bool]:
+    """Where a span started with no opswatch span open belongs: ``(trace_id, parent_span_id, sampled)``.
+
+    The trace bound in the context (an incoming ``traceparent``) comes first, then the app's current
+    OpenTelemetry span (its sampled flag wins), else a new trace (``traces_sample_rate`` decides).
+    """
+    bound = _fields.get()
+    trace_id = bound.get("trace_id")
+    if trace_id:
+        return (trace_id if isinstance(trace_id, str) else None), bound.get("span_id"), head_decision()
+    runtime = STATE.runtime
+    if runtime is not None and runtime.otel is not None:
+        ids = runtime.otel()
+        if ids is not None:
+            return ids
+    return None, None, head_decision()
+
+
 def _end(made: Span, token: Token[Span | None], fields_token: Any, error: BaseException | None) -> None:
     made.end_ns = _now_ns()
+    try:
+        _fields.reset(fields_token)
+        _current.reset(token)
+    except ValueError:  # ended in another context (an awaitable awaited in another task): nothing to undo
+        pass
+    finish(made, error)
+
+
+def leave(token: Token[Span | None], fields_token: Any) -> None:
+    """Stop ``_start``'s span being current here, in the context it was started in, without ending it
+    (its work goes on elsewhere: an awaitable awaited later); end it with ``finish``."""
     _fields.reset(fields_token)
     _current.reset(token)
+
+
+def finish(made: Span, error: BaseException | None) -> None:
+    """End and send a span that is no longer current (``leave``); ``error`` marks it failed."""
+    if not made.end_ns:
+        made.end_ns = _now_ns()
     if error is not None and made.status != "error":
         made.status = "error"
         made.status_message = f"{type(error).__name__}: {error}"
     send(made)
 
 
+_routes: tuple[object, tuple[Sink, ...], tuple[Sink, ...]] = (None, (), ())
+
+
+def routes(runtime: Any) -> tuple[tuple[Sink, ...], tuple[Sink, ...]]:
+    """The sinks that take the spans of sampled traces, and those that take the spans of traces not
+    sampled (sinks with ``accepts_unsampled_spans``, when ``traces_tail_sampling`` is not off);
+    worked out once per list of sinks (a runtime replaces its list when a sink is added or removed)."""
+    global _routes
+    sinks = runtime.sinks
+    seen, sampled, unsampled = _routes
+    if seen is not sinks:
+        sampled = tuple(sink for sink in sinks if getattr(sink, "accepts_spans", False))
+        tail = runtime.settings.traces_tail_sampling is not False
+        unsampled = tuple(s for s in sampled if getattr(s, "accepts_unsampled_spans", False)) if tail else ()
+        _routes = (sinks, sampled, unsampled)
+    return sampled, unsampled
+
+
 def send(made: Span) -> None:
-    """Send an ended span to every sink that takes spans, unless it is not sampled. Never raises."""
-    if not made.sampled:
-        return
+    """Send an ended span to every sink that takes it (a span not sampled: only to the sinks doing tail
+    sampling, marked ``"sampled": false``). Never raises."""
     try:
         runtime = STATE.runtime or STATE.get()
-        sinks = [sink for sink in runtime.sinks if getattr(sink, "accepts_spans", False)]
+        sinks = routes(runtime)[0 if made.sampled else 1]
         if not sinks:
             return
         record = span_record(runtime, made)
