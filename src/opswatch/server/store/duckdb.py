@@ -167,6 +167,7 @@ class DuckDBStore:
         self.spans_written = 0
         self.last_commit_ms = 0.0
         self._writer: WriterThread[Prepared] | None = None
+        self._span_commits: spans.SpanCommits | None = None
         if read_only:
             self._read_only_conn = conn
         else:
@@ -177,6 +178,7 @@ class DuckDBStore:
                 on_idle=self._idle_checkpoint,
                 idle_seconds=idle_checkpoint_seconds,
             )
+            self._span_commits = spans.SpanCommits(self._writer.call, max_rows=max_rows_per_commit)
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -353,28 +355,19 @@ class DuckDBStore:
     def append_spans(self, rows: Sequence[dict[str, Any]]) -> int:
         """Store span rows durably (``spans.py`` says their shape); return how many were new.
 
-        Runs on the writer thread in a transaction of its own; a span whose (project_id, trace_id,
-        span_id) is already stored is skipped. Raises ``StoreClosed`` as ``append`` does.
+        Runs on the writer thread, in one transaction with the span batches of other callers waiting at
+        the same time (``spans.SpanCommits``); a span whose (project_id, trace_id, span_id) is already
+        stored is skipped. Raises ``StoreClosed`` as ``append`` does.
         """
         writer = self._writer
         if writer is None:
             raise StoreClosed("the event store was opened read-only")
         if not rows:
             return 0
-
-        def work(conn: Any) -> int:
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                count = spans.insert_spans(conn, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            self.spans_written += count
-            return count
-
-        return writer.call(work)
+        assert self._span_commits is not None  # made with the writer
+        count = self._span_commits.append(rows)
+        self.spans_written += count
+        return count
 
     def delete_spans_older_than(self, days: int) -> int:
         """Span retention: delete spans that started more than ``days`` days ago; return how many went."""

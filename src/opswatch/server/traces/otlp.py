@@ -151,7 +151,14 @@ def pb_value(value: Any, depth: int = 0) -> Any:
 
 
 def pb_attributes(pairs: Iterable[Any]) -> dict[str, Any]:
-    return {kv.key: pb_value(kv.value) for kv in pairs}
+    out: dict[str, Any] = {}
+    for kv in pairs:
+        value = kv.value
+        if value.WhichOneof("value") == "string_value":  # most values: read inline
+            out[kv.key] = value.string_value
+        else:
+            out[kv.key] = pb_value(value)
+    return out
 
 
 def _from_protobuf(request: Any, received_at: str) -> Decoded:
