@@ -4,7 +4,9 @@
 Each row is redacted with the server's redactor (the one the pipeline uses, same settings), so span
 names, attributes, events, links and status messages are searched and censored as log fields are; ids,
 the start, the kind and the duration are copied. The rows are appended on the store's writer thread and
-the call returns once they are durable. A server past ``max_pending_events`` refuses with ``Overloaded``
+the call returns once they are durable. Spans the SDK did not sample go through tail sampling first
+(``tail.py``): held until their trace is decided, or written with the batch that keeps their trace.
+A server past ``max_pending_events`` refuses with ``Overloaded``
 (429 with Retry-After), a closed store with ``StoreUnavailable`` (503).
 """
 
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..pipeline import Overloaded, StoreUnavailable
 from ..store.base import StoreClosed
+from . import tail
 from .counters import counters
 
 if TYPE_CHECKING:
@@ -33,7 +36,8 @@ KNOWN_ITEM_TYPES: Final = frozenset(
 
 
 async def store_spans(ctx: ServerContext, project_id: int, rows: list[dict[str, Any]], source: str) -> int:
-    """Redact and store span rows durably; return how many were new (see the module docstring).
+    """Redact and store span rows durably; return how many were taken: new, or held for tail sampling
+    (see the module docstring and ``tail.py``).
 
     ``source`` (``otlp``, ``sentry``, ``native``) labels ``opswatch_spans_accepted_total``.
     """
@@ -41,6 +45,11 @@ async def store_spans(ctx: ServerContext, project_id: int, rows: list[dict[str, 
         return 0
     if ctx.pipeline.pending > ctx.settings.max_pending_events:
         raise Overloaded()
+    given = len(rows)
+    rows, held = tail.sampler(ctx).offer(project_id, rows)
+    if not rows:
+        return held
+    earlier = len(rows) - (given - held)  # held before, kept by this batch: new, and not this batch's
 
     def redact_and_append() -> int:  # off the event loop: redaction and the durable append both take time
         clean = ctx.pipeline.prepare(project_id, rows)  # the pipeline's own redaction and stamping
@@ -52,7 +61,7 @@ async def store_spans(ctx: ServerContext, project_id: int, rows: list[dict[str, 
     except StoreClosed as err:
         raise StoreUnavailable(str(err)) from None
     counters(ctx).accepted.inc(stored, source=source)
-    return stored
+    return held + max(0, stored - earlier)
 
 
 async def sentry_spans(ctx: ServerContext, project_id: int, batch: SentryBatch) -> None:
