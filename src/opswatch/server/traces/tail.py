@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .. import limits
 from ..metrics import Counter, Gauge
+from .counters import once
 
 if TYPE_CHECKING:
     from ..context import ServerContext
@@ -236,30 +237,26 @@ class TailJob:
 
 
 _KEY = "opswatch.traces.tail"
-_lock = threading.Lock()
 
 
 def sampler(ctx: ServerContext) -> TailSampler:
     """The context's sampler (``install`` makes it; made here too for a context without subsystems)."""
-    found = ctx.extras.get(_KEY)
-    if isinstance(found, TailSampler):
-        return found
-    with _lock:
-        found = ctx.extras.get(_KEY)
-        if isinstance(found, TailSampler):
-            return found
-        counter = Counter(
-            "opswatch_spans_sampled_out_total",
-            "Spans the SDK did not sample whose trace was not kept (tail sampling), by reason.",
-        )
-        made = TailSampler(
-            wait=ctx.settings.traces_tail_wait, slow_ms=ctx.settings.traces_slow_ms, sampled_out=counter
-        )
-        ctx.metrics.add(counter)
-        ctx.metrics.add(Gauge("opswatch_spans_held", "Unsampled spans held for tail sampling.",
-                              lambda: made.held_spans))  # fmt: skip
-        ctx.extras[_KEY] = made
-        return made
+    return once(ctx, _KEY, TailSampler, _make_sampler)
+
+
+def _make_sampler(ctx: ServerContext) -> TailSampler:
+    counter = Counter(
+        "opswatch_spans_sampled_out_total",
+        "Spans the SDK did not sample whose trace was not kept (tail sampling), by reason.",
+    )
+    made = TailSampler(
+        wait=ctx.settings.traces_tail_wait, slow_ms=ctx.settings.traces_slow_ms, sampled_out=counter
+    )
+    ctx.metrics.add(counter)
+    ctx.metrics.add(
+        Gauge("opswatch_spans_held", "Unsampled spans held for tail sampling.", lambda: made.held_spans)
+    )
+    return made
 
 
 def install(ctx: ServerContext) -> None:
