@@ -141,3 +141,12 @@ def test_the_real_exporter_waits_out_a_429_and_its_spans_are_stored(server: Runn
     assert 'opswatch_ingest_requests_total{endpoint="otlp_traces",status="200"} 1' in metrics
     found = run_query(server.ctx.store, "SELECT name FROM spans ORDER BY name").rows
     assert found == [("step 0",), ("step 1",), ("step 2",)]
+
+
+def test_a_server_whose_store_is_closed_answers_503_with_retry_after_and_unavailable(tmp_path: Path) -> None:
+    with running_server(tmp_path) as running:
+        running.ctx.store.close()  # as during shutdown: the store takes nothing more
+        answer = post(running, JSON_SPAN, "application/json")
+    assert (answer.status_code, answer.headers["retry-after"]) == (503, "5")
+    assert answer.json()["code"] == code_pb2.UNAVAILABLE
+    assert answer.json()["details"][0]["retryDelay"] == "5s"
