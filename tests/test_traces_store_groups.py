@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from opswatch.server.store import layout
+from opswatch.server.store.catalog import KeyCatalog
 from opswatch.server.store.spans import SpanCommits
 from opswatch.server.traces.model import span_row
 
@@ -29,6 +30,10 @@ def span(number: int, *, trace: str = TRACE) -> dict[str, Any]:
     )  # fmt: skip
     row["project_id"] = 1
     return row
+
+
+def catalog() -> KeyCatalog:
+    return KeyCatalog(reserved=layout.SPAN_RESERVED, promote_after=100, max_columns=256, max_keys=2000)
 
 
 class GatedWriter:
@@ -83,7 +88,7 @@ def count(conn: Any) -> int:
 
 def test_it_commits_batches_queued_together_in_one_transaction(conn: Any) -> None:
     writer = GatedWriter(conn)
-    commits = SpanCommits(writer.call, max_rows=10_000)
+    commits = SpanCommits(writer.call, catalog(), max_rows=10_000)
     batches = [[span(b * 10 + i) for i in range(10)] for b in range(5)]
     assert run_together(commits, writer, batches) == [10] * 5
     assert (writer.calls, commits.commits, count(conn)) == (1, 1, 50)
@@ -91,7 +96,7 @@ def test_it_commits_batches_queued_together_in_one_transaction(conn: Any) -> Non
 
 def test_it_counts_a_span_sent_in_two_batches_of_a_group_for_the_first_only(conn: Any) -> None:
     writer = GatedWriter(conn)
-    commits = SpanCommits(writer.call, max_rows=10_000)
+    commits = SpanCommits(writer.call, catalog(), max_rows=10_000)
     results = run_together(commits, writer, [[span(1), span(2)], [span(2), span(3)]])
     assert sorted(results) == [1, 2]
     assert count(conn) == 3
@@ -100,7 +105,7 @@ def test_it_counts_a_span_sent_in_two_batches_of_a_group_for_the_first_only(conn
 
 def test_it_splits_a_group_at_max_rows(conn: Any) -> None:
     writer = GatedWriter(conn)
-    commits = SpanCommits(writer.call, max_rows=25)
+    commits = SpanCommits(writer.call, catalog(), max_rows=25)
     batches = [[span(b * 10 + i) for i in range(10)] for b in range(5)]
     assert run_together(commits, writer, batches) == [10] * 5
     assert commits.commits == 3  # 20 + 20 + 10 spans
@@ -109,7 +114,7 @@ def test_it_splits_a_group_at_max_rows(conn: Any) -> None:
 
 def test_it_fails_only_the_batch_that_cannot_be_stored(conn: Any) -> None:
     writer = GatedWriter(conn)
-    commits = SpanCommits(writer.call, max_rows=10_000)
+    commits = SpanCommits(writer.call, catalog(), max_rows=10_000)
     bad = {**span(99), "timestamp": "not a time"}
     results = run_together(commits, writer, [[span(1)], [bad], [span(2)]])
     assert results[0] == 1 and results[2] == 1
@@ -122,4 +127,4 @@ def test_it_fails_every_queued_caller_when_the_writer_is_closed(conn: Any) -> No
         raise RuntimeError("the event store is closed")
 
     with pytest.raises(RuntimeError, match="closed"):
-        SpanCommits(closed, max_rows=100).append([span(1)])
+        SpanCommits(closed, catalog(), max_rows=100).append([span(1)])

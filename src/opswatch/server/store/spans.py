@@ -8,21 +8,31 @@ store's single writer thread, inside the transaction it opens.
 Idempotency by (project_id, trace_id, span_id): a retried span carries the same start, so the stored
 keys are looked up among spans whose ``timestamp`` lies in the batch's range (the zone maps on
 ``timestamp`` keep that to a few row groups, as for events), and only the others are inserted.
+
+Span attribute keys go through their own key catalog (``layout.py``): each commit plans the keys of
+its new spans, adds and fills promoted columns, rebuilds the ``spans`` view when it changed, and copies
+promoted values into their columns.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import orjson
 
 from . import layout
+from ._write import apply_plan
+from .base import SchemaInfo
+from .catalog import KeyCatalog, KeyInfo, Plan, coerce
 from .layout import SPANS_TABLE, quote
+from .rows import json_lines
+
+T = TypeVar("T")
 
 #: The identity of a span.
 SpanKey = tuple[int, str, str]
@@ -33,17 +43,22 @@ def span_key(span: dict[str, Any]) -> SpanKey:
     return (int(span["project_id"]), str(span["trace_id"]), str(span["span_id"]))
 
 
-def insert_spans(conn: Any, spans: Sequence[dict[str, Any]]) -> int:
+def insert_spans(conn: Any, spans: Sequence[dict[str, Any]], catalog: KeyCatalog) -> int:
     """Insert the spans not stored yet (nor earlier in ``spans``); return how many were inserted.
 
-    Runs inside the caller's transaction.
+    Runs inside the caller's transaction; the caller adopts the catalog plan after the commit.
     """
-    return insert_span_groups(conn, [spans])[0]
+    counts, plan, _ = insert_span_groups(conn, [spans], catalog)
+    catalog.adopt(plan)
+    return counts[0]
 
 
-def insert_span_groups(conn: Any, groups: Sequence[Sequence[dict[str, Any]]]) -> list[int]:
-    """``insert_spans`` for several callers' batches at once (one look-up, one insert); per batch, how
-    many of its spans were new (a span in two batches counts for the first)."""
+def insert_span_groups(
+    conn: Any, groups: Sequence[Sequence[dict[str, Any]]], catalog: KeyCatalog
+) -> tuple[list[int], Plan, SchemaInfo | None]:
+    """``insert_spans`` for several callers' batches at once (one look-up, one insert): per batch, how
+    many of its spans were new (a span in two batches counts for the first); the catalog plan the
+    caller adopts once committed; and the ``spans`` view's new schema when it changed."""
     fresh: dict[SpanKey, dict[str, Any]] = {}
     owner: dict[SpanKey, int] = {}
     for number, spans in enumerate(groups):
@@ -54,7 +69,7 @@ def insert_span_groups(conn: Any, groups: Sequence[Sequence[dict[str, Any]]]) ->
                 owner[key] = number
     counts = [0] * len(groups)
     if not fresh:
-        return counts
+        return counts, Plan(keys=catalog.keys), None
     stamps = [str(span["timestamp"]) for span in fresh.values()]
     column = quote("timestamp")
     found = conn.execute(
@@ -65,20 +80,62 @@ def insert_span_groups(conn: Any, groups: Sequence[Sequence[dict[str, Any]]]) ->
     ).fetchall()
     for row in found:
         fresh.pop((int(row[0]), row[1], row[2]), None)
+    plan = plan_keys(catalog, fresh.values())
     if not fresh:
-        return counts
-    structure = orjson.dumps({c.name: c.sql_type for c in layout.SPAN_COLUMNS}).decode()
-    names = ", ".join(quote(name) for name in layout.SPAN_NAMES)
-    picks = ", ".join(f"r.{quote(name)}" for name in layout.SPAN_NAMES)
-    lines = b"\n".join(orjson.dumps(span) for span in fresh.values())
+        return counts, plan, None
+    schema = apply_plan(
+        conn,
+        plan,
+        table=SPANS_TABLE,
+        catalog_table=layout.SPAN_CATALOG_TABLE,
+        views=layout.span_view_statements,
+    )
+    rows = with_promoted(fresh.values(), plan.keys, catalog.lower)
+    types = {c.name: c.sql_type for c in layout.SPAN_COLUMNS}
+    types.update((info.column, layout.sql_type(info)) for info in plan.keys.values() if info.column)
+    present: set[str] = set().union(*rows)
+    columns = [name for name in types if name in present]
+    structure = orjson.dumps({name: types[name] for name in columns}).decode()
+    names = ", ".join(quote(name) for name in columns)
+    picks = ", ".join(f"r.{quote(name)}" for name in columns)
     conn.execute(
         f"INSERT INTO {SPANS_TABLE} ({names}) SELECT {picks} FROM (SELECT from_json(line, "
         f"{layout.literal(structure)}) AS r FROM (SELECT unnest(string_split(?, chr(10))) AS line))",
-        [lines.decode()],
+        [json_lines(rows).decode()],
     )
     for key in fresh:
         counts[owner[key]] += 1
-    return counts
+    return counts, plan, schema
+
+
+def plan_keys(catalog: KeyCatalog, spans: Iterable[dict[str, Any]]) -> Plan:
+    """The span attribute catalog's plan for spans about to be stored (both engines)."""
+    attributed = [span for span in spans if span.get("attributes")]
+    return catalog.plan(
+        [(span["timestamp"], span["attributes"]) for span in attributed],
+        [span.get("project_id") for span in attributed],
+    )
+
+
+def with_promoted(
+    spans: Iterable[dict[str, Any]], keys: Mapping[str, KeyInfo], lower: Callable[[str], str]
+) -> list[dict[str, Any]]:
+    """The spans with each promoted attribute's value copied to its column (``attributes`` keeps it
+    too; ``layout.py`` says why). The spans given are not changed."""
+    promoted = {key: info for key, info in keys.items() if info.column is not None}
+    if not promoted:
+        return list(spans)
+    out: list[dict[str, Any]] = []
+    for span in spans:
+        row = span
+        for name, value in (span.get("attributes") or {}).items():
+            info = promoted.get(lower(name))
+            if info is not None and value is not None:
+                if row is span:
+                    row = dict(span)
+                row[info.column] = coerce(value, info.type)  # type: ignore[index]
+        out.append(row)
+    return out
 
 
 class SpanCommits:
@@ -92,8 +149,17 @@ class SpanCommits:
     batch were new.
     """
 
-    def __init__(self, run: Callable[[Callable[[Any], None]], None], *, max_rows: int) -> None:
+    def __init__(
+        self,
+        run: Callable[[Callable[[Any], None]], None],
+        catalog: KeyCatalog,
+        on_schema: Callable[[SchemaInfo], None] | None = None,
+        *,
+        max_rows: int,
+    ) -> None:
         self._run = run
+        self._catalog = catalog
+        self._on_schema = on_schema
         self._max_rows = max_rows
         self._lock = threading.Lock()
         self._queued: list[tuple[Sequence[dict[str, Any]], Future[int]]] = []
@@ -133,7 +199,9 @@ class SpanCommits:
 
     def _commit_group(self, conn: Any, group: list[tuple[Sequence[dict[str, Any]], Future[int]]]) -> None:
         try:
-            counts = _in_transaction(conn, lambda: insert_span_groups(conn, [rows for rows, _ in group]))
+            counts, plan, schema = _in_transaction(
+                conn, lambda: insert_span_groups(conn, [rows for rows, _ in group], self._catalog)
+            )
         except BaseException as err:
             if len(group) == 1:
                 group[0][1].set_exception(err)
@@ -142,11 +210,14 @@ class SpanCommits:
                 self._commit_group(conn, [one])
             return
         self.commits += 1
+        self._catalog.adopt(plan)
+        if schema is not None and self._on_schema is not None:
+            self._on_schema(schema)
         for (_, future), count in zip(group, counts, strict=True):
             future.set_result(count)
 
 
-def _in_transaction(conn: Any, work: Callable[[], list[int]]) -> list[int]:
+def _in_transaction(conn: Any, work: Callable[[], T]) -> T:
     conn.execute("BEGIN TRANSACTION")
     try:
         result = work()
