@@ -90,18 +90,16 @@ def insert_span_groups(
         catalog_table=layout.SPAN_CATALOG_TABLE,
         views=layout.span_view_statements,
     )
-    rows = with_promoted(fresh.values(), plan.keys, catalog.lower)
-    types = {c.name: c.sql_type for c in layout.SPAN_COLUMNS}
-    types.update((info.column, layout.sql_type(info)) for info in plan.keys.values() if info.column)
-    present: set[str] = set().union(*rows)
-    columns = [name for name in types if name in present]
-    structure = orjson.dumps({name: types[name] for name in columns}).decode()
-    names = ", ".join(quote(name) for name in columns)
-    picks = ", ".join(f"r.{quote(name)}" for name in columns)
+    # Promoted values are read out of ``attributes`` by DuckDB, as the backfill reads them (the same
+    # typed extraction), not copied in Python: it costs no Python time per span.
+    promoted = [info for info in plan.keys.values() if info.column]
+    structure = orjson.dumps({c.name: c.sql_type for c in layout.SPAN_COLUMNS}).decode()
+    names = ", ".join(quote(name) for name in (*layout.SPAN_NAMES, *(str(i.column) for i in promoted)))
+    picks = ", ".join((*(quote(name) for name in layout.SPAN_NAMES), *map(layout.cold_expression, promoted)))
     conn.execute(
-        f"INSERT INTO {SPANS_TABLE} ({names}) SELECT {picks} FROM (SELECT from_json(line, "
-        f"{layout.literal(structure)}) AS r FROM (SELECT unnest(string_split(?, chr(10))) AS line))",
-        [json_lines(rows).decode()],
+        f"INSERT INTO {SPANS_TABLE} ({names}) SELECT {picks} FROM (SELECT unnest(from_json(line, "
+        f"{layout.literal(structure)})) FROM (SELECT unnest(string_split(?, chr(10))) AS line))",
+        [json_lines(list(fresh.values())).decode()],
     )
     for key in fresh:
         counts[owner[key]] += 1
@@ -121,7 +119,8 @@ def with_promoted(
     spans: Iterable[dict[str, Any]], keys: Mapping[str, KeyInfo], lower: Callable[[str], str]
 ) -> list[dict[str, Any]]:
     """The spans with each promoted attribute's value copied to its column (``attributes`` keeps it
-    too; ``layout.py`` says why). The spans given are not changed."""
+    too; ``layout.py`` says why), for ClickHouse's insert (DuckDB's extracts them in SQL). The spans
+    given are not changed."""
     promoted = {key: info for key, info in keys.items() if info.column is not None}
     if not promoted:
         return list(spans)
