@@ -73,9 +73,11 @@ def span_row(
     events: list[Any] | None = None,
     links: list[Any] | None = None,
     received_at: str,
+    owned: bool = False,
 ) -> dict[str, Any]:
     """A checked span row (see the module docstring); ``resource`` gives service, environment, release
-    and host."""
+    and host. With ``owned`` the row keeps ``attributes``, ``events`` and ``links`` as given (the
+    caller made them for it) instead of copies."""
     if not isinstance(name, str):
         raise Refused("invalid_span", f"name must be text, got {type(name).__name__}")
     if len(name) > limits.MAX_SPAN_NAME_CHARS:
@@ -112,9 +114,9 @@ def span_row(
         "release": _text(where.get("release")),
         "host": _text(where.get("host")),
         "received_at": received_at,
-        "attributes": dict(attributes or {}),
-        "events": list(events or []),
-        "links": list(links or []),
+        "attributes": attributes if owned and attributes is not None else dict(attributes or {}),
+        "events": events if owned and events is not None else list(events or []),
+        "links": links if owned and links is not None else list(links or []),
     }
 
 
