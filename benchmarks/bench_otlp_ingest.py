@@ -14,7 +14,9 @@ other, each against a fresh server:
   (gzip), one exporter per connection; the exporter encodes on the client's clock, as it does in an
   application. Spans are counted when ``export`` answers ``SUCCESS``.
 
-A 200 answer means the spans are durable (the server answers after the store's commit). At the end the
+Each row also gives the CPU time the server process and the client process spent per span stored, and
+the load average is printed before and after: on a shared machine the rate says what the run got, the
+CPU per span what the ingest path costs. A 200 answer means the spans are durable (the server answers after the store's commit). At the end the
 server's ``opswatch_spans_accepted_total`` is read from ``/metrics`` and printed next to the client's
 count, so a lost span would show.
 
@@ -257,13 +259,15 @@ def client_main(spec: dict[str, Any]) -> None:
             send(number, jobs[index])
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(spec["connections"])]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    print(json.dumps({**state, "elapsed": elapsed, "requests": len(jobs)}), flush=True)
+    cpu = time.process_time() - cpu_started
+    print(json.dumps({**state, "elapsed": elapsed, "client_cpu": cpu, "requests": len(jobs)}), flush=True)
 
 
 # -- the harness ----------------------------------------------------------------------------------------
@@ -314,9 +318,10 @@ def main() -> None:
     if args.client:
         client_main(json.loads(args.client))
         return
+    print(f"load average before: {os.getloadavg()[0]:.1f} (2 cores; other processes share them)")
     print(
         f"{'client':<28}{'spans':>9}{'seconds':>9}{'spans/s':>10}{'srv CPU µs/span':>17}"
-        f"{'server counted':>16}{'target':>8}{'ratio':>8}"
+        f"{'client CPU µs/span':>20}{'server counted':>16}{'target':>8}{'ratio':>8}"
     )
     names = {"httpx": "httpx, pre-encoded protobuf", "otel": "OTLPSpanExporter (SDK)"}
     for client in (args.only,) if args.only else ("httpx", "otel"):
@@ -324,11 +329,13 @@ def main() -> None:
         rate = result["stored"] / result["elapsed"]
         print(
             f"{names[client]:<28}{result['stored']:>9,}{result['elapsed']:>9.2f}{rate:>10,.0f}"
-            f"{result['server_cpu'] / max(result['stored'], 1) * 1e6:>17.1f}{result['server_accepted']:>16,}"
+            f"{result['server_cpu'] / max(result['stored'], 1) * 1e6:>17.1f}"
+            f"{result['client_cpu'] / max(result['stored'], 1) * 1e6:>20.1f}{result['server_accepted']:>16,}"
             f"{TARGET:>8,}{rate / TARGET:>7.2f}x"
             + (f"  ({result['retried']} answers were 429/503, retried)" if result["retried"] else "")
             + (f"  ({result['failed']} requests FAILED)" if result["failed"] else "")
         )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

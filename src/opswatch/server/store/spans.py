@@ -43,20 +43,11 @@ def span_key(span: dict[str, Any]) -> SpanKey:
     return (int(span["project_id"]), str(span["trace_id"]), str(span["span_id"]))
 
 
-def insert_spans(conn: Any, spans: Sequence[dict[str, Any]], catalog: KeyCatalog) -> int:
-    """Insert the spans not stored yet (nor earlier in ``spans``); return how many were inserted.
-
-    Runs inside the caller's transaction; the caller adopts the catalog plan after the commit.
-    """
-    counts, plan, _ = insert_span_groups(conn, [spans], catalog)
-    catalog.adopt(plan)
-    return counts[0]
-
-
 def insert_span_groups(
     conn: Any, groups: Sequence[Sequence[dict[str, Any]]], catalog: KeyCatalog
 ) -> tuple[list[int], Plan, SchemaInfo | None]:
-    """``insert_spans`` for several callers' batches at once (one look-up, one insert): per batch, how
+    """Insert the spans not stored yet (nor earlier in the batches), for several callers' batches at once
+    (one look-up, one insert), inside the caller's transaction. Answers per batch how
     many of its spans were new (a span in two batches counts for the first); the catalog plan the
     caller adopts once committed; and the ``spans`` view's new schema when it changed."""
     fresh: dict[SpanKey, dict[str, Any]] = {}
