@@ -45,22 +45,22 @@ async def store_spans(ctx: ServerContext, project_id: int, rows: list[dict[str, 
         return 0
     if ctx.pipeline.pending > ctx.settings.max_pending_events:
         raise Overloaded()
-    given = len(rows)
-    rows, held = tail.sampler(ctx).offer(project_id, rows)
-    if not rows:
-        return held
-    earlier = len(rows) - (given - held)  # held before, kept by this batch: new, and not this batch's
+    sampler = tail.sampler(ctx)
 
-    def redact_and_append() -> int:  # off the event loop: redaction and the durable append both take time
-        clean = ctx.pipeline.prepare(project_id, rows)  # the pipeline's own redaction and stamping
+    def sample_redact_append() -> tuple[int, int, int]:  # off the event loop: each step takes time
+        kept, held = sampler.offer(project_id, rows)
+        if not kept:
+            return 0, held, 0
+        clean = ctx.pipeline.prepare(project_id, kept)  # the pipeline's own redaction and stamping
         stored: int = ctx.store.append_spans(clean)
-        return stored
+        return stored, held, len(kept) - (len(rows) - held)
 
     try:
-        stored = await asyncio.to_thread(redact_and_append)
+        stored, held, earlier = await asyncio.to_thread(sample_redact_append)
     except StoreClosed as err:
         raise StoreUnavailable(str(err)) from None
     counters(ctx).accepted.inc(stored, source=source)
+    # ``earlier``: spans held before and kept by this batch; stored now, but not this batch's own
     return held + max(0, stored - earlier)
 
 
