@@ -81,15 +81,20 @@ def insert_span_groups(
         catalog_table=layout.SPAN_CATALOG_TABLE,
         views=layout.span_view_statements,
     )
-    # Promoted values are read out of ``attributes`` by DuckDB, as the backfill reads them (the same
-    # typed extraction), not copied in Python: it costs no Python time per span.
+    # Promoted values are read out of ``attributes`` by DuckDB, not copied in Python: no Python time
+    # per span.
     promoted = [info for info in plan.keys.values() if info.column]
     structure = orjson.dumps({c.name: c.sql_type for c in layout.SPAN_COLUMNS}).decode()
     names = ", ".join(quote(name) for name in (*layout.SPAN_NAMES, *(str(i.column) for i in promoted)))
-    picks = ", ".join((*(quote(name) for name in layout.SPAN_NAMES), *map(layout.cold_expression, promoted)))
+    picks = ", ".join((*map(quote, layout.SPAN_NAMES), *(f"p.{quote(i.name)}" for i in promoted)))
+    # The promoted keys are read out of each span's attributes in one parse, typed by the catalog
+    # (a struct of them), rather than with one extraction per key.
+    keys = orjson.dumps({info.name: layout.sql_type(info) for info in promoted}).decode()
+    parsed = f"from_json(attributes, {layout.literal(keys)})" if promoted else "NULL"
     conn.execute(
-        f"INSERT INTO {SPANS_TABLE} ({names}) SELECT {picks} FROM (SELECT unnest(from_json(line, "
-        f"{layout.literal(structure)})) FROM (SELECT unnest(string_split(?, chr(10))) AS line))",
+        f"INSERT INTO {SPANS_TABLE} ({names}) SELECT {picks} FROM (SELECT *, {parsed} AS p FROM "
+        f"(SELECT unnest(from_json(line, {layout.literal(structure)})) FROM "
+        "(SELECT unnest(string_split(?, chr(10))) AS line)))",
         [json_lines(list(fresh.values())).decode()],
     )
     for key in fresh:
