@@ -651,3 +651,50 @@ def test_it_deletes_spans_older_than_the_span_retention(open_store: Opener) -> N
     assert scalar(store, "SELECT min(timestamp) FROM spans").isoformat().startswith("2025-11-11")
     assert store.delete_spans_older_than(30) == 0
     assert scalar(store, "SELECT count(*) FROM spans") == 10
+
+
+# -- span attributes through their key catalog ----------------------------------------------------------
+
+
+def test_span_attribute_keys_are_columns_of_the_spans_view_under_their_own_names(store: EventStore) -> None:
+    store.append_spans([span("00f067aa0ba902b7", attributes={"http.route": "/donations/{id}", "db.rows": 3}),
+                        span("b7ad6b7169203331", attributes={"http.route": "/health"})])  # fmt: skip
+    found = rows(store, """SELECT span_id, "db.rows" + 1 FROM spans WHERE "http.route" = '/donations/{id}'""")
+    assert found == [("00f067aa0ba902b7", 4)]
+    assert "http.route" in run_query(store, "SELECT * FROM spans").columns
+    assert "http.route" not in run_query(store, "SELECT * FROM logs").columns  # a catalog of their own
+
+
+def test_a_recurring_span_attribute_key_is_promoted_and_earlier_spans_are_filled_in(
+    open_store: Opener,
+) -> None:
+    store = open_store(promote_after=3)
+    store.append_spans([span("0000000000000001", attributes={"http.route": "/a", "db.rows": 1})])
+    assert store.span_catalog.keys["http.route"].column is None
+    store.append_spans([span(f"{i:016x}", attributes={"http.route": f"/{i}"}) for i in (2, 3)])
+    assert store.span_catalog.keys["http.route"].column == "a_http_route"
+    assert store.span_catalog.keys["db.rows"].column is None  # seen once
+    store.close()
+    store = open_store(promote_after=3)
+    store.append_spans([span("0000000000000004", attributes={"http.route": "/4"})])
+    found = rows(
+        store, """SELECT "http.route", attributes->>'$."http.route"', "db.rows" FROM spans ORDER BY span_id"""
+    )
+    assert found == [("/a", "/a", 1), ("/2", "/2", None), ("/3", "/3", None), ("/4", "/4", None)]
+
+
+def test_a_promoted_span_attribute_column_widens_when_a_value_of_another_type_arrives(
+    open_store: Opener,
+) -> None:
+    store = open_store(promote_after=2)
+    store.append_spans([span(f"{i:016x}", attributes={"retries": i}) for i in (1, 2)])
+    assert store.span_catalog.keys["retries"].type == "BIGINT"
+    store.append_spans([span("0000000000000003", attributes={"retries": "many"})])
+    assert store.span_catalog.keys["retries"].type == "VARCHAR"
+    assert rows(store, 'SELECT "retries" FROM spans ORDER BY span_id') == [("1",), ("2",), ("many",)]
+
+
+def test_a_span_attribute_named_like_a_span_column_stays_in_attributes(store: EventStore) -> None:
+    store.append_spans([span("00f067aa0ba902b7", name="GET /", attributes={"name": "shadow", "Status": "x"})])
+    found = rows(store, """SELECT name, status, attributes->>'$.name' FROM spans""")
+    assert found == [("GET /", "ok", "shadow")]

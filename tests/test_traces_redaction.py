@@ -107,3 +107,37 @@ def test_it_stores_spans_as_sent_when_redaction_is_off(tmp_path: Path) -> None:
         assert run_query(server.ctx.store, "SELECT name FROM spans").rows == [
             ("notify jane.doe@example.com",)
         ]
+
+
+def test_promoted_span_attribute_columns_and_tail_sampled_spans_hold_redacted_values(tmp_path: Path) -> None:
+    from opswatch.server import limits
+
+    start = time.time_ns() - 10**9
+    spans = [
+        {"traceId": f"{i + 1:032x}", "spanId": f"{i + 1:016x}", "name": "notify", "startTimeUnixNano": str(start),
+         "endTimeUnixNano": str(start + 1000),
+         "attributes": [{"key": "user.email", "value": {"stringValue": f"user{i}@example.com"}},
+                        {"key": "db.statement", "value": {"stringValue": "card 4111111111111111"}}]}
+        for i in range(limits.STORE_PROMOTE_AFTER)
+    ]  # fmt: skip
+    held = {"kind": "span", "trace_id": "a" * 32, "span_id": "b" * 16, "name": "charge jane.doe@example.com",
+            "span_kind": "internal", "start_unix_nano": start, "duration_ms": 1.0, "status": "error",
+            "sampled": False, "attributes": {"password": "hunter2"}, "message": "span", "level": "info"}  # fmt: skip
+    with running_server(tmp_path) as server:
+        answer = httpx.post(
+            f"{server.url}/api/{server.project_id}/otlp/v1/traces",
+            content=orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}),
+            headers={"content-type": "application/json", "x-opswatch-key": server.key},
+        )
+        assert answer.status_code == 200
+        assert server.ctx.store.span_catalog.keys["user.email"].column is not None  # a typed column now
+        httpx.post(f"{server.url}/api/{server.project_id}/events/", content=orjson.dumps(held),
+                   headers={"authorization": f"Bearer {server.key}"})  # fmt: skip
+        stored = run_query(
+            server.ctx.store, 'SELECT "user.email", "db.statement", name, attributes FROM spans'
+        ).rows
+    text = repr(stored)
+    for secret in ("user5@example.com", "4111111111111111", "jane.doe@", "hunter2"):
+        assert secret not in text
+    assert ("u***@example.com", "card [REDACTED]") in {(row[0], row[1]) for row in stored}
+    assert "charge j***@example.com" in {row[2] for row in stored}  # the unsampled span, kept for its error

@@ -42,6 +42,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        from ..server import gc_tuning
         from ..server.app import create_app
         from ..server.config import ServerSettings
         from ..server.context import open_context
@@ -92,6 +93,7 @@ def serve(args: argparse.Namespace) -> int:
             sock.close()
     config = uvicorn_config(app, settings)
     server = uvicorn.Server(config)
+    gc_tuning.tune()  # the app is built: freeze it out of the collector's way (gc_tuning.py)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to the handlers that were
     # there before it ran. Ours only note it, so a graceful stop ends with exit code 0.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -60,6 +60,7 @@ SUBSYSTEMS: list[str] = [
     "opswatch.server.monitors:install",
     "opswatch.server.store.retention:install",
     "opswatch.server.traces.retention:install",
+    "opswatch.server.traces.tail:install",
     "opswatch.server.state.sessions:install",
     "opswatch.server.rules:install",
 ]

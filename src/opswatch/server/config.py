@@ -44,6 +44,12 @@ class ServerSettings:
     retention_days: int = 30
     #: Days spans are kept (``OPSWATCH_SPANS_RETENTION_DAYS``); traces are many times the volume of logs.
     spans_retention_days: int = 14
+    #: Seconds a trace holding unsampled spans must be quiet before it is decided, kept or dropped
+    #: (``OPSWATCH_TRACES_TAIL_WAIT``; tail sampling, see "Tracing").
+    traces_tail_wait: float = limits.TRACES_TAIL_WAIT_SECONDS
+    #: A trace lasting longer than this many milliseconds is kept by tail sampling
+    #: (``OPSWATCH_TRACES_SLOW_MS``).
+    traces_slow_ms: int = limits.TRACES_SLOW_MS
     #: Base URL put in the DSNs the server prints (``OPSWATCH_PUBLIC_URL``); default from host and port.
     public_url: str | None = None
     #: Slack incoming webhook for the server's notifications (``SLACK_WEBHOOK_URL``).
@@ -175,6 +181,8 @@ _FROM_ENV: dict[str, str] = {
     "events_url": "OPSWATCH_EVENTS_URL",
     "retention_days": "OPSWATCH_RETENTION_DAYS",
     "spans_retention_days": "OPSWATCH_SPANS_RETENTION_DAYS",
+    "traces_tail_wait": "OPSWATCH_TRACES_TAIL_WAIT",
+    "traces_slow_ms": "OPSWATCH_TRACES_SLOW_MS",
     "public_url": "OPSWATCH_PUBLIC_URL",
     "slack_webhook_url": "SLACK_WEBHOOK_URL",
     "alert_webhook_url": "OPSWATCH_ALERT_WEBHOOK_URL",
@@ -212,6 +220,7 @@ _NUMBERS: dict[str, tuple[int, int]] = {
     "port": (0, 65535),
     "retention_days": (1, 36500),
     "spans_retention_days": (1, 36500),
+    "traces_slow_ms": (1, 86_400_000),
     "max_pending_events": (1, 10**8),
     "issue_auto_resolve_days": (0, 36500),
     "max_connections": (1, 1_000_000),
@@ -226,6 +235,7 @@ _SECONDS: dict[str, tuple[float, float]] = {
     "header_timeout": (0.1, 3600.0),
     "body_timeout": (0.1, 3600.0),
     "keepalive_timeout": (1.0, 3600.0),
+    "traces_tail_wait": (0.1, 3600.0),
 }
 _SIZES = frozenset({"query_memory_limit", "query_temp_limit"})
 _SIZE = re.compile(r"[0-9]+(?:\.[0-9]+)?\s*(?:[KMGT]i?B|B)", re.IGNORECASE)

@@ -299,3 +299,26 @@ MAX_SPANS_PER_REQUEST: Final = 10_000
 #: Longest span name. Names are operations (``GET /users/{id}``, ``SELECT users``), not payloads; Sentry
 #: and OTel SDKs keep them short. A longer name is refused (the span is counted as rejected), never cut.
 MAX_SPAN_NAME_CHARS: Final = 2_000
+
+# -- tail sampling (opswatch.server.traces.tail) ---------------------------------------------------------
+
+#: Seconds a trace with unsampled spans must be quiet (no span of it arriving) before it is decided
+#: (``OPSWATCH_TRACES_TAIL_WAIT``). The OpenTelemetry Collector's tail sampling processor waits 30 s by
+#: default (``decision_wait``); a web request's spans arrive within a second or two of its end, and the
+#: SDK's transport sends every few seconds, so 10 s covers a trace across services.
+TRACES_TAIL_WAIT_SECONDS: Final = 10.0
+
+#: A trace lasting longer than this many milliseconds is kept (``OPSWATCH_TRACES_SLOW_MS``): the seed's
+#: "slow" threshold for an API call (``opswatch.perf.DEFAULT_THRESHOLDS``).
+TRACES_SLOW_MS: Final = 1_000
+
+#: Unsampled spans held at once, over every trace. At ~1 KiB a span this is ~100 MiB at most; past it
+#: the traces quiet the longest are decided early (dropped: they had not qualified).
+TRACES_TAIL_MAX_SPANS: Final = 100_000
+
+#: Traces with held spans at once (the Collector's ``num_traces`` defaults to 50,000).
+TRACES_TAIL_MAX_TRACES: Final = 20_000
+
+#: Unsampled spans held for one trace; past it the spans held so far are dropped and holding starts
+#: again (a trace that long without an error or a slow stretch is a loop, not a request).
+TRACES_TAIL_MAX_SPANS_PER_TRACE: Final = 10_000

@@ -84,6 +84,8 @@ class ServerRedactor(Redactor):
                 out[key] = redact_text(value)
             elif kind is float:
                 out[key] = value
+            elif (kind is list or kind is dict) and not value:  # a span's empty events, links ...
+                out[key] = [] if kind is list else {}
             elif key == "error" and kind is dict:
                 out[key] = self._error(value, 1)
             else:

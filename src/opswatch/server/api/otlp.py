@@ -12,7 +12,8 @@ zstd) with ``Content-Encoding``. Answers, as the OTLP specification says:
   ``error_message``;
 * ``400`` (unreadable body), ``401`` (bad key), ``413`` (too large, too many spans), ``415`` (another
   content type); ``429`` and ``503`` with ``Retry-After`` when the server is full or stopping, which
-  OTLP exporters retry.
+  OTLP exporters retry. Every failure's body is a ``google.rpc.Status`` in the request's encoding
+  (``traces/otlp_status.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..ingest.body import inflate, read_body
 from ..traces.counters import counters
 from ..traces.otlp import answer, decode_traces, is_json
 from ..traces.otlp_logs import answer_logs, decode_logs
+from ..traces.otlp_status import status_answer
 from ..traces.submit import store_spans
 from ._answers import durable, run_ingest
 
@@ -44,6 +46,12 @@ async def _read(request: Request, ctx: ServerContext) -> tuple[int, bool, bytes]
     raw = await read_body(request, timeout=ctx.settings.body_timeout)
     body = await inflate(raw, request.headers.get("content-encoding"), limits.MAX_OTLP_DECOMPRESSED_BYTES)
     return project_id, json, body
+
+
+def _wants_json(request: Request) -> bool:
+    """Whether failures are answered in OTLP/JSON (the request is JSON) rather than protobuf."""
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    return media == "application/json"
 
 
 def _media(json: bool) -> str:
@@ -63,7 +71,7 @@ async def otlp_traces(request: Request) -> Response:
         await store_spans(ctx, project_id, decoded.rows, "otlp")
         return Response(answer(decoded, json=json), media_type=_media(json))
 
-    return await run_ingest(request, "otlp_traces", work)
+    return status_answer(await run_ingest(request, "otlp_traces", work), json=_wants_json(request))
 
 
 async def otlp_logs(request: Request) -> Response:
@@ -82,7 +90,7 @@ async def otlp_logs(request: Request) -> Response:
             await durable(ctx, project_id, decoded.rows, "otlp")
         return Response(answer_logs(decoded, json=json), media_type=_media(json))
 
-    return await run_ingest(request, "otlp_logs", work)
+    return status_answer(await run_ingest(request, "otlp_logs", work), json=_wants_json(request))
 
 
 router.add_route("/api/{project}/otlp/v1/traces", otlp_traces, methods=["POST"], include_in_schema=False)

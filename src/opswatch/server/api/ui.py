@@ -463,12 +463,14 @@ def performance_page(request: Request, service: str = "", range: str = "") -> Re
     try:
         filters = performance.PerfFilters.parse(service, range)
         found = performance.operations(get_context(request), filters)
+        critical = performance.critical_records(get_context(request), filters)
     except ValueError as err:
         return _error_page(request, 400, str(err), viewer)
     except QueryError as err:
         return _error_page(request, 503, f"the performance numbers could not be read: {err}", viewer)
     return _render(request, viewer, "performance.html", "Performance", operations=found, filters=filters,
-                   ranges=traces.RANGES, limit=performance.MAX_OPERATIONS)
+                   ranges=traces.RANGES, limit=performance.MAX_OPERATIONS, critical=critical,
+                   critical_limit=performance.MAX_CRITICAL)
 
 
 @router.get("/query")

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -124,9 +124,17 @@ def _in_events(conn: Any, keys: list[Key]) -> set[Key]:
     return {key for key in conn.execute(sql, [ids]).fetchall() if key in wanted}
 
 
-def apply_plan(conn: Any, plan: Plan) -> SchemaInfo | None:
-    """The schema work of a catalog plan, in the open transaction; the new view schema if it changed."""
-    table = EVENTS_TABLE
+def apply_plan(
+    conn: Any,
+    plan: Plan,
+    *,
+    table: str = EVENTS_TABLE,
+    catalog_table: str = layout.CATALOG_TABLE,
+    views: Callable[[Iterable[KeyInfo]], tuple[list[str], SchemaInfo]] = layout.view_statements,
+) -> SchemaInfo | None:
+    """The schema work of a catalog plan, in the open transaction; the new view schema if it changed.
+
+    ``table``, ``catalog_table`` and ``views`` are the events' by default (the spans pass theirs)."""
     for info in plan.promoted:
         assert info.column is not None
         conn.execute(f"ALTER TABLE {table} ADD COLUMN {quote(info.column)} {layout.sql_type(info)}")
@@ -145,7 +153,7 @@ def apply_plan(conn: Any, plan: Plan) -> SchemaInfo | None:
         conn.execute(f"ALTER TABLE {table} ALTER COLUMN {quote(info.column)} SET DATA TYPE {column_type}")
     if plan.removed:
         conn.execute(
-            f"DELETE FROM {layout.CATALOG_TABLE} WHERE key IN (SELECT unnest($1))",
+            f"DELETE FROM {catalog_table} WHERE key IN (SELECT unnest($1))",
             [[info.key for info in plan.removed]],
         )
     if plan.changed:
@@ -161,10 +169,10 @@ def apply_plan(conn: Any, plan: Plan) -> SchemaInfo | None:
             [info.project_id for info in plan.changed],
         ]
         unnest = ", ".join(f"unnest(${i + 1}) AS {name}" for i, name in enumerate(fields))
-        conn.execute(f"INSERT OR REPLACE INTO {layout.CATALOG_TABLE} SELECT {unnest}", values)
+        conn.execute(f"INSERT OR REPLACE INTO {catalog_table} SELECT {unnest}", values)
     if not plan.view_changed:
         return None
-    statements, schema = layout.view_statements(plan.keys.values())
+    statements, schema = views(plan.keys.values())
     for statement in statements:
         conn.execute(statement)
     return schema

@@ -341,3 +341,18 @@ def _column_name(key: str, used: set[str]) -> str:
         name = f"{base}_{number}"
         number += 1
     return name
+
+
+def store_limits(*, promote_after: int, max_columns: int, max_keys: int) -> dict[str, Any]:
+    """The ``KeyCatalog`` limits a store gives each of its catalogs (the events', the spans'): its own
+    settings, and the per-project shares of ``limits.STORE_MAX_KEYS_PER_PROJECT`` and
+    ``STORE_MAX_NEW_KEYS_PER_COMMIT`` within ``max_keys``."""
+    from .. import limits
+
+    return {
+        "promote_after": promote_after,
+        "max_columns": max_columns,
+        "max_keys": max_keys,
+        "max_keys_per_project": min(max_keys, limits.STORE_MAX_KEYS_PER_PROJECT),
+        "max_new_per_batch": min(max_keys, limits.STORE_MAX_NEW_KEYS_PER_COMMIT),
+    }

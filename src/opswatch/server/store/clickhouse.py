@@ -34,7 +34,7 @@ from .. import limits
 from . import clickhouse_layout as chl
 from . import clickhouse_spans as chs
 from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage, retention_cutoff
-from .catalog import JSON, KeyCatalog, KeyInfo, documented_fields
+from .catalog import JSON, KeyCatalog, KeyInfo, documented_fields, store_limits
 from .clickhouse_client import (
     MEMORY_LIMIT_EXCEEDED,
     TIMEOUT_EXCEEDED,
@@ -55,6 +55,9 @@ from .layout import (
     META_TABLE,
     RESERVED,
     SEQ,
+    SPAN_CATALOG_TABLE,
+    SPAN_RESERVED,
+    SPANS_TABLE,
     quote,
     with_spans,
 )
@@ -126,17 +129,17 @@ class ClickHouseStore:
         self.spans_written = 0
         try:
             keys = self._open_schema(retention_days)
+            catalog_limits = store_limits(
+                promote_after=promote_after, max_columns=max_promoted_columns, max_keys=max_catalog_keys
+            )
             self._catalog = KeyCatalog(
-                keys,
-                reserved=RESERVED,
-                promote_after=promote_after,
-                max_columns=max_promoted_columns,
-                max_keys=max_catalog_keys,
-                max_keys_per_project=min(max_catalog_keys, limits.STORE_MAX_KEYS_PER_PROJECT),
-                max_new_per_batch=min(max_catalog_keys, limits.STORE_MAX_NEW_KEYS_PER_COMMIT),
-                protected=documented_fields(),
+                keys, reserved=RESERVED, protected=documented_fields(), **catalog_limits
             )
             self._schema = self._rebuild_views(keys)
+            span_keys = self._load_catalog(SPAN_CATALOG_TABLE)
+            #: Span attribute keys (``clickhouse_spans.py``); the same limits, a catalog of their own.
+            self.span_catalog = KeyCatalog(span_keys, reserved=SPAN_RESERVED, **catalog_limits)
+            self._span_columns = self._rebuild_span_view(span_keys)
             self._count = int(self._scalar(f"SELECT count() FROM {EVENTS_TABLE}"))
             newest = int(self._scalar(f"SELECT max({SEQ}) FROM {EVENTS_TABLE}") or 0)
             self._next_seq = max(newest, int(self._meta("last_seq") or 0)) + 1
@@ -150,7 +153,7 @@ class ClickHouseStore:
     # -- schema --------------------------------------------------------------------------------------
 
     def _open_schema(self, retention_days: int | None) -> list[KeyInfo]:
-        for statement in [*chl.create_statements(), *chs.span_statements()]:
+        for statement in [*chl.create_statements(), *chs.span_table_statements()]:
             self._client.command(statement)
         found = self._meta("schema_version")
         version = int(found) if found else 0
@@ -167,9 +170,11 @@ class ClickHouseStore:
             self._set_meta("schema_version", str(version))
         if retention_days is not None:
             self._client.command(chl.ttl_statement(retention_days), _WRITE)
+        return self._load_catalog(CATALOG_TABLE)
+
+    def _load_catalog(self, table: str) -> list[KeyInfo]:
         _, rows = self._client.query(
-            "SELECT key, name, type, column_name, seen, cold_first, cold_last, project_id "
-            f"FROM {CATALOG_TABLE} FINAL"
+            f"SELECT key, name, type, column_name, seen, cold_first, cold_last, project_id FROM {table} FINAL"
         )
         return [KeyInfo(*row) for row in rows]
 
@@ -187,39 +192,53 @@ class ClickHouseStore:
             self._client.command(statement)
         return schema
 
+    def _rebuild_span_view(self, keys: list[KeyInfo]) -> tuple[str, ...]:
+        statements, columns = chs.span_view_statements(keys)
+        for statement in statements:
+            self._client.command(statement)
+        self._span_columns = columns
+        return columns
+
     def _scalar(self, sql: str) -> Any:
         _, rows = self._client.query(sql)
         return rows[0][0] if rows else None
 
-    def _apply_plan(self, plan: Any) -> None:
+    def _apply_plan(
+        self, plan: Any, *, table: str = EVENTS_TABLE, catalog_table: str = CATALOG_TABLE
+    ) -> None:
         """Columns for newly promoted keys (with their stored cold values copied), wider types, the
-        catalog rows and the views. ClickHouse DDL is not transactional: every step can be repeated."""
+        catalog rows and the views. ClickHouse DDL is not transactional: every step can be repeated.
+        The events' table and catalog by default; the spans pass theirs."""
         for info in plan.promoted:
             column_type = chl.PROMOTED_TYPES[info.type]
             self._client.command(
-                f"ALTER TABLE {EVENTS_TABLE} ADD COLUMN IF NOT EXISTS {quote(info.column)} {column_type}",
-                _WRITE,
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {quote(info.column)} {column_type}", _WRITE
             )
         for info in plan.backfill:
             self._client.command(
-                f"ALTER TABLE {EVENTS_TABLE} UPDATE {quote(info.column)} = {chl.cold_expression(info)} "
+                f"ALTER TABLE {table} UPDATE {quote(info.column)} = {chl.cold_expression(info)} "
                 f"WHERE JSONHas({quote(CONTAINER)}, {string_literal(info.name)})",
                 _WRITE,
             )
         for info in plan.widened:
             column_type = chl.PROMOTED_TYPES[info.type]
             self._client.command(
-                f"ALTER TABLE {EVENTS_TABLE} MODIFY COLUMN {quote(info.column)} {column_type}", _WRITE
+                f"ALTER TABLE {table} MODIFY COLUMN {quote(info.column)} {column_type}", _WRITE
             )
         if plan.removed:  # cold keys dropped to make room for another project's key
             keys = ", ".join(string_literal(info.key) for info in plan.removed)
-            self._client.command(f"ALTER TABLE {CATALOG_TABLE} DELETE WHERE key IN ({keys})", _WRITE)
+            self._client.command(f"ALTER TABLE {catalog_table} DELETE WHERE key IN ({keys})", _WRITE)
         if plan.changed:
             version = time.time_ns()
             lines = b"\n".join(orjson.dumps(_catalog_row(info, version)) for info in plan.changed)
-            self._client.insert_json(CATALOG_TABLE, lines, _WRITE)
-        if plan.view_changed:
+            self._client.insert_json(catalog_table, lines, _WRITE)
+        if plan.view_changed and table == EVENTS_TABLE:
             self._schema = self._rebuild_views(list(plan.keys.values()))
+        elif plan.view_changed:
+            self._rebuild_span_view(list(plan.keys.values()))
+
+    def _apply_span_plan(self, plan: Any) -> None:
+        self._apply_plan(plan, table=SPANS_TABLE, catalog_table=SPAN_CATALOG_TABLE)
 
     # -- writing -------------------------------------------------------------------------------------
 
@@ -348,7 +367,7 @@ class ClickHouseStore:
                 raise StoreClosed("the event store is closed")
             if not rows:
                 return 0
-            count = chs.insert_spans(self._client, rows, _WRITE)
+            count = chs.insert_spans(self._client, rows, _WRITE, self.span_catalog, self._apply_span_plan)
             self.spans_written += count
             return count
 
@@ -364,7 +383,7 @@ class ClickHouseStore:
 
     def describe(self) -> SchemaInfo:
         """The views SQL may read (``logs``, ``events``, ``spans``), their columns and camelCase aliases."""
-        return with_spans(self._schema)
+        return with_spans(self._schema, self._span_columns)
 
     def query(
         self, sql: str, *, max_rows: int, timeout: float, max_bytes: int = limits.QUERY_MAX_ANSWER_BYTES

@@ -102,12 +102,19 @@ def create_statements() -> list[str]:
         "ENGINE = ReplacingMergeTree\nPARTITION BY toDate(timestamp)\nORDER BY (project_id, event_id)\n"
         "SETTINGS allow_nullable_key = 1, fsync_after_insert = 1, fsync_part_directory = 1, "
         f"non_replicated_deduplication_window = {DEDUP_WINDOW}, ttl_only_drop_parts = 1",
-        f"CREATE TABLE IF NOT EXISTS {CATALOG_TABLE} (key String, name String, type String, "
-        "column_name Nullable(String), seen Int64, cold_first Nullable(String), cold_last Nullable(String), "
-        "version UInt64, project_id Nullable(Int32)) ENGINE = ReplacingMergeTree(version) ORDER BY key",
+        catalog_ddl(CATALOG_TABLE),
         f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key String, value String, version UInt64) "
         "ENGINE = ReplacingMergeTree(version) ORDER BY key",
     ]
+
+
+def catalog_ddl(table: str) -> str:
+    """DDL for a key catalog table (``attribute_keys``, ``span_attribute_keys``), ``IF NOT EXISTS``."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} (key String, name String, type String, "
+        "column_name Nullable(String), seen Int64, cold_first Nullable(String), cold_last Nullable(String), "
+        "version UInt64, project_id Nullable(Int32)) ENGINE = ReplacingMergeTree(version) ORDER BY key"
+    )
 
 
 def ttl_statement(days: int) -> str:

@@ -20,15 +20,25 @@ was lost; ``ReplacingMergeTree`` is the backstop for racing writers. Retention d
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import orjson
 
+from .catalog import JSON, KeyCatalog, KeyInfo, Plan
 from .clickhouse_client import Client, TransportError, string_literal
-from .clickhouse_layout import DEDUP_WINDOW
-from .layout import SPAN_COLUMNS, SPAN_NAMES, SPANS_TABLE, SPANS_VIEW, quote
-from .spans import SpanKey, span_key
+from .clickhouse_layout import DEDUP_WINDOW, catalog_ddl, cold_expression
+from .layout import (
+    SPAN_CATALOG_TABLE,
+    SPAN_COLUMNS,
+    SPAN_NAMES,
+    SPANS_TABLE,
+    SPANS_VIEW,
+    quote,
+    span_view_columns,
+)
+from .rows import json_lines, wide_ints_as_text
+from .spans import SpanKey, plan_keys, span_key, with_promoted
 
 #: ClickHouse types of the span columns, by DuckDB type; the identity and the start are never NULL.
 _TYPES: Final = {
@@ -47,15 +57,15 @@ _REQUIRED: Final = {
 _JSON_COLUMNS: Final = tuple(column.name for column in SPAN_COLUMNS if column.sql_type == "JSON")
 
 
-def span_statements() -> list[str]:
-    """DDL for the spans table and view (``IF NOT EXISTS`` / ``OR REPLACE``: run on every open)."""
+def span_statements(keys: Iterable[KeyInfo] = ()) -> list[str]:
+    """DDL for the spans table, its key catalog and view (``IF NOT EXISTS`` / ``OR REPLACE``)."""
+    return [*span_table_statements(), *span_view_statements(keys)[0]]
+
+
+def span_table_statements() -> list[str]:
+    """DDL for the spans table and its key catalog (``IF NOT EXISTS``: run on every open)."""
     columns = ",\n  ".join(
         f"{quote(c.name)} {_REQUIRED.get(c.name) or _TYPES[c.sql_type]}" for c in SPAN_COLUMNS
-    )
-    names = ", ".join(quote(name) for name in SPAN_NAMES)
-    end = (
-        f"{quote('timestamp')} + toIntervalMicrosecond(toInt64(round(coalesce({quote('duration_ms')}, 0) "
-        f"* 1000))) AS {quote('end_timestamp')}"
     )
     return [
         f"CREATE TABLE IF NOT EXISTS {SPANS_TABLE} (\n  {columns}\n)\n"
@@ -63,14 +73,45 @@ def span_statements() -> list[str]:
         "ORDER BY (project_id, trace_id, span_id)\n"
         "SETTINGS fsync_after_insert = 1, fsync_part_directory = 1, "
         f"non_replicated_deduplication_window = {DEDUP_WINDOW}",
-        f"CREATE OR REPLACE VIEW {SPANS_VIEW} AS SELECT {names}, {end} FROM {SPANS_TABLE}",
+        catalog_ddl(SPAN_CATALOG_TABLE),
     ]
 
 
-def insert_spans(client: Client, spans: Sequence[dict[str, Any]], settings: dict[str, Any]) -> int:
+def span_view_statements(keys: Iterable[KeyInfo]) -> tuple[list[str], tuple[str, ...]]:
+    """``CREATE OR REPLACE VIEW spans`` and its columns: DuckDB's columns (``layout.span_view_columns``),
+    ClickHouse's expressions (a cold key read from the ``attributes`` JSON text)."""
+    keys = list(keys)
+    columns = span_view_columns(keys)
+    infos = {info.name: info for info in keys}
+    end = (
+        f"{quote('timestamp')} + toIntervalMicrosecond(toInt64(round(coalesce({quote('duration_ms')}, 0) "
+        f"* 1000))) AS {quote('end_timestamp')}"
+    )
+    select: list[str] = []
+    for name in columns:
+        info = infos.get(name)
+        if name == "end_timestamp":
+            select.append(end)
+        elif info is None:
+            select.append(quote(name))
+        else:
+            select.append(f"{quote(info.column) if info.column else cold_expression(info)} AS {quote(name)}")
+    body = ",\n  ".join(select)
+    return [f"CREATE OR REPLACE VIEW {SPANS_VIEW} AS SELECT\n  {body}\nFROM {SPANS_TABLE}"], columns
+
+
+def insert_spans(
+    client: Client,
+    spans: Sequence[dict[str, Any]],
+    settings: dict[str, Any],
+    catalog: KeyCatalog,
+    apply: Callable[[Plan], None],
+) -> int:
     """Insert the spans not stored yet (nor earlier in ``spans``); return how many were inserted.
 
-    The caller serializes writes (one writer); ``settings`` are its write settings.
+    The caller serializes writes (one writer); ``settings`` are its write settings. The span attribute
+    keys of the new spans are planned in ``catalog``; ``apply`` does the plan's schema work (columns,
+    backfill, catalog rows, the view) before the insert, and the plan is adopted.
     """
     fresh: dict[SpanKey, dict[str, Any]] = {}
     for span in spans:
@@ -79,8 +120,12 @@ def insert_spans(client: Client, spans: Sequence[dict[str, Any]], settings: dict
         del fresh[key]
     if not fresh:
         return 0
-    rows = [_row(span) for span in fresh.values()]
-    lines = b"\n".join(orjson.dumps(row) for row in rows)
+    plan = plan_keys(catalog, fresh.values())
+    apply(plan)
+    catalog.adopt(plan)
+    promoted = {info.column: info.type for info in plan.keys.values() if info.column}
+    rows = [_row(span, promoted) for span in with_promoted(fresh.values(), plan.keys, catalog.lower)]
+    lines = json_lines(rows)
     digest = hashlib.sha256(b"spans\n")
     for project, trace, span_id in fresh:
         digest.update(f"{project}/{trace}/{span_id}\n".encode())
@@ -120,10 +165,19 @@ def _stored(client: Client, keys: set[SpanKey]) -> set[SpanKey]:
     return found & keys
 
 
-def _row(span: dict[str, Any]) -> dict[str, Any]:
-    """A span as one ``JSONEachRow`` object: its columns, JSON values as JSON text."""
+def _row(span: dict[str, Any], promoted: dict[str, str]) -> dict[str, Any]:
+    """A span as one ``JSONEachRow`` object: its columns and promoted columns, JSON values as text."""
     row = {name: span.get(name) for name in SPAN_NAMES}
+    for column, kind in promoted.items():
+        if column in span:
+            row[column] = span[column]
+            if kind == JSON:
+                row[column] = _json_text(span[column])
     for name in _JSON_COLUMNS:
         if row[name] is not None:
-            row[name] = orjson.dumps(row[name], default=str).decode()
+            row[name] = _json_text(row[name])
     return row
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(wide_ints_as_text(value), default=str).decode()

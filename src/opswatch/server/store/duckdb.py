@@ -44,7 +44,7 @@ from . import layout, spans
 from ._query import Queries
 from ._write import Key, apply_plan, arrival_seqs, insert_fast, insert_rows, stored_keys, survivors
 from .base import QueryResult, SchemaInfo, StoreClosed, TailPage, retention_cutoff
-from .catalog import KeyCatalog, KeyInfo, documented_fields
+from .catalog import KeyCatalog, KeyInfo, documented_fields, store_limits
 from .layout import CONTAINER, EVENTS_TABLE, SEQ, quote
 from .rows import Prepared, place, prepare, to_record
 from .writer import WriterThread
@@ -138,16 +138,16 @@ class DuckDBStore:
         try:
             keys = self._open_schema(conn)
             self._has_spans = spans.has_spans_table(conn)
-            self._catalog = KeyCatalog(
-                keys,
-                reserved=layout.RESERVED,
-                promote_after=promote_after,
-                max_columns=max_promoted_columns,
-                max_keys=max_catalog_keys,
-                max_keys_per_project=min(max_catalog_keys, limits.STORE_MAX_KEYS_PER_PROJECT),
-                max_new_per_batch=min(max_catalog_keys, limits.STORE_MAX_NEW_KEYS_PER_COMMIT),
-                protected=documented_fields(),
+            catalog_limits = store_limits(
+                promote_after=promote_after, max_columns=max_promoted_columns, max_keys=max_catalog_keys
             )
+            self._catalog = KeyCatalog(
+                keys, reserved=layout.RESERVED, protected=documented_fields(), **catalog_limits
+            )
+            span_keys = _load_catalog(conn, layout.SPAN_CATALOG_TABLE)
+            #: Span attribute keys (``spans.py``); the same limits, a catalog of their own.
+            self.span_catalog = KeyCatalog(span_keys, reserved=layout.SPAN_RESERVED, **catalog_limits)
+            self._span_columns = layout.span_view_columns(span_keys)
             self._schema = layout.view_statements(keys)[1]
             self._count = int(_scalar(conn, f"SELECT count(*) FROM {EVENTS_TABLE}"))
             # The high-water mark survives retention emptying the table: a tail cursor never goes back.
@@ -167,6 +167,7 @@ class DuckDBStore:
         self.spans_written = 0
         self.last_commit_ms = 0.0
         self._writer: WriterThread[Prepared] | None = None
+        self._span_commits: spans.SpanCommits | None = None
         if read_only:
             self._read_only_conn = conn
         else:
@@ -176,6 +177,9 @@ class DuckDBStore:
                 max_rows=max_rows_per_commit,
                 on_idle=self._idle_checkpoint,
                 idle_seconds=idle_checkpoint_seconds,
+            )
+            self._span_commits = spans.SpanCommits(
+                self._writer.call, self.span_catalog, self._adopt_span_schema, max_rows=max_rows_per_commit
             )
 
     # -- opening -----------------------------------------------------------------------------------
@@ -223,7 +227,9 @@ class DuckDBStore:
                     f"UPDATE {layout.META_TABLE} SET value = ? WHERE key = 'schema_version'", [str(version)]
                 )
             keys = _load_catalog(conn)
-            for statement in [*layout.view_statements(keys)[0], *layout.span_statements()]:
+            for statement in [*layout.view_statements(keys)[0], *layout.span_table_statements()]:
+                conn.execute(statement)
+            for statement in layout.span_view_statements(_load_catalog(conn, layout.SPAN_CATALOG_TABLE))[0]:
                 conn.execute(statement)
             conn.execute("COMMIT")
         except BaseException:
@@ -353,28 +359,22 @@ class DuckDBStore:
     def append_spans(self, rows: Sequence[dict[str, Any]]) -> int:
         """Store span rows durably (``spans.py`` says their shape); return how many were new.
 
-        Runs on the writer thread in a transaction of its own; a span whose (project_id, trace_id,
-        span_id) is already stored is skipped. Raises ``StoreClosed`` as ``append`` does.
+        Runs on the writer thread, in one transaction with the span batches of other callers waiting at
+        the same time (``spans.SpanCommits``); a span whose (project_id, trace_id, span_id) is already
+        stored is skipped. Raises ``StoreClosed`` as ``append`` does.
         """
         writer = self._writer
         if writer is None:
             raise StoreClosed("the event store was opened read-only")
         if not rows:
             return 0
+        assert self._span_commits is not None  # made with the writer
+        count = self._span_commits.append(rows)
+        self.spans_written += count
+        return count
 
-        def work(conn: Any) -> int:
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                count = spans.insert_spans(conn, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            self.spans_written += count
-            return count
-
-        return writer.call(work)
+    def _adopt_span_schema(self, schema: SchemaInfo) -> None:
+        self._span_columns = schema.columns
 
     def delete_spans_older_than(self, days: int) -> int:
         """Span retention: delete spans that started more than ``days`` days ago; return how many went."""
@@ -405,7 +405,7 @@ class DuckDBStore:
 
     def describe(self) -> SchemaInfo:
         """The views SQL may read (``logs``, ``events``, ``spans``), their columns and camelCase aliases."""
-        return layout.with_spans(self._schema) if self._has_spans else self._schema
+        return layout.with_spans(self._schema, self._span_columns) if self._has_spans else self._schema
 
     def query(
         self, sql: str, *, max_rows: int, timeout: float, max_bytes: int = limits.QUERY_MAX_ANSWER_BYTES
@@ -564,10 +564,12 @@ class DuckDBStore:
         self.close()
 
 
-def _load_catalog(conn: Any) -> list[KeyInfo]:
+def _load_catalog(conn: Any, table: str = layout.CATALOG_TABLE) -> list[KeyInfo]:
+    exists = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()
+    if not exists or not exists[0]:
+        return []  # a read-only open of a file from before span attribute keys
     found = conn.execute(
-        "SELECT key, name, type, column_name, seen, cold_first, cold_last, project_id "
-        f"FROM {layout.CATALOG_TABLE}"
+        f"SELECT key, name, type, column_name, seen, cold_first, cold_last, project_id FROM {table}"
     ).fetchall()
     return [KeyInfo(*row) for row in found]
 

@@ -69,8 +69,14 @@ a kind, a status, and three nested parts (``attributes``, ``events``, ``links``)
 store (SigNoz, Tempo's Parquet blocks, Sentry's spans dataset). The common fields are typed columns,
 ``timestamp`` is the span's start (so the time filters written for ``logs`` read the same way and the
 zone maps prune them), and ``trace_id`` has the same text form as in ``logs`` (32 lower-case hex), so
-``logs JOIN spans USING (trace_id)`` needs no conversion. Attributes, events and links are JSON for
-now (promotion of recurring span attribute keys, as for logs, is the next step). Spans are written by
+``logs JOIN spans USING (trace_id)`` needs no conversion. Attributes, events and links are JSON, and
+span attribute keys have a key catalog of their own (``span_attribute_keys``, the same ``KeyCatalog``
+rules and limits as the events'): every cataloged key is a column of the ``spans`` view under its own
+name (``"http.route"``), read from ``attributes`` while cold, and a key seen in ``STORE_PROMOTE_AFTER``
+spans gets a typed column ``a_<key>`` of ``span_rows``, filled for the spans already stored. Unlike the
+events' container, ``attributes`` keeps every attribute, promoted ones too (the promoted column is a
+materialized copy, as ClickHouse's MATERIALIZED columns are): a span's attributes are shown and
+exported as one object, and ``attributes->>'$."http.route"'`` keeps working. Spans are written by
 the same writer thread, idempotent by their identity with the same look-up as events (stored ids in the
 batch's time range, no index). The table is created when a read-write store opens and it is missing
 (``CREATE ... IF NOT EXISTS``), so it needs no schema version of its own and an older file gains it.
@@ -199,10 +205,17 @@ def create_statements() -> list[str]:
         f"CREATE TABLE {EVENTS_TABLE} (\n  {quote(SEQ)} BIGINT NOT NULL,\n  {core},\n"
         f"  {quote(CONTAINER)} JSON\n)",
         KEYS_DDL,
-        f"CREATE TABLE {CATALOG_TABLE} (key VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, "
-        "type VARCHAR NOT NULL, column_name VARCHAR, seen BIGINT NOT NULL, "
-        "cold_first VARCHAR, cold_last VARCHAR, project_id INTEGER)",
+        catalog_ddl(CATALOG_TABLE),
     ]
+
+
+def catalog_ddl(table: str, *, if_not_exists: bool = False) -> str:
+    """DDL for a key catalog table (``attribute_keys`` for events, ``span_attribute_keys`` for spans)."""
+    return (
+        f"CREATE TABLE {'IF NOT EXISTS ' if if_not_exists else ''}{table} (key VARCHAR PRIMARY KEY, "
+        "name VARCHAR NOT NULL, type VARCHAR NOT NULL, column_name VARCHAR, seen BIGINT NOT NULL, "
+        "cold_first VARCHAR, cold_last VARCHAR, project_id INTEGER)"
+    )
 
 
 def json_pointer(name: str) -> str:
@@ -234,16 +247,10 @@ def view_statements(keys: Iterable[KeyInfo]) -> tuple[list[str], SchemaInfo]:
     select: list[str] = [quote(name) for name in CORE_NAMES]
     columns: list[str] = list(CORE_NAMES)
     taken = {name.lower() for name in CORE_NAMES} | {CONTAINER}
-    attribute_keys = sorted(
-        (info for info in keys if info.key not in RESERVED), key=lambda info: (info.key, info.name)
-    )
-    for info in attribute_keys:
-        if info.name.lower() in taken:
-            continue
+    for info in key_columns(keys, RESERVED, taken):
         expression = quote(info.column) if info.column else cold_expression(info)
         select.append(f"{expression} AS {quote(info.name)}")
         columns.append(info.name)
-        taken.add(info.name.lower())
     aliases: dict[str, str] = {}
     for name in list(columns):
         alias = camel_case(name)
@@ -259,6 +266,17 @@ def view_statements(keys: Iterable[KeyInfo]) -> tuple[list[str], SchemaInfo]:
     # Both views spell the query out: a view over the other view would bind twice for every query.
     statements = [f"CREATE OR REPLACE VIEW {name} AS SELECT\n  {body}\nFROM {EVENTS_TABLE}" for name in VIEWS]
     return statements, SchemaInfo(tables=VIEWS, columns=tuple(columns), aliases=aliases)
+
+
+def key_columns(keys: Iterable[KeyInfo], reserved: frozenset[str], taken: set[str]) -> list[KeyInfo]:
+    """The cataloged keys that are columns of a view, in column order; adds their names to ``taken``
+    (lower case). A key whose name a column already has stays in the container only."""
+    out: list[KeyInfo] = []
+    for info in sorted((i for i in keys if i.key not in reserved), key=lambda i: (i.key, i.name)):
+        if info.name.lower() not in taken:
+            out.append(info)
+            taken.add(info.name.lower())
+    return out
 
 
 #: Upgrades of older files: ``MIGRATIONS[n]`` takes a connection inside a transaction from schema
@@ -315,29 +333,64 @@ SPAN_COLUMNS: Final = (
 SPAN_NAMES: Final = tuple(column.name for column in SPAN_COLUMNS)
 #: Columns the view computes: the span's end.
 SPAN_DERIVED: Final = ("end_timestamp",)
+#: The span attribute key catalog (same shape as ``attribute_keys``).
+SPAN_CATALOG_TABLE: Final = "span_attribute_keys"
+#: Span attribute keys that never get a view column of their own: the spans' columns' names.
+SPAN_RESERVED: Final = frozenset({*SPAN_NAMES, *SPAN_DERIVED})
+#: The span columns shown before the key columns; ``attributes``, ``events`` and ``links`` come last.
+_SPAN_HEAD: Final = tuple(name for name in SPAN_NAMES if name not in ("attributes", "events", "links"))
 
 
-def span_statements() -> list[str]:
-    """DDL for the spans table and view (idempotent; run on every read-write open)."""
+def span_statements(keys: Iterable[KeyInfo] = ()) -> list[str]:
+    """DDL for the spans table, its key catalog and its view (idempotent; run on every read-write open)."""
+    return [*span_table_statements(), *span_view_statements(keys)[0]]
+
+
+def span_table_statements() -> list[str]:
+    """DDL for the spans table and its key catalog (``IF NOT EXISTS``: an older file gains them)."""
     required = ("timestamp", "trace_id", "span_id", "project_id")
     body = ",\n  ".join(
         f"{quote(c.name)} {c.sql_type}{' NOT NULL' if c.name in required else ''}" for c in SPAN_COLUMNS
     )
-    names = ", ".join(quote(name) for name in SPAN_NAMES)
+    return [
+        f"CREATE TABLE IF NOT EXISTS {SPANS_TABLE} (\n  {body}\n)",
+        catalog_ddl(SPAN_CATALOG_TABLE, if_not_exists=True),
+    ]
+
+
+def span_view_statements(keys: Iterable[KeyInfo]) -> tuple[list[str], SchemaInfo]:
+    """``CREATE OR REPLACE VIEW spans``: the span columns, ``end_timestamp``, one column per cataloged
+    span attribute key (its typed column once promoted, else read from ``attributes``), and then
+    ``attributes`` (every attribute, promoted ones too), ``events`` and ``links``."""
     end = (
         f"{quote('timestamp')} + to_microseconds(CAST(round(coalesce({quote('duration_ms')}, 0) * 1000)"
         f" AS BIGINT)) AS {quote('end_timestamp')}"
     )
-    return [
-        f"CREATE TABLE IF NOT EXISTS {SPANS_TABLE} (\n  {body}\n)",
-        f"CREATE OR REPLACE VIEW {SPANS_VIEW} AS SELECT {names}, {end} FROM {SPANS_TABLE}",
-    ]
+    select = [*(quote(name) for name in _SPAN_HEAD), end]
+    columns = span_view_columns(keys)
+    infos = {info.name: info for info in keys}
+    for name in columns[len(select) : -3]:
+        info = infos[name]
+        select.append(f"{quote(info.column) if info.column else cold_expression(info)} AS {quote(name)}")
+    select += [quote("attributes"), quote("events"), quote("links")]
+    body = ",\n  ".join(select)
+    statement = f"CREATE OR REPLACE VIEW {SPANS_VIEW} AS SELECT\n  {body}\nFROM {SPANS_TABLE}"
+    return [statement], SchemaInfo(
+        tables=(SPANS_VIEW,), columns=columns, aliases={}, plain_tables=(SPANS_VIEW,)
+    )
 
 
-def with_spans(schema: SchemaInfo) -> SchemaInfo:
+def span_view_columns(keys: Iterable[KeyInfo]) -> tuple[str, ...]:
+    """The names of the ``spans`` view's columns, in order (both engines show exactly these)."""
+    taken = {name.lower() for name in SPAN_RESERVED}
+    named = [info.name for info in key_columns(keys, SPAN_RESERVED, taken)]
+    return (*_SPAN_HEAD, *SPAN_DERIVED, *named, "attributes", "events", "links")
+
+
+def with_spans(schema: SchemaInfo, span_columns: Iterable[str] = SPAN_NAMES + SPAN_DERIVED) -> SchemaInfo:
     """``schema`` with the ``spans`` view and its columns added (camelCase names find them too)."""
     known = {name.lower() for name in schema.columns}
-    extra = tuple(name for name in (*SPAN_NAMES, *SPAN_DERIVED) if name not in known)
+    extra = tuple(name for name in span_columns if name.lower() not in known)
     return SchemaInfo(
         tables=(*schema.tables, SPANS_VIEW),
         columns=(*schema.columns, *extra),

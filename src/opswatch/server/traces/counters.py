@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from ..metrics import Counter
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 _KEY = "opswatch.traces.counters"
 _lock = threading.Lock()
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,23 +34,31 @@ class TraceCounters:
 
 def counters(ctx: ServerContext) -> TraceCounters:
     """The context's tracing counters, created and added to ``ctx.metrics`` the first time."""
-    found = ctx.extras.get(_KEY)
-    if isinstance(found, TraceCounters):
+    return once(ctx, _KEY, TraceCounters, _make_counters)
+
+
+def _make_counters(ctx: ServerContext) -> TraceCounters:
+    made = TraceCounters(
+        accepted=Counter("opswatch_spans_accepted_total", "Spans stored, by source."),
+        rejected=Counter("opswatch_spans_rejected_total", "Spans refused at ingest, by source and reason."),
+        skipped_items=Counter(
+            "opswatch_sentry_items_skipped_total", "Sentry envelope items not kept, by item type."
+        ),
+    )
+    for counter in (made.accepted, made.rejected, made.skipped_items):
+        ctx.metrics.add(counter)
+    return made
+
+
+def once(ctx: ServerContext, key: str, kind: type[T], make: Callable[[ServerContext], T]) -> T:
+    """``ctx.extras[key]``, made by ``make(ctx)`` the first time (once, whatever the threads)."""
+    found = ctx.extras.get(key)
+    if isinstance(found, kind):
         return found
     with _lock:
-        found = ctx.extras.get(_KEY)
-        if isinstance(found, TraceCounters):
+        found = ctx.extras.get(key)
+        if isinstance(found, kind):
             return found
-        made = TraceCounters(
-            accepted=Counter("opswatch_spans_accepted_total", "Spans stored, by source."),
-            rejected=Counter(
-                "opswatch_spans_rejected_total", "Spans refused at ingest, by source and reason."
-            ),
-            skipped_items=Counter(
-                "opswatch_sentry_items_skipped_total", "Sentry envelope items not kept, by item type."
-            ),
-        )
-        for counter in (made.accepted, made.rejected, made.skipped_items):
-            ctx.metrics.add(counter)
-        ctx.extras[_KEY] = made
+        made = make(ctx)
+        ctx.extras[key] = made
         return made

@@ -16,6 +16,7 @@ Where each source's fields come from is in its own module (``otlp.py``, ``sentry
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Mapping
@@ -36,6 +37,8 @@ _MAX_NS: Final = 10_413_792_000 * 10**9
 def check_id(value: Any, field: str, *, trace: bool) -> str:
     """``value`` as a lower-case hex trace id (32 digits) or span id (16); ``Refused`` otherwise."""
     pattern, digits = (_TRACE_ID, 32) if trace else (_SPAN_ID, 16)
+    if type(value) is str and pattern.fullmatch(value) and value.strip("0"):  # the usual form, as it is
+        return value
     text = value.lower().replace("-", "") if isinstance(value, str) else ""
     if not pattern.fullmatch(text) or not text.strip("0"):
         raise Refused("invalid_span", f"{field} must be {digits} hex digits, not all zero; got {value!r:.80}")
@@ -45,7 +48,13 @@ def check_id(value: Any, field: str, *, trace: bool) -> str:
 def format_nanos(nanos: int) -> str:
     """Nanoseconds since the epoch as RFC 3339 UTC with microseconds: ``2026-12-03T10:00:00.123456Z``."""
     seconds, rest = divmod(nanos, 10**9)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
+    return _format_seconds(seconds) + f".{rest // 1000:06d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_seconds(seconds: int) -> str:
+    """The part before the fraction (the spans of one request start within a few seconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def span_row(
@@ -64,9 +73,11 @@ def span_row(
     events: list[Any] | None = None,
     links: list[Any] | None = None,
     received_at: str,
+    owned: bool = False,
 ) -> dict[str, Any]:
     """A checked span row (see the module docstring); ``resource`` gives service, environment, release
-    and host."""
+    and host. With ``owned`` the row keeps ``attributes``, ``events`` and ``links`` as given (the
+    caller made them for it) instead of copies."""
     if not isinstance(name, str):
         raise Refused("invalid_span", f"name must be text, got {type(name).__name__}")
     if len(name) > limits.MAX_SPAN_NAME_CHARS:
@@ -103,9 +114,9 @@ def span_row(
         "release": _text(where.get("release")),
         "host": _text(where.get("host")),
         "received_at": received_at,
-        "attributes": dict(attributes or {}),
-        "events": list(events or []),
-        "links": list(links or []),
+        "attributes": attributes if owned and attributes is not None else dict(attributes or {}),
+        "events": events if owned and events is not None else list(events or []),
+        "links": links if owned and links is not None else list(links or []),
     }
 
 

@@ -3,7 +3,8 @@
 A span record carries ``trace_id``, ``span_id``, ``parent_span_id``, ``name``, ``span_kind``,
 ``start_unix_nano``, ``duration_ms``, ``status``, ``status_message`` and ``attributes``, plus the
 record's usual ``service``, ``environment``, ``release`` and ``host``. Such records go to the spans
-table, not to ``logs``; one that cannot be stored is a rejection at its index in the batch.
+table, not to ``logs``; one that cannot be stored is a rejection at its index in the batch. A record with
+``"sampled": false`` is a span the SDK's head sampling left out, sent for tail sampling (``tail.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from ..ingest.records import Refused, Rejection
 from .model import span_row
+from .tail import SAMPLED
 
 
 def split_spans(
@@ -43,7 +45,7 @@ def _row(record: dict[str, Any], received_at: str) -> dict[str, Any]:
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration < 0:
         raise Refused("invalid_span", f"duration_ms must be a number >= 0, got {duration!r:.40}")
     attributes = record.get("attributes")
-    return span_row(
+    row = span_row(
         trace_id=record.get("trace_id"),
         span_id=record.get("span_id"),
         parent_span_id=record.get("parent_span_id"),
@@ -57,3 +59,6 @@ def _row(record: dict[str, Any], received_at: str) -> dict[str, Any]:
         attributes=attributes if isinstance(attributes, dict) else {},
         received_at=received_at,
     )
+    if record.get("sampled") is False:  # tail sampling: held until its trace is decided (``tail.py``)
+        row[SAMPLED] = False
+    return row

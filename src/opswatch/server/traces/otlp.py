@@ -150,8 +150,16 @@ def pb_value(value: Any, depth: int = 0) -> Any:
     return getattr(value, which) if which else None
 
 
-def pb_attributes(pairs: Iterable[Any]) -> dict[str, Any]:
-    return {kv.key: pb_value(kv.value) for kv in pairs}
+def pb_attributes(pairs: Iterable[Any], out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Key-value pairs as a dict (added to ``out`` when given)."""
+    out = {} if out is None else out
+    for kv in pairs:
+        value = kv.value
+        if value.WhichOneof("value") == "string_value":  # most values: read inline
+            out[kv.key] = value.string_value
+        else:
+            out[kv.key] = pb_value(value)
+    return out
 
 
 def _from_protobuf(request: Any, received_at: str) -> Decoded:
@@ -168,35 +176,39 @@ def _from_protobuf(request: Any, received_at: str) -> Decoded:
             scope = _scope(scope_spans.scope.name, scope_spans.scope.version, rest)
             for span in scope_spans.spans:
                 try:
-                    status = span.status.code
-                    decoded.rows.append(
-                        span_row(
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_span_id=span.parent_span_id.hex(),
-                            name=span.name,
-                            kind=_KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "internal",
-                            start_ns=span.start_time_unix_nano,
-                            end_ns=span.end_time_unix_nano,
-                            status=_STATUSES[status] if 0 <= status < len(_STATUSES) else "unset",
-                            status_message=span.status.message,
-                            resource=resource,
-                            attributes={**scope, **pb_attributes(span.attributes)},
-                            events=[
-                                _event(event.name, event.time_unix_nano, pb_attributes(event.attributes))
-                                for event in span.events
-                            ],
-                            links=[
-                                _link(link.trace_id.hex(), link.span_id.hex(), pb_attributes(link.attributes))
-                                for link in span.links
-                            ],
-                            received_at=received_at,
-                        )
-                    )
+                    decoded.rows.append(_pb_span(span, scope, resource, received_at))
                 except Refused as refused:
                     decoded.reject(refused)
             _count(decoded)
     return decoded
+
+
+def _pb_span(span: Any, scope: dict[str, Any], resource: dict[str, Any], received_at: str) -> dict[str, Any]:
+    status = span.status
+    code = status.code
+    events = span.events  # read once: each access makes a container object
+    links = span.links
+    return span_row(
+        trace_id=span.trace_id.hex(),
+        span_id=span.span_id.hex(),
+        parent_span_id=span.parent_span_id.hex(),
+        name=span.name,
+        kind=_KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "internal",
+        start_ns=span.start_time_unix_nano,
+        end_ns=span.end_time_unix_nano,
+        status=_STATUSES[code] if 0 <= code < len(_STATUSES) else "unset",
+        status_message=status.message,
+        resource=resource,
+        attributes=pb_attributes(span.attributes, dict(scope)),
+        events=[_event(e.name, e.time_unix_nano, pb_attributes(e.attributes)) for e in events]
+        if events
+        else None,
+        links=[_link(k.trace_id.hex(), k.span_id.hex(), pb_attributes(k.attributes)) for k in links]
+        if links
+        else None,
+        received_at=received_at,
+        owned=True,
+    )
 
 
 # -- OTLP/JSON ----------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 Each row is redacted with the server's redactor (the one the pipeline uses, same settings), so span
 names, attributes, events, links and status messages are searched and censored as log fields are; ids,
 the start, the kind and the duration are copied. The rows are appended on the store's writer thread and
-the call returns once they are durable. A server past ``max_pending_events`` refuses with ``Overloaded``
+the call returns once they are durable. Spans the SDK did not sample go through tail sampling first
+(``tail.py``): held until their trace is decided, or written with the batch that keeps their trace.
+A server past ``max_pending_events`` refuses with ``Overloaded``
 (429 with Retry-After), a closed store with ``StoreUnavailable`` (503).
 """
 
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..pipeline import Overloaded, StoreUnavailable
 from ..store.base import StoreClosed
+from . import tail
 from .counters import counters
 
 if TYPE_CHECKING:
@@ -33,7 +36,8 @@ KNOWN_ITEM_TYPES: Final = frozenset(
 
 
 async def store_spans(ctx: ServerContext, project_id: int, rows: list[dict[str, Any]], source: str) -> int:
-    """Redact and store span rows durably; return how many were new (see the module docstring).
+    """Redact and store span rows durably; return how many were taken: new, or held for tail sampling
+    (see the module docstring and ``tail.py``).
 
     ``source`` (``otlp``, ``sentry``, ``native``) labels ``opswatch_spans_accepted_total``.
     """
@@ -41,18 +45,23 @@ async def store_spans(ctx: ServerContext, project_id: int, rows: list[dict[str, 
         return 0
     if ctx.pipeline.pending > ctx.settings.max_pending_events:
         raise Overloaded()
+    sampler = tail.sampler(ctx)
 
-    def redact_and_append() -> int:  # off the event loop: redaction and the durable append both take time
-        clean = ctx.pipeline.prepare(project_id, rows)  # the pipeline's own redaction and stamping
+    def sample_redact_append() -> tuple[int, int, int]:  # off the event loop: each step takes time
+        kept, held = sampler.offer(project_id, rows)
+        if not kept:
+            return 0, held, 0
+        clean = ctx.pipeline.prepare(project_id, kept)  # the pipeline's own redaction and stamping
         stored: int = ctx.store.append_spans(clean)
-        return stored
+        return stored, held, len(kept) - (len(rows) - held)
 
     try:
-        stored = await asyncio.to_thread(redact_and_append)
+        stored, held, earlier = await asyncio.to_thread(sample_redact_append)
     except StoreClosed as err:
         raise StoreUnavailable(str(err)) from None
     counters(ctx).accepted.inc(stored, source=source)
-    return stored
+    # ``earlier``: spans held before and kept by this batch; stored now, but not this batch's own
+    return held + max(0, stored - earlier)
 
 
 async def sentry_spans(ctx: ServerContext, project_id: int, batch: SentryBatch) -> None:

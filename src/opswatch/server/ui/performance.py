@@ -5,12 +5,15 @@ p50/p95/p99 of ``duration_ms``, slowest (p95) first; and the p95 over time in ``
 against the seed's thresholds for the operation's kind (``opswatch.perf.DEFAULT_THRESHOLDS``: a server
 or internal span is ``api``, a client span with ``db.system`` is ``db``, another client span is
 ``external``). Two queries through the store's query interface, whatever the number of operations.
+Below them, every "Critical performance degradation" record of the range (the SDK writes one for a call
+past its critical threshold), each linked to its trace.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 from typing import Any, Final
 
 from ...perf import DEFAULT_THRESHOLDS
@@ -27,6 +30,13 @@ WIDTH: Final = 240
 HEIGHT: Final = 40
 
 _GROUP: Final = "service, name, kind"
+
+#: The message of the SDK's records above an operation's critical threshold (``opswatch.perf``).
+CRITICAL_MESSAGE: Final = "Critical performance degradation"
+#: Critical records the page lists at most.
+MAX_CRITICAL: Final = 100
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+_SPAN_ID = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +107,30 @@ def operations(ctx: ServerContext, filters: PerfFilters) -> list[dict[str, Any]]
         op["chart"] = _chart(p95s.get((op["service"], op["name"], op["kind"]), [0.0] * BUCKETS),
                              limits.slow_ms, limits.critical_ms)
     return found
+
+
+def critical_records(ctx: ServerContext, filters: PerfFilters) -> list[dict[str, Any]]:
+    """The SDK's "Critical performance degradation" records in the range, newest first (at most
+    ``MAX_CRITICAL``), each with ``trace`` (the link to its trace, at the span it was written in) when it
+    carries a trace id."""
+    seconds = dict(RANGES)[filters.range]
+    since = datetime.datetime.fromtimestamp(ctx.now().timestamp() - seconds, datetime.UTC)
+    where = f"message = '{CRITICAL_MESSAGE}' AND timestamp >= TIMESTAMP '{since:%Y-%m-%d %H:%M:%S}'"
+    if filters.service:
+        where += f" AND service = {literal('service', filters.service)}"
+    found = run_query(
+        ctx.store,
+        "SELECT timestamp, service, operation, duration_ms, trace_id, span_id FROM logs "
+        f"WHERE {where} ORDER BY timestamp DESC LIMIT {MAX_CRITICAL}",
+        max_rows=MAX_CRITICAL, timeout=QUERY_TIMEOUT,
+    )  # fmt: skip
+    records = [dict(zip(found.columns, row, strict=True)) for row in found.rows]
+    for record in records:
+        trace, span = record["trace_id"] or "", record["span_id"] or ""
+        record["trace"] = None
+        if _TRACE_ID.fullmatch(trace):
+            record["trace"] = f"/traces/{trace}" + (f"#span-{span}" if _SPAN_ID.fullmatch(span) else "")
+    return records
 
 
 def _chart(values: list[float], slow: float, critical: float) -> dict[str, Any]:
