@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from .._version import __version__
 from ..log import get_logger
+from . import leader
 from .context import ServerContext
 from .state.base import Base
 
@@ -89,6 +90,7 @@ def install_subsystems(ctx: ServerContext) -> list[str]:
             continue
         getattr(module, function or "install")(ctx)
         installed.append(entry)
+    leader.install(ctx)  # after every subsystem: puts their singletons behind the replicas' lease
     Base.metadata.create_all(ctx.engine)
     ctx.extras[_INSTALLED] = installed
     return installed

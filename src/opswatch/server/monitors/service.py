@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from ...log import get_logger
@@ -39,6 +39,7 @@ from .rejections import Rejection, RejectionLog
 from .run_errors import RunErrors, note_run
 
 _log = get_logger("opswatch.server.monitors")
+_MONITORS = tables.MONITORS
 
 #: Due monitors judged and written per transaction (and per hold of the lock) by a tick.
 TICK_CHUNK = 1_000
@@ -103,6 +104,27 @@ class MonitorService:
         index = MonitorIndex(persist.load_all(self.engine))
         with self._lock:
             self._index = index
+
+    def refresh(self) -> int:
+        """Bring memory up to date with the monitors other servers sharing the state store created,
+        changed or deleted (replicas: ``opswatch.server.leader`` calls it every few seconds); returns how
+        many entries were reloaded or dropped. One light query (every monitor's id and version) plus one
+        read per monitor that changed."""
+        with self._lock:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(_MONITORS.c.id, _MONITORS.c.version))
+                stored = {row.id: row.version for row in rows}
+            changed = 0
+            for entry in self._index.all():
+                if entry.id not in stored:
+                    self._index.remove(entry)
+                    changed += 1
+            for monitor_id, version in stored.items():
+                known = self._index.get(monitor_id)
+                if known is None or known.version != version:
+                    self._reload_entry(monitor_id)
+                    changed += 1
+        return changed
 
     def __len__(self) -> int:
         return len(self._index)
