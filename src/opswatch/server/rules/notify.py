@@ -26,7 +26,7 @@ from urllib.parse import quote
 from sqlalchemy import Connection, Engine, and_, insert, select, update
 
 from ...log import get_logger
-from ..outbox import AlertSender
+from ..outbox import AlertSender, claimable
 from ..state.rules import GROUPS, INSTANCES, NOTIFICATIONS
 from . import inhibit
 from .messages import FIRING_KINDS, Note, render
@@ -176,7 +176,11 @@ class Dispatcher:
         to_send: list[Any] = []
         silenced = skipped = 0
         with self.engine.begin() as conn:
+            pending = NOTIFICATIONS.c.status == "pending"
+            mine = claimable(conn, NOTIFICATIONS, [row.id for row in members], pending)
             for row in members:
+                if row.id not in mine:
+                    continue  # another server is sending it (PostgreSQL: locked, skipped), or sent it
                 status, silence_id = self._verdict(conn, row, mutes)
                 claimed = conn.execute(
                     update(NOTIFICATIONS)
