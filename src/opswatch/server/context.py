@@ -35,6 +35,7 @@ from .pipeline import Pipeline
 from .redaction import ServerRedactor
 from .state import projects
 from .state.base import create_engine_for
+from .state.startup import schema_lock
 from .store.base import EventStore
 
 _log = get_logger("opswatch.server")
@@ -180,7 +181,8 @@ def open_context(
     engine = create_engine_for(settings.state_url)
     clock = now or utcnow
     try:
-        default = projects.install(engine, clock)
+        with schema_lock(engine):  # replicas starting together: one at a time creates tables
+            default = projects.install(engine, clock)
         if notifier is None:
             notifier = open_notifier(settings)
         event_store = store if store is not None else open_store(settings)
