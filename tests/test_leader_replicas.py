@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from opswatch.config import ConfigError
 from opswatch.server.config import ServerSettings
@@ -192,3 +193,30 @@ def test_a_monitor_service_refresh_sees_what_another_replica_wrote(state_url: st
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_a_leader_whose_state_store_stops_answering_stops_its_singletons_at_the_fence(
+    tmp_path: Path, state_url: str
+) -> None:
+    engine, blocker = create_engine_for(state_url), create_engine_for(state_url)
+    install_leases(engine)
+    journal: list[str] = []
+    lease = Lease(engine, "a", lease=1.5, renew=0.25)
+    gate = Leadership(lease, [Worker("clock", journal)])
+    gate.start()
+    try:
+        assert wait_until(lambda: gate.running)
+        with blocker.connect() as conn:  # the lease row is locked: the holder's renewal hangs
+            if blocker.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.execute(text("SELECT 1 FROM leases FOR UPDATE"))
+            assert wait_until(lambda: not gate.running, timeout=10)
+            assert journal == ["start clock", "stop clock"]
+            conn.rollback()
+        assert wait_until(lambda: gate.running)  # answering again, and nobody took over: it leads again
+        assert journal[-1] == "start clock"
+    finally:
+        gate.stop()
+        engine.dispose()
+        blocker.dispose()
