@@ -173,6 +173,7 @@ def test_the_leader_killed_mid_heartbeat_is_replaced_within_the_lease_and_each_m
             assert leader.leads()
             leader.process.kill()
             killed = time.time()
+            assert killed < due  # the old leader cannot have judged the heartbeat
             leader.process.wait(10)
 
             assert wait_for(lambda: any(r.leads() for r in followers), LEASE + SLACK)
