@@ -220,3 +220,22 @@ def test_a_leader_whose_state_store_stops_answering_stops_its_singletons_at_the_
         gate.stop()
         engine.dispose()
         blocker.dispose()
+
+
+def test_a_monitor_created_through_one_replica_takes_check_ins_through_another_at_once(
+    state_url: str,
+) -> None:
+    engines = [create_engine_for(state_url), create_engine_for(state_url)]
+    try:
+        a, b = MonitorService(engines[0]), MonitorService(engines[1])
+        a.create(1, "nightly", {"schedule": "0 3 * * *"})
+        ping = {"kind": "check_in", "project_id": 1, "monitor_slug": "nightly", "status": "ok"}
+        assert b.refusal(1, ping) is None  # before any refresh: b finds it in the state store
+        assert b.find("nightly").slug == "nightly"
+        upsert = {**ping, "monitor_config": {"schedule": "0 4 * * *"}}
+        assert b.process([upsert]) == [None]  # an upsert updates it rather than inserting it twice
+        assert a.refresh() == 1 and a.find("nightly", 1).config["schedule"] == "0 4 * * *"
+        assert "no monitor 'weekly'" in str(b.refusal(1, {**ping, "monitor_slug": "weekly"}))
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -49,6 +49,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..log import get_logger
+from . import limits
 from .context import Background, ServerContext
 from .metrics import Gauge
 from .state import leases as tables
@@ -339,7 +340,7 @@ def runs_everywhere(worker: object, ctx: ServerContext) -> bool:
         return True
     from .store.retention import RetentionJob
 
-    return isinstance(worker, RetentionJob) and not ctx.settings.events_url
+    return isinstance(worker, RetentionJob) and not getattr(ctx.settings, "events_url", None)
 
 
 def install(ctx: ServerContext) -> Leadership | None:
@@ -349,7 +350,12 @@ def install(ctx: ServerContext) -> Leadership | None:
         return ctx.extras.get(EXTRA)
     tables.install(ctx.engine)
     settings = ctx.settings
-    lease = Lease(ctx.engine, holder_id(), lease=settings.leader_lease, renew=settings.leader_renew)
+    lease = Lease(
+        ctx.engine,
+        holder_id(),
+        lease=float(getattr(settings, "leader_lease", limits.LEADER_LEASE_SECONDS)),
+        renew=float(getattr(settings, "leader_renew", limits.LEADER_RENEW_SECONDS)),
+    )
     refresh: list[Callable[[], object]] = []
     monitors = ctx.extras.get("monitors")
     if monitors is not None and hasattr(monitors, "refresh"):
