@@ -14,6 +14,11 @@ Two workloads:
 
 Targets on a 2-core machine: 25,000 log records/s and 1,000 Sentry error events/s (Bugsink states
 about 30 error events/s on 2 vCPUs). Run: ``.venv/bin/python benchmarks/bench_ingest.py [--quick]``.
+
+``--workers 1 2`` runs each workload once per worker count (``opswatch serve --workers N``) in one run
+and prints each rate beside the first count's (target for Sentry errors: 2 workers >= 1.7x one). The
+CPU columns say where the machine's cores went during each run, in cores: the server (the owner and its
+workers together), the client (it shares the machine), and every other process on it.
 """
 
 from __future__ import annotations
@@ -242,12 +247,14 @@ def client_main(spec: dict[str, Any]) -> None:
             sock.close()
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     threads = [threading.Thread(target=worker) for _ in range(spec["connections"])]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    client_cpu = time.process_time() - cpu_started
     print(
         json.dumps(
             {
@@ -260,6 +267,7 @@ def client_main(spec: dict[str, Any]) -> None:
                 "requests": len(requests),
                 "retried_429": state["retried"],
                 "failed": state["failed"],
+                "client_cpu": client_cpu,
             }
         ),
         flush=True,
@@ -269,12 +277,13 @@ def client_main(spec: dict[str, Any]) -> None:
 # -- the harness ----------------------------------------------------------------------------------------
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
+def start_server(data_dir: Path, workers: int = 1) -> tuple[subprocess.Popen[str], str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSWATCH_")}
     env["OPSWATCH_RETENTION_DAYS"] = "36500"
     command = os.environ.get("BENCH_SERVER_COMMAND", "-m opswatch serve").split()
     server = subprocess.Popen(
-        [sys.executable, *command, "--port", "0", "--data-dir", str(data_dir)],
+        [sys.executable, *command, "--port", "0", "--data-dir", str(data_dir)]
+        + (["--workers", str(workers)] if workers > 1 else []),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -295,13 +304,30 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of process ``pid`` and of its live children (an owner's workers)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def run(kind: str, count: int, connections: int) -> dict[str, Any]:
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy since boot (all processes)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def run(kind: str, count: int, connections: int, workers: int = 1) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        server, url, key = start_server(Path(tmp) / "data")
+        server, url, key = start_server(Path(tmp) / "data", workers)
         try:
             spec = {
                 "kind": kind,
@@ -319,16 +345,38 @@ def run(kind: str, count: int, connections: int) -> dict[str, Any]:
             )
             assert client.stdin is not None and client.stdout is not None
             assert client.stdout.readline().strip() == "ready"
-            cpu_before = cpu_seconds(server.pid)
+            if workers > 1:
+                wait_for_workers(server.pid, workers)
+            cpu_before, busy_before = cpu_seconds(server.pid), machine_busy_seconds()
             client.stdin.write("go\n")
             client.stdin.flush()
             result: dict[str, Any] = json.loads(client.stdout.readline())
             result["server_cpu"] = cpu_seconds(server.pid) - cpu_before
+            result["machine_cpu"] = machine_busy_seconds() - busy_before
             client.wait(30)
         finally:
             server.terminate()
             server.wait(60)
     return result
+
+
+def wait_for_workers(pid: int, workers: int, timeout: float = 60.0) -> None:
+    """Wait until the owner ``pid`` has ``workers`` children that settled (their start is not measured)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = [entry for entry in os.listdir("/proc") if entry.isdigit() and _parent_of(entry) == pid]
+        if len(children) >= workers:
+            time.sleep(3.0)  # their imports and the uvicorn start (a worker accepts once it is ready)
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not start {workers} workers")
+
+
+def _parent_of(entry: str) -> int:
+    try:
+        return int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return -1
 
 
 def main() -> None:
@@ -338,9 +386,17 @@ def main() -> None:
     parser.add_argument("--logs", type=int, default=200_000, help="log records to send")
     parser.add_argument("--sentry", type=int, default=10_000, help="Sentry error events to send")
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections (clients)")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", help="compare these `opswatch serve --workers N` counts (e.g. 1 2)"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --workers: repeat the comparison")
+    parser.add_argument("--only", choices=("log", "sentry"), help="run one workload only")
     args = parser.parse_args()
     if args.client:
         client_main(json.loads(args.client))
+        return
+    if args.workers:
+        compare_workers(args)
         return
     counts = {
         "log": args.logs // 4 if args.quick else args.logs,
@@ -368,6 +424,44 @@ def main() -> None:
                 else ""
             )
         )
+
+
+def compare_workers(args: argparse.Namespace) -> None:
+    """One run per workload and worker count; rates beside the first count's, and where the CPU went."""
+    counts = {
+        "log": args.logs // 4 if args.quick else args.logs,
+        "sentry": args.sentry // 4 if args.quick else args.sentry,
+    }
+    cores = os.cpu_count() or 1
+    print(f"{cores} cores; CPU columns in cores busy during the run (server = owner + workers)")
+    print(
+        f"{'workload':<16}{'workers':>8}{'events':>9}{'seconds':>9}{'events/s':>10}{'vs first':>9}"
+        f"{'srv µs/ev':>10}{'server':>8}{'client':>8}{'others':>8}{'client share':>14}"
+    )
+    for kind, _round in [
+        (kind, r) for kind in ("log", "sentry") if args.only in (None, kind) for r in range(args.rounds)
+    ]:
+        first = 0.0
+        for workers in args.workers:
+            result = run(kind, counts[kind], args.connections, workers)
+            elapsed = result["elapsed"]
+            rate = result["events"] / elapsed
+            first = first or rate
+            server, client = result["server_cpu"] / elapsed, result["client_cpu"] / elapsed
+            others = max(0.0, result["machine_cpu"] / elapsed - server - client)
+            name = "log records" if kind == "log" else "Sentry errors"
+            print(
+                f"{name:<16}{workers:>8}{result['events']:>9,}{elapsed:>9.2f}{rate:>10,.0f}{rate / first:>8.2f}x"
+                f"{result['server_cpu'] / max(result['events'], 1) * 1e6:>10.0f}"
+                f"{server:>8.2f}{client:>8.2f}{others:>8.2f}{client / cores:>13.0%}"
+                + (f"  ({result['retried_429']} answers were 429, retried)" if result["retried_429"] else "")
+                + (f"  ({result['failed']} requests FAILED)" if result["failed"] else "")
+                + (
+                    f"  (sent {result['sent']:,}, stored {result['events']:,})"
+                    if result["events"] != result["sent"]
+                    else ""
+                )
+            )
 
 
 if __name__ == "__main__":

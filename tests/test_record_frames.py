@@ -128,3 +128,25 @@ def test_it_counts_the_demos_simulated_app_as_an_application() -> None:
     assert demo[-1]["file"].endswith("opswatch/cli/_church_app.py") and not demo[-1]["file"].startswith("/")
     assert "raise DatabaseTimeoutError" in demo[-1]["context_line"]
     assert all(not frame["in_app"] for frame in stack if frame["module"].startswith("opswatch.perf"))
+
+
+def test_it_censors_source_literals_under_the_apps_own_secret_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_console: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    console = json_console(service="donations", redact_keys=["kiosk_code"])
+    module = load(tmp_path, "kiosk", """
+        def unlock():
+            kiosk_code = "4455"
+            settings = {"kiosk_code": "4455", "campus": "north"}
+            raise PermissionError("kiosk locked")
+        """)
+    try:
+        module["unlock"]()
+    except PermissionError as err:
+        opswatch.get_logger("kiosk").error("unlock failed", err)
+    opswatch.flush()
+    frame = console.records()[-1]["error"]["stack"][-1]
+    source = "\n".join([*frame["pre_context"], frame["context_line"]])
+    assert "4455" not in source
+    assert 'kiosk_code = "[REDACTED]"' in source and '"campus": "north"' in source

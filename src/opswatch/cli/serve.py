@@ -29,6 +29,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--data-dir", help="where the stores live (default: $OPSWATCH_DATA_DIR or ./opswatch-data)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="HTTP worker processes beside the store's owner (default: $OPSWATCH_WORKERS or 1)",
+    )
     parser.set_defaults(handler=serve)
 
 
@@ -51,13 +56,15 @@ def serve(args: argparse.Namespace) -> int:
 
     check_data_dir(args.data_dir, os.environ.get("OPSWATCH_DATA_DIR"), ServerSettings.data_dir)
     try:
-        settings = ServerSettings.load(host=args.host, port=args.port, data_dir=args.data_dir)
+        settings = ServerSettings.load(
+            host=args.host, port=args.port, data_dir=args.data_dir, workers=getattr(args, "workers", None)
+        )
     except ConfigError as err:
         raise CommandError(str(err)) from None
     # The server logs to its console; it never ships its own records to itself, even when the shell
     # exports an OPSWATCH_DSN meant for the apps.
     opswatch.init(service="opswatch-server", dsn=None)
-    sock = _listen(settings.host, settings.port)
+    sock = _listen(settings.host, settings.port, reuse_port=settings.workers > 1)
     try:
         ctx = open_context(settings)
         app = create_app(ctx)
@@ -76,6 +83,13 @@ def serve(args: argparse.Namespace) -> int:
     out.write(f"OPSWATCH_ADMIN_TOKEN={settings.admin_token}\n")
     out.write(f"OPSWATCH_DSN={settings.dsn(key, ctx.default_project.id)}\n")
     out.flush()
+    if settings.workers > 1:  # the owner keeps the stores; workers take HTTP (opswatch.server.workers)
+        from ..server.workers import serve_with_workers
+
+        try:
+            return serve_with_workers(ctx, app, sock)
+        finally:
+            sock.close()
     config = uvicorn_config(app, settings)
     server = uvicorn.Server(config)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to the handlers that were
@@ -113,8 +127,9 @@ def check_data_dir(given: str | os.PathLike[str] | None, environ: str | None, de
         raise CommandError(f"data dir {path} ({source}) cannot be written ({problem}): {fix}") from None
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port``, or ``CommandError`` saying why not."""
+def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket on ``host:port``, or ``CommandError`` saying why not. ``reuse_port``: the
+    workers' sockets will bind the same port (``opswatch.server.workers``)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as err:
@@ -125,6 +140,8 @@ def _listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(2048)
     except OSError as err:

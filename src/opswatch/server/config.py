@@ -88,6 +88,9 @@ class ServerSettings:
     keepalive_timeout: float = limits.KEEPALIVE_TIMEOUT_SECONDS
     #: Connections and requests served at once; more are answered 503 (``OPSWATCH_MAX_CONNECTIONS``).
     max_connections: int = limits.MAX_CONNECTIONS
+    #: Processes that take HTTP (``OPSWATCH_WORKERS``): 1 serves everything in one process; N > 1 starts
+    #: N ingest workers beside the process that owns the stores (``opswatch.server.workers``).
+    workers: int = 1
     #: TOML file of alert rules (``OPSWATCH_RULES_FILE``); read at start, see "Server alert rules".
     rules_file: Path | None = None
     #: Ship the default rules (high error rate per service, API p95) (``OPSWATCH_RULES_DEFAULTS``).
@@ -207,6 +210,7 @@ _FROM_ENV: dict[str, str] = {
     "body_timeout": "OPSWATCH_BODY_TIMEOUT",
     "keepalive_timeout": "OPSWATCH_KEEPALIVE_TIMEOUT",
     "max_connections": "OPSWATCH_MAX_CONNECTIONS",
+    "workers": "OPSWATCH_WORKERS",
     "rules_file": "OPSWATCH_RULES_FILE",
     "rules_defaults": "OPSWATCH_RULES_DEFAULTS",
     "rules_interval": "OPSWATCH_RULES_INTERVAL",
@@ -229,6 +233,7 @@ _NUMBERS: dict[str, tuple[int, int]] = {
     "max_pending_events": (1, 10**8),
     "issue_auto_resolve_days": (0, 36500),
     "max_connections": (1, 1_000_000),
+    "workers": (1, limits.MAX_WORKERS),
     "rules_interval": (1, 86_400),
     "rules_ingest_delay": (0, 3_600),
     "rules_group_wait": (0, 86_400),

@@ -111,6 +111,14 @@ KEEPALIVE_TIMEOUT_SECONDS: Final = 5.0
 #: are answered 503. Each costs a few KiB; the ingest pipeline bounds the events behind them.
 MAX_CONNECTIONS: Final = 1000
 
+#: ``--workers`` at most (``opswatch.server.workers``): each worker is a Python process (~60 MB) and one
+#: owner process commits for all of them, so more than a few per core only adds memory.
+MAX_WORKERS: Final = 64
+#: Seconds a worker may take to finish its requests after SIGTERM before the owner kills it.
+WORKER_STOP_SECONDS: Final = 30.0
+#: Seconds between restarts of a worker that keeps dying at once (a crash loop costs no more than this).
+WORKER_RESTART_SECONDS: Final = 1.0
+
 # -- logins (opswatch.server.throttle) ------------------------------------------------------------------
 
 #: Failed logins or admin tokens one client address may make in a burst, and seconds to earn one
@@ -271,6 +279,14 @@ RULES_MAX_WINDOW_SECONDS: Final = 31 * 86_400
 
 #: Fire/resolve transitions of one instance within an hour above which it is marked flapping.
 RULES_FLAP_TRANSITIONS: Final = 6
+
+#: Most weeks an anomaly rule's baseline looks back. Each week is one more read of the rule's window per
+#: evaluation, and the store keeps 30 days by default (4 weeks); 8 covers a retention of two months.
+RULES_ANOMALY_MAX_WEEKS: Final = 8
+
+#: Most error events with a user an ``issue_users`` rule reads per evaluation (each is mapped to its
+#: issue through the state store); past it the evaluation is an error naming this limit.
+RULES_ISSUE_USER_EVENTS: Final = 50_000
 
 #: Seconds the dashboard spends recomputing a rule's signal for its chart (``ui.signal_chart``), newest
 #: point first; the older points past it are left out and the page says so.

@@ -42,6 +42,11 @@ class Counter:
         """The sum over every series."""
         return sum(self._values.values())
 
+    def series(self) -> dict[Labels, float]:
+        """Every series' value now, by labels (a copy)."""
+        with self._lock:
+            return dict(self._values)
+
     def render(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} counter"
@@ -75,6 +80,19 @@ class Histogram:
     def count(self) -> int:
         """How many observations were recorded."""
         return self._count
+
+    def state(self) -> tuple[list[int], float, int]:
+        """The bucket counts, sum and count now (a copy): what ``merge`` adds to another histogram."""
+        with self._lock:
+            return list(self._counts), self._sum, self._count
+
+    def merge(self, counts: list[int], total: float, count: int) -> None:
+        """Add observations made elsewhere (another process's ``state``, or the change in it)."""
+        with self._lock:
+            for index, value in enumerate(counts[: len(self._counts)]):
+                self._counts[index] += value
+            self._sum += total
+            self._count += count
 
     def render(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"

@@ -140,11 +140,14 @@ class Pipeline:
         """Events submitted and not yet durable (the queue depth)."""
         return self._pending
 
-    def submit(self, project_id: int, records: list[dict[str, Any]], source: str) -> Future[Outcome]:
+    def submit(
+        self, project_id: int, records: list[dict[str, Any]], source: str, *, prepared: bool = False
+    ) -> Future[Outcome]:
         """Redact ``records`` (normalized by ingest), stamp ``project_id``, and queue them for the store.
 
         Raises ``Overloaded`` when the queue is full and ``StoreUnavailable`` after ``stop``. The records
-        passed in are not changed; redacted copies are stored.
+        passed in are not changed; redacted copies are stored. ``prepared=True``: the records come from
+        ``prepare`` already (an ingest worker process redacted them) and are queued as they are.
         """
         future: Future[Outcome] = Future()
         if not records:
@@ -158,7 +161,7 @@ class Pipeline:
                 raise Overloaded()
             self._pending += count
         try:
-            clean = self.prepare(project_id, records)
+            clean = records if prepared else self.prepare(project_id, records)
         except BaseException:
             with self._lock:
                 self._pending -= count

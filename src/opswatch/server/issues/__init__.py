@@ -28,7 +28,9 @@ def install(ctx: Any) -> IssueService:
     settings = IssueSettings.from_server_settings(ctx.settings)
     service = IssueService(ctx.engine, now=ctx.now)
     base_url = str(getattr(ctx.settings, "base_url", "") or "")
-    notices = IssueNotices(ctx.engine, base_url)
+    from ..rules.outbox_rules import OutboxGate  # the rules decide, once they are installed
+
+    notices = IssueNotices(ctx.engine, base_url, gate=OutboxGate(ctx))
     ctx.hooks.append(IssueHook(service, settings, base_url, notices))
     ctx.background.append(IssueSweeper(service, settings, notices=notices, notifier=lambda: ctx.notifier))
     ctx.extras[EXTRA] = service

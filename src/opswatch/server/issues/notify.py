@@ -14,7 +14,7 @@ one message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...alerts.message import Alert, cut, facts
@@ -133,11 +133,32 @@ def change_from_notice(row: Any) -> IssueChange:
     )
 
 
-def notice_table(base_url: str) -> NoticeTable:
-    """The issue notices as an outbox table: leased claims, messages built with links to ``base_url``."""
+#: Asked before a message is sent: ``gate("issue_new" | "issue_regressed", facts)``; False keeps it back
+#: (the rules' silences and inhibition, ``opswatch.server.rules.outbox_rules``).
+Gate = Callable[[str, Mapping[str, Any]], bool]
+
+
+def gate_facts(change: IssueChange) -> dict[str, Any]:
+    """What a gate may judge an issue message by."""
+    return {
+        "issue_id": change.issue_id,
+        "project_id": change.project_id,
+        "title": change.title,
+        "level": change.level,
+        "environment": change.record.get("environment"),
+        "times_regressed": change.times_regressed,
+    }
+
+
+def notice_table(base_url: str, gate: Gate | None = None) -> NoticeTable:
+    """The issue notices as an outbox table: leased claims, messages built with links to ``base_url``,
+    each sent only if ``gate`` lets it (a message kept back is done, not retried)."""
 
     def build(row: Any) -> tuple[Alert | None, str]:
-        return build_alert(change_from_notice(row), base_url), ROUTE
+        change = change_from_notice(row)
+        if gate is not None and not gate(f"issue_{change.kind}", gate_facts(change)):
+            return None, ROUTE
+        return build_alert(change, base_url), ROUTE
 
     return NoticeTable(ISSUE_NOTICES, build, lease=limits.ISSUE_NOTICE_LEASE_SECONDS)
 
@@ -147,8 +168,8 @@ class IssueNotices:
     round, None when no channel is configured). Called by the ingest hook right after a batch (so a
     message leaves at once) and by the sweeper (what a dead server claimed, or a round that failed)."""
 
-    def __init__(self, engine: Any, base_url: str) -> None:
-        self._sender = NoticeSender(engine, notice_table(base_url), None)
+    def __init__(self, engine: Any, base_url: str, gate: Gate | None = None) -> None:
+        self._sender = NoticeSender(engine, notice_table(base_url, gate), None)
 
     def drain(self, notifier: Any, now: float) -> int:
         """Claim and hand over what waits; how many messages went to ``notifier``. Never raises: a

@@ -56,7 +56,9 @@ def install(ctx: Any) -> MonitorService:
     )
     base_url = str(getattr(ctx.settings, "base_url", "") or "")
     explain = FailureExplainer(service.run_errors, ctx.engine, base_url)
-    outbox = Outbox(ctx.engine, _sink(ctx), notifier, explain)
+    from ..rules.outbox_rules import OutboxGate  # the rules decide, once they are installed
+
+    outbox = Outbox(ctx.engine, _sink(ctx), notifier, explain, gate=OutboxGate(ctx))
     clock = CronClock(service, outbox)
     service.on_change = clock.wake
     ctx.hooks.append(service.hook)

@@ -101,8 +101,11 @@ class Outbox:
         notifier: AlertSender | None,
         explain: Explainer | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        gate: Callable[[str, Mapping[str, Any]], bool] | None = None,
     ) -> None:
         self.engine = engine
+        #: Asked before a failing or recovered message is sent (``rules.outbox_rules``); False keeps it back.
+        self.gate = gate
         self.sink = sink
         self.notifier = notifier
         self.explain = explain
@@ -203,5 +206,8 @@ class Outbox:
 
     def _build(self, row: Any) -> tuple[Any | None, str]:
         """The message a ``monitor_changes`` row calls for (with what failed), and its route."""
+        facts = {"slug": row.slug, "project_id": row.project_id}
+        if self.gate is not None and not self.gate(f"monitor_{row.notify}", facts):
+            return None, notify.ROUTE
         alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, self._details(row))
         return alert, notify.ROUTE

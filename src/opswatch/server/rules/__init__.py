@@ -4,7 +4,11 @@ The parts, one job each: ``model`` (what a rule is), ``durations``, ``load`` (TO
 validated), ``signals`` (SQL over the event store; the seam where rollups will plug in), ``evaluate``
 (one rule at one time), ``machine`` (the pure state machine), ``store`` (state in the state store),
 ``service`` (the evaluation round), ``silences``, ``messages`` (what notifications say), ``notify``
-(the notification log to the notifier), ``loop`` (the background clock), ``defaults``, ``views``.
+(the notification log to the notifier), ``loop`` (the background clock), ``defaults``, ``views``;
+for the other kinds ``baselines`` (change and anomaly rules, over shifted windows of any signal source),
+``issue_signals`` and ``monitor_signals`` (issues and cron monitors of the state store, and ``Routed``,
+which picks the source by signal), ``outbox_rules`` (the issue and cron notifications as default rules,
+delivered by their own outboxes).
 
 ``install(ctx)`` is listed in ``opswatch.server.app.SUBSYSTEMS``: it creates the tables, loads the
 default rules and ``OPSWATCH_RULES_FILE`` (a bad file stops the server at start, naming rule and key),
@@ -16,7 +20,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .defaults import default_rules, merged
+from .defaults import default_rules, merged, notice_rules
+from .issue_signals import IssueSource
 from .load import load_file
 from .loop import RuleClock
 from .model import Rule
@@ -40,8 +45,10 @@ class Rules:
 
 
 def configured_rules(settings: Any) -> list[Rule]:
-    """The defaults (unless switched off) and the rules file, the file's rules replacing defaults by name."""
+    """The defaults (unless switched off), the notice defaults (by their own settings) and the rules
+    file, the file's rules replacing defaults by name."""
     defaults = default_rules() if getattr(settings, "rules_defaults", True) else []
+    defaults += notice_rules(settings)
     path = getattr(settings, "rules_file", None)
     return merged(defaults, load_file(path) if path is not None else [])
 
@@ -59,6 +66,7 @@ def install(ctx: Any) -> Rules:
         configured_rules(settings),
         ingest_delay=float(settings.rules_ingest_delay),
         now=epoch_clock(ctx.now),
+        issues=IssueSource(ctx.engine, ctx.store),
     )
     timing = Timing(
         float(settings.rules_group_wait),

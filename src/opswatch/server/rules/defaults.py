@@ -1,4 +1,5 @@
-"""The rules that ship on (``OPSWATCH_RULES_DEFAULTS``), written in the rule file's own keys.
+"""The rules that ship on (``OPSWATCH_RULES_DEFAULTS``), written in the rule file's own keys, and the
+issue and cron notifications as rules (``NOTICE_RULES``, switched by their own settings).
 
 A rule in the rules file with the same name replaces a default, so a team edits a default by copying
 it into its file. The API p95 rule reads Sentry transactions and the SDK's per-request measurements
@@ -45,9 +46,25 @@ DEFAULT_RULES: Final[tuple[dict[str, Any], ...]] = (
 )
 
 
+#: The notifications that predate the rules, as rules of the issue and monitor kinds, each with the
+#: setting that switches it (on unless set false). Their subsystems' outboxes deliver them at once with
+#: their own messages (``outbox_rules``); the rules add silences, inhibition and the Alerts page.
+NOTICE_RULES: Final[tuple[tuple[dict[str, Any], str], ...]] = (
+    ({"name": "issue-new", "signal": "issue_new", "window": "1h"}, "notify_new_issues"),
+    ({"name": "issue-regressed", "signal": "issue_regressed", "window": "1h"}, "notify_regressed_issues"),
+    ({"name": "cron-failing", "signal": "monitor_failing", "window": "1m"}, "notify_cron_failures"),
+)
+
+
 def default_rules() -> list[Rule]:
     """The default rules, loaded like any others."""
     return load_many(list(DEFAULT_RULES), source="defaults")
+
+
+def notice_rules(settings: Any) -> list[Rule]:
+    """The notice defaults whose setting is on in ``settings`` (independent of ``rules_defaults``)."""
+    chosen = [rule for rule, setting in NOTICE_RULES if getattr(settings, setting, True) is not False]
+    return load_many(chosen, source="defaults")
 
 
 def merged(defaults: list[Rule], configured: list[Rule]) -> list[Rule]:

@@ -12,14 +12,16 @@ every instance the evaluation or the stored state knows, returning what changed 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 
 from ...log import get_logger
 from ..store.base import QueryError
+from . import baselines
 from .machine import Instance, Message, RuleStatus, Verdict, judge, policy_verdict, rule_error, step
-from .model import Evaluation, Observation, Rule
+from .model import EVENT_SIGNALS, Evaluation, Observation, Rule, instance_key
 from .signals import SignalError, SignalSource, UnseenFields
+
+__all__ = ["Outcome", "advance", "evaluate", "instance_key"]
 
 _log = get_logger("opswatch.server.rules")
 
@@ -33,11 +35,6 @@ class Outcome:
     status: RuleStatus
 
 
-def instance_key(group: Mapping[str, str]) -> str:
-    """The stable identity of a label set: its group values as canonical JSON."""
-    return json.dumps(dict(sorted(group.items())), separators=(",", ":"), ensure_ascii=False)
-
-
 def evaluate(rule: Rule, source: SignalSource, now: float, ingest_delay: float) -> Evaluation:
     """Read ``rule`` at ``now``; an error is returned, never raised."""
     end = now - ingest_delay
@@ -45,7 +42,7 @@ def evaluate(rule: Rule, source: SignalSource, now: float, ingest_delay: float) 
     if rule.active is not None and not (rule.active.covers(start) and rule.active.covers(end - 1e-3)):
         return Evaluation(now, start, end, expected=False)
     try:
-        found = source.observe(rule, start, end)
+        found = baselines.observe(rule, source, start, end)
     except UnseenFields as err:
         return Evaluation(now, start, end, observations=tuple(err.observations), waiting=err.fields)
     except (QueryError, SignalError) as err:
@@ -89,8 +86,21 @@ def advance(
     for instance, verdict, reading in plan:
         after, said = step(rule, instance, verdict, reading, evaluation.at)
         changed.append(after)
-        messages.extend(said)
+        messages.extend(_explained(rule, said, reading))
     return Outcome(tuple(changed), tuple(messages), new_status)
+
+
+def _explained(rule: Rule, said: list[Message], reading: Observation | None) -> list[Message]:
+    """Messages with the reading's note as their reason (a change's two values, an anomaly's
+    baseline); without the resolve of a moment (a new or regressed issue announces and ends quietly);
+    none for a rule whose notice outbox announces it."""
+    if rule.outbox:  # its subsystem's outbox announces it (``outbox_rules``)
+        return []
+    if rule.signal in EVENT_SIGNALS:
+        said = [m for m in said if m.kind != "resolved"]
+    if reading is None or reading.note is None:
+        return said
+    return [m if m.reason else dataclasses.replace(m, reason=reading.note) for m in said]
 
 
 def _fresh(rule: Rule, group: Mapping[str, str]) -> Instance:

@@ -11,11 +11,13 @@ API would refuse.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ...config import ConfigError
 from ...crons.schedule import ScheduleError, parse_schedule
@@ -25,7 +27,22 @@ from ..store.base import QueryRefused, SchemaInfo
 from ..store.layout import CORE_NAMES, VIEWS
 from .durations import parse_duration
 from .inhibit import Inhibits
-from .model import FIELD_SIGNALS, POLICIES, SIGNALS, Active, Policy, Rule, Threshold
+from .model import (
+    DIRECTIONS,
+    FIELD_SIGNALS,
+    ISSUE_SIGNALS,
+    MONITOR_SIGNALS,
+    POLICIES,
+    PRESENCE_SIGNALS,
+    SIGNALS,
+    Active,
+    Anomaly,
+    Direction,
+    IssueFilter,
+    Policy,
+    Rule,
+    Threshold,
+)
 from .silences import SilenceError, parse_matcher_text
 
 #: Message templates a rule may name (``opswatch.alerts.templates``); ``alert`` is the generic one.
@@ -34,7 +51,7 @@ TEMPLATES: Final = ("alert", "high_error_rate")
 KEYS: Final = (
     "name", "signal", "field", "where", "sql", "group_by", "window", "warning", "critical", "resolve",
     "min_events", "for", "keep_firing_for", "template", "active", "channels", "labels", "no_data",
-    "on_error", "group_notifications_by", "inhibits",
+    "on_error", "group_notifications_by", "inhibits", "compare", "anomaly", "timezone", "issues",
 )  # fmt: skip
 
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -135,7 +152,7 @@ class _Builder:
         if (signal == "sql") != (sql is not None):
             raise self.fail("sql", "a SQL rule needs 'sql' (and signal 'sql' or none); others take none")
         group_by = self.identifiers("group_by")
-        warning, critical, resolve = self.thresholds()
+        warning, critical, resolve = self.thresholds(signal)
         labels = self.labels(group_by)
         rule = Rule(
             name=self.name,
@@ -163,7 +180,103 @@ class _Builder:
         )
         if signal == "sql" and group_by:
             raise self.fail("group_by", "a SQL rule's groups are the columns it returns besides 'value'")
-        return rule
+        return self.kinds(rule)
+
+    def kinds(self, rule: Rule) -> Rule:
+        """The keys of the change, anomaly and issue kinds (``compare``, ``anomaly``, ``timezone``,
+        ``issues``), checked against each other and the rest of the rule."""
+        issue = rule.signal in ISSUE_SIGNALS or rule.signal in MONITOR_SIGNALS
+        compare = self.data.get("compare")
+        seconds = None
+        if compare is not None:
+            seconds = self.duration("compare", positive=True)
+            if seconds < rule.window:
+                raise self.fail("compare", "must be at least the window (the two windows would overlap)")
+        anomaly = self.anomaly(rule.window)
+        if seconds is not None and anomaly is not None:
+            raise self.fail("anomaly", "a rule is either a change rule (compare) or an anomaly rule")
+        if issue and (seconds is not None or anomaly is not None):
+            raise self.fail(
+                "compare" if seconds is not None else "anomaly", "issue and monitor signals take no baseline"
+            )
+        zone = self.zone(rule)
+        if "timezone" in self.data and seconds is None and anomaly is None:
+            raise self.fail("timezone", "only change (compare) and anomaly rules shift by the calendar")
+        filters = self.issue_filter(rule.signal)
+        if issue:
+            if rule.where is not None:
+                raise self.fail(
+                    "where", "issue rules choose issues with 'issues' ({ level, environment, project })"
+                )
+            if rule.group_by:
+                raise self.fail("group_by", "issue and monitor rules have one instance per issue or monitor")
+        return dataclasses.replace(
+            rule,
+            compare=seconds,
+            anomaly=anomaly,
+            timezone=zone,
+            issues=filters if rule.signal in ISSUE_SIGNALS else None,
+        )
+
+    def anomaly(self, window: float) -> Anomaly | None:
+        value = self.data.get("anomaly")
+        if value is None:
+            return None
+        allowed = {"weeks", "min_weeks", "direction"}
+        if not isinstance(value, Mapping) or set(value) - allowed:
+            raise self.fail(
+                "anomaly", "expected { weeks = 4, min_weeks = 3, direction = 'above|below|both' }"
+            )
+        most = limits.RULES_ANOMALY_MAX_WEEKS
+        weeks = value.get("weeks", 4)
+        if isinstance(weeks, bool) or not isinstance(weeks, int) or not 1 <= weeks <= most:
+            raise self.fail("anomaly", f"weeks: expected a whole number from 1 to {most}, got {weeks!r}")
+        least = value.get("min_weeks", min(3, weeks))
+        if isinstance(least, bool) or not isinstance(least, int) or not 1 <= least <= weeks:
+            raise self.fail(
+                "anomaly", f"min_weeks: expected a whole number from 1 to weeks ({weeks}), got {least!r}"
+            )
+        direction = value.get("direction", "both")
+        if direction not in DIRECTIONS:
+            raise self.fail(
+                "anomaly", f"direction: expected one of {', '.join(DIRECTIONS)}, got {direction!r}"
+            )
+        if window > 86_400:
+            raise self.fail("window", "an anomaly rule's window is at most 1d (it is compared hour of week)")
+        return Anomaly(weeks, least, cast(Direction, direction))
+
+    def zone(self, rule: Rule) -> str:
+        value = self.data.get("timezone")
+        if value is None:
+            return rule.active.timezone if rule.active is not None else "UTC"
+        if not isinstance(value, str):
+            raise self.fail("timezone", f"expected a zone name such as 'America/Chicago', got {value!r}")
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(
+                "timezone", f"unknown zone {value!r} (expected a name such as 'America/Chicago')"
+            ) from None
+        return value
+
+    def issue_filter(self, signal: str) -> IssueFilter:
+        value = self.data.get("issues")
+        if value is None:
+            return IssueFilter()
+        if signal not in ISSUE_SIGNALS:
+            raise self.fail("issues", f"only issue signals ({', '.join(ISSUE_SIGNALS)}) choose issues")
+        if not isinstance(value, Mapping) or set(value) - {"level", "environment", "project"}:
+            raise self.fail(
+                "issues", "expected { level = 'error|fatal', environment = '<name>', project = <id> }"
+            )
+        level, environment, project = value.get("level"), value.get("environment"), value.get("project")
+        if level is not None and level not in ("error", "fatal"):
+            raise self.fail("issues", f"level: expected 'error' or 'fatal', got {level!r}")
+        if environment is not None and (not isinstance(environment, str) or not environment):
+            raise self.fail("issues", f"environment: expected a name, got {environment!r}")
+        if project is not None and (isinstance(project, bool) or not isinstance(project, int)):
+            raise self.fail("issues", f"project: expected a project id (a whole number), got {project!r}")
+        return IssueFilter(level, environment, project)
 
     # -- keys ---------------------------------------------------------------------------------------
 
@@ -225,6 +338,10 @@ class _Builder:
 
     def field(self, signal: str) -> str | None:
         value = self.text("field")
+        if signal == "issue_users":
+            if value is not None and not _IDENTIFIER.match(value):
+                raise self.fail("field", f"{value!r} is not a field name (letters, digits and '_')")
+            return value or "user_id"
         if signal in FIELD_SIGNALS:
             if value is None:
                 if signal.startswith("p"):
@@ -265,8 +382,10 @@ class _Builder:
             raise self.fail(key, f"expected a comparison such as '> 0.05' or '< 1', got {value!r}")
         return Threshold(match.group(1), float(match.group(2)))
 
-    def thresholds(self) -> tuple[Threshold | None, Threshold | None, Threshold | None]:
+    def thresholds(self, signal: str) -> tuple[Threshold | None, Threshold | None, Threshold | None]:
         warning, critical, resolve = (self.threshold(k) for k in ("warning", "critical", "resolve"))
+        if signal in PRESENCE_SIGNALS and warning is None and critical is None:
+            critical = Threshold(">", 0.0)  # a new or regressed issue reads 1: it is the event itself
         if warning is None and critical is None:
             raise self.fail("critical", "a rule needs 'critical' or 'warning' (or both)")
         if warning is not None and critical is not None:

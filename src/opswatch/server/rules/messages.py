@@ -58,6 +58,10 @@ def show_value(rule: Rule | None, value: float | None) -> str:
     """The value as people read it: a percentage for error ratios."""
     if value is None:
         return "no data"
+    if rule is not None and rule.kind == "change":
+        return f"{value:+.1f}%"
+    if rule is not None and rule.kind == "anomaly":
+        return f"{value:.1f} spreads off the usual"
     if rule is not None and rule.signal == "error_ratio":
         return f"{value * 100:.2f}%"
     return f"{value:.4g}"
@@ -75,6 +79,8 @@ def threshold_text(rule: Rule | None, severity: str | None) -> str | None:
     threshold = rule.threshold_for("warning" if severity == "warning" else "critical")
     if threshold is None:
         return None
+    if rule.kind == "change":
+        return f"{threshold.op} {threshold.value:g}%"
     if rule.signal == "error_ratio":
         return f"{threshold.op} {threshold.value * 100:g}%"
     return str(threshold)

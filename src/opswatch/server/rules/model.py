@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import math
 import operator
 from collections.abc import Callable, Mapping
@@ -20,11 +21,34 @@ from .inhibit import Inhibits
 #: Threshold signals and what each needs: ``field`` (a numeric or any column) or nothing.
 SIGNALS: Final = (
     "count", "rate", "error_ratio", "sum", "avg", "max", "min", "p50", "p95", "p99", "distinct", "sql",
+    "issue_events", "issue_users", "issue_new", "issue_regressed", "monitor_failing",
 )  # fmt: skip
 #: Signals computed over a field (``field`` required, except the percentiles, which default to duration).
 FIELD_SIGNALS: Final = frozenset({"sum", "avg", "max", "min", "p50", "p95", "p99", "distinct"})
 #: Levels whose events count as errors for ``error_ratio``.
 ERROR_LEVELS: Final = ("error", "fatal")
+#: Signals whose value is the number of events (or of values): a group absent from a window reads 0.
+VOLUME_SIGNALS: Final = frozenset({"count", "rate", "distinct"})
+#: Issue signals, read from the state store's issues (``issues.IssueSource``): per issue, events in the
+#: window, distinct users in the window, new in the window, regressed in the window.
+ISSUE_SIGNALS: Final = ("issue_events", "issue_users", "issue_new", "issue_regressed")
+#: Cron monitors: 1 for each monitor failing now (``monitor_signals.MonitorSource``).
+MONITOR_SIGNALS: Final = ("monitor_failing",)
+#: Issue signals that mark a moment rather than a level: they announce, and end without a resolve message.
+EVENT_SIGNALS: Final = frozenset({"issue_new", "issue_regressed"})
+#: Signals that read 1 for each thing they find: without thresholds, ``critical = "> 0"``.
+PRESENCE_SIGNALS: Final = EVENT_SIGNALS | frozenset(MONITOR_SIGNALS)
+#: Default rules whose messages the subsystem's own notice outbox sends the moment the change is
+#: recorded, with its own message (``outbox_rules``): rule name -> signal. The clock still evaluates
+#: them (their alerts show, and can inhibit); silences, inhibition and the rule's filter decide at the
+#: outbox whether the message goes out.
+OUTBOX_RULES: Final = {
+    "issue-new": "issue_new",
+    "issue-regressed": "issue_regressed",
+    "cron-failing": "monitor_failing",
+}
+Direction = Literal["above", "below", "both"]
+DIRECTIONS: Final = ("above", "below", "both")
 
 Policy = Literal["ok", "alerting", "keep_last"]
 POLICIES: Final = ("ok", "alerting", "keep_last")
@@ -82,6 +106,30 @@ class Active:
 
 
 @dataclasses.dataclass(frozen=True)
+class Anomaly:
+    """An anomaly rule's baseline: the same window of the last ``weeks`` weeks (see ``baselines``).
+
+    The rule's value is how far the reading lies from the baseline's median, in robust spreads
+    (1.4826 * MAD, never narrower than the floors in ``baselines.spread``), signed by ``direction``:
+    ``above`` positive above the median, ``below`` positive below it, ``both`` the distance either way.
+    Fewer than ``min_weeks`` weeks with data read as no data (the rule cannot fire yet)."""
+
+    weeks: int = 4
+    min_weeks: int = 3
+    direction: Direction = "both"
+
+
+@dataclasses.dataclass(frozen=True)
+class IssueFilter:
+    """Which issues an issue rule watches: at least ``level`` (``error`` or ``fatal``), seen in
+    ``environment``, of ``project`` (None: any)."""
+
+    level: str | None = None
+    environment: str | None = None
+    project: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Rule:
     """One alert rule (see the README's "Server alert rules" for each key)."""
 
@@ -110,6 +158,34 @@ class Rule:
     inhibits: Inhibits | None = None
     #: Where the rule came from: ``file``, ``defaults`` or ``api``.
     source: str = "file"
+    #: Change rules: seconds back to the window compared with (``compare = "1w"``); the value is the
+    #: percent change from then to now.
+    compare: float | None = None
+    #: Anomaly rules: the seasonal baseline.
+    anomaly: Anomaly | None = None
+    #: The zone whose calendar ``compare`` and ``anomaly`` shift in (a week earlier is the same wall
+    #: clock time, across daylight saving changes).
+    timezone: str = "UTC"
+    #: Issue rules: which issues count.
+    issues: IssueFilter | None = None
+
+    @property
+    def outbox(self) -> bool:
+        """True for a rule delivered by a notice outbox (``OUTBOX_RULES``), not by the dispatcher."""
+        return OUTBOX_RULES.get(self.name) == self.signal
+
+    @property
+    def kind(self) -> str:
+        """``threshold``, ``sql``, ``change``, ``anomaly``, ``issue`` or ``monitor``."""
+        if self.compare is not None:
+            return "change"
+        if self.anomaly is not None:
+            return "anomaly"
+        if self.signal in ISSUE_SIGNALS:
+            return "issue"
+        if self.signal in MONITOR_SIGNALS:
+            return "monitor"
+        return "sql" if self.signal == "sql" else "threshold"
 
     def level(self, value: float | None) -> Severity | None:
         """The highest level ``value`` crosses, or None."""
@@ -135,6 +211,8 @@ class Observation:
     group: Mapping[str, str]
     value: float | None
     events: int | None = None
+    #: What the value was computed from, for messages (a change's two readings, an anomaly's baseline).
+    note: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,3 +227,8 @@ class Evaluation:
     expected: bool = True
     #: Fields the rule names that no stored event has had yet (read as no data, not as an error).
     waiting: tuple[str, ...] = ()
+
+
+def instance_key(group: Mapping[str, str]) -> str:
+    """The stable identity of a label set: its group values as canonical JSON."""
+    return json.dumps(dict(sorted(group.items())), separators=(",", ":"), ensure_ascii=False)

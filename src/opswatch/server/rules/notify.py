@@ -19,6 +19,7 @@ mutes the alerts it names). A resolve is sent only for an incident whose firing 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
@@ -30,9 +31,9 @@ from ..outbox import AlertSender, claimable
 from ..state.rules import GROUPS, INSTANCES, NOTIFICATIONS
 from . import inhibit
 from .messages import FIRING_KINDS, Note, render
-from .model import Rule
+from .model import Rule, instance_key
 from .silences import Silence, Silences, muting
-from .store import group_key
+from .store import group_key, key_hash
 
 _log = get_logger("opswatch.server.rules")
 
@@ -40,6 +41,8 @@ _log = get_logger("opswatch.server.rules")
 ROUTE: Final = "rules"
 #: Pending rows read per round.
 BATCH: Final = 500
+#: Outbox decisions kept in memory until the next drain writes them (beyond it, the oldest are dropped).
+OUTBOX_LOG_MAX: Final = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,16 +102,63 @@ class Dispatcher:
         self.base_url = base_url.rstrip("/")
         self.silences = Silences(engine)
         self._failing = 0
+        self._outbox: list[dict[str, Any]] = []
+        self._outbox_lock = threading.Lock()
 
-    def link(self, rule: str) -> str | None:
-        """The rule's page on the dashboard."""
-        return f"{self.base_url}/alerts/{quote(rule, safe='')}" if self.base_url else None
+    def link(self, rule: str, labels: Mapping[str, Any] | None = None) -> str | None:
+        """The rule's page on the dashboard; an issue rule's alert links to its issue's page."""
+        if not self.base_url:
+            return None
+        issue = (labels or {}).get("issue_id")
+        if issue is not None and str(issue).isdigit():
+            return f"{self.base_url}/issues/{issue}"
+        return f"{self.base_url}/alerts/{quote(rule, safe='')}"
 
     # -- sending ---------------------------------------------------------------------------------------
+
+    def log_outbox(
+        self, rule: Rule, labels: Mapping[str, str], status: str, at: float, silence_id: int | None = None
+    ) -> None:
+        """Note what a notice outbox did with a message of ``rule`` (``sent``: handed to its notifier,
+        ``silenced``, ``inhibited``); the next ``drain`` writes it to the notification log as a
+        ``firing`` row, so the history shows it. Kept in memory meanwhile: the outbox asks inside its
+        claim's transaction, where a write of ours would wait for it on SQLite."""
+        row = {
+            "rule": rule.name,
+            "key_hash": key_hash(instance_key(labels)),
+            "labels": dict(labels),
+            "kind": "firing",
+            "severity": "critical",
+            "value": 1.0,
+            "started_at": at,
+            "at": at,
+            "reason": None,
+            "group_key": group_key(rule, labels),
+            "created_at": at,
+            "status": status,
+            "notified_at": at,
+            "silence_id": silence_id,
+        }
+        with self._outbox_lock:
+            self._outbox = [*self._outbox[-(OUTBOX_LOG_MAX - 1) :], row]
+
+    def _write_outbox(self) -> None:
+        with self._outbox_lock:
+            rows, self._outbox = self._outbox, []
+        if not rows:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(NOTIFICATIONS), rows)
+        except Exception:
+            with self._outbox_lock:
+                self._outbox = [*rows, *self._outbox][-OUTBOX_LOG_MAX:]
+            raise
 
     def drain(self, now: float) -> DrainReport:
         """Send every group whose timers allow it; never raises (a failure waits for the next round)."""
         try:
+            self._write_outbox()
             report = self._drain(now)
         except Exception as err:
             self._report("rule notifications could not be sent; will retry", err)
@@ -158,6 +208,10 @@ class Dispatcher:
             return first + self.timing.group_wait
         assert last_sent_at is not None
         return float(last_sent_at) + self.timing.group_interval
+
+    def mutes(self, now: float) -> Mutes:
+        """What mutes notifications at ``now`` (the notice outboxes ask too: ``outbox_rules``)."""
+        return self._mutes(now)
 
     def _mutes(self, now: float) -> Mutes:
         """The silences active at ``now`` and the firing instances that inhibit others."""
@@ -242,7 +296,9 @@ class Dispatcher:
         assert notifier is not None
         rules = self.rules()
         rule = rules.get(rows[0].rule)
-        alert = render([_note(row) for row in rows], rule, self.link(rows[0].rule))
+        issues = {str((row.labels or {}).get("issue_id")) for row in rows}
+        labels = rows[0].labels if len(issues) == 1 else None
+        alert = render([_note(row) for row in rows], rule, self.link(rows[0].rule, labels))
         known = getattr(notifier, "channels", None)
         channels: list[str] | None = None
         if rule is not None and rule.channels and isinstance(known, Mapping):
@@ -273,7 +329,7 @@ class Dispatcher:
             )
             for instance in firing:
                 rule = rules.get(instance.rule)
-                if rule is None:
+                if rule is None or rule.outbox:
                     continue
                 kind = self._follow_up_kind(conn, instance, mutes, now)
                 if kind is None:

@@ -17,8 +17,10 @@ from sqlalchemy import Engine
 
 from ...log import get_logger
 from .evaluate import Outcome, advance, evaluate
+from .issue_signals import IssueSource, Routed
 from .machine import Instance
 from .model import Evaluation, Rule
+from .monitor_signals import MonitorSource
 from .signals import SignalSource
 from .store import Conflict, RuleStore, retire
 
@@ -50,9 +52,12 @@ class RuleService:
         *,
         ingest_delay: float = 30.0,
         now: Callable[[], float] | None = None,
+        issues: SignalSource | None = None,
     ) -> None:
         self.state = RuleStore(engine)
-        self.source = source
+        #: Issue rules read the state store's issues (``issues``, by default without an event store,
+        #: so ``issue_users`` needs one passed in); the others read ``source``.
+        self.source: SignalSource = Routed(source, issues or IssueSource(engine), MonitorSource(engine))
         self.rules: dict[str, Rule] = {rule.name: rule for rule in rules}
         self.ingest_delay = ingest_delay
         self.now = now or time.time

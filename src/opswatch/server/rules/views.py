@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +45,16 @@ def rule_view(
         "no_data": rule.no_data,
         "on_error": rule.on_error,
         "source": rule.source,
+        "kind": rule.kind,
     }
+    if rule.compare is not None:
+        keys["compare"] = format_duration(rule.compare)
+    if rule.anomaly is not None:
+        keys["anomaly"] = dataclasses.asdict(rule.anomaly)
+    if rule.compare is not None or rule.anomaly is not None:
+        keys["timezone"] = rule.timezone
+    if rule.issues is not None:
+        keys["issues"] = {k: v for k, v in dataclasses.asdict(rule.issues).items() if v is not None}
     if status is not None:
         keys["last_eval_at"] = _time(status.last_eval_at)
         keys["error"] = status.error
@@ -108,6 +118,7 @@ def evaluation_view(rule: Rule, evaluation: Evaluation) -> dict[str, Any]:
                 "value": o.value,
                 "events": o.events,
                 "level": rule.level(o.value),
+                **({"note": o.note} if o.note is not None else {}),
             }
             for o in evaluation.observations
         ],

@@ -1,0 +1,118 @@
+"""The default rules that the issue and cron notice outboxes deliver: ``issue-new``, ``issue-regressed``
+and ``cron-failing`` (``model.OUTBOX_RULES``).
+
+New and regressed issues and failing cron monitors were announced before there were rules, by their
+subsystems' durable notice outboxes (``server/outbox.py``), at once and with messages of their own. They
+stay so: the rule clock evaluates these rules (their alerts show on the Alerts page and in
+``/api/0/alerts``, and can inhibit others) but logs no notifications for them, and the outbox asks
+``OutboxGate`` before it sends each message:
+
+* the rule must be there: ``OPSWATCH_NOTIFY_NEW_ISSUES``, ``OPSWATCH_NOTIFY_REGRESSED_ISSUES`` and
+  ``OPSWATCH_NOTIFY_CRON_FAILURES`` switch the defaults on and off, and a rule of the same name in the
+  rules file replaces one (its ``issues`` filter then narrows what is announced);
+* no active silence may match the rule and the labels (an issue: ``issue_id``, ``title``, ``level``,
+  ``project``, and ``regression`` for a regression; a monitor: ``monitor``, ``project``, as the rule's
+  alerts have), and no firing rule may inhibit them.
+
+A muted message is not sent and its outbox row is done; unlike the dispatcher's notifications it is not
+announced later when the silence ends. Each decision (``sent``, ``silenced``, ``inhibited``) goes into
+the rule notification log, so the rule's history shows it (``Dispatcher.log_outbox``: written by the
+rule clock's next drain, since the outbox asks inside its claim's transaction, where a write from
+another connection would wait for that very transaction on SQLite). Without the rules subsystem (a
+bare ``IssueHook`` in a test) every message goes out, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ...log import get_logger
+from ...record import level_name
+from . import inhibit
+from .issue_signals import LEVELS, TITLE_CHARS
+from .model import Rule
+from .silences import muting
+
+_log = get_logger("opswatch.server.rules")
+
+#: What an outbox asks about -> the rule that decides.
+RULE_OF: Final = {
+    "issue_new": "issue-new",
+    "issue_regressed": "issue-regressed",
+    "monitor_failing": "cron-failing",
+    "monitor_recovered": "cron-failing",
+}
+
+
+def labels_of(kind: str, facts: Mapping[str, Any]) -> dict[str, str]:
+    """The alert labels of an outbox message (the same as the rule's instances have)."""
+    if kind.startswith("monitor_"):
+        return {"monitor": str(facts.get("slug", "")), "project": str(facts.get("project_id", ""))}
+    labels = {
+        "issue_id": str(facts.get("issue_id", "")),
+        "title": str(facts.get("title", ""))[:TITLE_CHARS],
+        "level": level_name(int(facts.get("level", 40))),
+        "project": str(facts.get("project_id", "")),
+    }
+    if kind == "issue_regressed":
+        labels["regression"] = str(facts.get("times_regressed", ""))
+    return labels
+
+
+def chosen(rule: Rule, facts: Mapping[str, Any]) -> bool:
+    """Whether the rule's ``issues`` filter takes the issue the facts describe."""
+    wanted = rule.issues
+    if wanted is None:
+        return True
+    if wanted.level is not None and int(facts.get("level", 40)) < LEVELS[wanted.level]:
+        return False
+    if wanted.project is not None and facts.get("project_id") != wanted.project:
+        return False
+    return wanted.environment is None or facts.get("environment") == wanted.environment
+
+
+class OutboxGate:
+    """``gate(kind, facts)``: True when the outbox should send the message (see the module docstring).
+
+    ``ctx`` is the server context; the rules runtime is looked up at each call, since the issue and
+    monitor subsystems are installed before the rules are."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    def __call__(self, kind: str, facts: Mapping[str, Any]) -> bool:
+        runtime = self.ctx.extras.get("rules")
+        if runtime is None:
+            return True
+        try:
+            return self._decide(runtime, kind, facts)
+        except Exception as err:  # a broken rules runtime must not swallow the message
+            _log.error("an outbox message could not be checked against the rules; sending it", None, err)
+            return True
+
+    def _decide(self, runtime: Any, kind: str, facts: Mapping[str, Any]) -> bool:
+        name = RULE_OF.get(kind)
+        if name is None:
+            return True  # a message no rule speaks for
+        rule = runtime.service.rules.get(name)
+        if rule is None or not rule.outbox or not chosen(rule, facts):
+            return False
+        labels = labels_of(kind, facts)
+        target = {"rule": name, **labels}
+        now = runtime.service.now()
+        dispatcher = runtime.dispatcher
+        mutes = dispatcher.mutes(now)
+        silence = muting(mutes.silences, target)
+        if silence is not None:
+            _log.info("an outbox message was silenced", {"rule": name, "silence": silence.id})
+            dispatcher.log_outbox(rule, labels, "silenced", now, silence.id)
+            return False
+        source = inhibit.inhibited(mutes.sources, name, labels)
+        if source is not None:
+            _log.info("an outbox message was inhibited", {"rule": name, "by": source.rule})
+            dispatcher.log_outbox(rule, labels, "inhibited", now)
+            return False
+        if not kind.endswith("_recovered"):
+            dispatcher.log_outbox(rule, labels, "sent", now)
+        return True
