@@ -31,8 +31,10 @@ from starlette.types import Receive, Scope, Send
 
 from .._version import __version__
 from ..log import get_logger
+from . import leader
 from .context import ServerContext
 from .state.base import Base
+from .state.startup import schema_lock
 
 _log = get_logger("opswatch.server")
 
@@ -84,14 +86,16 @@ def install_subsystems(ctx: ServerContext) -> list[str]:
         installed: list[str] = ctx.extras[_INSTALLED]
         return installed
     installed = []
-    for entry in SUBSYSTEMS:
-        module_name, _, function = entry.partition(":")
-        module = _import_optional(module_name)
-        if module is None:
-            continue
-        getattr(module, function or "install")(ctx)
-        installed.append(entry)
-    Base.metadata.create_all(ctx.engine)
+    with schema_lock(ctx.engine):  # replicas starting together: one at a time creates tables
+        for entry in SUBSYSTEMS:
+            module_name, _, function = entry.partition(":")
+            module = _import_optional(module_name)
+            if module is None:
+                continue
+            getattr(module, function or "install")(ctx)
+            installed.append(entry)
+        leader.install(ctx)  # after every subsystem: puts their singletons behind the replicas' lease
+        Base.metadata.create_all(ctx.engine)
     ctx.extras[_INSTALLED] = installed
     return installed
 

@@ -113,6 +113,21 @@ class ServerSettings:
     rules_group_interval: int = 300
     #: Seconds after which a still-firing alert is announced again (``OPSWATCH_RULES_REPEAT_INTERVAL``).
     rules_repeat_interval: int = 14_400
+    #: Run the singletons (cron clock, rules, sweeper) only in the replica holding the lease in the state
+    #: store (``OPSWATCH_LEADER_ELECTION``): ``on``, ``off``, or ``auto`` (on when ``database_url`` is set).
+    leader_election: str = "auto"
+    #: Seconds within which another replica takes over when the leader dies (``OPSWATCH_LEADER_LEASE``).
+    leader_lease: float = limits.LEADER_LEASE_SECONDS
+    #: Seconds between lease renewals and polls (``OPSWATCH_LEADER_RENEW``); at most ``leader_lease / 6``.
+    leader_renew: float = limits.LEADER_RENEW_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.leader_renew * 6 > self.leader_lease:
+            raise ConfigError(
+                "leader_renew",
+                f"expected at most leader_lease / 6 = {self.leader_lease / 6:g} seconds (the leader needs "
+                f"two more tries to renew before it must stop), got {self.leader_renew:g}",
+            )
 
     @property
     def state_url(self) -> str:
@@ -211,6 +226,9 @@ _FROM_ENV: dict[str, str] = {
     "rules_group_wait": "OPSWATCH_RULES_GROUP_WAIT",
     "rules_group_interval": "OPSWATCH_RULES_GROUP_INTERVAL",
     "rules_repeat_interval": "OPSWATCH_RULES_REPEAT_INTERVAL",
+    "leader_election": "OPSWATCH_LEADER_ELECTION",
+    "leader_lease": "OPSWATCH_LEADER_LEASE",
+    "leader_renew": "OPSWATCH_LEADER_RENEW",
 }
 
 _BOOLEANS = frozenset(
@@ -236,6 +254,8 @@ _SECONDS: dict[str, tuple[float, float]] = {
     "body_timeout": (0.1, 3600.0),
     "keepalive_timeout": (1.0, 3600.0),
     "traces_tail_wait": (0.1, 3600.0),
+    "leader_lease": (limits.LEADER_LEASE_MIN_SECONDS, limits.LEADER_LEASE_MAX_SECONDS),
+    "leader_renew": (limits.LEADER_RENEW_MIN_SECONDS, limits.LEADER_LEASE_MAX_SECONDS / 6),
 }
 _SIZES = frozenset({"query_memory_limit", "query_temp_limit"})
 _SIZE = re.compile(r"[0-9]+(?:\.[0-9]+)?\s*(?:[KMGT]i?B|B)", re.IGNORECASE)
@@ -311,6 +331,12 @@ def _convert(name: str, where: str, value: Any) -> Any:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(where, f"expected an http(s) URL with a host, got {value!r}")
+    if name == "leader_election":
+        word = value.strip().lower()
+        mode = "on" if word in TRUE_WORDS else "off" if word in FALSE_WORDS else word
+        if mode not in ("auto", "on", "off"):
+            raise ConfigError(where, f"expected auto, on or off, got {value!r}")
+        return mode
     if name == "host" and not value.strip():
         raise ConfigError(where, "expected an interface address such as 127.0.0.1")
     return value

@@ -9,7 +9,9 @@ with ``opswatch.server.auth.get_context``. Extension points:
   the same dicts) and should not raise (a hook that raises is logged and skipped; the events stay
   stored). A hook must never wait for ``ctx.pipeline``: it runs on the thread that would answer.
 * ``ctx.background``: objects with ``start()`` and ``stop()``, started after the server is up and
-  stopped (in reverse order) before the store closes.
+  stopped (in reverse order) before the store closes. With leader election on (replicas sharing a state
+  store), ``leader.install`` puts them behind the lease: they run in one replica at a time, and must be
+  startable again after a stop. A worker every replica must run says so with ``every_replica = True``.
 * ``ctx.extras``: a dict where a subsystem keeps its own state under its name.
 * ``ctx.pipeline.ingest(project_id, records, source)``: for records the server writes itself
   (``state_change`` ...); the same redaction, durability and hooks as ingested ones.
@@ -35,6 +37,7 @@ from .pipeline import Pipeline
 from .redaction import ServerRedactor
 from .state import projects
 from .state.base import create_engine_for
+from .state.startup import schema_lock
 from .store.base import EventStore
 
 _log = get_logger("opswatch.server")
@@ -180,7 +183,8 @@ def open_context(
     engine = create_engine_for(settings.state_url)
     clock = now or utcnow
     try:
-        default = projects.install(engine, clock)
+        with schema_lock(engine):  # replicas starting together: one at a time creates tables
+            default = projects.install(engine, clock)
         if notifier is None:
             notifier = open_notifier(settings)
         event_store = store if store is not None else open_store(settings)

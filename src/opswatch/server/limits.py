@@ -199,6 +199,23 @@ STORE_IDLE_CHECKPOINT_MIN_WAL_BYTES: Final = 64 * MiB
 #: Seconds between two retention runs (events older than ``OPSWATCH_RETENTION_DAYS`` are deleted).
 RETENTION_INTERVAL_SECONDS: Final = 3600.0
 
+# -- replicas (``opswatch.server.leader``) ----------------------------------------------------------------
+
+#: Seconds within which another replica takes over the singletons (cron clock, rules ...) when the leader
+#: dies (``OPSWATCH_LEADER_LEASE``). A missed heartbeat is noticed that much later at worst during a
+#: failover; shorter leases cost a state-store write per renewal and tolerate shorter database hiccups.
+LEADER_LEASE_SECONDS: Final = 15.0
+#: Seconds between renewals (and followers' polls) (``OPSWATCH_LEADER_RENEW``), at most a sixth of the
+#: lease: the holder stops leading ``lease - 3 * renew`` seconds after its last good renewal started, so
+#: it has at least two more tries first, and the fence leaves ``renew`` seconds between the old leader's
+#: stop and the earliest start of the next one.
+LEADER_RENEW_SECONDS: Final = 2.0
+#: Bounds of the two settings: below a second a lease is a database write storm and breaks on any
+#: garbage-collection pause; above an hour a dead leader's cron misses wait too long to be noticed.
+LEADER_LEASE_MIN_SECONDS: Final = 1.0
+LEADER_LEASE_MAX_SECONDS: Final = 3600.0
+LEADER_RENEW_MIN_SECONDS: Final = 0.1
+
 #: Most records one ``tail``/``get_events`` call returns.
 TAIL_MAX_LIMIT: Final = 1_000
 

@@ -20,6 +20,13 @@ Two kinds of claim, chosen by the table (``NoticeTable.lease``):
 
 The hand-over runs inside the claim's transaction: if ``send`` raises, the claim is rolled back and the
 row waits for the next round. Never run inside the ingest committer thread.
+
+Replicas: before the conditional update, the row is locked with ``SELECT ... FOR UPDATE SKIP LOCKED``
+(``claimable``). On PostgreSQL a row another server is claiming is then skipped at once instead of
+waited for, so senders in several replicas (a leader and one that has not noticed yet that it lost the
+lease, or every replica's ingest hook sending new-issue notices) divide the rows between them rather
+than queueing on each other's locks. SQLite has no row locks (one writer at a time) and ignores the
+clause; the conditional update decides there, as it still does on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -29,10 +36,20 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Engine, Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, or_, select, update
 
 #: Rows claimed per round.
 NOTIFY_BATCH = 100
+
+
+def claimable(conn: Connection, table: Table, ids: Sequence[int], condition: ColumnElement[bool]) -> set[int]:
+    """The rows among ``ids`` that still meet ``condition``, locked until ``conn``'s transaction ends;
+    rows another transaction holds are left out rather than waited for (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL; SQLite ignores the clause). Claim them with a conditional update afterwards all the same."""
+    if not ids:
+        return set()
+    query = select(table.c.id).where(and_(table.c.id.in_(list(ids)), condition))
+    return {row.id for row in conn.execute(query.with_for_update(skip_locked=True))}
 
 
 class AlertSender(Protocol):
@@ -106,6 +123,8 @@ class NoticeSender:
             if hold is not None and hold(row):
                 continue
             with self.engine.begin() as conn:
+                if not claimable(conn, table, [row.id], notices.waiting(now)):
+                    continue  # another server is claiming it, or took it
                 claimed = conn.execute(
                     update(table).where(and_(table.c.id == row.id, notices.waiting(now))).values({claim: now})
                 ).rowcount

@@ -1,7 +1,8 @@
 """``GET /healthz``: liveness. 200 ``{"status": "ok"}`` while the server can take events, else 503.
 
 ``"degraded"`` (still 200: events are taken and stored) while an ingest hook failed lately: issue
-grouping or check-ins could not process some stored events (counts in ``/metrics``)."""
+grouping or check-ins could not process some stored events (counts in ``/metrics``). With leader election
+on (replicas), ``"leader"`` says whether this replica runs the singletons and ``"holder"`` is its lease id."""
 
 from __future__ import annotations
 
@@ -24,4 +25,7 @@ async def healthz(request: Request) -> Response:
     body: dict[str, object] = {"status": status, "queue": ctx.pipeline.pending}
     if trouble:
         body.update(trouble)
+    leadership = ctx.extras.get("leader")  # replicas: whether this one runs the singletons
+    if leadership is not None:
+        body.update(leadership.status())
     return json_response(body, 200 if alive else 503)

@@ -16,13 +16,14 @@ Thread safety: one lock guards memory and writes. Check-ins arrive from the inge
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from ...log import get_logger
@@ -39,6 +40,7 @@ from .rejections import Rejection, RejectionLog
 from .run_errors import RunErrors, note_run
 
 _log = get_logger("opswatch.server.monitors")
+_MONITORS = tables.MONITORS
 
 #: Due monitors judged and written per transaction (and per hold of the lock) by a tick.
 TICK_CHUNK = 1_000
@@ -104,6 +106,46 @@ class MonitorService:
         with self._lock:
             self._index = index
 
+    def refresh(self) -> int:
+        """Bring memory up to date with the monitors other servers sharing the state store created,
+        changed or deleted (replicas: ``opswatch.server.leader`` calls it every few seconds); returns how
+        many entries were reloaded or dropped. One light query (every monitor's id and version) plus one
+        read per monitor that changed."""
+        with self._lock:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(_MONITORS.c.id, _MONITORS.c.version))
+                stored = {row.id: row.version for row in rows}
+            changed = 0
+            for entry in self._index.all():
+                if entry.id not in stored:
+                    self._index.remove(entry)
+                    changed += 1
+            for monitor_id, version in stored.items():
+                known = self._index.get(monitor_id)
+                if known is None or known.version != version:
+                    self._reload_entry(monitor_id)
+                    changed += 1
+        return changed
+
+    def _load_missing(self, slug: str, project_id: int | None, conn: Any = None) -> list[Entry]:
+        """Monitors ``slug`` (of ``project_id``, if given) that the state store has and memory lacks,
+        loaded into memory: another server sharing the store created them since the last ``refresh``.
+        Called with the lock held; ``conn`` reads inside the caller's transaction."""
+        query = select(_MONITORS.c.id).where(_MONITORS.c.slug == slug)
+        if project_id is not None:
+            query = query.where(_MONITORS.c.project_id == project_id)
+        found: list[Entry] = []
+        with contextlib.ExitStack() as stack:
+            reader = conn if conn is not None else stack.enter_context(self.engine.connect())
+            for monitor_id in list(reader.execute(query).scalars()):
+                if self._index.get(monitor_id) is not None:
+                    continue
+                entry = persist.load_one(reader, monitor_id)
+                if entry is not None:
+                    self._index.add(entry)
+                    found.append(entry)
+        return found
+
     def __len__(self) -> int:
         return len(self._index)
 
@@ -123,11 +165,13 @@ class MonitorService:
         """The monitor ``slug`` (in ``project_id`` if given); raises UnknownMonitor or AmbiguousMonitor."""
         with self._lock:
             if project_id is not None:
-                entry = self._index.find(project_id, slug)
+                entry = self._index.find(project_id, slug) or next(
+                    iter(self._load_missing(slug, project_id)), None
+                )
                 if entry is None:
                     raise UnknownMonitor(f"no monitor {slug!r} in project {project_id}")
                 return entry
-            matches = self._index.with_slug(slug)
+            matches = self._index.with_slug(slug) or self._load_missing(slug, None)
         if not matches:
             raise UnknownMonitor(f"no monitor {slug!r}")
         if len(matches) > 1:
@@ -193,6 +237,7 @@ class MonitorService:
             return str(err)
         with self._lock:
             known = self._index.find(project_id, incoming.slug) is not None
+            known = known or bool(self._load_missing(incoming.slug, project_id))
         if not known and not (sent and "schedule" in sent):
             return (
                 f"no monitor {incoming.slug!r} in project {project_id}: send monitor_config with a "
@@ -268,6 +313,8 @@ class MonitorService:
     ) -> CheckInResult | UnknownMonitor | MonitorConfigError:
         key = (item.project_id, item.slug)
         existing = self._index.find(*key)
+        if existing is None:  # created by another server sharing the state store?
+            existing = next(iter(self._load_missing(item.slug, item.project_id, conn)), None)
         created = False
         sent: dict[str, Any] | None = None
         try:

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 
 from ...log import get_logger
 from .. import limits
-from ..outbox import AlertSender, NoticeSender, NoticeTable
+from ..outbox import AlertSender, NoticeSender, NoticeTable, claimable
 from ..state import rule_definitions
 from ..state.rule_definitions import MESSAGES
 from ..state.rules import GROUPS, INSTANCES, NOTIFICATIONS
@@ -267,7 +267,11 @@ class Dispatcher:
         to_send: list[Any] = []
         silenced = skipped = 0
         with self.engine.begin() as conn:
+            pending = NOTIFICATIONS.c.status == "pending"
+            mine = claimable(conn, NOTIFICATIONS, [row.id for row in members], pending)
             for row in members:
+                if row.id not in mine:
+                    continue  # another server is sending it (PostgreSQL: locked, skipped), or sent it
                 status, silence_id = self._verdict(conn, row, mutes)
                 claimed = conn.execute(
                     update(NOTIFICATIONS)

@@ -51,6 +51,7 @@ class RetentionJob:
     def start(self) -> None:
         """Start the worker thread (once)."""
         if self._thread is None:
+            self._stop.clear()  # startable again after a stop (a replica that leads again)
             self._thread = threading.Thread(target=self._run, name="opswatch-retention", daemon=True)
             self._thread.start()
 
