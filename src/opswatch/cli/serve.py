@@ -87,6 +87,7 @@ def serve(args: argparse.Namespace) -> int:
     if settings.workers > 1:  # the owner keeps the stores; workers take HTTP (opswatch.server.workers)
         from ..server.workers import serve_with_workers
 
+        gc_tuning.tune()
         try:
             return serve_with_workers(ctx, app, sock)
         finally:

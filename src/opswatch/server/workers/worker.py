@@ -277,6 +277,7 @@ def main(argv: list[str]) -> int:
 
     import opswatch
 
+    from .. import gc_tuning
     from ..serving import uvicorn_config
 
     listen = socket.socket(fileno=int(argv[0]))
@@ -301,6 +302,7 @@ def main(argv: list[str]) -> int:
         ctx = worker_context(settings, default_project, link)
         link.on_notice = lambda kind: ctx.keys.forget() if kind == "forget_keys" else None
         server = uvicorn.Server(uvicorn_config(WorkerApp(ctx, link, owner_gone), settings))
+        gc_tuning.tune()  # as the single process does (gc_tuning.py)
         try:
             await server.serve(sockets=[listen])
         finally:
