@@ -184,6 +184,11 @@ STORE_CHECKPOINT_THRESHOLD_BYTES: Final = 1024 * MiB
 STORE_IDLE_CHECKPOINT_SECONDS: Final = 5.0
 STORE_IDLE_CHECKPOINT_MIN_WAL_BYTES: Final = 64 * MiB
 
+#: Rollup rows (``store/rollups.py``) written since the last merge past which the writer merges the
+#: rows of the minutes touched since then into one per key. Each commit appends one row per minute and
+#: dimensions it touched; reads sum them, so this bounds their number, not their correctness.
+STORE_ROLLUP_COMPACT_ROWS: Final = 100_000
+
 #: Seconds between two retention runs (events older than ``OPSWATCH_RETENTION_DAYS`` are deleted).
 RETENTION_INTERVAL_SECONDS: Final = 3600.0
 

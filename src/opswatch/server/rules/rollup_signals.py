@@ -1,0 +1,188 @@
+"""Signals from the per-minute rollups (``store/rollups.py``): the common rules without a raw scan.
+
+``RollupSource`` answers ``count``, ``rate``, ``error_ratio``, ``sum``/``avg``/``max``/``min`` and
+``p50``/``p95``/``p99`` of ``duration_ms``, split by ``group_by`` over the rollup's dimensions
+(``project_id``, ``service``, ``operation``, ``level``, ``kind``, ``environment``) and filtered by a
+``where`` it can express over them: comparisons (``=``, ``!=``, ``IN``, ``LIKE``, ``ILIKE``,
+``IS [NOT] NULL``) of a dimension with literals, joined by ``AND``/``OR``/``NOT``. The condition is
+parsed with sqlglot, checked node by node against that list, and regenerated from the tree with the
+dimensions' own names, so nothing else reaches the store. Every other rule (SQL rules, ``distinct``,
+other fields, other conditions), and every rule on a store that keeps no rollup, goes to
+``EventQuerySource`` unchanged.
+
+Partial minutes: a window ``[start, end)`` rarely starts on a minute (it ends ``ingest_delay`` before
+the evaluation). The store reads its whole minutes from the rollup and the partial minutes at both
+edges from raw events, in one statement, so the answers equal ``EventQuerySource``'s on the same data:
+exactly for counts, ratios, sums, minimum and maximum (up to float summation order), and within the
+sketch's relative error (``store.sketch.RELATIVE_ERROR``) for the percentiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Final, Protocol
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from .. import limits
+from ..query import DIALECT
+from ..store import sketch
+from ..store.base import QueryResult, SchemaInfo
+from ..store.layout import camel_case, snake_case
+from ..store.rollups import DIMENSIONS, RollupAnswer, RollupGroup, RollupRequest
+from .model import Observation, Rule
+from .signals import EventQuerySource, SignalError, SignalSource
+
+_PERCENTILES: Final = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+_DURATION_SIGNALS: Final = frozenset({"sum", "avg", "max", "min", *_PERCENTILES})
+#: The spellings a rule may use for a dimension in ``where`` (lower case) -> the dimension.
+_NAMES: Final = {
+    **{name: name for name in DIMENSIONS},
+    **{alias.lower(): name for name in DIMENSIONS if (alias := camel_case(name))},
+}
+#: Nodes a rollup ``where`` may contain (besides dimension columns and literals, checked on their own).
+_ALLOWED: Final = (
+    exp.And, exp.Or, exp.Not, exp.Paren, exp.EQ, exp.NEQ, exp.In, exp.Like, exp.ILike, exp.Is,
+    exp.Null, exp.Boolean, exp.Literal, exp.Neg, exp.Identifier,
+)  # fmt: skip
+
+
+class RollupStore(Protocol):
+    """What the source needs from the event store (``DuckDBStore`` and ``ClickHouseStore`` have it)."""
+
+    def describe(self) -> SchemaInfo: ...
+
+    def query(self, sql: str, *, max_rows: int, timeout: float, max_bytes: int = ...) -> QueryResult: ...
+
+    def read_rollups(
+        self, request: RollupRequest, *, max_groups: int, timeout: float
+    ) -> RollupAnswer | None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class RollupPlan:
+    """How a rule reads the rollup: its groups, its checked condition, whether it needs the sketch."""
+
+    group_by: tuple[str, ...]
+    where: str | None
+    sketch: bool
+
+
+class RollupSource:
+    """A ``SignalSource`` reading rollups where it can and ``fallback`` (``EventQuerySource``) elsewhere."""
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        fallback: SignalSource | None = None,
+        timeout: float = limits.RULES_QUERY_TIMEOUT_SECONDS,
+    ) -> None:
+        self.store = store
+        self.fallback: SignalSource = fallback or EventQuerySource(store, timeout=timeout)
+        self.timeout = timeout
+        self._plans: dict[str, tuple[Rule, RollupPlan | None]] = {}
+        #: Evaluations answered from the rollup and by the fallback (for the benchmark and tests).
+        self.from_rollups = 0
+        self.from_events = 0
+
+    def observe(self, rule: Rule, start: float, end: float) -> list[Observation]:
+        """The rule's observations over ``[start, end)``, from the rollup when the rule allows it."""
+        plan = self.plan(rule)
+        reader = getattr(self.store, "read_rollups", None)
+        found = None
+        if plan is not None and reader is not None:
+            request = RollupRequest(start, end, plan.group_by, plan.where, plan.sketch)
+            found = reader(request, max_groups=limits.RULES_MAX_INSTANCES, timeout=self.timeout)
+        if found is None:
+            self.from_events += 1
+            return self.fallback.observe(rule, start, end)
+        if found.truncated:
+            raise SignalError(
+                f"the rule has more than {limits.RULES_MAX_INSTANCES} instances (the limit); "
+                "group by fewer or coarser fields"
+            )
+        self.from_rollups += 1
+        return [_observation(rule, group) for group in found.groups]
+
+    def plan(self, rule: Rule) -> RollupPlan | None:
+        """How ``rule`` reads the rollup, or None when it cannot (cached per rule)."""
+        cached = self._plans.get(rule.name)
+        if cached is None or cached[0] is not rule:
+            cached = (rule, rollup_plan(rule))
+            self._plans[rule.name] = cached
+        return cached[1]
+
+
+def rollup_plan(rule: Rule) -> RollupPlan | None:
+    """``rule``'s reading of the rollup (see the module docstring), or None."""
+    if rule.sql is not None:
+        return None
+    if rule.signal in _DURATION_SIGNALS:
+        if rule.field is None or snake_case(rule.field) != "duration_ms":
+            return None
+    elif rule.signal not in ("count", "rate", "error_ratio"):
+        return None
+    if any(name not in DIMENSIONS for name in rule.group_by):
+        return None
+    where = None
+    if rule.where:
+        where = rollup_condition(rule.where)
+        if where is None:
+            return None
+    return RollupPlan(tuple(rule.group_by), where, rule.signal in _PERCENTILES)
+
+
+def rollup_condition(where: str) -> str | None:
+    """``where`` rewritten over the rollup's dimensions, or None when it names anything else."""
+    try:
+        tree = sqlglot.parse_one(f"SELECT 1 FROM logs WHERE ({where})", read=DIALECT)
+    except SqlglotError:
+        return None
+    found = tree.args.get("where")
+    if not isinstance(found, exp.Where) or tree.find(exp.Subquery, exp.Select) is not tree:
+        return None
+    condition = found.this
+    for node in condition.walk():
+        if isinstance(node, exp.Column):
+            if node.table or node.name.lower() not in _NAMES:
+                return None
+        elif not isinstance(node, _ALLOWED):
+            return None
+        if isinstance(node, exp.In) and (node.args.get("query") or node.args.get("unnest")):
+            return None
+        if isinstance(node, (exp.Like, exp.ILike)) and node.args.get("escape"):
+            return None
+    rewritten = condition.transform(
+        lambda node: (
+            exp.column(_NAMES[node.name.lower()], quoted=True) if isinstance(node, exp.Column) else node
+        )
+    )
+    return str(rewritten.sql(dialect=DIALECT))
+
+
+def _observation(rule: Rule, group: RollupGroup) -> Observation:
+    pairs = zip(rule.group_by, group.group, strict=True)
+    labels = {name: "" if value is None else str(value) for name, value in pairs}
+    return Observation(labels, _value(rule, group), group.events)
+
+
+def _value(rule: Rule, group: RollupGroup) -> float | None:
+    signal = rule.signal
+    if signal == "count":
+        return float(group.events)
+    if signal == "rate":
+        return group.events / (rule.window / 60.0)
+    if signal == "error_ratio":
+        return group.errors / group.events if group.events else None
+    if signal in _PERCENTILES:
+        return sketch.quantile(group.buckets or {}, _PERCENTILES[signal])
+    if not group.durations:
+        return None
+    if signal == "sum":
+        return group.duration_sum
+    if signal == "avg":
+        return None if group.duration_sum is None else group.duration_sum / group.durations
+    return group.duration_max if signal == "max" else group.duration_min
