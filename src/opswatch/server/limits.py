@@ -254,6 +254,12 @@ RULES_MAX_INSTANCES: Final = 1_000
 #: Seconds one rule's query may run before it is interrupted (an evaluation error for that rule).
 RULES_QUERY_TIMEOUT_SECONDS: Final = 10.0
 
+#: Most rows (distinct combinations of project, service, operation, level, kind and environment) of one
+#: window that ``RollupSource`` reads whole and answers every rule over it from in Python (one query per
+#: window per round). Past this a rule reads its own answer with SQL: summing 50,000 rows in Python
+#: costs about as much as that statement.
+RULES_ROLLUP_MAX_COMBINATIONS: Final = 50_000
+
 #: Longest rule window: the store keeps 30 days by default, and a week's comparison needs its own week.
 RULES_MAX_WINDOW_SECONDS: Final = 31 * 86_400
 

@@ -10,6 +10,14 @@ dimensions' own names, so nothing else reaches the store. Every other rule (SQL 
 other fields, other conditions), and every rule on a store that keeps no rollup, goes to
 ``EventQuerySource`` unchanged.
 
+One read per window, not per rule: the first rule of a round that reads a window ``[start, end)``
+reads it split by every dimension (``window_rows``), and every rule over the same window is answered
+from those rows in Python (its ``where`` compiled by ``rollup_filter``, its groups summed, sketches
+merged). Rules of a round share ``end``, and windows come in a few lengths, so a round of hundreds of
+rules costs a handful of queries. The rows are read again when the store has written since (its
+``data_version``), and a window with more than ``ROLLUP_MAX_COMBINATIONS`` rows, or a condition
+Python cannot evaluate exactly, is read with the rule's own statement instead.
+
 Partial minutes: a window ``[start, end)`` rarely starts on a minute (it ends ``ingest_delay`` before
 the evaluation). The store reads its whole minutes from the rollup and the partial minutes at both
 edges from raw events, in one statement, so the answers equal ``EventQuerySource``'s on the same data:
@@ -33,9 +41,13 @@ from ..store.base import QueryResult, SchemaInfo
 from ..store.layout import camel_case, snake_case
 from ..store.rollups import DIMENSIONS, RollupAnswer, RollupGroup, RollupRequest
 from .model import Observation, Rule
+from .rollup_filter import Condition, compile_condition
 from .signals import EventQuerySource, SignalError, SignalSource
 
 _PERCENTILES: Final = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+#: Most rows (distinct dimension values) of a window read whole for the rules in Python; past it, each
+#: rule reads its own answer with SQL (``limits.RULES_ROLLUP_MAX_COMBINATIONS``).
+ROLLUP_MAX_COMBINATIONS: Final = limits.RULES_ROLLUP_MAX_COMBINATIONS
 _DURATION_SIGNALS: Final = frozenset({"sum", "avg", "max", "min", *_PERCENTILES})
 #: The spellings a rule may use for a dimension in ``where`` (lower case) -> the dimension.
 _NAMES: Final = {
@@ -68,6 +80,13 @@ class RollupPlan:
     group_by: tuple[str, ...]
     where: str | None
     sketch: bool
+    #: ``where`` as Python (``rollup_filter``), None when it has none or Python cannot evaluate it.
+    condition: Condition | None = None
+
+    @property
+    def in_python(self) -> bool:
+        """True when the rule can be answered from a window's rows in Python."""
+        return self.where is None or self.condition is not None
 
 
 class RollupSource:
@@ -79,8 +98,12 @@ class RollupSource:
         *,
         fallback: SignalSource | None = None,
         timeout: float = limits.RULES_QUERY_TIMEOUT_SECONDS,
+        max_combinations: int = ROLLUP_MAX_COMBINATIONS,
     ) -> None:
         self.store = store
+        self.max_combinations = max_combinations
+        #: ``(start, end)`` -> (the store's data version then, the window's rows or None if too many)
+        self._windows: dict[tuple[float, float], tuple[Any, list[RollupGroup] | None]] = {}
         self.fallback: SignalSource = fallback or EventQuerySource(store, timeout=timeout)
         self.timeout = timeout
         self._plans: dict[str, tuple[Rule, RollupPlan | None]] = {}
@@ -94,8 +117,12 @@ class RollupSource:
         reader = getattr(self.store, "read_rollups", None)
         found = None
         if plan is not None and reader is not None:
-            request = RollupRequest(start, end, plan.group_by, plan.where, plan.sketch)
-            found = reader(request, max_groups=limits.RULES_MAX_INSTANCES, timeout=self.timeout)
+            rows = self.window_rows(start, end) if plan.in_python else None
+            if rows is not None:
+                found = _answer(plan, rows)
+            else:
+                request = RollupRequest(start, end, plan.group_by, plan.where, plan.sketch)
+                found = reader(request, max_groups=limits.RULES_MAX_INSTANCES, timeout=self.timeout)
         if found is None:
             self.from_events += 1
             return self.fallback.observe(rule, start, end)
@@ -106,6 +133,23 @@ class RollupSource:
             )
         self.from_rollups += 1
         return [_observation(rule, group) for group in found.groups]
+
+    def window_rows(self, start: float, end: float) -> list[RollupGroup] | None:
+        """The rollup of ``[start, end)`` split by every dimension (read once per window and store
+        version); None when the store keeps no rollup or the window has too many rows."""
+        version = getattr(self.store, "data_version", None)
+        if version is None:
+            return None
+        cached = self._windows.get((start, end))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        request = RollupRequest(start, end, DIMENSIONS, None, sketch=True)
+        found = self.store.read_rollups(request, max_groups=self.max_combinations, timeout=self.timeout)
+        rows = None if found is None or found.truncated else found.groups
+        if any(key[1] != end for key in self._windows):  # a new round: the old windows are done
+            self._windows.clear()
+        self._windows[(start, end)] = (version, rows)
+        return rows
 
     def plan(self, rule: Rule) -> RollupPlan | None:
         """How ``rule`` reads the rollup, or None when it cannot (cached per rule)."""
@@ -132,7 +176,55 @@ def rollup_plan(rule: Rule) -> RollupPlan | None:
         where = rollup_condition(rule.where)
         if where is None:
             return None
-    return RollupPlan(tuple(rule.group_by), where, rule.signal in _PERCENTILES)
+    condition = compile_condition(where) if where is not None else None
+    return RollupPlan(tuple(rule.group_by), where, rule.signal in _PERCENTILES, condition)
+
+
+def _answer(plan: RollupPlan, rows: list[RollupGroup]) -> RollupAnswer:
+    """``plan``'s groups from a window's rows split by every dimension (see the module docstring)."""
+    picks = [DIMENSIONS.index(name) for name in plan.group_by]
+    condition = plan.condition
+    totals: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        if condition is not None and condition(row.group) is not True:
+            continue
+        key = tuple(row.group[at] for at in picks)
+        found = totals.get(key)
+        if found is None:
+            parts = [row.buckets or {}] if plan.sketch else None
+            totals[key] = [row.events, row.errors, row.durations, row.duration_sum, row.duration_min,
+                           row.duration_max, parts]  # fmt: skip
+            continue
+        found[0] += row.events
+        found[1] += row.errors
+        found[2] += row.durations
+        found[3] = _add(found[3], row.duration_sum)
+        found[4] = _pick(min, found[4], row.duration_min)
+        found[5] = _pick(max, found[5], row.duration_max)
+        if plan.sketch:
+            found[6].append(row.buckets or {})
+    if not totals and not picks:  # an ungrouped aggregate over nothing is one row, as in SQL
+        totals[()] = [0, 0, 0, None, None, None, [] if plan.sketch else None]
+    if len(totals) > limits.RULES_MAX_INSTANCES:
+        return RollupAnswer([], truncated=True)
+    return RollupAnswer(
+        [
+            RollupGroup(key, events, errors, durations, total, low, high, _merged(parts))
+            for key, (events, errors, durations, total, low, high, parts) in totals.items()
+        ]
+    )
+
+
+def _merged(parts: list[dict[int, int]] | None) -> dict[int, int] | None:
+    return None if parts is None else sketch.merge(*parts)
+
+
+def _add(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else a + b
+
+
+def _pick(choose: Any, a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else choose(a, b)
 
 
 def rollup_condition(where: str) -> str | None:

@@ -128,6 +128,8 @@ class ClickHouseStore:
         self.spans_written = 0
         #: Per-minute rollups kept by a materialized view (``clickhouse_rollups.py``).
         self.rollups_enabled = rollups
+        #: Changes whenever stored events change (appends, retention): readers may cache answers by it.
+        self.data_version = 0
         try:
             keys = self._open_schema(retention_days)
             self._catalog = KeyCatalog(
@@ -280,6 +282,7 @@ class ClickHouseStore:
                     if name in row:
                         row[name] = _json_text(row[name])
             self._insert(rows)
+            self.data_version += 1
             self._next_seq += len(rows)
             self._count += len(rows)
             self.rows_written += len(rows)
@@ -347,6 +350,7 @@ class ClickHouseStore:
                 if self.rollups_enabled:
                     chr_.expire(self._client, cutoff, _WRITE)
                 self._set_meta("last_seq", str(self._next_seq - 1))
+                self.data_version += 1
                 self._count -= deleted
             return deleted
 

@@ -100,6 +100,8 @@ class DuckDBStore:
         self._rollup_compact_rows = rollup_compact_rows
         self._rollup_part = 0
         self._rollup_rows_since_compaction = 0
+        #: Changes whenever stored events change (appends, retention): readers may cache answers by it.
+        self.data_version = 0
         if idle_checkpoint_seconds <= 0:
             raise ConfigError(
                 "idle_checkpoint_seconds", f"expected seconds > 0, got {idle_checkpoint_seconds!r}"
@@ -325,6 +327,7 @@ class DuckDBStore:
         if schema is not None:
             self._schema = schema
         stored_now = seq - self._next_seq
+        self.data_version += 1
         self._next_seq = seq
         self._count += stored_now
         self.rows_written += stored_now
@@ -382,6 +385,7 @@ class DuckDBStore:
                 raise
             conn.execute(f"DELETE FROM {layout.KEYS_TABLE} WHERE day < ?::DATE", [cutoff[:10]])
             if deleted:
+                self.data_version += 1
                 self._count -= deleted
                 mark = str(self._next_seq - 1)
                 conn.execute(f"INSERT OR REPLACE INTO {layout.META_TABLE} VALUES ('last_seq', ?)", [mark])

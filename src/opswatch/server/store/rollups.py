@@ -207,14 +207,19 @@ def add(conn: Any, first_seq: int, end_seq: int, part: int) -> int:
 
 
 def compact(conn: Any, part: int) -> int:
-    """Merge the rows of every minute written since the last compaction into one per key, as ``part``
-    (higher than every part so far); its own transaction. Returns the rows it removed."""
+    """Merge the rows of every minute written since the last compaction (and holding rows of several
+    writes) into one per key, as ``part`` (higher than every part so far); its own transaction. Returns
+    the rows it removed."""
     conn.execute("BEGIN TRANSACTION")
     try:
         found = conn.execute(f"SELECT value FROM {META_TABLE} WHERE key = ?", [_MARK_KEY]).fetchone()
         mark = int(found[0]) if found else 0
         before = _count(conn)
-        touched = f"SELECT DISTINCT minute FROM {TABLE} WHERE part > {mark}"
+        # minutes written since the mark that hold rows of more than one write (the others are merged)
+        touched = (
+            f"SELECT minute FROM {TABLE} WHERE minute IN (SELECT DISTINCT minute FROM {TABLE} "
+            f"WHERE part > {mark}) GROUP BY minute HAVING count(DISTINCT part) > 1"
+        )
         keys = f"minute, {_DIMS_SQL}"
         same = " AND ".join(f"s.{quote(d)} IS NOT DISTINCT FROM l.{quote(d)}" for d in DIMENSIONS)
         conn.execute(
