@@ -10,7 +10,7 @@ Layout (DuckDB; ClickHouse's twin is ``clickhouse_rollups.py``)::
       durations      BIGINT      of those, events with a ``duration_ms``
       duration_sum, duration_min, duration_max   DOUBLE   over those durations (NULL when none)
       sketch         STRUCT(k INTEGER, n BIGINT)[]   the durations' quantile sketch (``sketch.py``):
-                                 bucket key -> count, sorted by key
+                                 (bucket key, count) pairs; a key may repeat until ``compact``
       part           BIGINT      which write made the row (a commit or a compaction), for compaction
 
 Why this shape.
@@ -31,8 +31,10 @@ Why this shape.
   many rows a minute has. ``compact`` merges the rows of recently touched minutes into one per key (on
   the writer thread, every ``STORE_ROLLUP_COMPACT_ROWS`` rows written and when idle). This is the
   model of ClickHouse's ``AggregatingMergeTree``, done by hand.
-* **The sketch is a sorted list of (bucket, count)**, merged by adding counts (``unnest`` and
-  ``GROUP BY``): a per-minute sketch holds a few dozen buckets, a window's is their sum.
+* **The sketch is a list of (bucket, count)**, merged by adding counts (``unnest`` and ``GROUP BY``):
+  a per-minute sketch holds a few dozen buckets, a window's is their sum. At ingest each event adds
+  ``(its bucket, 1)`` (one ``GROUP BY`` per commit; adding equal buckets there too cost twice as much),
+  and ``compact`` adds up equal buckets.
 * **Retention** (``expire``) deletes rollup minutes before the cutoff and rebuilds the cutoff's own
   minute from the events that remain, so the rollup always summarises exactly the stored events.
 * A store opened with ``rollups=False`` drops the table (a rollup that stopped being maintained must
@@ -182,15 +184,17 @@ _DIMS_SQL: Final = ", ".join(quote(d) for d in DIMENSIONS)
 
 
 def _insert_from_events(condition: str, part: int) -> str:
-    """``INSERT`` of the rollup of the events matching ``condition`` (SQL over ``event_rows``)."""
+    """``INSERT`` of the rollup of the events matching ``condition`` (SQL over ``event_rows``).
+
+    One ``GROUP BY``; each event's bucket goes into the sketch list as ``(key, 1)``: equal keys within a
+    row are added up by reads and by ``compact``, not here (a second grouping by key doubled the cost).
+    """
     duration = quote("duration_ms")
     return (
-        f"INSERT INTO {TABLE} SELECT minute, {_DIMS_SQL}, sum(n), sum(dn), sum(ds), min(dmin), max(dmax), "
-        f"coalesce(list({{'k': k, 'n': dn}} ORDER BY k) FILTER (WHERE k IS NOT NULL), []::{_SKETCH_TYPE}), "
-        f"{int(part)} FROM (SELECT date_trunc('minute', {quote('timestamp')}) AS minute, {_DIMS_SQL}, "
-        f"CASE WHEN {duration} IS NULL THEN NULL ELSE {sketch.key_sql(duration)} END AS k, count(*) AS n, "
-        f"count({duration}) AS dn, sum({duration}) AS ds, min({duration}) AS dmin, max({duration}) AS dmax "
-        f"FROM {EVENTS_TABLE} WHERE {condition} GROUP BY ALL) GROUP BY minute, {_DIMS_SQL}"
+        f"INSERT INTO {TABLE} SELECT date_trunc('minute', {quote('timestamp')}) AS minute, {_DIMS_SQL}, "
+        f"count(*), count({duration}), sum({duration}), min({duration}), max({duration}), "
+        f"coalesce(list({{'k': {sketch.key_sql(duration)}, 'n': 1}}) FILTER (WHERE {duration} IS NOT NULL), "
+        f"[]::{_SKETCH_TYPE}), {int(part)} FROM {EVENTS_TABLE} WHERE {condition} GROUP BY minute, {_DIMS_SQL}"
     )
 
 
