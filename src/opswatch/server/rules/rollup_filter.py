@@ -48,6 +48,11 @@ def compile_condition(sql: str) -> Condition | None:
 
 
 def _compile(node: Any) -> Condition:
+    if node.args.get("negate"):  # ``NOT LIKE``, ``NOT IN``, ``IS NOT`` as one node
+        positive = node.copy()
+        positive.set("negate", False)
+        inner = _compile(positive)
+        return lambda row: _not(inner(row))
     if isinstance(node, exp.Paren):
         return _compile(node.this)
     if isinstance(node, exp.Boolean):
@@ -78,7 +83,7 @@ def _compile(node: Any) -> Condition:
         at = _column(node.this)
         values = [_literal(item, DIMENSIONS[at]) for item in node.expressions]
         choices = {value for value in values if value is not None}
-        has_null = len(choices) < len(values)
+        has_null = any(value is None for value in values)
         return lambda row: _in(row[at], choices, has_null)
     if isinstance(node, (exp.Like, exp.ILike)):
         at = _column(node.this)
