@@ -48,7 +48,7 @@ SERVICES = [f"svc-{i}" for i in range(8)]
 OPERATIONS = {service: [f"{service}.op-{j}" for j in range(5)] for service in SERVICES}
 ALL_OPERATIONS = [op for ops in OPERATIONS.values() for op in ops]
 LEVELS = ["info"] * 90 + ["warning"] * 6 + ["error"] * 3 + ["fatal"]
-END = 1_796_000_400.0  # 2026-11-30T00:20:00Z: the data ends here, the rules are evaluated here
+END = 1_796_000_400.0  # 2026-11-30T01:00:00Z: the data ends here, the rules are evaluated here
 
 
 def batches(total: int, days: float, size: int, seed: int = 7) -> Iterator[list[dict[str, Any]]]:

@@ -22,13 +22,15 @@ from hypothesis import strategies as st
 
 from conftest import require_service
 from opswatch.record import format_timestamp
+from opswatch.server import limits
 from opswatch.server.rules.evaluate import evaluate
 from opswatch.server.rules.load import rule_from_mapping
 from opswatch.server.rules.model import Observation, Rule
 from opswatch.server.rules.rollup_signals import ROLLUP_MAX_COMBINATIONS, RollupSource, rollup_condition
-from opswatch.server.rules.signals import EventQuerySource
+from opswatch.server.rules.signals import EventQuerySource, SignalError
 from opswatch.server.store import sketch
 from opswatch.server.store.duckdb import DuckDBStore
+from opswatch.server.store.rollups import DIMENSIONS as DIMENSIONS_ALL
 
 #: 2026-11-29T12:00:00Z; each example writes its events on a day of its own after this.
 T0 = 1_795_953_600.0
@@ -343,3 +345,66 @@ def test_it_reads_a_window_once_for_all_the_rules_over_it_and_again_after_a_writ
         assert len(reads) == 2
     finally:
         del store.read_rollups
+
+
+@pytest.mark.parametrize("combinations", [3, 4])
+def test_it_reads_a_window_whole_up_to_the_combinations_limit_and_rule_by_rule_past_it(
+    store: Any, combinations: int
+) -> None:
+    day = T0 + next(_days) * DAY
+    base = {"level": "info", "message": "m", "project_id": 1, "kind": "log", "operation": "api.pay"}
+    services = ["a", "b", "c", "d"]  # four combinations of the dimensions
+    store.append(
+        [
+            {
+                **base,
+                "timestamp": format_timestamp(day + 100 + n),
+                "service": s,
+                "event_id": f"{next(_ids):032x}",
+            }
+            for n, s in enumerate(services)
+        ]
+    )
+    reads: list[Any] = []
+    original = store.read_rollups
+    store.read_rollups = lambda request, **options: (
+        reads.append(request.group_by) or original(request, **options)
+    )
+    try:
+        source = RollupSource(store, max_combinations=combinations)
+        rule = rule_from_mapping(
+            {"name": "r", "signal": "count", "group_by": ["service"], "window": "5m", "critical": "> 1e9"}
+        )
+        found = readings(source.observe(rule, day + 30.5, day + 330.5))
+    finally:
+        del store.read_rollups
+    assert found == {(("service", s),): (1.0, 1) for s in services}
+    # at the limit (4): the window's rows answer; past it (3 allowed): the rule's own statement
+    assert reads == ([tuple(DIMENSIONS_ALL)] if combinations == 4 else [tuple(DIMENSIONS_ALL), ("service",)])
+
+
+@pytest.mark.parametrize("combinations", [0, ROLLUP_MAX_COMBINATIONS])
+def test_it_refuses_more_instances_than_the_limit_from_the_rollup_too(
+    store: Any, combinations: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = T0 + next(_days) * DAY
+    base = {"level": "info", "message": "m", "project_id": 1, "kind": "log", "service": "s"}
+    store.append(
+        [
+            {
+                **base,
+                "timestamp": format_timestamp(day + 100 + n),
+                "operation": f"op-{n}",
+                "event_id": f"{next(_ids):032x}",
+            }
+            for n in range(3)
+        ]
+    )
+    rule = rule_from_mapping(
+        {"name": "r", "signal": "count", "group_by": ["operation"], "window": "5m", "critical": "> 1e9"}
+    )
+    monkeypatch.setattr(limits, "RULES_MAX_INSTANCES", 3)
+    assert len(RollupSource(store, max_combinations=combinations).observe(rule, day + 30.5, day + 330.5)) == 3
+    monkeypatch.setattr(limits, "RULES_MAX_INSTANCES", 2)
+    with pytest.raises(SignalError, match="more than 2 instances"):
+        RollupSource(store, max_combinations=combinations).observe(rule, day + 30.5, day + 330.5)
