@@ -10,6 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import test_store_contract as contract
 from opswatch.record import format_timestamp
 from opswatch.server import limits
@@ -154,3 +156,29 @@ def test_it_merges_the_rows_of_a_minute_every_so_many_rollup_rows_written(tmp_pa
             store.append([record])
         assert rows() == 2  # 3 .. 6 merged at 6, 7 written since
         assert rolled_up(store, T0, T0 + 60) == rounded(expected(records))
+
+
+def test_it_counts_a_clickhouse_insert_once_when_its_lost_answer_is_retried(tmp_path: Path) -> None:
+    """The insert reached ClickHouse but its answer was lost: the store sends the block again with the same
+    deduplication token, and neither the events nor the rollup's materialized view take it twice."""
+    pytest.importorskip("chdb")
+    from opswatch.server.store.clickhouse import open_chdb
+    from opswatch.server.store.clickhouse_client import TransportError
+
+    with open_chdb(tmp_path / "clickhouse") as store:
+        client = store._client
+        sent = client.insert_json
+        lost: list[str] = []
+
+        def insert_then_lose_the_answer(table: str, lines: bytes, settings: Any = None) -> None:
+            sent(table, lines, settings)
+            if table == "event_rows" and not lost:
+                lost.append(table)
+                raise TransportError("connection reset while reading the answer")
+
+        client.insert_json = insert_then_lose_the_answer
+        records = [event(n, T0 + n * 3.0) for n in range(1, 30)]
+        assert store.append(records) == len(records)
+        assert lost == ["event_rows"]
+        assert store.query("SELECT count() FROM event_rows", max_rows=1, timeout=10).rows == [(len(records),)]
+        assert rolled_up(store, T0, T0 + 120) == rounded(expected(records))

@@ -28,6 +28,7 @@ sketch's relative error (``store.sketch.RELATIVE_ERROR``) for the percentiles.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any, Final, Protocol
 
 import sqlglot
@@ -104,6 +105,7 @@ class RollupSource:
         self.max_combinations = max_combinations
         #: ``(start, end)`` -> (the store's data version then, the window's rows or None if too many)
         self._windows: dict[tuple[float, float], tuple[Any, list[RollupGroup] | None]] = {}
+        self._lock = threading.Lock()
         self.fallback: SignalSource = fallback or EventQuerySource(store, timeout=timeout)
         self.timeout = timeout
         self._plans: dict[str, tuple[Rule, RollupPlan | None]] = {}
@@ -140,15 +142,17 @@ class RollupSource:
         version = getattr(self.store, "data_version", None)
         if version is None:
             return None
-        cached = self._windows.get((start, end))
+        with self._lock:
+            cached = self._windows.get((start, end))
         if cached is not None and cached[0] == version:
             return cached[1]
         request = RollupRequest(start, end, DIMENSIONS, None, sketch=True)
         found = self.store.read_rollups(request, max_groups=self.max_combinations, timeout=self.timeout)
         rows = None if found is None or found.truncated else found.groups
-        if any(key[1] != end for key in self._windows):  # a new round: the old windows are done
-            self._windows.clear()
-        self._windows[(start, end)] = (version, rows)
+        with self._lock:  # the rule clock and a preview from the API may read at once
+            if any(key[1] != end for key in self._windows):  # a new round: the old windows are done
+                self._windows.clear()
+            self._windows[(start, end)] = (version, rows)
         return rows
 
     def plan(self, rule: Rule) -> RollupPlan | None:

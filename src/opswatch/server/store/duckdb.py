@@ -336,7 +336,9 @@ class DuckDBStore:
             self._rollup_part += 1
             self._rollup_rows_since_compaction += rolled
             if self._rollup_rows_since_compaction >= self._rollup_compact_rows:
-                self._compact_rollups(conn)
+                # The events are committed: a failed merge must not fail the append (tried again later).
+                with contextlib.suppress(duckdb.Error):
+                    self._compact_rollups(conn)
         self.last_commit_ms = (time.perf_counter() - started) * 1000
         return kept
 
