@@ -13,8 +13,9 @@ other fields, other conditions), and every rule on a store that keeps no rollup,
 One read per window, not per rule: the first rule of a round that reads a window ``[start, end)``
 reads it split by every dimension (``window_rows``), and every rule over the same window is answered
 from those rows in Python (its ``where`` compiled by ``rollup_filter``, its groups summed, sketches
-merged). Rules of a round share ``end``, and windows come in a few lengths, so a round of hundreds of
-rules costs a handful of queries. The rows are read again when the store has written since (its
+merged; rules with the same window, ``group_by`` and ``where`` share that work). Rules of a round
+share ``end``, and windows come in a few lengths, so a round of hundreds of rules costs a handful of
+queries. The rows are read again when the store has written since (its
 ``data_version``), and a window with more than ``ROLLUP_MAX_COMBINATIONS`` rows, or a condition
 Python cannot evaluate exactly, is read with the rule's own statement instead.
 
@@ -106,6 +107,9 @@ class RollupSource:
         #: ``(start, end)`` -> (the store's data version then, the window's rows or None if too many)
         self._windows: dict[tuple[float, float], tuple[Any, list[RollupGroup] | None]] = {}
         self._lock = threading.Lock()
+        #: Answers of (window, group_by, where, sketch) from one window's rows: rules that differ only in
+        #: signal or thresholds (an error ratio and a p95 per service) share them.
+        self._answers: dict[tuple[Any, ...], tuple[list[RollupGroup], RollupAnswer]] = {}
         self.fallback: SignalSource = fallback or EventQuerySource(store, timeout=timeout)
         self.timeout = timeout
         self._plans: dict[str, tuple[Rule, RollupPlan | None]] = {}
@@ -121,7 +125,7 @@ class RollupSource:
         if plan is not None and reader is not None:
             rows = self.window_rows(start, end) if plan.in_python else None
             if rows is not None:
-                found = _answer(plan, rows)
+                found = self._answer(plan, rows, start, end)
             else:
                 request = RollupRequest(start, end, plan.group_by, plan.where, plan.sketch)
                 found = reader(request, max_groups=limits.RULES_MAX_INSTANCES, timeout=self.timeout)
@@ -152,8 +156,20 @@ class RollupSource:
         with self._lock:  # the rule clock and a preview from the API may read at once
             if any(key[1] != end for key in self._windows):  # a new round: the old windows are done
                 self._windows.clear()
+                self._answers.clear()
             self._windows[(start, end)] = (version, rows)
         return rows
+
+    def _answer(self, plan: RollupPlan, rows: list[RollupGroup], start: float, end: float) -> RollupAnswer:
+        key = (start, end, plan.group_by, plan.where, plan.sketch)
+        with self._lock:
+            cached = self._answers.get(key)
+        if cached is not None and cached[0] is rows:
+            return cached[1]
+        found = _answer(plan, rows)
+        with self._lock:
+            self._answers[key] = (rows, found)
+        return found
 
     def plan(self, rule: Rule) -> RollupPlan | None:
         """How ``rule`` reads the rollup, or None when it cannot (cached per rule)."""
