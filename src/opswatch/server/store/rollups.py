@@ -213,48 +213,50 @@ def add(conn: Any, first_seq: int, end_seq: int, part: int) -> int:
 def compact(conn: Any, part: int) -> int:
     """Merge the rows of every minute written since the last compaction (and holding rows of several
     writes) into one per key, as ``part`` (higher than every part so far); its own transaction. Returns
-    the rows it removed."""
+    the rows it removed.
+
+    Rows are appended in ``part`` order and mostly in time order, so the zone maps find both the rows
+    written since the mark and the span of minutes they touch: the work follows what was written since,
+    not the size of the table.
+    """
     conn.execute("BEGIN TRANSACTION")
     try:
         found = conn.execute(f"SELECT value FROM {META_TABLE} WHERE key = ?", [_MARK_KEY]).fetchone()
         mark = int(found[0]) if found else 0
-        before = _count(conn)
-        # minutes written since the mark that hold rows of more than one write (the others are merged)
-        touched = (
-            f"SELECT minute FROM {TABLE} WHERE minute IN (SELECT DISTINCT minute FROM {TABLE} "
-            f"WHERE part > {mark}) GROUP BY minute HAVING count(DISTINCT part) > 1"
-        )
-        keys = f"minute, {_DIMS_SQL}"
-        same = " AND ".join(f"s.{quote(d)} IS NOT DISTINCT FROM l.{quote(d)}" for d in DIMENSIONS)
-        conn.execute(
-            f"INSERT INTO {TABLE} WITH picked AS (SELECT * FROM {TABLE} WHERE minute IN ({touched})), "
-            f"stats AS (SELECT {keys}, sum(events) AS events, sum(durations) AS durations, "
-            "sum(duration_sum) AS duration_sum, min(duration_min) AS duration_min, "
-            f"max(duration_max) AS duration_max FROM picked GROUP BY ALL), "
-            f"buckets AS (SELECT {keys}, b.k AS k, sum(b.n) AS n FROM (SELECT {keys}, unnest(sketch) AS b "
-            "FROM picked) GROUP BY ALL), "
-            f"lists AS (SELECT {keys}, list({{'k': k, 'n': n}} ORDER BY k) AS sketch FROM buckets "
-            "GROUP BY ALL) "
-            f"SELECT s.minute, {', '.join(f's.{quote(d)}' for d in DIMENSIONS)}, s.events, s.durations, "
-            f"s.duration_sum, s.duration_min, s.duration_max, coalesce(l.sketch, []::{_SKETCH_TYPE}), "
-            f"{int(part)} FROM stats s LEFT JOIN lists l ON s.minute = l.minute AND {same}"
-        )
-        conn.execute(
-            f"DELETE FROM {TABLE} WHERE part < {int(part)} AND minute IN "
-            f"(SELECT DISTINCT minute FROM {TABLE} WHERE part = {int(part)})"
-        )
+        span = conn.execute(f"SELECT min(minute), max(minute) FROM {TABLE} WHERE part > {mark}").fetchone()
+        removed = 0
+        if span is not None and span[0] is not None:
+            within = f"minute >= TIMESTAMP {text(span[0])} AND minute <= TIMESTAMP {text(span[1])}"
+            # minutes of that span written more than once (the others have one row per key already)
+            touched = (
+                f"SELECT minute FROM {TABLE} WHERE {within} GROUP BY minute HAVING count(DISTINCT part) > 1"
+            )
+            keys = f"minute, {_DIMS_SQL}"
+            same = " AND ".join(f"s.{quote(d)} IS NOT DISTINCT FROM l.{quote(d)}" for d in DIMENSIONS)
+            written = conn.execute(
+                f"INSERT INTO {TABLE} WITH picked AS (SELECT * FROM {TABLE} WHERE {within} AND minute IN "
+                f"({touched})), stats AS (SELECT {keys}, sum(events) AS events, sum(durations) AS durations, "
+                "sum(duration_sum) AS duration_sum, min(duration_min) AS duration_min, "
+                f"max(duration_max) AS duration_max FROM picked GROUP BY ALL), "
+                f"buckets AS (SELECT {keys}, b.k AS k, sum(b.n) AS n FROM "
+                f"(SELECT {keys}, unnest(sketch) AS b FROM picked) GROUP BY ALL), "
+                f"lists AS (SELECT {keys}, list({{'k': k, 'n': n}} ORDER BY k) AS sketch FROM buckets "
+                "GROUP BY ALL) "
+                f"SELECT s.minute, {', '.join(f's.{quote(d)}' for d in DIMENSIONS)}, s.events, s.durations, "
+                f"s.duration_sum, s.duration_min, s.duration_max, coalesce(l.sketch, []::{_SKETCH_TYPE}), "
+                f"{int(part)} FROM stats s LEFT JOIN lists l ON s.minute = l.minute AND {same}"
+            ).fetchone()
+            deleted = conn.execute(
+                f"DELETE FROM {TABLE} WHERE {within} AND part < {int(part)} AND minute IN "
+                f"(SELECT DISTINCT minute FROM {TABLE} WHERE part = {int(part)})"
+            ).fetchone()
+            removed = int(deleted[0] if deleted else 0) - int(written[0] if written else 0)
         conn.execute(f"INSERT OR REPLACE INTO {META_TABLE} VALUES (?, ?)", [_MARK_KEY, str(int(part))])
-        removed = before - _count(conn)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     return removed
-
-
-def _count(conn: Any) -> int:
-    found = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
-    return int(found[0]) if found else 0
 
 
 def expire(conn: Any, cutoff: str, part: int) -> None:
