@@ -196,6 +196,11 @@ STORE_CHECKPOINT_THRESHOLD_BYTES: Final = 1024 * MiB
 STORE_IDLE_CHECKPOINT_SECONDS: Final = 5.0
 STORE_IDLE_CHECKPOINT_MIN_WAL_BYTES: Final = 64 * MiB
 
+#: Rollup rows (``store/rollups.py``) written since the last merge past which the writer merges the
+#: rows of the minutes touched since then into one per key. Each commit appends one row per minute and
+#: dimensions it touched; reads sum them, so this bounds their number, not their correctness.
+STORE_ROLLUP_COMPACT_ROWS: Final = 100_000
+
 #: Seconds between two retention runs (events older than ``OPSWATCH_RETENTION_DAYS`` are deleted).
 RETENTION_INTERVAL_SECONDS: Final = 3600.0
 
@@ -277,6 +282,12 @@ RULES_MAX_INSTANCES: Final = 1_000
 
 #: Seconds one rule's query may run before it is interrupted (an evaluation error for that rule).
 RULES_QUERY_TIMEOUT_SECONDS: Final = 10.0
+
+#: Most rows (distinct combinations of project, service, operation, level, kind and environment) of one
+#: window that ``RollupSource`` reads whole and answers every rule over it from in Python (one query per
+#: window per round). Past this a rule reads its own answer with SQL: summing 50,000 rows in Python
+#: costs about as much as that statement.
+RULES_ROLLUP_MAX_COMBINATIONS: Final = 50_000
 
 #: Longest rule window: the store keeps 30 days by default, and a week's comparison needs its own week.
 RULES_MAX_WINDOW_SECONDS: Final = 31 * 86_400

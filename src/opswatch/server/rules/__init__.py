@@ -1,7 +1,7 @@
 """Alert rules on the server: signals over time windows, a state machine, notifications once.
 
 The parts, one job each: ``model`` (what a rule is), ``durations``, ``load`` (TOML and mappings,
-validated), ``signals`` (SQL over the event store; the seam where rollups will plug in), ``evaluate``
+validated), ``signals`` (SQL over the event store), ``rollup_signals`` (the per-minute rollups), ``evaluate``
 (one rule at one time), ``machine`` (the pure state machine), ``store`` (state in the state store),
 ``service`` (the evaluation round), ``silences``, ``messages`` (what notifications say), ``notify``
 (the notification log to the notifier), ``loop`` (the background clock), ``defaults``, ``views``;
@@ -27,8 +27,8 @@ from .load import load_file
 from .loop import RuleClock
 from .model import Rule
 from .notify import Dispatcher, Timing
+from .rollup_signals import RollupSource
 from .service import RuleService
-from .signals import EventQuerySource
 
 __all__ = ["RuleClock", "RuleService", "Rules", "configured_rules", "install", "rules_for"]
 
@@ -63,7 +63,7 @@ def install(ctx: Any) -> Rules:
     settings = ctx.settings
     service = RuleService(
         ctx.engine,
-        EventQuerySource(ctx.store),
+        RollupSource(ctx.store),  # rollups where they answer, EventQuerySource for the rest
         configured_rules(settings),
         ingest_delay=float(settings.rules_ingest_delay),
         now=epoch_clock(ctx.now),

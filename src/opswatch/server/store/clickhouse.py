@@ -32,6 +32,7 @@ from ...config import ConfigError
 from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from . import clickhouse_layout as chl
+from . import clickhouse_rollups as chr_
 from . import clickhouse_spans as chs
 from .base import QueryError, QueryResult, QueryTimeout, SchemaInfo, StoreClosed, TailPage, retention_cutoff
 from .catalog import JSON, KeyCatalog, KeyInfo, documented_fields, store_limits
@@ -61,6 +62,7 @@ from .layout import (
     quote,
     with_spans,
 )
+from .rollups import RollupAnswer, RollupRequest
 from .rows import json_lines, place, split, to_record, wide_ints_as_text
 
 #: Settings of every write: synchronous mutations (schema changes, backfills, deletes are done when the
@@ -106,6 +108,7 @@ class ClickHouseStore:
         max_query_memory_bytes: int = limits.CLICKHOUSE_QUERY_MAX_MEMORY_BYTES,
         max_result_bytes: int = limits.CLICKHOUSE_QUERY_MAX_RESULT_BYTES,
         clock: Callable[[], float] = time.time,
+        rollups: bool = True,
     ) -> None:
         for name, value, low in (
             ("promote_after", promote_after, 1),
@@ -127,6 +130,10 @@ class ClickHouseStore:
         self.commits = 0
         self.last_commit_ms = 0.0
         self.spans_written = 0
+        #: Per-minute rollups kept by a materialized view (``clickhouse_rollups.py``).
+        self.rollups_enabled = rollups
+        #: Changes whenever stored events change (appends, retention): readers may cache answers by it.
+        self.data_version = 0
         try:
             keys = self._open_schema(retention_days)
             catalog_limits = store_limits(
@@ -168,8 +175,11 @@ class ClickHouseStore:
             chl.MIGRATIONS[version](self._client)
             version += 1
             self._set_meta("schema_version", str(version))
+        chr_.open_rollups(self._client, self.rollups_enabled, _WRITE)
         if retention_days is not None:
             self._client.command(chl.ttl_statement(retention_days), _WRITE)
+            if self.rollups_enabled:
+                self._client.command(chr_.ttl_statement(retention_days), _WRITE)
         return self._load_catalog(CATALOG_TABLE)
 
     def _load_catalog(self, table: str) -> list[KeyInfo]:
@@ -292,6 +302,7 @@ class ClickHouseStore:
                     if name in row:
                         row[name] = _json_text(row[name])
             self._insert(rows)
+            self.data_version += 1
             self._next_seq += len(rows)
             self._count += len(rows)
             self.rows_written += len(rows)
@@ -322,7 +333,13 @@ class ClickHouseStore:
         digest = hashlib.sha256()
         for row in rows:
             digest.update(f"{row.get('project_id')}/{row['event_id']}\n".encode())
-        settings = {**_WRITE, "insert_deduplicate": 1, "insert_deduplication_token": digest.hexdigest()}
+        settings = {
+            **_WRITE,
+            "insert_deduplicate": 1,
+            "insert_deduplication_token": digest.hexdigest(),
+            # a retried block is dropped by the rollup's view too, not counted twice
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
+        }
         try:
             self._client.insert_json(EVENTS_TABLE, lines, settings)
         except TransportError:
@@ -350,7 +367,10 @@ class ClickHouseStore:
                 for (day,) in expired:
                     self._client.command(f"ALTER TABLE {EVENTS_TABLE} DROP PARTITION {string_literal(day)}")
                 self._client.command(f"ALTER TABLE {EVENTS_TABLE} DELETE WHERE {condition}", _WRITE)
+                if self.rollups_enabled:
+                    chr_.expire(self._client, cutoff, _WRITE)
                 self._set_meta("last_seq", str(self._next_seq - 1))
+                self.data_version += 1
                 self._count -= deleted
             return deleted
 
@@ -421,6 +441,23 @@ class ClickHouseStore:
         result = capped(columns, rows, max_rows, max_bytes)
         result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
+
+    def read_rollups(self, request: RollupRequest, *, max_groups: int, timeout: float) -> RollupAnswer | None:
+        """The rollup's answer to ``request`` (``clickhouse_rollups.read_sql``), None when this store keeps
+        none; at most ``max_groups`` groups (``truncated`` past them). Errors as ``query``'s."""
+        if not self.rollups_enabled:
+            return None
+        if self._closed:
+            raise StoreClosed("the event store is closed")
+        sql = chr_.read_sql(request, max_groups)
+        try:
+            settings = query_settings(max_rows=max_groups + 1, timeout=timeout, **self._limits)
+            _, rows = self._client.query(sql, settings)
+        except ClickHouseError as err:
+            if err.code == TIMEOUT_EXCEEDED:
+                raise QueryTimeout(f"the rollup read ran longer than {timeout:g} s and was stopped") from None
+            raise QueryError(_error_text(err)) from None
+        return chr_.answer(rows, request, max_groups)
 
     def _physical(self) -> tuple[list[str], dict[str, KeyInfo]]:
         promoted = {info.column: info for info in self._catalog.keys.values() if info.column}

@@ -40,7 +40,7 @@ from ...config import ConfigError
 from ...record import LEVEL_NAMES, Record, format_timestamp, parse_level
 from .. import limits
 from .._files import make_private
-from . import layout, spans
+from . import layout, rollups, spans
 from ._query import Queries
 from ._write import Key, apply_plan, arrival_seqs, insert_fast, insert_rows, stored_keys, survivors
 from .base import QueryResult, SchemaInfo, StoreClosed, TailPage, retention_cutoff
@@ -85,6 +85,8 @@ class DuckDBStore:
         threads: int | None = None,
         query_grace_seconds: float = limits.QUERY_STOP_GRACE_SECONDS,
         clock: Callable[[], float] = time.time,
+        rollups: bool = True,
+        rollup_compact_rows: int = limits.STORE_ROLLUP_COMPACT_ROWS,
     ) -> None:
         _positive("promote_after", promote_after)
         _positive("max_promoted_columns", max_promoted_columns, allow_zero=True)
@@ -92,6 +94,14 @@ class DuckDBStore:
         _positive("max_rows_per_commit", max_rows_per_commit)
         _positive("checkpoint_threshold_bytes", checkpoint_threshold_bytes)
         _positive("threads", threads)
+        _positive("rollup_compact_rows", rollup_compact_rows)
+        #: Per-minute rollups kept at ingest (``rollups.py``); read-only: read if the file has them.
+        self.rollups_enabled = rollups
+        self._rollup_compact_rows = rollup_compact_rows
+        self._rollup_part = 0
+        self._rollup_rows_since_compaction = 0
+        #: Changes whenever stored events change (appends, retention): readers may cache answers by it.
+        self.data_version = 0
         if idle_checkpoint_seconds <= 0:
             raise ConfigError(
                 "idle_checkpoint_seconds", f"expected seconds > 0, got {idle_checkpoint_seconds!r}"
@@ -206,6 +216,7 @@ class DuckDBStore:
                     f"the event store {self.path} has schema version {version}; start the server once "
                     f"to upgrade it to {layout.SCHEMA_VERSION}"
                 )
+            self.rollups_enabled = self.rollups_enabled and rollups.TABLE in tables
             return _load_catalog(conn)
         conn.execute("BEGIN TRANSACTION")
         try:
@@ -231,6 +242,7 @@ class DuckDBStore:
                 conn.execute(statement)
             for statement in layout.span_view_statements(_load_catalog(conn, layout.SPAN_CATALOG_TABLE))[0]:
                 conn.execute(statement)
+            self._rollup_part = rollups.open_rollups(conn, self.rollups_enabled)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -308,6 +320,9 @@ class DuckDBStore:
                     row[SEQ] = number
                 insert_rows(conn, rows, plan.keys)
             seq = first + fast_count + len(slow)
+            rolled = 0
+            if self.rollups_enabled:
+                rolled = rollups.add(conn, first, seq, self._rollup_part + 1)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):
@@ -318,14 +333,36 @@ class DuckDBStore:
         if schema is not None:
             self._schema = schema
         stored_now = seq - self._next_seq
+        self.data_version += 1
         self._next_seq = seq
         self._count += stored_now
         self.rows_written += stored_now
         self.duplicates_skipped += submitted - stored_now
+        if rolled:
+            self._rollup_part += 1
+            self._rollup_rows_since_compaction += rolled
+            if self._rollup_rows_since_compaction >= self._rollup_compact_rows:
+                # The events are committed: a failed merge must not fail the append (tried again later).
+                with contextlib.suppress(duckdb.Error):
+                    self._compact_rollups(conn)
         self.last_commit_ms = (time.perf_counter() - started) * 1000
         return kept
 
+    def _compact_rollups(self, conn: Any) -> None:
+        """Merge the rollup rows written since the last merge (``rollups.compact``; writer thread)."""
+        self._rollup_part += 1
+        rollups.compact(conn, self._rollup_part)
+        self._rollup_rows_since_compaction = 0
+
+    def compact_rollups(self) -> None:
+        """Merge the rollup rows written since the last merge now (the writer also does it by itself)."""
+        writer = self._writer
+        if writer is not None and self.rollups_enabled:
+            writer.call(self._compact_rollups)
+
     def _idle_checkpoint(self, conn: Any) -> None:
+        if self._rollup_rows_since_compaction:
+            self._compact_rollups(conn)
         try:
             size = self._wal.stat().st_size
         except OSError:
@@ -343,9 +380,20 @@ class DuckDBStore:
 
         def work(conn: Any) -> int:
             sql = f"DELETE FROM {EVENTS_TABLE} WHERE {quote('timestamp')} < ?::TIMESTAMP"
-            deleted = int(_scalar(conn, sql, [cutoff]))
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                deleted = int(_scalar(conn, sql, [cutoff]))
+                if self.rollups_enabled:  # the rollup keeps summarising exactly the stored events
+                    self._rollup_part += 1
+                    rollups.expire(conn, cutoff, self._rollup_part)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    conn.execute("ROLLBACK")
+                raise
             conn.execute(f"DELETE FROM {layout.KEYS_TABLE} WHERE day < ?::DATE", [cutoff[:10]])
             if deleted:
+                self.data_version += 1
                 self._count -= deleted
                 mark = str(self._next_seq - 1)
                 conn.execute(f"INSERT OR REPLACE INTO {layout.META_TABLE} VALUES ('last_seq', ?)", [mark])
@@ -415,6 +463,23 @@ class DuckDBStore:
         The SQL is not checked here: callers pass SQL checked by ``opswatch.server.query`` or their own.
         """
         return self._queries.run(self._cursor, sql, max_rows=max_rows, timeout=timeout, max_bytes=max_bytes)
+
+    def read_rollups(
+        self, request: rollups.RollupRequest, *, max_groups: int, timeout: float
+    ) -> rollups.RollupAnswer | None:
+        """The rollup's answer to ``request`` (``rollups.read_sql``), None when this store keeps none.
+
+        At most ``max_groups`` groups (``truncated`` past them); ``QueryError``/``QueryTimeout`` as ``query``.
+        """
+        if not self.rollups_enabled:
+            return None
+        sql = rollups.read_sql(request)
+        result = self._queries.run(
+            self._cursor, sql, max_rows=limits.QUERY_MAX_ROWS * 10, timeout=timeout,
+            max_bytes=limits.QUERY_MAX_ANSWER_BYTES,
+        )
+        found = rollups.answer(result.rows, request, max_groups)
+        return rollups.RollupAnswer(found.groups, found.truncated or result.truncated)
 
     def _physical(self) -> tuple[list[str], dict[str, KeyInfo]]:
         promoted = {info.column: info for info in self._catalog.keys.values() if info.column}

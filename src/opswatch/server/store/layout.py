@@ -88,6 +88,8 @@ unless a key with that spelling exists itself: the seed's queries name ``churchI
 
 The schema version is recorded in ``store_meta``; ``MIGRATIONS`` upgrades an older file on open, and a
 file from a newer opswatch is refused.
+
+Per-minute rollups for alert rules (``rollup_minutes``): their layout and why, in ``rollups.py``.
 """
 
 from __future__ import annotations
