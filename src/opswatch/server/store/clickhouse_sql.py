@@ -98,24 +98,22 @@ def _duckdb_meanings(tree: exp.Expr) -> exp.Expr:
       37 values at q from 0 to 1), and NULL over no rows as DuckDB's. A list of fractions gives an array
       of them; ``ORDER BY x DESC`` takes ``1 - q``.
     """
-    for node in list(tree.find_all(exp.DataType)):
-        if node.this in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPNTZ):
-            node.replace(exp.DataType.build("Nullable(DateTime64(6, 'UTC'))", dialect="clickhouse"))
+    for datatype in list(tree.find_all(exp.DataType)):
+        if datatype.this in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPNTZ):
+            datatype.replace(exp.DataType.build("Nullable(DateTime64(6, 'UTC'))", dialect="clickhouse"))
     for node in list(tree.find_all(exp.WithinGroup, exp.PercentileCont, exp.Median)):
-        if isinstance(node, exp.WithinGroup):
-            order = node.expression
-            if not isinstance(node.this, exp.PercentileCont) or not isinstance(order, exp.Order):
-                continue
-            if len(order.expressions) != 1:
-                raise QueryError("PERCENTILE_CONT ... WITHIN GROUP (ORDER BY ...) takes one expression")
-            ordered = order.expressions[0]
-            node.replace(_exact_quantile(ordered.this, node.this.this, descending=bool(ordered.args.get("desc"))))
-        elif isinstance(node, exp.Median):
+        if isinstance(node, exp.Median):
             node.replace(_exact_quantile(node.this, exp.Literal.number(0.5), descending=False))
+        elif isinstance(node, exp.WithinGroup):  # PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x)
+            order = node.expression
+            if isinstance(node.this, exp.PercentileCont) and isinstance(order, exp.Order):
+                if len(order.expressions) != 1:
+                    raise QueryError("PERCENTILE_CONT ... WITHIN GROUP (ORDER BY ...) takes one expression")
+                value = order.expressions[0].this
+                node.replace(_exact_quantile(value, node.this.this, descending=_descending(order)))
         elif isinstance(node.expression, exp.Order):  # QUANTILE_CONT(x, q ORDER BY x), as sqlglot writes
-            ordered = node.expression.expressions
-            descending = bool(ordered and ordered[0].args.get("desc"))
-            node.replace(_exact_quantile(node.this, node.expression.this, descending=descending))
+            fraction = node.expression.this
+            node.replace(_exact_quantile(node.this, fraction, descending=_descending(node.expression)))
         elif node.expression is not None:  # QUANTILE_CONT(x, q)
             node.replace(_exact_quantile(node.this, node.expression, descending=False))
     return tree
@@ -129,11 +127,15 @@ def _exact_quantile(value: exp.Expr, fraction: exp.Expr, *, descending: bool) ->
     for item in fractions:
         if not isinstance(item, exp.Literal) or item.is_string:
             shown = item.sql(dialect=SOURCE_DIALECT)
-            raise QueryError(f"a quantile's fraction must be a number between 0 and 1 on ClickHouse, got {shown}")
+            raise QueryError(f"a quantile's fraction must be a constant number on ClickHouse, got {shown}")
         level = 1 - Decimal(item.this) if descending else Decimal(item.this)
         calls.append(f"quantileExactInclusiveOrNull({level})({value.sql(dialect='clickhouse')})")
     text = f"[{', '.join(calls)}]" if isinstance(fraction, exp.Array) else calls[0]
     return sqlglot.parse_one(text, read="clickhouse")
+
+
+def _descending(order: exp.Order) -> bool:
+    return bool(order.expressions and order.expressions[0].args.get("desc"))
 
 
 def _function_name(node: exp.Func) -> str:
