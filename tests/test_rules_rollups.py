@@ -9,13 +9,11 @@ answer go to ``EventQuerySource`` unchanged.
 
 from __future__ import annotations
 
-import datetime
 import importlib.util
 import itertools
 from collections.abc import Iterator
 from typing import Any
 
-import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -142,48 +140,6 @@ def assert_same(rule: Rule, rolled: list[Observation], raw: list[Observation]) -
             assert value_got == pytest.approx(value, rel=1e-9, abs=1e-9), group
 
 
-def percentiles_in_python(
-    rule: Rule, records: list[dict[str, Any]], start: float, end: float
-) -> list[Observation]:
-    """What ``EventQuerySource`` answers on DuckDB for a percentile rule: the records in a scratch DuckDB
-    table (the rule's ``where`` evaluated by SQL as on ``logs``), ``quantile_cont`` over the window."""
-    conn = duckdb.connect()
-    conn.execute(
-        "CREATE TABLE raw (ts DOUBLE, project_id INTEGER, service VARCHAR, operation VARCHAR, level VARCHAR, "
-        "kind VARCHAR, environment VARCHAR, duration_ms DOUBLE)"
-    )
-    for r in records:
-        at = datetime.datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp()
-        conn.execute(
-            "INSERT INTO raw VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                at,
-                r["project_id"],
-                r["service"],
-                r["operation"],
-                r["level"],
-                r["kind"],
-                r.get("environment"),
-                r.get("duration_ms"),
-            ],
-        )
-    conn.execute('CREATE VIEW logs AS SELECT *, project_id AS "projectId" FROM raw')
-    where = f" AND ({rule.where})" if rule.where else ""
-    groups = [f'"{name}"' for name in rule.group_by]
-    q = {"p50": 0.5, "p95": 0.95, "p99": 0.99}[rule.signal]
-    select = ", ".join([*groups, f"quantile_cont(duration_ms, {q})", "count(*)"])
-    sql = f"SELECT {select} FROM logs WHERE ts >= {start!r} AND ts < {end!r}{where}"
-    if groups:
-        sql += f" GROUP BY {', '.join(groups)}"
-    found = []
-    for row in conn.execute(sql).fetchall():
-        labels = {
-            name: "" if value is None else str(value) for name, value in zip(rule.group_by, row, strict=False)
-        }
-        found.append(Observation(labels, row[-2], row[-1]))
-    return found
-
-
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_it_answers_as_the_raw_events_do(store: Any, data: st.DataObject) -> None:
@@ -193,22 +149,17 @@ def test_it_answers_as_the_raw_events_do(store: Any, data: st.DataObject) -> Non
     if records and data.draw(st.booleans()):
         store.append(records[: len(records) // 2 + 1])  # a retry: nothing counted twice
     rule = data.draw(rules())
-    clickhouse = engine(store) == "clickhouse"
-    # EventQuerySource on ClickHouse compares with times cut to the second: windows there start on one.
     start = (
         day
         + data.draw(st.integers(min_value=0, max_value=600))
-        + (0 if clickhouse else data.draw(st.sampled_from([0.0, 0.25, 0.999])))
+        + data.draw(st.sampled_from([0.0, 0.25, 0.999]))
     )
     end = start + rule.window
     # Rules are answered from the window's rows in Python, or (past the combinations limit) by a statement each.
     source = RollupSource(store, max_combinations=data.draw(st.sampled_from([ROLLUP_MAX_COMBINATIONS, 0])))
     rolled = source.observe(rule, start, end)
     assert source.from_rollups == 1 and source.from_events == 0
-    if clickhouse and rule.signal.startswith("p"):  # PERCENTILE_CONT does not reach ClickHouse
-        raw = percentiles_in_python(rule, records, start, end)
-    else:
-        raw = EventQuerySource(store).observe(rule, start, end)
+    raw = EventQuerySource(store).observe(rule, start, end)
     assert_same(rule, rolled, raw)
 
 

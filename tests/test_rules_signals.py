@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import require_service
 from opswatch.server.rules.evaluate import evaluate
 from opswatch.server.rules.load import rule_from_mapping
 from opswatch.server.rules.signals import EventQuerySource
@@ -214,3 +216,31 @@ def test_it_waits_for_a_field_no_event_has_had_instead_of_failing(store: DuckDBS
     )  # camelCase spelling of a stored field
     evaluation = evaluate(known, EventQuerySource(store), T0 + 90, ingest_delay=30)
     assert evaluation.waiting == () and evaluation.observations[0].value == 3.0
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
+def test_a_p95_rule_on_a_numeric_attribute_evaluates_on_each_engine(tmp_path: Path, engine: str) -> None:
+    if engine == "clickhouse":
+        if importlib.util.find_spec("chdb") is None:
+            require_service("chdb", "it is in the dev extra: pip install -e '.[dev]'")
+        from opswatch.server.store.clickhouse import open_chdb
+
+        opened: Any = open_chdb(tmp_path / "clickhouse")
+    else:
+        opened = DuckDBStore(tmp_path / "events.duckdb")
+    # Amounts 1 .. 10 at T0 + 0.25 s .. 9.25 s; one more 0.25 s before the window and one right at its end.
+    records = [request(T0 + 0.25 + i, amount=float(i + 1)) for i in range(10)]
+    records += [request(T0, amount=1000.0), request(T0 + 60.25, amount=1000.0)]
+    opened.append(records)
+    try:
+        rule = rule_from_mapping(
+            {"name": "r", "signal": "p95", "field": "amount", "window": "1m", "critical": "> 9"}
+        )
+        source = EventQuerySource(opened)
+        evaluation = evaluate(rule, source, T0 + 90.25, ingest_delay=30)
+        assert evaluation.error is None, evaluation.error
+        assert (evaluation.window_start, evaluation.window_end) == (T0 + 0.25, T0 + 60.25)
+        [observed] = evaluation.observations
+        assert (observed.value, observed.events) == (pytest.approx(9.55), 10)
+    finally:
+        opened.close()

@@ -370,6 +370,38 @@ def test_it_answers_null_for_a_json_key_that_is_missing(store: EventStore) -> No
     assert rows(store, "SELECT count(*) FROM logs WHERE attributes->>'missing' IS NULL") == [(1,)]
 
 
+def test_it_interpolates_percentiles_between_the_two_nearest_values(store: EventStore) -> None:
+    # 10, 20 ... 100 ms and an amount 1 ... 10 each, plus one event with neither: DuckDB's quantile_cont.
+    store.append([log_line(k, duration_ms=10.0 * k, amount=k) for k in range(1, 11)] + [log_line(11)])
+    durations, amounts = (55.0, 95.5, 99.1), (5.5, 9.55, 9.91)  # p50, p95, p99
+    forms = [
+        "PERCENTILE_CONT({q}) WITHIN GROUP (ORDER BY {x})",
+        "QUANTILE_CONT({x}, {q})",
+        "PERCENTILE_CONT({desc}) WITHIN GROUP (ORDER BY {x} DESC)",
+    ]
+    for form in forms:
+        for x, expected in (("duration_ms", durations), ("amount", amounts)):
+            fields = ", ".join(form.format(x=x, q=q, desc=round(1 - q, 2)) for q in (0.5, 0.95, 0.99))
+            assert rows(store, f"SELECT {fields} FROM logs") == [pytest.approx(expected)], (form, x)
+    assert rows(store, "SELECT MEDIAN(amount), QUANTILE_CONT(duration_ms, [0.95, 0.99]) FROM logs") == [
+        (pytest.approx(5.5), pytest.approx([95.5, 99.1]))
+    ]
+    by_level = "SELECT level, QUANTILE_CONT(amount, 0.95) FROM logs WHERE amount > 8 GROUP BY level"
+    assert rows(store, by_level) == [("info", pytest.approx(9.95))]
+    assert rows(store, "SELECT MEDIAN(amount) FROM logs WHERE amount > 100") == [(None,)]
+
+
+def test_it_compares_timestamps_to_the_millisecond(store: EventStore) -> None:
+    store.append([log_line(k, at=NOV_1 + at, seq=k) for k, at in enumerate((0.1, 0.6, 1.1, 1.45, 1.5))])
+    window = (
+        "timestamp >= TIMESTAMP '2025-11-01 00:00:00.500' "
+        "AND timestamp < CAST('2025-11-01 00:00:01.450' AS TIMESTAMP)"
+    )
+    assert rows(store, f"SELECT seq FROM logs WHERE {window} ORDER BY seq") == [(1,), (2,)]
+    first = "SELECT min(timestamp) FROM logs WHERE timestamp > TIMESTAMP '2025-11-01 00:00:00.100'"
+    assert scalar(store, first).isoformat() == "2025-11-01T00:00:00.600000"
+
+
 # -- the seed's queries -------------------------------------------------------------------------------
 
 

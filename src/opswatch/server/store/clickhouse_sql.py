@@ -35,6 +35,7 @@ refuses the rest too (``system.users`` needs ``SHOW USERS`` even without that).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Final
 
 import sqlglot
@@ -64,12 +65,12 @@ def to_clickhouse(sql: str) -> str:
     """``sql`` (one checked DuckDB-dialect statement) in ClickHouse's dialect, checked again there
     (plain table names, no table functions, no ``FORBIDDEN_FUNCTIONS``), with missing JSON keys NULL."""
     try:
-        statements = sqlglot.transpile(sql, read=SOURCE_DIALECT, write="clickhouse")
+        statements = [tree for tree in sqlglot.parse(sql, read=SOURCE_DIALECT) if tree is not None]
+        if len(statements) != 1:
+            raise QueryError(f"expected one statement, got {len(statements)}")
+        text = _duckdb_meanings(statements[0]).sql(dialect="clickhouse")
     except SqlglotError as err:
         raise QueryError(f"the SQL cannot be translated for ClickHouse: {str(err).splitlines()[0]}") from None
-    if len(statements) != 1:
-        raise QueryError(f"expected one statement, got {len(statements)}")
-    text = statements[0]
     tree = sqlglot.parse_one(text, read="clickhouse")
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
@@ -83,6 +84,58 @@ def to_clickhouse(sql: str) -> str:
         if name in FORBIDDEN_FUNCTIONS or name.startswith(FORBIDDEN_PREFIXES):
             raise QueryRefused(f"the function {name} is not allowed (no file, network or system access)")
     return _missing_keys_null(tree) or text
+
+
+def _duckdb_meanings(tree: exp.Expr) -> exp.Expr:
+    """``tree`` (DuckDB's dialect) with what sqlglot writes for ClickHouse with another meaning replaced.
+
+    * ``TIMESTAMP`` (a literal, a cast) is ``DateTime64(6, 'UTC')``, as DuckDB's, to the microsecond and
+      naive UTC like the stored timestamps (sqlglot writes ``DateTime``: whole seconds, so a window bound
+      ``'12:00:00.500'`` would be ``'12:00:00'``, in the server's time zone);
+    * ``QUANTILE_CONT(x, q)``, ``PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x)`` and ``MEDIAN(x)`` (which
+      ClickHouse lacks, or has as an estimate) are ``quantileExactInclusiveOrNull(q)(x)``: the same
+      interpolation between the two nearest values (measured equal, to the last bit or so, on sets of 1 to
+      37 values at q from 0 to 1), and NULL over no rows as DuckDB's. A list of fractions gives an array
+      of them; ``ORDER BY x DESC`` takes ``1 - q``.
+    """
+    for datatype in list(tree.find_all(exp.DataType)):
+        if datatype.this in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPNTZ):
+            datatype.replace(exp.DataType.build("Nullable(DateTime64(6, 'UTC'))", dialect="clickhouse"))
+    for node in list(tree.find_all(exp.WithinGroup, exp.PercentileCont, exp.Median)):
+        if isinstance(node, exp.Median):
+            node.replace(_exact_quantile(node.this, exp.Literal.number(0.5), descending=False))
+        elif isinstance(node, exp.WithinGroup):  # PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x)
+            order = node.expression
+            if isinstance(node.this, exp.PercentileCont) and isinstance(order, exp.Order):
+                if len(order.expressions) != 1:
+                    raise QueryError("PERCENTILE_CONT ... WITHIN GROUP (ORDER BY ...) takes one expression")
+                value = order.expressions[0].this
+                node.replace(_exact_quantile(value, node.this.this, descending=_descending(order)))
+        elif isinstance(node.expression, exp.Order):  # QUANTILE_CONT(x, q ORDER BY x), as sqlglot writes
+            fraction = node.expression.this
+            node.replace(_exact_quantile(node.this, fraction, descending=_descending(node.expression)))
+        elif node.expression is not None:  # QUANTILE_CONT(x, q)
+            node.replace(_exact_quantile(node.this, node.expression, descending=False))
+    return tree
+
+
+def _exact_quantile(value: exp.Expr, fraction: exp.Expr, *, descending: bool) -> exp.Expr:
+    """``quantileExactInclusiveOrNull(q)(value)`` (an array of them for a list of fractions): ClickHouse
+    takes only constant fractions."""
+    fractions = fraction.expressions if isinstance(fraction, exp.Array) else [fraction]
+    calls: list[str] = []
+    for item in fractions:
+        if not isinstance(item, exp.Literal) or item.is_string:
+            shown = item.sql(dialect=SOURCE_DIALECT)
+            raise QueryError(f"a quantile's fraction must be a constant number on ClickHouse, got {shown}")
+        level = 1 - Decimal(item.this) if descending else Decimal(item.this)
+        calls.append(f"quantileExactInclusiveOrNull({level})({value.sql(dialect='clickhouse')})")
+    text = f"[{', '.join(calls)}]" if isinstance(fraction, exp.Array) else calls[0]
+    return sqlglot.parse_one(text, read="clickhouse")
+
+
+def _descending(order: exp.Order) -> bool:
+    return bool(order.expressions and order.expressions[0].args.get("desc"))
 
 
 def _function_name(node: exp.Func) -> str:
