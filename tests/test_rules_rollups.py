@@ -191,6 +191,23 @@ def test_it_reads_the_rollup_through_the_evaluator_with_whole_minutes_and_edges(
     assert source.from_rollups == 1
 
 
+def test_it_gives_a_percentile_of_equal_durations_exactly_not_a_sketch_bucket(store: Any) -> None:
+    day = T0 + next(_days) * DAY
+    store.append([
+        {"level": "info", "message": "m", "project_id": 1, "kind": "log", "service": "search",
+         "operation": "api.search", "timestamp": format_timestamp(day + 60 + second),
+         "event_id": f"{next(_ids):032x}", "duration_ms": 200.0}
+        for second in range(0, 120, 10)
+    ])  # fmt: skip
+    assert sketch.quantile(sketch.sketch_of([200.0]), 0.95) != 200.0  # the bucket's own value is off
+    rule = rule_from_mapping(
+        {"name": "r", "signal": "p95", "field": "duration_ms", "window": "5m", "critical": "> 1e9"}
+    )
+    source = RollupSource(store)
+    evaluation = evaluate(rule, source, day + 330.0, ingest_delay=0)  # window [day + 30, day + 330)
+    assert source.from_rollups == 1
+    assert [(o.value, o.events) for o in evaluation.observations] == [(200.0, 12)]
+
 @pytest.mark.parametrize(
     "keys",
     [

@@ -75,8 +75,9 @@ class CronClock:
         if self._thread is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="opswatch-cron-clock", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name="opswatch-cron-clock", daemon=True)
+        thread.start()
+        self._thread = thread  # only once started: a ``stop`` from another thread can always join it
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread after its current tick; a last outbox round sends what is pending."""

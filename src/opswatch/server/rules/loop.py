@@ -83,8 +83,9 @@ class RuleClock:
         if self._thread is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="opswatch-rule-clock", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name="opswatch-rule-clock", daemon=True)
+        thread.start()
+        self._thread = thread  # only once started: a ``stop`` from another thread can always join it
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the current tick; a last drain sends what is due."""

@@ -290,7 +290,12 @@ def _value(rule: Rule, group: RollupGroup) -> float | None:
     if signal == "error_ratio":
         return group.errors / group.events if group.events else None
     if signal in _PERCENTILES:
-        return sketch.quantile(group.buckets or {}, _PERCENTILES[signal])
+        estimate = sketch.quantile(group.buckets or {}, _PERCENTILES[signal])
+        if estimate is None or group.duration_min is None or group.duration_max is None:
+            return estimate
+        # the true quantile lies within the window's exact min and max: clamping keeps the sketch's
+        # bound and makes the answer exact when every duration is the same (five 200 ms calls: 200)
+        return min(max(estimate, group.duration_min), group.duration_max)
     if not group.durations:
         return None
     if signal == "sum":
