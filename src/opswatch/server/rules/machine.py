@@ -140,9 +140,12 @@ def step(
     rule: Rule, instance: Instance, verdict: Verdict, reading: Observation | None, now: float
 ) -> tuple[Instance, list[Message]]:
     """Apply one verdict at ``now``; the new state and the messages it calls for."""
-    state = dataclasses.replace(instance, health=verdict.health, last_eval_at=now)
-    if reading is not None:
-        state = dataclasses.replace(state, value=reading.value, events=reading.events)
+    if reading is None:
+        state = dataclasses.replace(instance, health=verdict.health, last_eval_at=now)
+    else:  # one copy, not two: ``step`` runs for every instance of every rule in every round
+        state = dataclasses.replace(
+            instance, health=verdict.health, last_eval_at=now, value=reading.value, events=reading.events
+        )
     messages: list[Message] = []
     if verdict.breach is True:
         state = _breach(rule, state, verdict.severity or top_level(rule), now, verdict.reason, messages)
@@ -207,7 +210,8 @@ def _clear(rule: Rule, state: Instance, now: float, reason: str | None, out: lis
 
 def _flapping(state: Instance, now: float, out: list[Message]) -> tuple[Instance, list[Message]]:
     recent = tuple(t for t in state.transitions if now - t < FLAP_PERIOD)
-    state = dataclasses.replace(state, transitions=recent)
+    if recent != state.transitions:
+        state = dataclasses.replace(state, transitions=recent)
     if not state.flapping and len(recent) > limits.RULES_FLAP_TRANSITIONS:
         state = dataclasses.replace(state, flapping=True)
         quiet = [m for m in out if m.kind not in ("firing", "resolved", "updated")]

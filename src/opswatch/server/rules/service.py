@@ -2,8 +2,11 @@
 
 ``RuleService.run_once(now)`` evaluates every rule at ``now`` (one catch-up evaluation after downtime,
 never one per missed interval: state carries the times, so ``for`` and ``keep_firing_for`` count from
-what was stored). Each rule's outcome is written in one transaction (``store.RuleStore.save``); a rule
-whose evaluation fails is an evaluation error for that rule only. ``preview(name, now)`` evaluates a rule
+what was stored). A round reads all rules' state in one snapshot; each rule whose outcome changes
+something durable is written in its own transaction (``store.RuleStore.save``, which detects a
+concurrent writer per rule), and the rules that change nothing (most: inactive and staying so) only
+have their evaluation time moved, together at the end of the round (``store.RuleStore.touch``). A rule whose
+evaluation fails is an evaluation error for that rule only. ``preview(name, now)`` evaluates a rule
 without writing anything (``opswatch rules eval``).
 """
 
@@ -18,11 +21,11 @@ from sqlalchemy import Engine
 from ...log import get_logger
 from .evaluate import Outcome, advance, evaluate
 from .issue_signals import IssueSource, Routed
-from .machine import Instance
+from .machine import Instance, RuleStatus
 from .model import Evaluation, Rule
 from .monitor_signals import MonitorSource
 from .signals import SignalSource
-from .store import Conflict, RuleStore, retire
+from .store import Conflict, RuleStore, changes_nothing, retire
 
 _log = get_logger("opswatch.server.rules")
 
@@ -81,12 +84,34 @@ class RuleService:
         """Evaluate ``rule`` at ``now`` and write the outcome; None when another server wrote first."""
         instances = self.state.instances(rule.name)
         status = self.state.status(rule.name)
-        evaluation = evaluate(rule, self.source, now, self.ingest_delay)
-        outcome = advance(rule, evaluation, instances, status)
+        outcome = advance(rule, evaluate(rule, self.source, now, self.ingest_delay), instances, status)
+        return self._save(rule, outcome, instances, now)
+
+    def _save(
+        self, rule: Rule, outcome: Outcome, instances: dict[str, Instance], now: float
+    ) -> Outcome | None:
         try:
             self.state.save(rule, outcome, instances, now)
         except Conflict:
             return None
+        self.readings[rule.name] = {instance.key: instance for instance in outcome.instances}
+        return outcome
+
+    def _evaluate_from(
+        self,
+        rule: Rule,
+        now: float,
+        instances: dict[str, Instance],
+        stored: RuleStatus | None,
+        touched: dict[float | None, list[str]],
+    ) -> Outcome | None:
+        """Evaluate ``rule`` from the round's snapshot; save it, or (when it changes nothing durable)
+        add it to ``touched`` (status time -> rules) for the round's one batched write."""
+        status = stored if stored is not None else RuleStatus()
+        outcome = advance(rule, evaluate(rule, self.source, now, self.ingest_delay), instances, status)
+        if not changes_nothing(outcome, instances, stored):
+            return self._save(rule, outcome, instances, now)
+        touched.setdefault(outcome.status.last_eval_at, []).append(rule.name)
         self.readings[rule.name] = {instance.key: instance for instance in outcome.instances}
         return outcome
 
@@ -104,9 +129,22 @@ class RuleService:
                 messages += retire(self.state.engine, self.rules, when)
             except Exception as err:
                 _log.error("alerts of removed rules could not be resolved", None, err)
+        try:
+            snapshot: tuple[dict[str, dict[str, Instance]], dict[str, RuleStatus]] | None
+            snapshot = self.state.snapshot()
+        except Exception as err:  # each rule then reads its own state (and fails on its own)
+            _log.error("the rules' state could not be read", None, err)
+            snapshot = None
+        touched: dict[float | None, list[str]] = {}
         for rule in list(self.rules.values()):
             try:
-                outcome = self.evaluate_rule(rule, when)
+                if snapshot is None:
+                    outcome = self.evaluate_rule(rule, when)
+                else:
+                    instances, statuses = snapshot
+                    outcome = self._evaluate_from(
+                        rule, when, instances.get(rule.name, {}), statuses.get(rule.name), touched
+                    )
             except Exception as err:  # the state store failed: this rule waits for the next round
                 errors += 1
                 _log.error("a rule could not be evaluated", {"rule": rule.name}, err)
@@ -117,5 +155,14 @@ class RuleService:
             evaluated += 1
             errors += outcome.status.error is not None
             messages += len(outcome.messages)
+        for at, names in touched.items():
+            if at is None:
+                continue
+            try:
+                self.state.touch(names, at)
+            except Exception as err:  # their state is unchanged; only the evaluation time is not stored
+                errors += len(names)
+                evaluated -= len(names)
+                _log.error("the rules' evaluation time could not be stored", {"rules": len(names)}, err)
         self.rounds += 1
         return RoundReport(evaluated, errors, messages, conflicts)

@@ -6,12 +6,21 @@ latest readings are kept in memory by the service, for the API). Instance rows a
 ``WHERE version = :read_version`` (and created under a unique constraint), so when two servers
 evaluate the same rule at once one of them writes and the other finds a conflict and rolls back
 everything, its messages included: a notification is logged once.
+
+A round reads every rule's instances and status in two queries (``snapshot``). A rule whose outcome
+changes nothing durable (``changes_nothing``: no message, no instance state change, the same error
+episode) is not saved on its own: the round moves all such rules' ``last_eval_at`` together
+(``touch``: one transaction, a statement per 500 rules). Such a rule writes no instance row, so it
+cannot conflict; the status row never had a version check (the last writer's evaluation time wins),
+so the batched write keeps that guarantee.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import operator
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -22,6 +31,9 @@ from ..state.rules import INSTANCES, NOTIFICATIONS, STATUS
 from .evaluate import Outcome
 from .machine import Instance, Message, RuleStatus
 from .model import Rule
+
+#: Rules per ``touch`` statement (SQLite's bound-parameter limit is far above this).
+_TOUCH_CHUNK: Final = 500
 
 
 class Conflict(Exception):
@@ -95,6 +107,34 @@ def _durable(values: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if key not in _READING}
 
 
+#: The durable columns of an instance, read straight off it (``changes_nothing`` runs for every instance).
+_durable_of: Final = operator.attrgetter(
+    *(name for name in _columns(Instance(key="", labels={})) if name not in _READING)
+)
+
+
+def status_from_row(row: Any) -> RuleStatus:
+    """A ``RuleStatus`` from a ``rule_status`` row."""
+    waiting = tuple(row.waiting or ())
+    return RuleStatus(row.last_eval_at, row.error, row.error_since, bool(row.expected), waiting)
+
+
+def changes_nothing(outcome: Outcome, read: Mapping[str, Instance], stored: RuleStatus | None) -> bool:
+    """Whether saving ``outcome`` would write nothing but the status's ``last_eval_at``: no message, no
+    new instance, no instance whose durable columns change, and a stored status equal but for the time."""
+    if outcome.messages or stored is None:
+        return False
+    if dataclasses.replace(outcome.status, last_eval_at=None) != dataclasses.replace(
+        stored, last_eval_at=None
+    ):
+        return False
+    for instance in outcome.instances:
+        before = read.get(instance.key)
+        if before is None or _durable_of(instance) != _durable_of(before):
+            return False
+    return True
+
+
 class RuleStore:
     """Reads and writes rule state on ``engine``."""
 
@@ -119,10 +159,27 @@ class RuleStore:
         """The rule's stored status (a fresh one when it was never evaluated)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(STATUS).where(STATUS.c.rule == rule)).first()
-        if row is None:
-            return RuleStatus()
-        waiting = tuple(row.waiting or ())
-        return RuleStatus(row.last_eval_at, row.error, row.error_since, bool(row.expected), waiting)
+        return RuleStatus() if row is None else status_from_row(row)
+
+    def snapshot(self) -> tuple[dict[str, dict[str, Instance]], dict[str, RuleStatus]]:
+        """Every rule's stored instances (``rule -> key -> instance``) and stored status (only rules
+        that have a status row), read in one transaction: what a round starts from."""
+        instances: dict[str, dict[str, Instance]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(INSTANCES)):
+                instances.setdefault(row.rule, {})[row.key] = instance_from_row(row)
+            statuses = {row.rule: status_from_row(row) for row in conn.execute(select(STATUS))}
+        return instances, statuses
+
+    def touch(self, rules: Iterable[str], at: float) -> None:
+        """Set the status's ``last_eval_at`` of ``rules`` (whose rows exist) to ``at``, in one transaction."""
+        names = list(rules)
+        if not names:
+            return
+        with self.engine.begin() as conn:
+            for start in range(0, len(names), _TOUCH_CHUNK):
+                chosen = names[start : start + _TOUCH_CHUNK]
+                conn.execute(update(STATUS).where(STATUS.c.rule.in_(chosen)).values(last_eval_at=at))
 
     def save(self, rule: Rule, outcome: Outcome, read: Mapping[str, Instance], now: float) -> None:
         """Write ``outcome`` in one transaction; ``Conflict`` (nothing written) if another writer won."""
