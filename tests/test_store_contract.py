@@ -730,3 +730,11 @@ def test_a_span_attribute_named_like_a_span_column_stays_in_attributes(store: Ev
     store.append_spans([span("00f067aa0ba902b7", name="GET /", attributes={"name": "shadow", "Status": "x"})])
     found = rows(store, """SELECT name, status, attributes->>'$.name' FROM spans""")
     assert found == [("GET /", "ok", "shadow")]
+
+
+def test_it_describes_an_unchanged_schema_with_the_same_object_once_spans_are_stored(store: Any) -> None:
+    """Readers cache work per schema by identity (the rules check a SQL rule once per schema)."""
+    store.append_spans([span("00f067aa0ba902b7", attributes={"db.rows": 3})])
+    first = store.describe()
+    assert "spans" in first.tables
+    assert store.describe() is first

@@ -389,8 +389,27 @@ def span_view_columns(keys: Iterable[KeyInfo]) -> tuple[str, ...]:
     return (*_SPAN_HEAD, *SPAN_DERIVED, *named, "attributes", "events", "links")
 
 
+#: The last ``with_spans`` answers, by the identity of their inputs: the same schema and span columns
+#: give the same object, so callers that cache work per schema (the rules' checked statements) can
+#: compare by identity. A few entries: one per store open in the process.
+_WITH_SPANS: dict[tuple[int, int], tuple[SchemaInfo, object, SchemaInfo]] = {}
+
+
 def with_spans(schema: SchemaInfo, span_columns: Iterable[str] = SPAN_NAMES + SPAN_DERIVED) -> SchemaInfo:
-    """``schema`` with the ``spans`` view and its columns added (camelCase names find them too)."""
+    """``schema`` with the ``spans`` view and its columns added (camelCase names find them too); the
+    same object again for the same (identical) inputs."""
+    key = (id(schema), id(span_columns))
+    found = _WITH_SPANS.get(key)
+    if found is not None and found[0] is schema and found[1] is span_columns:
+        return found[2]
+    made = _with_spans(schema, span_columns)
+    if len(_WITH_SPANS) >= 16:
+        _WITH_SPANS.clear()
+    _WITH_SPANS[key] = (schema, span_columns, made)
+    return made
+
+
+def _with_spans(schema: SchemaInfo, span_columns: Iterable[str]) -> SchemaInfo:
     known = {name.lower() for name in schema.columns}
     extra = tuple(name for name in span_columns if name.lower() not in known)
     return SchemaInfo(
