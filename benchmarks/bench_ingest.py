@@ -277,6 +277,19 @@ def client_main(spec: dict[str, Any]) -> None:
 # -- the harness ----------------------------------------------------------------------------------------
 
 
+def start_client(script: str, spec: dict[str, Any]) -> subprocess.Popen[str]:
+    """``script --client SPEC`` in its own process, once it has said "ready" (it starts on "go\\n")."""
+    client = subprocess.Popen(
+        [sys.executable, script, "--client", json.dumps(spec)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdin is not None and client.stdout is not None
+    assert client.stdout.readline().strip() == "ready"
+    return client
+
+
 def start_server(data_dir: Path, workers: int = 1) -> tuple[subprocess.Popen[str], str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSWATCH_")}
     env["OPSWATCH_RETENTION_DAYS"] = "36500"
@@ -337,14 +350,8 @@ def run(kind: str, count: int, connections: int, workers: int = 1) -> dict[str, 
                 "host": url.split("//")[1],
                 "run": os.urandom(4).hex(),
             }
-            client = subprocess.Popen(
-                [sys.executable, __file__, "--client", json.dumps(spec)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            client = start_client(__file__, spec)
             assert client.stdin is not None and client.stdout is not None
-            assert client.stdout.readline().strip() == "ready"
             if workers > 1:
                 wait_for_workers(server.pid, workers)
             cpu_before, busy_before = cpu_seconds(server.pid), machine_busy_seconds()

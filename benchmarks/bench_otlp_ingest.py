@@ -36,7 +36,6 @@ import argparse
 import gzip
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,7 +46,7 @@ from typing import Any
 
 import httpx
 
-from bench_ingest import cpu_seconds, start_server  # type: ignore[import-not-found]
+from bench_ingest import cpu_seconds, start_client, start_server  # type: ignore[import-not-found]
 
 TARGET = 20_000
 BATCH = 512
@@ -287,14 +286,8 @@ def run(client: str, spans: int, connections: int) -> dict[str, Any]:
         server, url, key = start_server(Path(tmp) / "data")
         try:
             spec = {"client": client, "spans": spans, "connections": connections, "key": key, "url": url}
-            process = subprocess.Popen(
-                [sys.executable, __file__, "--client", json.dumps(spec)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            process = start_client(__file__, spec)
             assert process.stdin is not None and process.stdout is not None
-            assert process.stdout.readline().strip() == "ready"
             cpu_before = cpu_seconds(server.pid)
             process.stdin.write("go\n")
             process.stdin.flush()

@@ -97,7 +97,7 @@ def fire_with_slack_down(tmp_path: Path, state_url: str) -> None:
         assert messages(first) == [(START, None)]  # claimed, not done: the server "dies" now
 
 
-def test_it_sends_a_message_again_after_the_lease_when_the_server_died_mid_send(
+def test_it_sends_a_message_again_after_the_lease_when_the_first_server_stopped_before_slack_took_it(
     tmp_path: Path, state_url: str, slack: SlackReceiver
 ) -> None:
     fire_with_slack_down(tmp_path, state_url)
