@@ -90,3 +90,19 @@ def test_otlp_json_logs_are_stored_once_and_a_bad_record_is_counted(server: Runn
     )
     assert found == [("lookup failed", "error", "error", "users", "users.api", "5b8efff798038103d269b633813fc60c",
                       "eee19b7ec3c1b174", "7")]  # fmt: skip
+
+
+def test_a_log_record_keeps_its_millisecond_exactly(server: RunningServer) -> None:
+    # 1764787200.059 s is 1764787200.0589999 as a float: dividing nanoseconds by 1e9 stored .058
+    nanos = [1_764_787_200_059_000_000 + step * 1_000_000 for step in range(200)]
+    body = orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"timeUnixNano": str(at), "body": {"stringValue": f"at {at}"}} for at in nanos
+    ]}]}]})  # fmt: skip
+    answer = httpx.post(f"{server.url}/api/{server.project_id}/otlp/v1/logs", content=body,
+                        headers={"content-type": "application/json", "x-opswatch-key": server.key})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    stored = sql(server, "SELECT message, strftime(timestamp, '%S.%g') FROM logs WHERE source = 'otlp'")
+    assert len(stored) == len(nanos)
+    for message, second in stored:
+        at = int(message.removeprefix("at "))
+        assert second == f"{at // 1_000_000_000 % 60:02d}.{at // 1_000_000 % 1000:03d}", message

@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from ...record import format_timestamp
+from ...record import format_millis
 from .. import limits
 from ..ingest.body import IngestError
 from ..ingest.records import Refused, canonical_level, normalize
@@ -104,7 +104,7 @@ def _record(fields: dict[str, Any], body: bytes, index: int) -> dict[str, Any]:
         else ("" if message is None else orjson.dumps(message).decode()),
     }
     if at:
-        record["timestamp"] = format_timestamp(at / 1e9)
+        record["timestamp"] = format_millis(at // 1_000_000)
     severity = fields["severity"]
     if isinstance(severity, int) and 1 <= severity <= 24:
         record["level"] = _LEVELS[(severity - 1) // 4]
