@@ -30,7 +30,8 @@ def install(ctx: Any) -> IssueService:
     base_url = str(getattr(ctx.settings, "base_url", "") or "")
     from ..rules.outbox_rules import OutboxGate  # the rules decide, once they are installed
 
-    notices = IssueNotices(ctx.engine, base_url, gate=OutboxGate(ctx))
+    gate = OutboxGate(ctx)
+    notices = IssueNotices(ctx.engine, base_url, gate=gate, channels=gate.channels)
     ctx.hooks.append(IssueHook(service, settings, base_url, notices))
     ctx.background.append(IssueSweeper(service, settings, notices=notices, notifier=lambda: ctx.notifier))
     ctx.extras[EXTRA] = service

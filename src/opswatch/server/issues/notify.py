@@ -14,7 +14,7 @@ one message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...alerts.message import Alert, cut, facts
@@ -150,17 +150,27 @@ def gate_facts(change: IssueChange) -> dict[str, Any]:
     }
 
 
-def notice_table(base_url: str, gate: Gate | None = None) -> NoticeTable:
+#: The channels a message goes to: ``channels("issue_new" | "issue_regressed")``, None for all
+#: (the rule's ``channels``, ``opswatch.server.rules.outbox_rules``).
+Channels = Callable[[str], Sequence[str] | None]
+
+
+def notice_table(base_url: str, gate: Gate | None = None, channels: Channels | None = None) -> NoticeTable:
     """The issue notices as an outbox table: leased claims, messages built with links to ``base_url``,
-    each sent only if ``gate`` lets it (a message kept back is done, not retried)."""
+    each sent only if ``gate`` lets it (a message kept back is done, not retried, unless the gate's
+    rules hand it back), to the ``channels`` its kind goes to."""
 
     def build(row: Any) -> tuple[Alert | None, str]:
         change = change_from_notice(row)
-        if gate is not None and not gate(f"issue_{change.kind}", gate_facts(change)):
+        facts = {**gate_facts(change), "notice": f"issue_notices#{row.id}"}
+        if gate is not None and not gate(f"issue_{change.kind}", facts):
             return None, ROUTE
         return build_alert(change, base_url), ROUTE
 
-    return NoticeTable(ISSUE_NOTICES, build, lease=limits.ISSUE_NOTICE_LEASE_SECONDS)
+    def routed(row: Any) -> Sequence[str] | None:
+        return channels(f"issue_{row.kind}") if channels is not None else None
+
+    return NoticeTable(ISSUE_NOTICES, build, lease=limits.ISSUE_NOTICE_LEASE_SECONDS, channels=routed)
 
 
 class IssueNotices:
@@ -168,8 +178,10 @@ class IssueNotices:
     round, None when no channel is configured). Called by the ingest hook right after a batch (so a
     message leaves at once) and by the sweeper (what a dead server claimed, or a round that failed)."""
 
-    def __init__(self, engine: Any, base_url: str, gate: Gate | None = None) -> None:
-        self._sender = NoticeSender(engine, notice_table(base_url, gate), None)
+    def __init__(
+        self, engine: Any, base_url: str, gate: Gate | None = None, channels: Channels | None = None
+    ) -> None:
+        self._sender = NoticeSender(engine, notice_table(base_url, gate, channels), None)
 
     def drain(self, notifier: Any, now: float) -> int:
         """Claim and hand over what waits; how many messages went to ``notifier``. Never raises: a

@@ -58,7 +58,8 @@ def install(ctx: Any) -> MonitorService:
     explain = FailureExplainer(service.run_errors, ctx.engine, base_url)
     from ..rules.outbox_rules import OutboxGate  # the rules decide, once they are installed
 
-    outbox = Outbox(ctx.engine, _sink(ctx), notifier, explain, gate=OutboxGate(ctx))
+    gate = OutboxGate(ctx)
+    outbox = Outbox(ctx.engine, _sink(ctx), notifier, explain, gate=gate, channels=gate.channels)
     clock = CronClock(service, outbox)
     service.on_change = clock.wake
     ctx.hooks.append(service.hook)

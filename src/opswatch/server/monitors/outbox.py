@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, false, select, update
@@ -102,10 +102,13 @@ class Outbox:
         explain: Explainer | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         gate: Callable[[str, Mapping[str, Any]], bool] | None = None,
+        channels: Callable[[str], Sequence[str] | None] | None = None,
     ) -> None:
         self.engine = engine
         #: Asked before a failing or recovered message is sent (``rules.outbox_rules``); False keeps it back.
         self.gate = gate
+        #: The channels a ``monitor_failing``/``monitor_recovered`` message goes to (None: all).
+        self.channels = channels
         self.sink = sink
         self.notifier = notifier
         self.explain = explain
@@ -114,7 +117,8 @@ class Outbox:
         self._held: dict[int, float] = {}
         self.failures = 0
         self._failing_rounds = 0
-        self._sender = NoticeSender(engine, NOTICES, notifier, build=self._build)
+        table = dataclasses.replace(NOTICES, channels=self._channels)
+        self._sender = NoticeSender(engine, table, notifier, build=self._build)
         self._explained: dict[int, dict[str, Any]] = {}
         self._seen: set[int] = set()
 
@@ -206,8 +210,12 @@ class Outbox:
 
     def _build(self, row: Any) -> tuple[Any | None, str]:
         """The message a ``monitor_changes`` row calls for (with what failed), and its route."""
-        facts = {"slug": row.slug, "project_id": row.project_id}
+        facts = {"slug": row.slug, "project_id": row.project_id, "notice": f"monitor_changes#{row.id}"}
         if self.gate is not None and not self.gate(f"monitor_{row.notify}", facts):
             return None, notify.ROUTE
         alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, self._details(row))
         return alert, notify.ROUTE
+
+    def _channels(self, row: Any) -> Sequence[str] | None:
+        """The channels the message of ``row`` goes to (``channels``; None: all)."""
+        return self.channels(f"monitor_{row.notify}") if self.channels is not None else None

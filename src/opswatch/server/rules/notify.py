@@ -18,7 +18,9 @@ row, so alerts that start together go out as one message; after a send, the grou
 until ``group_interval`` has passed. ``follow_up`` adds a ``repeat`` row for an incident still firing
 ``repeat_interval`` after it was last announced, and a ``firing`` row for one whose announcement was
 silenced or inhibited once nothing mutes it any more (``inhibit``: a firing rule with ``inhibits``
-mutes the alerts it names). A resolve is sent only for an incident whose firing was sent.
+mutes the alerts it names); for the notice rules, whose outboxes send their messages, it hands a muted
+message back to its outbox instead (``outbox_release``). A resolve is sent only for an incident whose
+firing was sent.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ..outbox import AlertSender, NoticeSender, NoticeTable, claimable
 from ..state import rule_definitions
 from ..state.rule_definitions import MESSAGES
 from ..state.rules import GROUPS, INSTANCES, NOTIFICATIONS
-from . import inhibit
+from . import inhibit, outbox_release
 from .messages import FIRING_KINDS, Note, render
 from .model import Rule, instance_key
 from .silences import Silence, Silences, muting
@@ -98,6 +100,15 @@ def _match_labels(rule: str, labels: Mapping[str, Any]) -> dict[str, str]:
     return {"rule": rule, **{str(k): str(v) for k, v in labels.items()}}
 
 
+def rule_channels(rule: Rule | None, notifier: Any) -> list[str] | None:
+    """The channels of ``rule`` that ``notifier`` has (None: all of them; so too when it has none of
+    them)."""
+    known = getattr(notifier, "channels", None)
+    if rule is not None and rule.channels and isinstance(known, Mapping):
+        return [name for name in rule.channels if name in known] or None
+    return None
+
+
 class Dispatcher:
     """Sends what the notification log holds; ``drain`` and ``follow_up`` are called by the rule clock."""
 
@@ -148,12 +159,19 @@ class Dispatcher:
     # -- sending ---------------------------------------------------------------------------------------
 
     def log_outbox(
-        self, rule: Rule, labels: Mapping[str, str], status: str, at: float, silence_id: int | None = None
+        self,
+        rule: Rule,
+        labels: Mapping[str, str],
+        status: str,
+        at: float,
+        silence_id: int | None = None,
+        reason: str | None = None,
     ) -> None:
         """Note what a notice outbox did with a message of ``rule`` (``sent``: handed to its notifier,
         ``silenced``, ``inhibited``); the next ``drain`` writes it to the notification log as a
         ``firing`` row, so the history shows it. Kept in memory meanwhile: the outbox asks inside its
-        claim's transaction, where a write of ours would wait for it on SQLite."""
+        claim's transaction, where a write of ours would wait for it on SQLite. ``reason`` names the
+        outbox row (``outbox_release.notice_ref``), so a muted message can be released later."""
         row = {
             "rule": rule.name,
             "key_hash": key_hash(instance_key(labels)),
@@ -163,7 +181,7 @@ class Dispatcher:
             "value": 1.0,
             "started_at": at,
             "at": at,
-            "reason": None,
+            "reason": reason,
             "group_key": group_key(rule, labels),
             "created_at": at,
             "status": status,
@@ -339,11 +357,7 @@ class Dispatcher:
 
     def _channels(self, row: Any) -> list[str] | None:
         """The rule's channels that the notifier has (None: all of them)."""
-        rule = self.rules().get(row.rule)
-        known = getattr(self.notifier, "channels", None)
-        if rule is not None and rule.channels and isinstance(known, Mapping):
-            return [name for name in rule.channels if name in known] or None
-        return None
+        return rule_channels(self.rules().get(row.rule), self.notifier)
 
     def prune(self, cutoff: float) -> int:
         """Delete delivered messages written before ``cutoff`` (undelivered ones stay); how many went."""
@@ -398,7 +412,7 @@ class Dispatcher:
                     )
                 )
                 added += 1
-        return added
+        return added + outbox_release.release(self.engine, rules, mutes.silences, mutes.sources, now)
 
     def _follow_up_kind(self, conn: Connection, instance: Any, mutes: Mutes, now: float) -> str | None:
         rows = list(

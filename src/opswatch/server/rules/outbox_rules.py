@@ -14,8 +14,15 @@ stay so: the rule clock evaluates these rules (their alerts show on the Alerts p
   ``project``, and ``regression`` for a regression; a monitor: ``monitor``, ``project``, as the rule's
   alerts have), and no firing rule may inhibit them.
 
-A muted message is not sent and its outbox row is done; unlike the dispatcher's notifications it is not
-announced later when the silence ends. Each decision (``sent``, ``silenced``, ``inhibited``) goes into
+A muted message is not sent and its outbox row is done; when the silence ends (or the inhibiting alert
+resolves) while its alert still fires, the rule clock hands the row back to its outbox, which sends it
+then, once (``outbox_release``, which says what "still fires" means for each rule). The facts may name
+the outbox row (``notice``: ``outbox_release.notice_ref``); the log keeps it as the row's ``reason``.
+
+The message goes to the rule's ``channels`` (``OutboxGate.channels``, asked by both outboxes), like a
+rule's own messages. The rule's ``for``, ``keep_firing_for`` and grouping timers (``group_wait``,
+``group_interval``, ``repeat_interval``) do not apply: each message goes out the moment its outbox sees
+it, on its own, once. Each decision (``sent``, ``silenced``, ``inhibited``) goes into
 the rule notification log, so the rule's history shows it (``Dispatcher.log_outbox``: written by the
 rule clock's next drain, since the outbox asks inside its claim's transaction, where a write from
 another connection would wait for that very transaction on SQLite). Without the rules subsystem (a
@@ -32,6 +39,7 @@ from ...record import level_name
 from . import inhibit
 from .issue_signals import LEVELS, TITLE_CHARS
 from .model import Rule
+from .notify import rule_channels
 from .silences import muting
 
 _log = get_logger("opswatch.server.rules")
@@ -100,19 +108,34 @@ class OutboxGate:
             return False
         labels = labels_of(kind, facts)
         target = {"rule": name, **labels}
+        notice = facts.get("notice")
+        ref = notice if isinstance(notice, str) else None
         now = runtime.service.now()
         dispatcher = runtime.dispatcher
         mutes = dispatcher.mutes(now)
         silence = muting(mutes.silences, target)
         if silence is not None:
             _log.info("an outbox message was silenced", {"rule": name, "silence": silence.id})
-            dispatcher.log_outbox(rule, labels, "silenced", now, silence.id)
+            dispatcher.log_outbox(rule, labels, "silenced", now, silence.id, reason=ref)
             return False
         source = inhibit.inhibited(mutes.sources, name, labels)
         if source is not None:
             _log.info("an outbox message was inhibited", {"rule": name, "by": source.rule})
-            dispatcher.log_outbox(rule, labels, "inhibited", now)
+            dispatcher.log_outbox(rule, labels, "inhibited", now, reason=ref)
             return False
         if not kind.endswith("_recovered"):
-            dispatcher.log_outbox(rule, labels, "sent", now)
+            dispatcher.log_outbox(rule, labels, "sent", now, reason=ref)
         return True
+
+    def channels(self, kind: str) -> list[str] | None:
+        """The notifier channels a message of ``kind`` goes to: its rule's ``channels`` that the server's
+        notifier has (None: every channel, as for a rule without ``channels``, or without the rules)."""
+        try:
+            runtime = self.ctx.extras.get("rules")
+            name = RULE_OF.get(kind)
+            if runtime is None or name is None:
+                return None
+            return rule_channels(runtime.service.rules.get(name), getattr(self.ctx, "notifier", None))
+        except Exception as err:  # a broken rules runtime must not hold the message back
+            _log.error("the channels of an outbox message could not be looked up; sending to all", None, err)
+            return None
