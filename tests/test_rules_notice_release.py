@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from ingest_helpers import donation, post_native
+from opswatch.record import format_timestamp
 from opswatch.server.rules import rules_for
 from opswatch.server.state import rules as rule_tables
 from opswatch.server.state.monitors import CHANGES
@@ -278,3 +279,77 @@ def test_a_handed_back_message_that_a_new_silence_matches_waits_for_that_silence
     [text] = slack.texts()
     assert "Cron Job Failure" in text and "backup" in text
     assert log == [("released", first), ("released", second), ("sent", None)]
+
+
+def test_it_sends_a_new_issue_held_back_by_an_inhibiting_alert_once_that_alert_resolves(
+    tmp_path: Path, slack: SlackReceiver
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rules]]\nname = "maintenance"\nsignal = "count"\nwhere = "operation = \'maintenance.window\'"\n'
+        'window = "10m"\ncritical = "> 0"\ninhibits = { matchers = ["rule=~issue-.*"] }\n'
+    )
+    clock = Clock(T0)
+    with server(tmp_path, clock, slack_webhook_url=slack.url, rules_file=rules) as running:
+        post_native(running, [donation(operation="maintenance.window", timestamp=format_timestamp(T0 - 60))])
+        service = rules_for(running.ctx).service
+        service.run_once(T0)
+        assert {alert.status for alert in service.state.instances("maintenance").values()} == {"firing"}
+        post_native(running, [crash("card declined during maintenance")])
+        settle(running, T0 + 1)
+        settle(running, T0 + 300)  # still inhibited
+        assert [text for text in slack.texts() if "New issue" in text] == []
+        clock.at = T0 + 700
+        service.run_once(clock.at)  # the maintenance window's event is out of the window: resolved
+        assert {alert.status for alert in service.state.instances("maintenance").values()} == {"inactive"}
+        settle(running, clock.at)
+        settle(running, clock.at + 60)
+        log = history(running, "issue-new")
+    [text] = [text for text in slack.texts() if "New issue" in text]
+    assert "card declined during maintenance" in text
+    assert log == [("released", None), ("sent", None)]
+
+
+def test_it_sends_a_held_back_regression_while_the_issue_is_still_regressed(
+    tmp_path: Path, slack: SlackReceiver
+) -> None:
+    clock = Clock(T0)
+    with server(tmp_path, clock, slack_webhook_url=slack.url) as running:
+        post_native(running, [crash("card declined")])
+        settle(running, T0 + 1)
+        [issue] = api(running, "GET", "/issues", params={"status": "all"})["items"]
+        clock.at = T0 + 60
+        api(running, "POST", f"/issues/{issue['id']}/resolve")
+        muted = silence(running, "15m", rule="issue-regressed", regression="1")
+        clock.at = T0 + 120
+        post_native(running, [crash("card declined")])
+        settle(running, clock.at)
+        assert [text.splitlines()[0] for text in slack.texts()] == ["🚨 New issue"]
+        clock.at = T0 + 1021
+        settle(running, clock.at)
+        settle(running, clock.at + 60)
+        log = history(running, "issue-regressed")
+    assert [text.splitlines()[0] for text in slack.texts()] == ["🚨 New issue", "🚨 Regressed issue"]
+    assert "Regressions: 1" in slack.texts()[1]
+    assert log == [("released", muted), ("sent", None)]
+
+
+def test_a_recovery_right_after_the_silence_ended_is_not_sent_for_a_failure_never_announced(
+    tmp_path: Path, slack: SlackReceiver
+) -> None:
+    clock = Clock(T0)
+    with server(tmp_path, clock, slack_webhook_url=slack.url) as running:
+        api(running, "POST", "/monitors", json={"slug": "backup", "config": {"schedule": "0 2 * * *"}})
+        muted = silence(running, "10m", rule="cron-failing")
+        ping(running, "backup", "fail")
+        changes(running, 1)
+        settle(running, T0 + 1)
+        clock.at = T0 + 605  # the silence ended; the monitor recovers before any follow-up ran
+        ping(running, "backup")
+        changes(running, 2)
+        worker(running, "CronClock").outbox.drain(clock.at)
+        settle(running, clock.at)
+        settle(running, clock.at + 60)
+        log = history(running, "cron-failing")
+    assert slack.texts() == []
+    assert log == [("silenced", muted), ("unannounced", None)]

@@ -166,17 +166,19 @@ class Dispatcher:
         at: float,
         silence_id: int | None = None,
         reason: str | None = None,
+        kind: str = "firing",
     ) -> None:
         """Note what a notice outbox did with a message of ``rule`` (``sent``: handed to its notifier,
         ``silenced``, ``inhibited``); the next ``drain`` writes it to the notification log as a
         ``firing`` row, so the history shows it. Kept in memory meanwhile: the outbox asks inside its
         claim's transaction, where a write of ours would wait for it on SQLite. ``reason`` names the
-        outbox row (``outbox_release.notice_ref``), so a muted message can be released later."""
+        outbox row (``outbox_release.notice_ref``), so a muted message can be released later; ``kind``
+        is ``resolved`` for a recovery message."""
         row = {
             "rule": rule.name,
             "key_hash": key_hash(instance_key(labels)),
             "labels": dict(labels),
-            "kind": "firing",
+            "kind": kind,
             "severity": "critical",
             "value": 1.0,
             "started_at": at,
@@ -190,6 +192,22 @@ class Dispatcher:
         }
         with self._gate_log_lock:
             self._gate_log = [*self._gate_log[-(OUTBOX_LOG_MAX - 1) :], row]
+
+    def outbox_announced(self, rule: str, labels: Mapping[str, str]) -> bool:
+        """Whether the last failure an outbox logged for ``rule`` and ``labels`` was announced (sent, or
+        released to be sent): False when it was silenced or inhibited, True when none was logged."""
+        key = key_hash(instance_key(labels))
+        with self._gate_log_lock:
+            for row in reversed(self._gate_log):
+                if row["rule"] == rule and row["key_hash"] == key and row["kind"] == "firing":
+                    return row["status"] not in outbox_release.MUTED
+        columns = NOTIFICATIONS.c
+        found = select(columns.status).where(
+            and_(columns.rule == rule, columns.key_hash == key, columns.kind == "firing")
+        )
+        with self.engine.connect() as conn:
+            last = conn.execute(found.order_by(NOTIFICATIONS.c.id.desc()).limit(1)).first()
+        return last is None or last.status not in outbox_release.MUTED
 
     def _write_outbox(self) -> None:
         with self._gate_log_lock:

@@ -14,6 +14,9 @@ stay so: the rule clock evaluates these rules (their alerts show on the Alerts p
   ``project``, and ``regression`` for a regression; a monitor: ``monitor``, ``project``, as the rule's
   alerts have), and no firing rule may inhibit them.
 
+A recovery message is sent only when the failure it ends was announced: after a failure that was held
+back and never sent, it is logged ``unannounced`` instead (as the dispatcher does with a resolve).
+
 A muted message is not sent and its outbox row is done; when the silence ends (or the inhibiting alert
 resolves) while its alert still fires, the rule clock hands the row back to its outbox, which sends it
 then, once (``outbox_release``, which says what "still fires" means for each rule). The facts may name
@@ -110,21 +113,26 @@ class OutboxGate:
         target = {"rule": name, **labels}
         notice = facts.get("notice")
         ref = notice if isinstance(notice, str) else None
+        note = "resolved" if kind.endswith("_recovered") else "firing"
         now = runtime.service.now()
         dispatcher = runtime.dispatcher
         mutes = dispatcher.mutes(now)
         silence = muting(mutes.silences, target)
         if silence is not None:
             _log.info("an outbox message was silenced", {"rule": name, "silence": silence.id})
-            dispatcher.log_outbox(rule, labels, "silenced", now, silence.id, reason=ref)
+            dispatcher.log_outbox(rule, labels, "silenced", now, silence.id, reason=ref, kind=note)
             return False
         source = inhibit.inhibited(mutes.sources, name, labels)
         if source is not None:
             _log.info("an outbox message was inhibited", {"rule": name, "by": source.rule})
-            dispatcher.log_outbox(rule, labels, "inhibited", now, reason=ref)
+            dispatcher.log_outbox(rule, labels, "inhibited", now, reason=ref, kind=note)
             return False
-        if not kind.endswith("_recovered"):
-            dispatcher.log_outbox(rule, labels, "sent", now, reason=ref)
+        if note == "resolved":
+            if dispatcher.outbox_announced(name, labels):
+                return True
+            dispatcher.log_outbox(rule, labels, "unannounced", now, reason=ref, kind=note)
+            return False  # its failure was held back and never sent: nothing to call recovered
+        dispatcher.log_outbox(rule, labels, "sent", now, reason=ref)
         return True
 
     def channels(self, kind: str) -> list[str] | None:

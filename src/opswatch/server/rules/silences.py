@@ -4,7 +4,8 @@ A matcher is ``{"name": "service", "value": "checkout"}`` (equality) or with ``"
 whole label value must match, as Alertmanager's ``=~``); ``name`` may be ``rule``. A silence mutes a
 notification whose labels match every matcher while ``starts_at <= now < ends_at``; the dispatcher
 records the muted notification with the silence's id instead of sending it. Expiring a silence sets its
-end to now; a rule still firing is then announced (``notify.follow_up``).
+end to now; a rule still firing is then announced (``notify.follow_up``; for the notice rules,
+whose outboxes send their messages, ``outbox_release``).
 """
 
 from __future__ import annotations

@@ -90,7 +90,8 @@ class RuleNotification(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     group_key: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[float] = mapped_column(Float)
-    #: pending | sent | silenced | inhibited | unannounced (a resolve never announced) | dropped
+    #: pending | sent | silenced | inhibited | unannounced (a resolve never announced) | dropped |
+    #: released (a notice rule's muted message handed back to its outbox, ``rules/outbox_release.py``)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     notified_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     silence_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
