@@ -82,12 +82,16 @@ def test_the_notice_rules_send_to_their_rules_channels_only(tmp_path: Path, slac
                 trust_env=False,
             )
             assert created.status_code < 300, created.text
-            assert httpx.get(f"{running.url}/ping/{running.key}/backup/fail", trust_env=False).status_code == 200
+            assert (
+                httpx.get(f"{running.url}/ping/{running.key}/backup/fail", trust_env=False).status_code == 200
+            )
             notify_changes(running, 1)
             cron = next(w for w in running.ctx.background if type(w).__name__ == "CronClock")
             assert cron.outbox.drain(at).notified == 1
             error = {"type": "PaymentError", "message": "card declined"}
-            post_native(running, [donation(level="error", kind="error", message="card declined", error=error)])
+            post_native(
+                running, [donation(level="error", kind="error", message="card declined", error=error)]
+            )
             rules_for(running.ctx).dispatcher.drain(at)
             assert running.ctx.notifier.flush(10)
             smtp.wait_for(1)

@@ -49,7 +49,9 @@ def slack() -> Iterator[SlackReceiver]:
 @contextlib.contextmanager
 def server(tmp_path: Path, clock: Clock, **settings: Any) -> Iterator[RunningServer]:
     """A server on the test's files with every background worker stopped (nothing ticks by itself)."""
-    with running_server(tmp_path, now=clock, leader_election="off", rules_ingest_delay=0, **settings) as running:
+    with running_server(
+        tmp_path, now=clock, leader_election="off", rules_ingest_delay=0, **settings
+    ) as running:
         for worker in running.ctx.background:
             worker.stop()
         yield running
@@ -61,7 +63,12 @@ def worker(running: RunningServer, name: str) -> Any:
 
 def api(running: RunningServer, method: str, path: str, **kwargs: Any) -> Any:
     answer = httpx.request(
-        method, f"{running.url}/api/0{path}", headers=running.admin_headers, timeout=10, trust_env=False, **kwargs
+        method,
+        f"{running.url}/api/0{path}",
+        headers=running.admin_headers,
+        timeout=10,
+        trust_env=False,
+        **kwargs,
     )
     assert answer.status_code < 300, answer.text
     return answer.json()
@@ -69,7 +76,9 @@ def api(running: RunningServer, method: str, path: str, **kwargs: Any) -> Any:
 
 def silence(running: RunningServer, duration: str, **labels: str) -> int:
     matchers = [{"name": name, "value": value} for name, value in labels.items()]
-    made = api(running, "POST", "/silences", json={"matchers": matchers, "author": "ana", "duration": duration})
+    made = api(
+        running, "POST", "/silences", json={"matchers": matchers, "author": "ana", "duration": duration}
+    )
     return int(made["id"])
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, or_, select, update
 
 from ..state.issues import OPEN_STATUSES, Issue
 from ..state.monitors import CHANGES, Monitor
@@ -89,7 +89,7 @@ def release(
         for name, rule in notice_rules.items()
     ]
     query = (
-        select(NOTIFICATIONS.c.rule, NOTIFICATIONS.c.labels, NOTIFICATIONS.c.reason)
+        select(NOTIFICATIONS.c.rule, NOTIFICATIONS.c.key_hash, NOTIFICATIONS.c.labels, NOTIFICATIONS.c.reason)
         .where(and_(NOTIFICATIONS.c.status.in_(MUTED), or_(*recent)))
         .order_by(NOTIFICATIONS.c.id.desc())
         .limit(BATCH)
@@ -108,25 +108,30 @@ def release(
             continue
         if inhibit.inhibited(sources, row.rule, labels) is not None:
             continue
+        mine = and_(
+            NOTIFICATIONS.c.rule == row.rule,
+            NOTIFICATIONS.c.key_hash == row.key_hash,
+            NOTIFICATIONS.c.reason == row.reason,
+        )
         with engine.begin() as conn:
-            if not _still_fires(conn, notice_rules[row.rule], ref, now):
+            if _sent_since(conn, mine) or not _still_fires(conn, notice_rules[row.rule], ref, now):
                 continue
-            claimed = conn.execute(
-                update(NOTIFICATIONS)
-                .where(
-                    and_(
-                        NOTIFICATIONS.c.rule == row.rule,
-                        NOTIFICATIONS.c.reason == row.reason,
-                        NOTIFICATIONS.c.status.in_(MUTED),
-                    )
-                )
-                .values(status="released")
-            ).rowcount
+            muted = and_(mine, NOTIFICATIONS.c.status.in_(MUTED))
+            claimed = conn.execute(update(NOTIFICATIONS).where(muted).values(status="released")).rowcount
             if not claimed:
                 continue  # another server released it
             _reopen(conn, *ref)
         released += 1
     return released
+
+
+def _sent_since(conn: Connection, mine: ColumnElement[bool]) -> bool:
+    """Whether the last decision about the message is not a muted one (its outbox sent it after all: a
+    claim that failed after the gate had answered was tried again)."""
+    last = conn.execute(
+        select(NOTIFICATIONS.c.status).where(mine).order_by(NOTIFICATIONS.c.id.desc()).limit(1)
+    ).first()
+    return last is not None and last.status not in MUTED
 
 
 def _reopen(conn: Connection, table_name: str, row_id: int) -> None:
