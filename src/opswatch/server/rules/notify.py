@@ -172,7 +172,7 @@ class Dispatcher:
         ``silenced``, ``inhibited``); the next ``drain`` writes it to the notification log as a
         ``firing`` row, so the history shows it. Kept in memory meanwhile: the outbox asks inside its
         claim's transaction, where a write of ours would wait for it on SQLite. ``reason`` names the
-        outbox row (``outbox_release.notice_ref``), so a muted message can be released later; ``kind``
+        outbox row (``issue_notices#17``), so a muted message can be released later; ``kind``
         is ``resolved`` for a recovery message."""
         row = {
             "rule": rule.name,

@@ -52,13 +52,9 @@ MUTED: Final = ("silenced", "inhibited")
 TABLES: Final[Mapping[str, Table]] = {"issue_notices": ISSUE_NOTICES, "monitor_changes": CHANGES}
 
 
-def notice_ref(table: str, row_id: int) -> str:
-    """How a notification-log row names the outbox row it decided about (``issue_notices#17``)."""
-    return f"{table}#{row_id}"
-
-
 def parse_ref(reason: str | None) -> tuple[str, int] | None:
-    """``(table, id)`` of a ``notice_ref``, or None for any other reason."""
+    """``(table, id)`` of a reference to an outbox row (``issue_notices#17``: the ``notice`` fact the
+    outboxes give the gate), or None for any other reason."""
     table, _, number = (reason or "").partition("#")
     if table not in TABLES or not number.isdigit():
         return None

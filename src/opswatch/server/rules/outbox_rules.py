@@ -20,13 +20,14 @@ back and never sent, it is logged ``unannounced`` instead (as the dispatcher doe
 A muted message is not sent and its outbox row is done; when the silence ends (or the inhibiting alert
 resolves) while its alert still fires, the rule clock hands the row back to its outbox, which sends it
 then, once (``outbox_release``, which says what "still fires" means for each rule). The facts may name
-the outbox row (``notice``: ``outbox_release.notice_ref``); the log keeps it as the row's ``reason``.
+the outbox row (``notice``: ``issue_notices#17``, ``monitor_changes#5``); the log keeps it as the
+row's ``reason``.
 
 The message goes to the rule's ``channels`` (``OutboxGate.channels``, asked by both outboxes), like a
 rule's own messages. The rule's ``for``, ``keep_firing_for`` and grouping timers (``group_wait``,
 ``group_interval``, ``repeat_interval``) do not apply: each message goes out the moment its outbox sees
-it, on its own, once. Each decision (``sent``, ``silenced``, ``inhibited``) goes into
-the rule notification log, so the rule's history shows it (``Dispatcher.log_outbox``: written by the
+it, on its own, once. Each decision (``sent``, ``silenced``, ``inhibited``, ``unannounced``) goes
+into the rule notification log, so the rule's history shows it (``Dispatcher.log_outbox``: written by the
 rule clock's next drain, since the outbox asks inside its claim's transaction, where a write from
 another connection would wait for that very transaction on SQLite). Without the rules subsystem (a
 bare ``IssueHook`` in a test) every message goes out, as before.
