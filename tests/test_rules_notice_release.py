@@ -99,10 +99,11 @@ def changes(running: RunningServer, wanted: int) -> None:
     raise AssertionError(f"the monitor did not write {wanted} notifying changes")
 
 
-def settle(running: RunningServer, at: float) -> None:
-    """One round at ``at``, in the order the clocks run: the outboxes send what waits (asking the rules),
+def settle(running: RunningServer, clock: Clock, at: float) -> None:
+    """One round at ``at`` (the servers' clock moved there), in the order the clocks run: the outboxes send what waits (asking the rules),
     the rule clock writes their decisions to the log, logs follow-ups (releases) and drains; the
     outboxes then send what was handed back, and the notifier delivers."""
+    clock.at = at
     cron = worker(running, "CronClock").outbox
     issues = worker(running, "IssueSweeper").notices
     dispatcher = rules_for(running.ctx).dispatcher
@@ -139,14 +140,14 @@ def test_it_sends_a_held_back_cron_failure_once_when_its_silence_ends_while_the_
         muted = silence(running, "30m", rule="cron-failing", monitor="backup")
         ping(running, "backup", "fail")
         changes(running, 1)
-        settle(running, T0 + 1)
-        settle(running, T0 + 600)  # the silence still holds
+        settle(running, clock, T0 + 1)
+        settle(running, clock, T0 + 600)  # the silence still holds
         assert slack.texts() == []
         assert history(running, "cron-failing") == [("silenced", muted)]
         clock.at = T0 + 1801  # the silence ended a second ago; the monitor still fails
-        settle(running, clock.at)
-        settle(running, clock.at + 60)
-        settle(running, clock.at + 3600)
+        settle(running, clock, clock.at)
+        settle(running, clock, clock.at + 60)
+        settle(running, clock, clock.at + 3600)
         log = history(running, "cron-failing")
     [text] = slack.texts()
     assert "Cron Job Failure" in text and "backup" in text
@@ -162,15 +163,15 @@ def test_it_does_not_send_a_held_back_cron_failure_when_the_monitor_recovered_be
         muted = silence(running, "2h", rule="cron-failing", monitor="backup")
         ping(running, "backup", "fail")
         changes(running, 1)
-        settle(running, T0 + 1)
+        settle(running, clock, T0 + 1)
         clock.at = T0 + 300
         ping(running, "backup")  # recovered, still silenced: nothing was announced, nothing to resolve
         changes(running, 2)
-        settle(running, clock.at)
+        settle(running, clock, clock.at)
         clock.at = T0 + 600
         api(running, "POST", f"/silences/{muted}/expire")  # by hand, after the episode ended
-        settle(running, clock.at)
-        settle(running, clock.at + 60)
+        settle(running, clock, clock.at)
+        settle(running, clock, clock.at + 60)
         log = history(running, "cron-failing")
     assert slack.texts() == []
     assert log == [("silenced", muted), ("silenced", muted)]
@@ -185,16 +186,16 @@ def test_a_new_episode_is_announced_on_its_own_and_does_not_bring_back_the_held_
         muted = silence(running, "10m", rule="cron-failing", monitor="backup")
         ping(running, "backup", "fail")
         changes(running, 1)
-        settle(running, T0 + 1)
+        settle(running, clock, T0 + 1)
         clock.at = T0 + 300
         ping(running, "backup")
         changes(running, 2)
-        settle(running, clock.at)
+        settle(running, clock, clock.at)
         clock.at = T0 + 900  # the silence is over: the second episode is announced at once
         ping(running, "backup", "fail")
         changes(running, 3)
-        settle(running, clock.at)
-        settle(running, clock.at + 60)
+        settle(running, clock, clock.at)
+        settle(running, clock, clock.at + 60)
         log = history(running, "cron-failing")
     [text] = slack.texts()
     assert "Cron Job Failure" in text
@@ -209,7 +210,7 @@ def test_it_sends_a_held_back_new_issue_once_across_a_restart_when_its_silence_i
     with server(tmp_path, clock, **settings) as first:
         muted = silence(first, "2h", rule="issue-new")
         assert post_native(first, [crash("card declined at checkout")]).status_code == 200
-        settle(first, T0 + 1)
+        settle(first, clock, T0 + 1)
         assert slack.texts() == []
         clock.at = T0 + 600
         api(first, "POST", f"/silences/{muted}/expire")
@@ -219,12 +220,12 @@ def test_it_sends_a_held_back_new_issue_once_across_a_restart_when_its_silence_i
     assert slack.texts() == []
     clock.at = T0 + 700
     with server(tmp_path, clock, **settings) as second:
-        settle(second, clock.at)
-        settle(second, clock.at + 60)
+        settle(second, clock, clock.at)
+        settle(second, clock, clock.at + 60)
         log = history(second, "issue-new")
     clock.at = T0 + 800
     with server(tmp_path, clock, **settings) as third:
-        settle(third, clock.at)
+        settle(third, clock, clock.at)
     [text] = slack.texts()
     assert text.startswith("🚨 New issue") and "card declined at checkout" in text
     assert log == [("released", muted), ("sent", None)]
@@ -238,13 +239,13 @@ def test_it_does_not_send_a_held_back_new_issue_resolved_before_its_silence_ende
         muted = silence(running, "30m", rule="issue-new")
         post_native(running, [crash("card declined")])
         post_native(running, [crash("ledger offline")])
-        settle(running, T0 + 1)
+        settle(running, clock, T0 + 1)
         [resolved, _] = api(running, "GET", "/issues", params={"status": "all"})["items"]
         clock.at = T0 + 120
         api(running, "POST", f"/issues/{resolved['id']}/resolve")
         clock.at = T0 + 1801
-        settle(running, clock.at)
-        settle(running, clock.at + 60)
+        settle(running, clock, clock.at)
+        settle(running, clock, clock.at + 60)
         log = history(running, "issue-new")
     [text] = slack.texts()
     assert text.startswith("🚨 New issue") and resolved["title"] not in text
@@ -258,9 +259,9 @@ def test_it_does_not_send_a_held_back_new_issue_once_the_rules_window_has_passed
     with server(tmp_path, clock, slack_webhook_url=slack.url) as running:
         muted = silence(running, "2h", rule="issue-new")  # longer than the rule's window (1h)
         post_native(running, [crash("card declined")])
-        settle(running, T0 + 1)
+        settle(running, clock, T0 + 1)
         clock.at = T0 + 7201
-        settle(running, clock.at)
+        settle(running, clock, clock.at)
         log = history(running, "issue-new")
     assert slack.texts() == []
     assert log == [("silenced", muted)]
@@ -275,15 +276,15 @@ def test_a_handed_back_message_that_a_new_silence_matches_waits_for_that_silence
         first = silence(running, "10m", rule="cron-failing")
         ping(running, "backup", "fail")
         changes(running, 1)
-        settle(running, T0 + 1)
+        settle(running, clock, T0 + 1)
         clock.at = T0 + 601
         assert rules_for(running.ctx).dispatcher.follow_up(clock.at) == 1  # handed back to the outbox
         second = silence(running, "10m", monitor="backup")  # made before the outbox sends it
-        settle(running, clock.at)
+        settle(running, clock, clock.at)
         assert slack.texts() == []
         clock.at = T0 + 1202
-        settle(running, clock.at)
-        settle(running, clock.at + 60)
+        settle(running, clock, clock.at)
+        settle(running, clock, clock.at + 60)
         log = history(running, "cron-failing")
     [text] = slack.texts()
     assert "Cron Job Failure" in text and "backup" in text
@@ -305,14 +306,14 @@ def test_it_sends_a_new_issue_held_back_by_an_inhibiting_alert_once_that_alert_r
         service.run_once(T0)
         assert {alert.status for alert in service.state.instances("maintenance").values()} == {"firing"}
         post_native(running, [crash("card declined during maintenance")])
-        settle(running, T0 + 1)
-        settle(running, T0 + 300)  # still inhibited
+        settle(running, clock, T0 + 1)
+        settle(running, clock, T0 + 300)  # still inhibited
         assert [text for text in slack.texts() if "New issue" in text] == []
         clock.at = T0 + 700
         service.run_once(clock.at)  # the maintenance window's event is out of the window: resolved
         assert {alert.status for alert in service.state.instances("maintenance").values()} == {"inactive"}
-        settle(running, clock.at)
-        settle(running, clock.at + 60)
+        settle(running, clock, clock.at)
+        settle(running, clock, clock.at + 60)
         log = history(running, "issue-new")
     [text] = [text for text in slack.texts() if "New issue" in text]
     assert "card declined during maintenance" in text
@@ -325,18 +326,18 @@ def test_it_sends_a_held_back_regression_while_the_issue_is_still_regressed(
     clock = Clock(T0)
     with server(tmp_path, clock, slack_webhook_url=slack.url) as running:
         post_native(running, [crash("card declined")])
-        settle(running, T0 + 1)
+        settle(running, clock, T0 + 1)
         [issue] = api(running, "GET", "/issues", params={"status": "all"})["items"]
         clock.at = T0 + 60
         api(running, "POST", f"/issues/{issue['id']}/resolve")
         muted = silence(running, "15m", rule="issue-regressed", regression="1")
         clock.at = T0 + 120
         post_native(running, [crash("card declined")])
-        settle(running, clock.at)
+        settle(running, clock, clock.at)
         assert [text.splitlines()[0] for text in slack.texts()] == ["🚨 New issue"]
         clock.at = T0 + 1021
-        settle(running, clock.at)
-        settle(running, clock.at + 60)
+        settle(running, clock, clock.at)
+        settle(running, clock, clock.at + 60)
         log = history(running, "issue-regressed")
     assert [text.splitlines()[0] for text in slack.texts()] == ["🚨 New issue", "🚨 Regressed issue"]
     assert "Regressions: 1" in slack.texts()[1]
@@ -352,13 +353,63 @@ def test_a_recovery_right_after_the_silence_ended_is_not_sent_for_a_failure_neve
         muted = silence(running, "10m", rule="cron-failing")
         ping(running, "backup", "fail")
         changes(running, 1)
-        settle(running, T0 + 1)
+        settle(running, clock, T0 + 1)
         clock.at = T0 + 605  # the silence ended; the monitor recovers before any follow-up ran
         ping(running, "backup")
         changes(running, 2)
         worker(running, "CronClock").outbox.drain(clock.at)
-        settle(running, clock.at)
-        settle(running, clock.at + 60)
+        settle(running, clock, clock.at)
+        settle(running, clock, clock.at + 60)
         log = history(running, "cron-failing")
     assert slack.texts() == []
     assert log == [("silenced", muted), ("unannounced", None)]
+
+
+FOR_RULES = """
+[[rules]]
+name = "cron-failing"
+signal = "monitor_failing"
+window = "1m"
+for = "5m"
+
+[[rules]]
+name = "issue-new"
+signal = "issue_new"
+window = "1h"
+for = "10m"
+"""
+
+
+def test_a_notice_rules_for_sends_only_what_still_fires_when_it_has_passed(
+    tmp_path: Path, slack: SlackReceiver
+) -> None:
+    (tmp_path / "rules.toml").write_text(FOR_RULES)
+    clock = Clock(T0)
+    with server(tmp_path, clock, slack_webhook_url=slack.url, rules_file=tmp_path / "rules.toml") as running:
+        for slug in ("backup", "reports"):
+            api(running, "POST", "/monitors", json={"slug": slug, "config": {"schedule": "0 2 * * *"}})
+            ping(running, slug, "fail")
+        changes(running, 2)
+        post_native(running, [crash("card declined")])
+        post_native(running, [crash("ledger offline")])
+        settle(running, clock, T0 + 1)
+        [resolved, _] = api(running, "GET", "/issues", params={"status": "all"})["items"]
+        clock.at = T0 + 120
+        ping(running, "reports")  # recovered within for: neither its failure nor its recovery is sent
+        changes(running, 3)
+        api(running, "POST", f"/issues/{resolved['id']}/resolve")  # resolved within for
+        settle(running, clock, clock.at)
+        settle(running, clock, T0 + 299)
+        assert slack.texts() == []
+        settle(running, clock, T0 + 301)  # the cron rule's for has passed
+        assert [text.splitlines()[0] for text in slack.texts()] == ["🔥 Cron Job Failure"]
+        settle(running, clock, T0 + 599)
+        settle(running, clock, T0 + 601)  # the issue rule's for has passed
+        settle(running, clock, T0 + 1200)
+        cron_log = history(running, "cron-failing")
+        issue_log = history(running, "issue-new")
+    texts = slack.texts()
+    assert [text.splitlines()[0] for text in texts] == ["🔥 Cron Job Failure", "🚨 New issue"]
+    assert "backup" in texts[0] and resolved["title"] not in texts[1]
+    assert sorted(cron_log) == [("deferred", None), ("released", None), ("sent", None), ("unannounced", None)]
+    assert sorted(issue_log) == [("deferred", None), ("released", None), ("sent", None)]

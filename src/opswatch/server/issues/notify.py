@@ -162,7 +162,7 @@ def notice_table(base_url: str, gate: Gate | None = None, channels: Channels | N
 
     def build(row: Any) -> tuple[Alert | None, str]:
         change = change_from_notice(row)
-        facts = {**gate_facts(change), "notice": f"issue_notices#{row.id}"}
+        facts = {**gate_facts(change), "notice": f"issue_notices#{row.id}", "since": row.created_at}
         if gate is not None and not gate(f"issue_{change.kind}", facts):
             return None, ROUTE
         return build_alert(change, base_url), ROUTE

@@ -210,7 +210,12 @@ class Outbox:
 
     def _build(self, row: Any) -> tuple[Any | None, str]:
         """The message a ``monitor_changes`` row calls for (with what failed), and its route."""
-        facts = {"slug": row.slug, "project_id": row.project_id, "notice": f"monitor_changes#{row.id}"}
+        facts = {
+            "slug": row.slug,
+            "project_id": row.project_id,
+            "notice": f"monitor_changes#{row.id}",
+            "since": row.at,
+        }
         if self.gate is not None and not self.gate(f"monitor_{row.notify}", facts):
             return None, notify.ROUTE
         alert = notify.alert_for(row.notify, row.slug, row.project_id, row.at, self._details(row))

@@ -195,19 +195,20 @@ class Dispatcher:
 
     def outbox_announced(self, rule: str, labels: Mapping[str, str]) -> bool:
         """Whether the last failure an outbox logged for ``rule`` and ``labels`` was announced (sent, or
-        released to be sent): False when it was silenced or inhibited, True when none was logged."""
+        released to be sent): False when it was silenced, inhibited or deferred, True when none was
+        logged."""
         key = key_hash(instance_key(labels))
         with self._gate_log_lock:
             for row in reversed(self._gate_log):
                 if row["rule"] == rule and row["key_hash"] == key and row["kind"] == "firing":
-                    return row["status"] not in outbox_release.MUTED
+                    return row["status"] not in outbox_release.HELD
         columns = NOTIFICATIONS.c
         found = select(columns.status).where(
             and_(columns.rule == rule, columns.key_hash == key, columns.kind == "firing")
         )
         with self.engine.connect() as conn:
             last = conn.execute(found.order_by(NOTIFICATIONS.c.id.desc()).limit(1)).first()
-        return last is None or last.status not in outbox_release.MUTED
+        return last is None or last.status not in outbox_release.HELD
 
     def _write_outbox(self) -> None:
         with self._gate_log_lock:

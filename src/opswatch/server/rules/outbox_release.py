@@ -10,6 +10,10 @@ and labels now and the alert still fires, marks them ``released`` and hands the 
 outbox (``notified_at`` cleared) in one transaction. The outbox then sends its own message, asking the
 gate again (a new silence mutes it again, and is logged again), and the gate logs it ``sent``.
 
+The same step sends a message the gate ``deferred`` because its rule has a ``for``: once ``for`` has
+passed since the change (a new issue, a regression, a failure) and its alert still fires; the gate then
+asks the silences and inhibition as for any message.
+
 "Still fires" (what an Alertmanager user expects of each alert):
 
 * ``cron-failing``: the monitor is still failing in the same episode (``failing_since`` unchanged) and
@@ -48,6 +52,8 @@ BATCH: Final = 500
 #: longer than this with a silence that long stays quiet when the silence ends).
 MONITOR_HORIZON: Final = 31 * 86_400.0
 MUTED: Final = ("silenced", "inhibited")
+#: Decisions that kept a message back for now: muted, or ``deferred`` (the rule's ``for`` had not passed).
+HELD: Final = (*MUTED, "deferred")
 #: The outbox tables a ``reason`` may name.
 TABLES: Final[Mapping[str, Table]] = {"issue_notices": ISSUE_NOTICES, "monitor_changes": CHANGES}
 
@@ -85,8 +91,14 @@ def release(
         for name, rule in notice_rules.items()
     ]
     query = (
-        select(NOTIFICATIONS.c.rule, NOTIFICATIONS.c.key_hash, NOTIFICATIONS.c.labels, NOTIFICATIONS.c.reason)
-        .where(and_(NOTIFICATIONS.c.status.in_(MUTED), or_(*recent)))
+        select(
+            NOTIFICATIONS.c.rule,
+            NOTIFICATIONS.c.key_hash,
+            NOTIFICATIONS.c.labels,
+            NOTIFICATIONS.c.reason,
+            NOTIFICATIONS.c.status,
+        )
+        .where(and_(NOTIFICATIONS.c.status.in_(HELD), or_(*recent)))
         .order_by(NOTIFICATIONS.c.id.desc())
         .limit(BATCH)
     )
@@ -99,10 +111,12 @@ def release(
         if ref is None or (row.rule, row.reason) in seen:
             continue
         seen.add((row.rule, row.reason))
+        rule = notice_rules[row.rule]
         labels = {str(k): str(v) for k, v in dict(row.labels or {}).items()}
-        if muting(silences, {"rule": row.rule, **labels}) is not None:
+        deferred = row.status == "deferred"  # the gate asks the silences again when it is sent
+        if not deferred and muting(silences, {"rule": row.rule, **labels}) is not None:
             continue
-        if inhibit.inhibited(sources, row.rule, labels) is not None:
+        if not deferred and inhibit.inhibited(sources, row.rule, labels) is not None:
             continue
         mine = and_(
             NOTIFICATIONS.c.rule == row.rule,
@@ -110,9 +124,10 @@ def release(
             NOTIFICATIONS.c.reason == row.reason,
         )
         with engine.begin() as conn:
-            if _sent_since(conn, mine) or not _still_fires(conn, notice_rules[row.rule], ref, now):
+            wait = rule.for_ if deferred else 0.0
+            if _sent_since(conn, mine) or not _still_fires(conn, rule, ref, now, wait):
                 continue
-            muted = and_(mine, NOTIFICATIONS.c.status.in_(MUTED))
+            muted = and_(mine, NOTIFICATIONS.c.status.in_(HELD))
             claimed = conn.execute(update(NOTIFICATIONS).where(muted).values(status="released")).rowcount
             if not claimed:
                 continue  # another server released it
@@ -127,7 +142,7 @@ def _sent_since(conn: Connection, mine: ColumnElement[bool]) -> bool:
     last = conn.execute(
         select(NOTIFICATIONS.c.status).where(mine).order_by(NOTIFICATIONS.c.id.desc()).limit(1)
     ).first()
-    return last is not None and last.status not in MUTED
+    return last is not None and last.status not in HELD
 
 
 def _reopen(conn: Connection, table_name: str, row_id: int) -> None:
@@ -139,18 +154,20 @@ def _reopen(conn: Connection, table_name: str, row_id: int) -> None:
     conn.execute(update(table).where(table.c.id == row_id).values(values))
 
 
-def _still_fires(conn: Connection, rule: Rule, ref: tuple[str, int], now: float) -> bool:
+def _still_fires(conn: Connection, rule: Rule, ref: tuple[str, int], now: float, wait: float) -> bool:
+    """Whether the alert of the outbox row still fires, ``wait`` seconds or more after the row's change."""
     table_name, row_id = ref
     if table_name == "monitor_changes":
-        return _monitor_still_failing(conn, row_id)
-    return _issue_still_new(conn, rule, row_id, now)
+        return _monitor_still_failing(conn, row_id, now - wait)
+    return _issue_still_new(conn, rule, row_id, now, wait)
 
 
-def _monitor_still_failing(conn: Connection, change_id: int) -> bool:
+def _monitor_still_failing(conn: Connection, change_id: int, latest: float) -> bool:
+    columns = CHANGES.c
     change = conn.execute(
-        select(CHANGES.c.monitor_id, CHANGES.c.notify, CHANGES.c.details).where(CHANGES.c.id == change_id)
+        select(columns.monitor_id, columns.notify, columns.details, columns.at).where(columns.id == change_id)
     ).first()
-    if change is None or change.notify != "failing":
+    if change is None or change.notify != "failing" or float(change.at) > latest:
         return False  # a recovery message is never brought back on its own
     monitors = Monitor.__table__.c
     monitor = conn.execute(
@@ -161,7 +178,7 @@ def _monitor_still_failing(conn: Connection, change_id: int) -> bool:
     return bool(monitor.failing_since == dict(change.details or {}).get("since"))
 
 
-def _issue_still_new(conn: Connection, rule: Rule, notice_id: int, now: float) -> bool:
+def _issue_still_new(conn: Connection, rule: Rule, notice_id: int, now: float, wait: float) -> bool:
     columns = ISSUE_NOTICES.c
     notice = conn.execute(
         select(columns.issue_id, columns.kind, columns.created_at, columns.change).where(
@@ -169,6 +186,8 @@ def _issue_still_new(conn: Connection, rule: Rule, notice_id: int, now: float) -
         )
     ).first()
     if notice is None or now >= float(notice.created_at) + _horizon(rule):
+        return False
+    if now < float(notice.created_at) + wait:
         return False
     issues = Issue.__table__.c
     issue = conn.execute(

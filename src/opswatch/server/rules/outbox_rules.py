@@ -23,11 +23,16 @@ then, once (``outbox_release``, which says what "still fires" means for each rul
 the outbox row (``notice``: ``issue_notices#17``, ``monitor_changes#5``); the log keeps it as the
 row's ``reason``.
 
-The message goes to the rule's ``channels`` (``OutboxGate.channels``, asked by both outboxes), like a
-rule's own messages. The rule's ``for``, ``keep_firing_for`` and grouping timers (``group_wait``,
-``group_interval``, ``repeat_interval``) do not apply: each message goes out the moment its outbox sees
-it, on its own, once. Each decision (``sent``, ``silenced``, ``inhibited``, ``unannounced``) goes
-into the rule notification log, so the rule's history shows it (``Dispatcher.log_outbox``: written by the
+The rule's ``for`` holds a new issue, a regression or a failure back (logged ``deferred``; the facts'
+``since`` is when the change was recorded) until that long after the change; the rule clock then hands
+it back to its outbox if its alert still fires (``outbox_release``), so a cron monitor that recovers
+within ``for``, or an issue resolved within it, sends nothing. The message goes to the rule's
+``channels`` (``OutboxGate.channels``, asked by both outboxes), like a rule's own messages. Its
+``keep_firing_for`` and the grouping timers (``group_wait``, ``group_interval``, ``repeat_interval``) do
+not apply: each message goes out on its own, once.
+
+Each decision (``sent``, ``silenced``, ``inhibited``, ``deferred``, ``unannounced``) goes into the rule
+notification log, so the rule's history shows it (``Dispatcher.log_outbox``: written by the
 rule clock's next drain, since the outbox asks inside its claim's transaction, where a write from
 another connection would wait for that very transaction on SQLite). Without the rules subsystem (a
 bare ``IssueHook`` in a test) every message goes out, as before.
@@ -117,6 +122,11 @@ class OutboxGate:
         note = "resolved" if kind.endswith("_recovered") else "firing"
         now = runtime.service.now()
         dispatcher = runtime.dispatcher
+        since = facts.get("since")
+        if note == "firing" and rule.for_ > 0 and isinstance(since, (int, float)) and now < since + rule.for_:
+            _log.info("an outbox message waits for its rule's for", {"rule": name})
+            dispatcher.log_outbox(rule, labels, "deferred", now, reason=ref)
+            return False
         mutes = dispatcher.mutes(now)
         silence = muting(mutes.silences, target)
         if silence is not None:
