@@ -169,11 +169,11 @@ class Dispatcher:
         kind: str = "firing",
     ) -> None:
         """Note what a notice outbox did with a message of ``rule`` (``sent``: handed to its notifier,
-        ``silenced``, ``inhibited``); the next ``drain`` writes it to the notification log as a
-        ``firing`` row, so the history shows it. Kept in memory meanwhile: the outbox asks inside its
-        claim's transaction, where a write of ours would wait for it on SQLite. ``reason`` names the
-        outbox row (``issue_notices#17``), so a muted message can be released later; ``kind``
-        is ``resolved`` for a recovery message."""
+        ``silenced``, ``inhibited``, ``deferred``, ``unannounced``); the next ``drain`` writes it to the
+        notification log as a ``kind`` row (``resolved`` for a recovery message), so the history
+        shows it. Kept in memory meanwhile: the outbox asks inside its claim's transaction, where a
+        write of ours would wait for it on SQLite. ``reason`` names the outbox row
+        (``issue_notices#17``), so a held-back message can be released later."""
         row = {
             "rule": rule.name,
             "key_hash": key_hash(instance_key(labels)),

@@ -18,17 +18,18 @@ asks the silences and inhibition as for any message.
 
 * ``cron-failing``: the monitor is still failing in the same episode (``failing_since`` unchanged) and
   is not paused. A monitor that recovered, or failed again in a new episode (announced on its own),
-  does not bring back the old message; a recovery message of a held-back failure stays muted by the
-  silence that muted the failure, as long as that silence is active.
+  does not bring back the old message; the recovery of a failure never announced is not sent either
+  (``OutboxGate`` logs it ``unannounced``).
 * ``issue-new``: the issue is still open (unresolved or regressed) and was created within the rule's
   ``window`` before now: the time its alert fires on the Alerts page (one hour for the default; a rules
   file that replaces the rule with a longer window keeps held-back messages releasable longer).
 * ``issue-regressed``: the same, for the regression (the issue still open, not regressed again since,
   and the regression within the rule's window).
 
-The status update is conditional (``WHERE status IN ('silenced', 'inhibited')``), so two servers, or one
-server after a restart, never release a message twice; the outbox's own claim then sends it once. A
-muted decision whose alert stopped firing stays as it was in the log and is never sent.
+The status update is conditional (``WHERE status IN ('silenced', 'inhibited', 'deferred')``), so two
+servers, or one server after a restart, never release a message twice; the outbox's own claim then
+sends it once. A held-back decision whose alert stopped firing stays as it was in the log and is never
+sent.
 """
 
 from __future__ import annotations
@@ -98,7 +99,13 @@ def release(
             NOTIFICATIONS.c.reason,
             NOTIFICATIONS.c.status,
         )
-        .where(and_(NOTIFICATIONS.c.status.in_(HELD), or_(*recent)))
+        .where(
+            and_(
+                NOTIFICATIONS.c.status.in_(HELD),
+                NOTIFICATIONS.c.rule.in_(list(notice_rules)),
+                or_(*recent),
+            )
+        )
         .order_by(NOTIFICATIONS.c.id.desc())
         .limit(BATCH)
     )
