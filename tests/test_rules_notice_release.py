@@ -132,10 +132,10 @@ def crash(message: str) -> dict[str, Any]:
 
 
 def test_it_sends_a_held_back_cron_failure_once_when_its_silence_ends_while_the_monitor_still_fails(
-    tmp_path: Path, slack: SlackReceiver
+    tmp_path: Path, slack: SlackReceiver, state_url: str
 ) -> None:
     clock = Clock(T0)
-    with server(tmp_path, clock, slack_webhook_url=slack.url) as running:
+    with server(tmp_path, clock, slack_webhook_url=slack.url, database_url=state_url) as running:
         api(running, "POST", "/monitors", json={"slug": "backup", "config": {"schedule": "0 2 * * *"}})
         muted = silence(running, "30m", rule="cron-failing", monitor="backup")
         ping(running, "backup", "fail")
