@@ -229,7 +229,7 @@ def compact(conn: Any, part: int) -> int:
             within = f"minute >= TIMESTAMP {text(span[0])} AND minute <= TIMESTAMP {text(span[1])}"
             # minutes of that span written more than once (the others have one row per key already)
             touched = (
-                f"SELECT minute FROM {TABLE} WHERE {within} GROUP BY minute HAVING count(DISTINCT part) > 1"
+                f"SELECT minute FROM {TABLE} WHERE {within} GROUP BY minute HAVING min(part) < max(part)"
             )
             keys = f"minute, {_DIMS_SQL}"
             same = " AND ".join(f"s.{quote(d)} IS NOT DISTINCT FROM l.{quote(d)}" for d in DIMENSIONS)
