@@ -47,10 +47,11 @@ minute spread over six dimensions a minute's keys barely repeat (0.49 rollup row
 itself ~0.25 s, the sketch's ``list`` aggregate ~0.25 s (it runs per event, not per row) and writing
 the rows (insert and WAL) the rest; ``compact`` ~1 % of ingest. What was tried and not kept: a 64-bit
 hash of the dimensions in place of the six columns, with a table of dimension tuples (writes 30 % less,
-but keeping that table costs as much as it saves); the sketch as a plain ``INTEGER[]`` of keys or built
-by ``list_transform`` (5-10 % of the statement); no sketch list for rows whose one or two durations
-are their min and max (the list aggregate still runs; a second pass for the other rows costs more);
-5- and 10-minute buckets (25 % and 31 % less: the per-event work stays, and the raw edges of every
+but finding each commit's new tuples costs it back: all of it in SQL, half with the known hashes kept in
+memory, for 14 % and a chance of two tuples sharing a hash); the sketch as a plain ``INTEGER[]`` of
+keys or built by ``list_transform`` (5-10 % of the statement); no sketch list for rows whose one or two
+durations are their min and max (the list aggregate still runs; a second pass for the others costs
+more); 5- and 10-minute buckets (25 % and 31 % less: the per-event work stays, and the raw edges of every
 read grow to minutes). Grouping by (minute, one hash) with no sketch at all is ~5 % by itself: at this
 density an ingest-time rollup with a duration sketch does not get under 5 % on DuckDB.
 
