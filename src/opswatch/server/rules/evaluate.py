@@ -12,6 +12,7 @@ every instance the evaluation or the stored state knows, returning what changed 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 
 from ...log import get_logger
@@ -75,7 +76,7 @@ def advance(
         seen: set[str] = set()
         reading: Observation | None
         for reading in evaluation.observations:
-            key = instance_key(reading.group)
+            key = _key_of(tuple(reading.group.items()))
             seen.add(key)
             instance = instances.get(key) or _fresh(rule, reading.group)
             plan.append((instance, judge(rule, instances.get(key), reading), reading))
@@ -101,6 +102,13 @@ def _explained(rule: Rule, said: list[Message], reading: Observation | None) -> 
     if reading is None or reading.note is None:
         return said
     return [m if m.reason else dataclasses.replace(m, reason=reading.note) for m in said]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _key_of(group: tuple[tuple[str, str], ...]) -> str:
+    """``instance_key`` of a group given as its items: a round computes one per reading, of label sets
+    that come back round after round, and canonical JSON costs several times this lookup."""
+    return instance_key(dict(group))
 
 
 def _fresh(rule: Rule, group: Mapping[str, str]) -> Instance:

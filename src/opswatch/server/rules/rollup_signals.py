@@ -110,6 +110,9 @@ class RollupSource:
         #: Answers of (window, group_by, where, sketch) from one window's rows: rules that differ only in
         #: signal or thresholds (an error ratio and a p95 per service) share them.
         self._answers: dict[tuple[Any, ...], tuple[list[RollupGroup], RollupAnswer]] = {}
+        #: Observations of (such an answer, signal, window): rules that differ only in thresholds share
+        #: them (``Observation`` is immutable; each rule gets its own list).
+        self._observed: dict[tuple[int, str, float], tuple[RollupAnswer, list[Observation]]] = {}
         self.fallback: SignalSource = fallback or EventQuerySource(store, timeout=timeout)
         self.timeout = timeout
         self._plans: dict[str, tuple[Rule, RollupPlan | None]] = {}
@@ -126,6 +129,9 @@ class RollupSource:
             rows = self.window_rows(start, end) if plan.in_python else None
             if rows is not None:
                 found = self._answer(plan, rows, start, end)
+                if not found.truncated:
+                    self.from_rollups += 1
+                    return self._observations(rule, found)
             else:
                 request = RollupRequest(start, end, plan.group_by, plan.where, plan.sketch)
                 found = reader(request, max_groups=limits.RULES_MAX_INSTANCES, timeout=self.timeout)
@@ -157,6 +163,7 @@ class RollupSource:
             if any(key[1] != end for key in self._windows):  # a new round: the old windows are done
                 self._windows.clear()
                 self._answers.clear()
+                self._observed.clear()
             self._windows[(start, end)] = (version, rows)
         return rows
 
@@ -170,6 +177,17 @@ class RollupSource:
         with self._lock:
             self._answers[key] = (rows, found)
         return found
+
+    def _observations(self, rule: Rule, found: RollupAnswer) -> list[Observation]:
+        """``rule``'s observations from a shared answer (see ``_observed``)."""
+        key = (id(found), rule.signal, rule.window)
+        with self._lock:
+            cached = self._observed.get(key)
+        if cached is None or cached[0] is not found:
+            cached = (found, [_observation(rule, group) for group in found.groups])
+            with self._lock:
+                self._observed[key] = cached
+        return list(cached[1])
 
     def plan(self, rule: Rule) -> RollupPlan | None:
         """How ``rule`` reads the rollup, or None when it cannot (cached per rule)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import threading
 from typing import Any, Final, Protocol
 
 import sqlglot
@@ -74,14 +75,28 @@ class EventQuerySource:
     statement is checked once per store schema, with stand-in bounds, and run with the real ones through
     the store's ``query`` (its row cap and time limit). Should the stand-ins not survive the rewrite
     one for one, the rule goes through ``run_query`` every time instead.
+
+    Rules whose checked statements are the same text over the same window (a warning and a critical
+    rule on one query, say) share one run while the store has not written since (its ``data_version``,
+    as ``RollupSource`` reads a window once): the same statement over the same rows answers the same.
+    A statement that could answer differently on the same rows is always run on its own: one that
+    calls a function sqlglot does not know or one that reads a clock or a random source, and one that
+    reads ``spans`` (whose writes the version does not count). Answers are kept for the newest window
+    end seen (a round's) and dropped when a newer one comes or the store writes; a failed run is not
+    kept, so each rule sharing it runs again and fails on its own.
     """
 
     def __init__(self, store: Store, *, timeout: float = limits.RULES_QUERY_TIMEOUT_SECONDS) -> None:
         self.store = store
         self.timeout = timeout
-        #: rule name -> (the rule, the schema it was checked against, its template or None)
-        self._checked: dict[str, tuple[Rule, SchemaInfo, str | None]] = {}
+        #: rule name -> (the rule, the schema it was checked against, its template or None, whether
+        #: rules with the same statement and window may share its answer)
+        self._checked: dict[str, tuple[Rule, SchemaInfo, str | None, bool]] = {}
         self._unseen: dict[str, tuple[Rule, SchemaInfo, tuple[str, ...]]] = {}
+        #: statement with its bounds -> its answer, all read at ``_shared_at`` (data version, newest end)
+        self._shared: dict[str, QueryResult] = {}
+        self._shared_at: tuple[Any, float] | None = None
+        self._lock = threading.Lock()
 
     def observe(self, rule: Rule, start: float, end: float) -> list[Observation]:
         """Run the rule's statement; ``QueryError`` or ``SignalError`` when it cannot be used,
@@ -95,7 +110,7 @@ class EventQuerySource:
         if unseen:
             zero = rule.signal in ("count", "rate", "distinct") and not rule.group_by
             raise UnseenFields(unseen, [Observation({}, 0.0, 0)] if zero else [])
-        template = self._template(rule)
+        template, shareable = self._template(rule)
         if template is None:
             sql = rule_sql(rule, start, end)
             result = run_query(self.store, sql, max_rows=limits.RULES_MAX_INSTANCES, timeout=self.timeout)
@@ -103,7 +118,8 @@ class EventQuerySource:
             sql = template.replace(_literal(_START_MARK), _literal(start)).replace(
                 _literal(_END_MARK), _literal(end)
             )
-            result = self.store.query(sql, max_rows=limits.RULES_MAX_INSTANCES, timeout=self.timeout)
+            version = getattr(self.store, "data_version", None) if shareable else None
+            result = self._run(sql, end, version)
         if result.truncated:
             raise SignalError(
                 f"the rule has more than {limits.RULES_MAX_INSTANCES} instances (the limit); "
@@ -111,18 +127,39 @@ class EventQuerySource:
             )
         return observations(result)
 
-    def _template(self, rule: Rule) -> str | None:
-        """The rule's checked statement with stand-in bounds (``QueryRefused`` if it is refused)."""
+    def _run(self, sql: str, end: float, version: Any) -> QueryResult:
+        """``sql`` through the store's ``query``, or the answer of the same statement already run at
+        the store's ``version`` (None: not shared; see the class docstring)."""
+        if version is None:
+            return self.store.query(sql, max_rows=limits.RULES_MAX_INSTANCES, timeout=self.timeout)
+        with self._lock:
+            at = self._shared_at
+            if at is None or at[0] != version or at[1] < end:  # the store wrote, or a new round began
+                self._shared.clear()
+                self._shared_at = at = (version, end)
+            found = self._shared.get(sql)
+        if found is not None:
+            return found
+        found = self.store.query(sql, max_rows=limits.RULES_MAX_INSTANCES, timeout=self.timeout)
+        with self._lock:
+            if self._shared_at == at:  # not if the store wrote meanwhile (its answer may predate that)
+                self._shared[sql] = found
+        return found
+
+    def _template(self, rule: Rule) -> tuple[str | None, bool]:
+        """The rule's checked statement with stand-in bounds (``QueryRefused`` if it is refused), and
+        whether its answer may be shared (see the class docstring)."""
         schema = self.store.describe()
         cached = self._checked.get(rule.name)
         if cached is not None and cached[0] is rule and cached[1] is schema:
-            return cached[2]
+            return cached[2], cached[3]
         raw = rule_sql(rule, _START_MARK, _END_MARK)
         checked = check_sql(raw, schema, max_rows=limits.RULES_MAX_INSTANCES).sql
         marks = [(raw.count(_literal(m)), checked.count(_literal(m))) for m in (_START_MARK, _END_MARK)]
         template = checked if all(a == b > 0 for a, b in marks) else None
-        self._checked[rule.name] = (rule, schema, template)
-        return template
+        shareable = template is not None and _repeatable(template)
+        self._checked[rule.name] = (rule, schema, template, shareable)
+        return template, shareable
 
 
 def unseen_fields(rule: Rule, schema: SchemaInfo) -> tuple[str, ...]:
@@ -201,6 +238,25 @@ def _number(value: Any) -> float | None:
 
 def _label(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+#: Prefixes of sqlglot's names for functions that read a clock or a random source (``CurrentTimestamp``,
+#: ``Localtimestamp``, ``Rand``, ``Uuid`` ...).
+_VOLATILE: Final = ("Current", "Local", "Rand", "Uuid")
+
+
+def _repeatable(sql: str) -> bool:
+    """Whether ``sql`` (checked, DuckDB's dialect) answers the same on the same ``logs``/``events`` rows:
+    it reads no other table (``spans``), calls only functions sqlglot knows, none of them volatile."""
+    tree = sqlglot.parse_one(sql, read=DIALECT)
+    named = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)} - {"spans"}
+    for table in tree.find_all(exp.Table):
+        if table.name.lower() not in {"logs", "events", *named}:
+            return False
+    for call in tree.find_all(exp.Func):
+        if isinstance(call, exp.Anonymous) or type(call).__name__.startswith(_VOLATILE):
+            return False
+    return True
 
 
 def _literal(epoch: float) -> str:

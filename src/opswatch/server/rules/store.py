@@ -24,7 +24,7 @@ import operator
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Text, and_, bindparam, cast, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..state.rules import INSTANCES, NOTIFICATIONS, STATUS
@@ -34,6 +34,9 @@ from .model import Rule
 
 #: Rules per ``touch`` statement (SQLite's bound-parameter limit is far above this).
 _TOUCH_CHUNK: Final = 500
+#: Decoded JSON texts ``snapshot`` keeps between rounds (an instance's labels rarely change); past this
+#: many, it starts afresh.
+_DECODED_MAX: Final = 100_000
 
 
 class Conflict(Exception):
@@ -103,14 +106,29 @@ def _columns(instance: Instance) -> dict[str, Any]:
 _READING: Final = frozenset({"value", "events", "last_eval_at", "last_breach_at"})
 
 
-def _durable(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if key not in _READING}
-
-
 #: The durable columns of an instance, read straight off it (``changes_nothing`` runs for every instance).
 _durable_of: Final = operator.attrgetter(
     *(name for name in _columns(Instance(key="", labels={})) if name not in _READING)
 )
+
+
+#: ``rule_instances`` as ``snapshot`` reads it: the rule, then ``Instance``'s fields in their order, the
+#: JSON ones as their text.
+_SNAPSHOT_FIELDS: Final = (
+    "key", "labels", "status", "severity", "health", "value", "events", "pending_since", "firing_since",
+    "last_breach_at", "clear_since", "resolved_at", "last_eval_at", "transitions", "flapping", "version",
+)  # fmt: skip
+_SNAPSHOT: Final = select(
+    INSTANCES.c.rule,
+    *(
+        cast(INSTANCES.c[n], Text) if n in ("labels", "transitions") else INSTANCES.c[n]
+        for n in _SNAPSHOT_FIELDS
+    ),
+)
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
 
 
 def status_from_row(row: Any) -> RuleStatus:
@@ -140,6 +158,9 @@ class RuleStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: JSON texts of labels and of transitions -> their values, for ``snapshot``
+        self._labels: dict[str | None, dict[str, str]] = {}
+        self._transitions: dict[str | None, tuple[float, ...]] = {}
 
     def instances(self, rule: str) -> dict[str, Instance]:
         """The stored instances of ``rule`` by key."""
@@ -163,11 +184,31 @@ class RuleStore:
 
     def snapshot(self) -> tuple[dict[str, dict[str, Instance]], dict[str, RuleStatus]]:
         """Every rule's stored instances (``rule -> key -> instance``) and stored status (only rules
-        that have a status row), read in one transaction: what a round starts from."""
+        that have a status row), read in one transaction: what a round starts from.
+
+        A round reads every instance, so the JSON columns are read as text and each text is decoded
+        once (kept in ``_labels`` and ``_transitions``): the same labels come back round after round.
+        """
         instances: dict[str, dict[str, Instance]] = {}
+        if len(self._labels) + len(self._transitions) > _DECODED_MAX:
+            self._labels.clear()
+            self._transitions.clear()
+        known_labels, known_transitions = self._labels, self._transitions
         with self.engine.connect() as conn:
-            for row in conn.execute(select(INSTANCES)):
-                instances.setdefault(row.rule, {})[row.key] = instance_from_row(row)
+            for row in conn.execute(_SNAPSHOT):
+                (rule, key, labels_text, status, severity, health, value, events, pending_since,
+                 firing_since, last_breach_at, clear_since, resolved_at, last_eval_at, transitions_text,
+                 flapping, version) = row  # fmt: skip
+                labels, transitions = known_labels.get(labels_text), known_transitions.get(transitions_text)
+                if labels is None:
+                    labels = known_labels[labels_text] = _json(labels_text) or {}
+                if transitions is None:
+                    transitions = known_transitions[transitions_text] = tuple(_json(transitions_text) or ())
+                instances.setdefault(rule, {})[key] = Instance(
+                    key, dict(labels), status, severity, health, value, events, pending_since, firing_since,
+                    last_breach_at, clear_since, resolved_at, last_eval_at, transitions, bool(flapping),
+                    version,
+                )  # fmt: skip
             statuses = {row.rule: status_from_row(row) for row in conn.execute(select(STATUS))}
         return instances, statuses
 
@@ -198,23 +239,27 @@ class RuleStore:
         values = _columns(instance)
         if before is None:
             conn.execute(
-                insert(INSTANCES).values(
-                    rule=rule, key=instance.key, key_hash=key_hash(instance.key), version=1, **values
-                )
+                _INSERT_INSTANCE,
+                {
+                    "rule": rule,
+                    "key": instance.key,
+                    "key_hash": key_hash(instance.key),
+                    "version": 1,
+                    **values,
+                },
             )
             return
-        if _durable(values) == _durable(_columns(before)):
+        if _durable_of(instance) == _durable_of(before):
             return  # only the reading changed: kept in memory (``RuleService.readings``), not written
         done = conn.execute(
-            update(INSTANCES)
-            .where(
-                and_(
-                    INSTANCES.c.rule == rule,
-                    INSTANCES.c.key_hash == key_hash(instance.key),
-                    INSTANCES.c.version == before.version,
-                )
-            )
-            .values(version=before.version + 1, **values)
+            _UPDATE_INSTANCE,
+            {
+                "at_rule": rule,
+                "at_key_hash": key_hash(instance.key),
+                "at_version": before.version,
+                "version": before.version + 1,
+                **values,
+            },
         ).rowcount
         if not done:
             raise Conflict(rule)
@@ -227,9 +272,33 @@ class RuleStore:
             "expected": status.expected,
             "waiting": list(status.waiting),
         }
-        done = conn.execute(update(STATUS).where(STATUS.c.rule == rule).values(**values)).rowcount
+        done = conn.execute(_UPDATE_STATUS, {"at_rule": rule, **values}).rowcount
         if not done:
-            conn.execute(insert(STATUS).values(rule=rule, **values))
+            conn.execute(_INSERT_STATUS, {"rule": rule, **values})
+
+
+#: The statements ``save`` runs, built once (SQLAlchemy then reuses their compiled form): an instance
+#: row is updated only at the version it was read at (``at_version``).
+_INSERT_INSTANCE: Final = insert(INSTANCES)
+_UPDATE_INSTANCE: Final = (
+    update(INSTANCES)
+    .where(
+        and_(
+            INSTANCES.c.rule == bindparam("at_rule"),
+            INSTANCES.c.key_hash == bindparam("at_key_hash"),
+            INSTANCES.c.version == bindparam("at_version"),
+        )
+    )
+    .values({name: bindparam(name) for name in [*_columns(Instance(key="", labels={})), "version"]})
+)
+_INSERT_STATUS: Final = insert(STATUS)
+_UPDATE_STATUS: Final = (
+    update(STATUS)
+    .where(STATUS.c.rule == bindparam("at_rule"))
+    .values(
+        {name: bindparam(name) for name in ("last_eval_at", "error", "error_since", "expected", "waiting")}
+    )
+)
 
 
 def log_messages(conn: Connection, rule: Rule, messages: Iterable[Message], now: float) -> None:
