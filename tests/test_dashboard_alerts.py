@@ -3,7 +3,8 @@ created and expired through the forms.
 
 The cast: a server with a fixed clock and two rules, ``checkout-errors`` (error ratio over a minute,
 which fired, resolved and fires again) and ``search-slow`` (p95 latency, quiet); rounds are run by
-hand at known times, and a viewer logs in with the form, whose changes carry the page's CSRF token.
+hand at known times (the background rule clock never starts, so no round of its own races them, nor
+runs at the page's now before the data is there), and a viewer logs in with the form, whose changes carry the page's CSRF token.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     path.write_text(RULES)
     fixed = datetime.datetime.fromtimestamp(NOW, datetime.UTC)
     settings: dict[str, Any] = {"rules_file": path, "rules_ingest_delay": 0, "rules_defaults": False}
-    with running_server(tmp, now=lambda: fixed, **settings) as running:
+    with running_server(tmp, now=lambda: fixed, leader_election="off", rule_clock=False, **settings) as running:
         store, service = running.ctx.store, rules_for(running.ctx).service
         store.append([request(T0 + 60 + i, level="error") for i in range(10)])  # fires at T0+120
         store.append([request(T0 + 250 + i) for i in range(10)])  # resolves at T0+300
