@@ -36,8 +36,11 @@ def slack() -> Iterator[SlackReceiver]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, slack: SlackReceiver) -> Iterator[RunningServer]:
-    with running_server(tmp_path, slack_webhook_url=slack.url) as running:
+def server(tmp_path: Path, slack: SlackReceiver, state_url: str) -> Iterator[RunningServer]:
+    """A server on a SQLite state store and on PostgreSQL (monitors and their outbox live there)."""
+    with running_server(
+        tmp_path, slack_webhook_url=slack.url, database_url=state_url, leader_election="off"
+    ) as running:
         yield running
 
 
