@@ -72,7 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
                 through_libraries(refund)
             except RefundRefusedError as err:
                 sentry_sdk.capture_exception(err)
-            sentry_sdk.flush(timeout=5)
+            sentry_sdk.flush(timeout=30)
         finally:
             sentry_sdk.get_client().close(timeout=5)
             sentry_sdk.get_global_scope().set_client(None)

@@ -131,7 +131,7 @@ def sentry(server: RunningServer) -> Iterator[None]:
     )
     yield
     client = sentry_sdk.get_client()
-    client.flush(timeout=5)
+    client.flush(timeout=30)
     client.close(timeout=5)
     sentry_sdk.get_global_scope().set_client(None)
 
@@ -182,7 +182,7 @@ def test_it_groups_errors_from_the_sentry_sdk(
     with sentry_sdk.new_scope() as scope:
         scope.fingerprint = ["{{ default }}", "tenant-b"]
         sentry_sdk.capture_exception(caught(charge_card, 789))
-    sentry_sdk.flush(timeout=10)
+    sentry_sdk.flush(timeout=30)
 
     payment = wait_for_issue(server, http, "PaymentError: Payment failed for donation 123", 2)
     assert payment["count"] == 2

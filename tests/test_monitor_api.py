@@ -217,7 +217,7 @@ def test_it_lists_check_ins_refused_for_an_unknown_monitor(api: httpx.Client, se
     try:
         capture_checkin(monitor_slug="never-created", status="in_progress")
         capture_checkin(monitor_slug="never-created", status="ok")
-        sentry_sdk.flush(5)
+        sentry_sdk.flush(30)
     finally:
         sentry_sdk.get_client().close(timeout=2)
     listed = wait_until(
@@ -250,7 +250,7 @@ def test_it_creates_a_monitor_from_a_sentry_sdk_check_in_with_monitor_config(
         capture_checkin(
             monitor_slug="check-expired-subscriptions", check_in_id=run, status="ok", duration=1.5
         )
-        sentry_sdk.flush(5)
+        sentry_sdk.flush(30)
     finally:
         sentry_sdk.get_client().close(timeout=2)
     monitor = wait_until(

@@ -98,7 +98,7 @@ def test_it_tells_the_error_a_sentry_job_sent_after_its_check_in(
         sync_ledger()
     except LookupError as err:  # the check-in went first; the error event follows, as in a real app
         sentry_sdk.capture_exception(err)
-    sentry_sdk.flush(timeout=10)
+    sentry_sdk.flush(timeout=30)
 
     text = failing_message(slack, 2)
     assert "sync-ledger" in text
@@ -131,7 +131,7 @@ def test_it_still_tells_a_sentry_failure_whose_error_event_never_comes(
     )
     config: Any = {"schedule": {"type": "crontab", "value": "0 5 * * *"}}
     capture_checkin(monitor_slug="rebuild-search", status="error", duration=1.5, monitor_config=config)
-    sentry_sdk.flush(timeout=10)
+    sentry_sdk.flush(timeout=30)
 
     text = failing_message(slack, 1)  # held for the error event a while (ERROR_WAIT), then sent without
     assert "rebuild-search" in text

@@ -179,7 +179,7 @@ def test_it_stores_sentry_sdk_events_spans_and_sdk_records_once_and_groups_the_e
                 sent.append(sentry_sdk.capture_exception())
         with sentry_sdk.start_transaction(name="POST /donations", op="http.server") as transaction:
             sentry_sdk.start_span(op="db.query", name="INSERT donation").finish()
-        sentry_sdk.flush(timeout=10)
+        sentry_sdk.flush(timeout=30)
     finally:
         sentry_sdk.get_client().close(timeout=5)
         sentry_sdk.get_global_scope().set_client(None)
