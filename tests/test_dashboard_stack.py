@@ -80,7 +80,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 def issue_page(server: RunningServer, title_part: str) -> str:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     with httpx.Client(timeout=30, trust_env=False) as http:
         while True:
             items = http.get(f"{server.url}/api/0/issues?status=all", headers=server.admin_headers).json()["items"]

@@ -160,7 +160,7 @@ def issues_titled(
 
 def wait_for_issue(server: RunningServer, http: httpx.Client, text: str, count: int) -> dict[str, Any]:
     """The issue titled ``text`` once it counted ``count`` events (sentry-sdk sends from a thread)."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while True:
         found = issues_titled(server, http, text)
         if (found and found[0]["count"] >= count) or time.monotonic() > deadline:

@@ -51,7 +51,7 @@ def issue_titled(server: RunningServer, title: str) -> dict[str, Any]:
 
 def failing_message(slack: SlackReceiver, expected_messages: int) -> str:
     """The one cron failure message, once ``expected_messages`` arrived (new-issue messages go too)."""
-    slack.wait_for(expected_messages, timeout=15)
+    slack.wait_for(expected_messages, timeout=60)
     failures = [text for text in slack.texts() if "Cron Job Failure" in text]
     assert len(failures) == 1, slack.texts()
     return failures[0]
