@@ -90,7 +90,7 @@ class ScriptedServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05})
         self._thread.start()
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> bool:
+    def wait_for(self, count: int, timeout: float = 30.0) -> bool:
         """Wait until at least ``count`` requests arrived."""
         deadline = time.monotonic() + timeout
         with self._lock:

@@ -55,7 +55,7 @@ def app_environ(server: RunningServer, spool: Path, **extra: str) -> dict[str, s
 
 
 def run_app(
-    server: RunningServer, tmp_path: Path, source: str, *args: str, name: str = "app.py", timeout: float = 30
+    server: RunningServer, tmp_path: Path, source: str, *args: str, name: str = "app.py", timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Write ``source`` as ``name`` in ``tmp_path`` and run it to its end with ``python``, shipping to
     ``server`` and spooling to ``tmp_path / "spool"``; its exit code and output."""
@@ -92,7 +92,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.0
     return predicate()
 
 
-def wait_for_http(url: str, process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
+def wait_for_http(url: str, process: subprocess.Popen[Any], timeout: float = 60.0) -> None:
     """Wait until ``url`` answers; fail with the app's output when it dies or never answers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -115,7 +115,7 @@ def spooled(spool: Path) -> list[str]:
     return sorted(name for name in os.listdir(spool) if ".ndjson.gz" in name and not name.startswith("."))
 
 
-def stop(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 20.0) -> tuple[str, str]:
+def stop(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 60.0) -> tuple[str, str]:
     """Send ``sig`` and wait for the process to end; its output."""
     process.send_signal(sig)
     try:

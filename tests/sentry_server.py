@@ -139,7 +139,7 @@ class FakeSentry:
         """The JSON payloads of every item of type ``kind`` (``event``, ``check_in`` ...), in order."""
         return [item.json for item in self.items() if item.type == kind]
 
-    def wait_for(self, probe: Callable[[FakeSentry], T], timeout: float = 5.0) -> T:
+    def wait_for(self, probe: Callable[[FakeSentry], T], timeout: float = 30.0) -> T:
         """Return ``probe(self)`` as soon as it is truthy; fail the test after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self._changed:

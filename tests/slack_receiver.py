@@ -43,7 +43,7 @@ class SlackReceiver:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/services/T000/B000/XXXX"
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         """The messages once at least ``count`` arrived (or whatever arrived by ``timeout``)."""
         deadline = time.monotonic() + timeout
         with self._cond:

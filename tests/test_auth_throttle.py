@@ -33,8 +33,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def server(tmp_path: Path, clock: Clock) -> Iterator[RunningServer]:
-    with running_server(tmp_path, now=clock) as running:  # one per test: the throttle is per server
+def server(tmp_path: Path, clock: Clock, state_url: str) -> Iterator[RunningServer]:
+    """One per test (the throttle is per server); sessions kept on SQLite and on PostgreSQL."""
+    with running_server(tmp_path, now=clock, database_url=state_url, leader_election="off") as running:
         yield running
 
 

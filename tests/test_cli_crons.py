@@ -1,4 +1,5 @@
-"""``opswatch crons`` against a real server: create, list, show, edit, pause, resume, delete."""
+"""``opswatch crons`` against a real server: create, list, show, edit, pause, resume, delete (on a SQLite
+state store and on PostgreSQL, ``state_url``)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from opswatch.server.testing import RunningServer, running_server
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningServer]:
-    with running_server(tmp_path) as running:
+def server(tmp_path: Path, state_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningServer]:
+    with running_server(tmp_path, database_url=state_url, leader_election="off") as running:
         monkeypatch.setenv("OPSWATCH_URL", running.url)
         monkeypatch.setenv("OPSWATCH_ADMIN_TOKEN", running.admin_token)
         yield running

@@ -15,6 +15,7 @@ from opswatch.cli import main
 from opswatch.cli.issues import parse_duration, sparkline
 from opswatch.record import format_timestamp, serialize_exception
 from opswatch.server.testing import RunningServer, running_server
+from state_databases import ENGINES, state_url
 
 pytestmark = pytest.mark.slow
 
@@ -44,17 +45,20 @@ def error_record(n: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("cli")) as running:
-        answer = httpx.post(
-            f"{running.url}/api/{running.project_id}/events/",
-            content=b"".join(orjson.dumps(error_record(n)) + b"\n" for n in (1, 2, 3)),
-            headers={"Authorization": f"Bearer {running.key}"},
-            trust_env=False,
-        )
-        assert answer.status_code == 200
-        yield running
+@pytest.fixture(scope="module", params=ENGINES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for the module, its state on SQLite and again on PostgreSQL (``state_databases``)."""
+    directory = tmp_path_factory.mktemp("cli")
+    for database_url in state_url(request.param, directory):
+        with running_server(directory, database_url=database_url, leader_election="off") as running:
+            answer = httpx.post(
+                f"{running.url}/api/{running.project_id}/events/",
+                content=b"".join(orjson.dumps(error_record(n)) + b"\n" for n in (1, 2, 3)),
+                headers={"Authorization": f"Bearer {running.key}"},
+                trust_env=False,
+            )
+            assert answer.status_code == 200
+            yield running
 
 
 def run(server: RunningServer, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

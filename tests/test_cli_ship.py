@@ -67,7 +67,7 @@ def test_it_redacts_each_line_before_it_leaves_and_ships_plain_text_as_info(tmp_
     echo = io.BytesIO()
     try:
         assert ship(io.BytesIO(b"".join(lines)), sink, Redactor(), echo) == 2
-        assert sink.flush(5)
+        assert sink.flush(30)
     finally:
         sink.close(1)
     pino_line, text_line = sent(transport)

@@ -288,7 +288,7 @@ def test_it_shows_counts_issues_failing_monitors_and_channel_health_on_the_overv
     server: RunningServer, http: httpx.Client, slack: SlackReceiver
 ) -> None:
     slack.wait_for(1)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     html = page(server, http, "/").text
     while ("no such hook" not in html or "last success" not in html) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -3,7 +3,8 @@ created and expired through the forms.
 
 The cast: a server with a fixed clock and two rules, ``checkout-errors`` (error ratio over a minute,
 which fired, resolved and fires again) and ``search-slow`` (p95 latency, quiet); rounds are run by
-hand at known times, and a viewer logs in with the form, whose changes carry the page's CSRF token.
+hand at known times (the background rule clock never starts, so no round of its own races them, nor
+runs at the page's now before the data is there), and a viewer logs in with the form, whose changes carry the page's CSRF token.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from opswatch.server.rules.machine import Instance, RuleStatus
 from opswatch.server.testing import RunningServer, running_server
 from opswatch.server.ui.alerts import rule_state
 from opswatch.server.ui.signal_chart import signal_series
-from rules_cast import T0, request
+from rules_cast import T0
+from rules_cast import request as served_request
+from state_databases import ENGINES, state_url
 
 pytestmark = pytest.mark.slow
 
@@ -49,22 +52,26 @@ critical = "> 1000"
 NOW = T0 + 660
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+@pytest.fixture(scope="module", params=ENGINES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for the module, its state (rules, silences) on SQLite and again on PostgreSQL."""
     tmp = tmp_path_factory.mktemp("alerts")
     path = tmp / "rules.toml"
     path.write_text(RULES)
     fixed = datetime.datetime.fromtimestamp(NOW, datetime.UTC)
     settings: dict[str, Any] = {"rules_file": path, "rules_ingest_delay": 0, "rules_defaults": False}
-    with running_server(tmp, now=lambda: fixed, **settings) as running:
-        store, service = running.ctx.store, rules_for(running.ctx).service
-        store.append([request(T0 + 60 + i, level="error") for i in range(10)])  # fires at T0+120
-        store.append([request(T0 + 250 + i) for i in range(10)])  # resolves at T0+300
-        store.append([request(T0 + 560 + i, level="error") for i in range(10)])  # fires again at T0+600
-        store.append([request(T0 + 500 + i, service="search", duration_ms=200.0) for i in range(5)])
-        for at in (T0 + 120, T0 + 300, T0 + 600):
-            service.run_once(at)
-        yield running
+    for database_url in state_url(request.param, tmp):
+        with running_server(
+            tmp, now=lambda: fixed, database_url=database_url, leader_election="off", rule_clock=False, **settings
+        ) as running:
+            store, service = running.ctx.store, rules_for(running.ctx).service
+            store.append([served_request(T0 + 60 + i, level="error") for i in range(10)])  # fires at T0+120
+            store.append([served_request(T0 + 250 + i) for i in range(10)])  # resolves at T0+300
+            store.append([served_request(T0 + 560 + i, level="error") for i in range(10)])  # fires again at T0+600
+            store.append([served_request(T0 + 500 + i, service="search", duration_ms=200.0) for i in range(5)])
+            for at in (T0 + 120, T0 + 300, T0 + 600):
+                service.run_once(at)
+            yield running
 
 
 @pytest.fixture(scope="module")

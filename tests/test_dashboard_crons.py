@@ -16,24 +16,28 @@ from dashboard_http import cookieless_client, csrf_of, login, signed_in
 from opswatch.server.monitors.errors import MonitorConfigError
 from opswatch.server.testing import RunningServer, running_server
 from opswatch.server.ui import cron_settings
+from state_databases import ENGINES, state_url
 
 pytestmark = pytest.mark.slow
 
 SLUG = "nightly-job"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("crons")) as running:
-        with httpx.Client(timeout=30, trust_env=False) as client:
-            created = client.post(
-                f"{running.url}/api/0/monitors",
-                json={"slug": SLUG, "config": {"schedule": "0 2 * * *", "checkin_margin_seconds": 15}},
-                headers=running.admin_headers,
-            )
-            assert created.status_code == 201, created.text
-            assert client.get(f"{running.url}/ping/{running.key}/{SLUG}").status_code == 200
-        yield running
+@pytest.fixture(scope="module", params=ENGINES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for the module, its state (the monitor) on SQLite and again on PostgreSQL."""
+    directory = tmp_path_factory.mktemp("crons")
+    for database_url in state_url(request.param, directory):
+        with running_server(directory, database_url=database_url, leader_election="off") as running:
+            with httpx.Client(timeout=30, trust_env=False) as client:
+                created = client.post(
+                    f"{running.url}/api/0/monitors",
+                    json={"slug": SLUG, "config": {"schedule": "0 2 * * *", "checkin_margin_seconds": 15}},
+                    headers=running.admin_headers,
+                )
+                assert created.status_code == 201, created.text
+                assert client.get(f"{running.url}/ping/{running.key}/{SLUG}").status_code == 200
+            yield running
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,12 @@ GOOD = (
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
+def server(tmp_path: Path, state_url: str) -> Iterator[RunningServer]:
+    """A server on a SQLite state store and on PostgreSQL (the rule catalog lives there)."""
     (tmp_path / "rules.toml").write_text(FILE_RULES)
-    with running_server(tmp_path, rules_file=tmp_path / "rules.toml") as running:
+    with running_server(
+        tmp_path, rules_file=tmp_path / "rules.toml", database_url=state_url, leader_election="off"
+    ) as running:
         yield running
 
 

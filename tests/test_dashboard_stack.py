@@ -72,7 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
                 through_libraries(refund)
             except RefundRefusedError as err:
                 sentry_sdk.capture_exception(err)
-            sentry_sdk.flush(timeout=5)
+            sentry_sdk.flush(timeout=30)
         finally:
             sentry_sdk.get_client().close(timeout=5)
             sentry_sdk.get_global_scope().set_client(None)
@@ -80,7 +80,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 def issue_page(server: RunningServer, title_part: str) -> str:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     with httpx.Client(timeout=30, trust_env=False) as http:
         while True:
             items = http.get(f"{server.url}/api/0/issues?status=all", headers=server.admin_headers).json()["items"]

@@ -47,7 +47,7 @@ def sentry(server: RunningServer) -> Iterator[Any]:
         return sentry_sdk.init(**options)
 
     yield start
-    sentry_sdk.flush(timeout=5)
+    sentry_sdk.flush(timeout=30)
     sentry_sdk.get_client().close(timeout=5)
     sentry_sdk.get_global_scope().set_client(None)  # back to no client, as before the test
 
@@ -70,7 +70,7 @@ def test_it_maps_an_exception_chain_into_error(server: RunningServer, sentry: An
             charge("jane.doe@example.com")
         except CardDeclined as err:
             event_id = sentry_sdk.capture_exception(err)
-    sentry_sdk.flush(timeout=5)
+    sentry_sdk.flush(timeout=30)
     record = stored_by_id(server)[event_id]
     assert record["kind"] == "error"
     assert record["level"] == "error"
@@ -96,20 +96,20 @@ def test_it_maps_an_exception_chain_into_error(server: RunningServer, sentry: An
 def test_it_stores_a_message_at_its_level(server: RunningServer, sentry: Any) -> None:
     sentry()
     event_id = sentry_sdk.capture_message("Payment retried", level="warning")
-    sentry_sdk.flush(timeout=5)
+    sentry_sdk.flush(timeout=30)
     record = stored_by_id(server)[event_id]
     assert record["message"] == "Payment retried"
     assert record["level"] == "warn"
     assert record["kind"] == "log"
     error_id = sentry_sdk.capture_message("Payments are down", level="fatal")
-    sentry_sdk.flush(timeout=5)
+    sentry_sdk.flush(timeout=30)
     assert stored_by_id(server)[error_id]["kind"] == "error"
 
 
 def test_it_takes_gzip_as_well_as_brotli(server: RunningServer, sentry: Any) -> None:
     sentry(_experiments={"transport_compression_algo": "gzip"})
     event_id = sentry_sdk.capture_message("sent gzipped")
-    sentry_sdk.flush(timeout=5)
+    sentry_sdk.flush(timeout=30)
     assert stored_by_id(server)[event_id]["message"] == "sent gzipped"
 
 
@@ -117,7 +117,7 @@ def test_it_stores_sentry_logs_with_their_attributes(server: RunningServer, sent
     sentry(enable_logs=True)
     sentry_sdk.logger.info("Order {order_id} shipped to {email}", order_id=42, email="jane.doe@example.com")
     sentry_sdk.logger.error("Refund failed", attributes={"refund_id": "r-9"})
-    sentry_sdk.flush(timeout=10)
+    sentry_sdk.flush(timeout=30)
     logs = {r["message"]: r for r in stored(server) if r.get("kind") == "log" and r.get("source") == "sentry"}
     shipped = logs["Order 42 shipped to j***@example.com"]
     assert shipped["level"] == "info"
@@ -136,7 +136,7 @@ def test_it_stores_check_ins_as_check_in_records(server: RunningServer, sentry: 
     sentry()
     check_in_id = capture_checkin(monitor_slug="sentry-nightly", status="in_progress")
     capture_checkin(monitor_slug="sentry-nightly", check_in_id=check_in_id, status="ok", duration=2.5)
-    sentry_sdk.flush(timeout=5)
+    sentry_sdk.flush(timeout=30)
     runs = [r for r in stored(server) if r.get("monitor_slug") == "sentry-nightly"]
     assert [r["status"] for r in runs] == ["in_progress", "ok"]
     assert all(r["kind"] == "check_in" and r["check_in_id"] == check_in_id for r in runs)
@@ -151,7 +151,7 @@ def test_it_keeps_a_transaction_as_a_duration_record(server: RunningServer, sent
         sentry_sdk.start_span(op="db.query", name="INSERT donation"),
     ):
         pass
-    sentry_sdk.flush(timeout=5)
+    sentry_sdk.flush(timeout=30)
     records = [r for r in stored(server) if r.get("kind") == "transaction"]
     (record,) = [r for r in records if r["trace_id"] == transaction.trace_id]
     assert record["message"] == "POST /donations"

@@ -40,7 +40,7 @@ def sentry_with_defaults(server: RunningServer) -> Iterator[None]:
     )
     yield
     client = sentry_sdk.get_client()
-    client.flush(timeout=5)
+    client.flush(timeout=30)
     client.close(timeout=5)
     sentry_sdk.get_global_scope().set_client(None)
 
@@ -57,7 +57,7 @@ def test_it_opens_one_issue_per_logging_error_call(server: RunningServer, sentry
     ledger = logging.getLogger("ledger")
     ledger.error("Ledger sync failed for account acct-1")
     ledger.error("Receipt mailer is down")
-    sentry_sdk.flush(timeout=10)  # the server answers after its issue hook saw the events
+    sentry_sdk.flush(timeout=30)  # the server answers after its issue hook saw the events
 
     logs = {r["message"]: r for r in sentry_logs(server)}
     # Both calls did send a log record as well as the event: the case the rule is for.
@@ -72,7 +72,7 @@ def test_it_names_positional_template_parameters_as_sentry_does(
     server: RunningServer, sentry_with_defaults: None
 ) -> None:
     logging.getLogger("ledger").warning("Charged %s for %d seats", "acct-7", 3)
-    sentry_sdk.flush(timeout=10)
+    sentry_sdk.flush(timeout=30)
 
     [record] = [r for r in sentry_logs(server) if r["message"] == "Charged acct-7 for 3 seats"]
     assert record["message_template"] == "Charged %s for %d seats"
@@ -90,7 +90,7 @@ def test_it_stores_named_template_parameters_under_their_names(
     server: RunningServer, sentry_with_defaults: None
 ) -> None:
     sentry_sdk.logger.info("Order {order_id} shipped", order_id=42)
-    sentry_sdk.flush(timeout=10)
+    sentry_sdk.flush(timeout=30)
 
     [record] = [r for r in sentry_logs(server) if r["message"] == "Order 42 shipped"]
     assert record["order_id"] == 42

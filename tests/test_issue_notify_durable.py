@@ -90,7 +90,7 @@ def test_it_waits_for_the_lease_of_a_live_claim_before_sending_again(tmp_path: P
     with running_server(tmp_path, now=almost, notifier=up) as second:
         sweeper = next(b for b in second.ctx.background if type(b).__name__ == "IssueSweeper")
         sweeper.run_once()
-        assert up.flush(5)
+        assert up.flush(30)
     assert slack.messages == []
 
 

@@ -31,7 +31,7 @@ def test_it_auto_resolves_from_its_thread_and_stops(state_url: str) -> None:
     sweeper = IssueSweeper(service, IssueSettings(auto_resolve_days=2, sweep_interval=0.02))
     sweeper.start()
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while service.list_issues(status="resolved").total == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:

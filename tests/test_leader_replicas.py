@@ -22,7 +22,10 @@ from opswatch.server.state.base import create_engine_for
 from opswatch.server.state.leases import install as install_leases
 from opswatch.server.testing import RunningServer, running_server
 
-FAST = {"leader_lease": 1.5, "leader_renew": 0.25}
+#: Hand-over after a release takes one poll (``leader_renew``); the lease is long enough that a leader
+#: whose renewal waits for a busy CPU or disk does not pass its fence (lease - 3 renewals = 4.5 s) and
+#: stop for a moment while a test reads who leads.
+FAST = {"leader_lease": 6.0, "leader_renew": 0.5}
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> bool:
@@ -72,7 +75,7 @@ def test_the_follower_takes_over_when_the_leader_stops(tmp_path: Path, state_url
     with replica(tmp_path, "a", state_url) as a:
         assert wait_until(lambda: health(a)["leader"] is True)
         with replica(tmp_path, "b", state_url) as b:
-            time.sleep(0.5)  # several renewals: b must stay a follower while a leads
+            time.sleep(3 * FAST["leader_renew"])  # several renewals: b must stay a follower while a leads
             assert health(b)["leader"] is False and health(a)["leader"] is True
         # b stopped; a still leads
         assert health(a)["leader"] is True
@@ -201,7 +204,7 @@ def test_a_leader_whose_state_store_stops_answering_stops_its_singletons_at_the_
     engine, blocker = create_engine_for(state_url), create_engine_for(state_url)
     install_leases(engine)
     journal: list[str] = []
-    lease = Lease(engine, "a", lease=1.5, renew=0.25)
+    lease = Lease(engine, "a", lease=3.0, renew=0.5)  # the fence 1.5 s after a renewal: no CPU stall reaches it
     gate = Leadership(lease, [Worker("clock", journal)])
     gate.start()
     try:
@@ -211,7 +214,7 @@ def test_a_leader_whose_state_store_stops_answering_stops_its_singletons_at_the_
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
                 conn.execute(text("SELECT 1 FROM leases FOR UPDATE"))
-            assert wait_until(lambda: not gate.running, timeout=10)
+            assert wait_until(lambda: not gate.running, timeout=60)
             assert journal == ["start clock", "stop clock"]
             conn.rollback()
         assert wait_until(lambda: gate.running)  # answering again, and nobody took over: it leads again

@@ -1,6 +1,7 @@
 """``/api/0/monitors`` against a real server: create, read, change, pause, delete; check-ins from pings and
 from the real ``sentry-sdk``; state changes in the event store; and a run of an ``every 2 seconds``
-heartbeat that goes missed and recovers, announced to a Slack stand-in.
+heartbeat that goes missed and recovers, announced to a Slack stand-in. Each runs on a SQLite state store
+and on PostgreSQL (``state_url``; one server, so leader election is off and the cron clock runs here).
 
 The server runs with a manual clock (``ManualClock``), so nothing waits for minutes to pass; the cron
 clock thread ticks every real second at the manual time. Nothing sleeps for synchronization: a test
@@ -48,8 +49,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def server(tmp_path: Path, clock: ManualClock) -> Iterator[RunningServer]:
-    with running_server(tmp_path, now=clock.now) as running:
+def server(tmp_path: Path, clock: ManualClock, state_url: str) -> Iterator[RunningServer]:
+    with running_server(tmp_path, now=clock.now, database_url=state_url, leader_election="off") as running:
         yield running
 
 
@@ -216,7 +217,7 @@ def test_it_lists_check_ins_refused_for_an_unknown_monitor(api: httpx.Client, se
     try:
         capture_checkin(monitor_slug="never-created", status="in_progress")
         capture_checkin(monitor_slug="never-created", status="ok")
-        sentry_sdk.flush(5)
+        sentry_sdk.flush(30)
     finally:
         sentry_sdk.get_client().close(timeout=2)
     listed = wait_until(
@@ -249,7 +250,7 @@ def test_it_creates_a_monitor_from_a_sentry_sdk_check_in_with_monitor_config(
         capture_checkin(
             monitor_slug="check-expired-subscriptions", check_in_id=run, status="ok", duration=1.5
         )
-        sentry_sdk.flush(5)
+        sentry_sdk.flush(30)
     finally:
         sentry_sdk.get_client().close(timeout=2)
     monitor = wait_until(
@@ -303,10 +304,14 @@ def test_it_keeps_state_changes_in_the_event_store(
     assert api.get("/api/0/monitors/minutely").json()["status"] == "failing"
 
 
-def test_it_goes_missed_and_recovers_and_tells_slack_once_each(tmp_path: Path, clock: ManualClock) -> None:
+def test_it_goes_missed_and_recovers_and_tells_slack_once_each(
+    tmp_path: Path, clock: ManualClock, state_url: str
+) -> None:
     with (
         SlackReceiver() as slack,
-        running_server(tmp_path, slack_webhook_url=slack.url, now=clock.now) as server,
+        running_server(
+            tmp_path, slack_webhook_url=slack.url, now=clock.now, database_url=state_url, leader_election="off"
+        ) as server,
         httpx.Client(base_url=server.url, headers=server.admin_headers, timeout=10) as api,
     ):
         config = {"schedule": "every 2 seconds", "checkin_margin_seconds": 2}

@@ -570,7 +570,7 @@ def test_it_sends_no_recovery_for_an_episode_that_was_not_announced(state_engine
             service.notifications = True  # switched on mid-episode
             service.process([checkin_record("quiet", "ok")], now=at("2025-01-01T01:00:10"))
             clock.run_once(at("2025-01-01T01:00:11"))
-            assert notifier.flush(5)
+            assert notifier.flush(30)
             assert slack.messages == []
         finally:
             notifier.close(5)

@@ -36,8 +36,11 @@ def slack() -> Iterator[SlackReceiver]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, slack: SlackReceiver) -> Iterator[RunningServer]:
-    with running_server(tmp_path, slack_webhook_url=slack.url) as running:
+def server(tmp_path: Path, slack: SlackReceiver, state_url: str) -> Iterator[RunningServer]:
+    """A server on a SQLite state store and on PostgreSQL (monitors and their outbox live there)."""
+    with running_server(
+        tmp_path, slack_webhook_url=slack.url, database_url=state_url, leader_election="off"
+    ) as running:
         yield running
 
 
@@ -48,7 +51,7 @@ def issue_titled(server: RunningServer, title: str) -> dict[str, Any]:
 
 def failing_message(slack: SlackReceiver, expected_messages: int) -> str:
     """The one cron failure message, once ``expected_messages`` arrived (new-issue messages go too)."""
-    slack.wait_for(expected_messages, timeout=15)
+    slack.wait_for(expected_messages, timeout=60)
     failures = [text for text in slack.texts() if "Cron Job Failure" in text]
     assert len(failures) == 1, slack.texts()
     return failures[0]
@@ -95,7 +98,7 @@ def test_it_tells_the_error_a_sentry_job_sent_after_its_check_in(
         sync_ledger()
     except LookupError as err:  # the check-in went first; the error event follows, as in a real app
         sentry_sdk.capture_exception(err)
-    sentry_sdk.flush(timeout=10)
+    sentry_sdk.flush(timeout=30)
 
     text = failing_message(slack, 2)
     assert "sync-ledger" in text
@@ -128,7 +131,7 @@ def test_it_still_tells_a_sentry_failure_whose_error_event_never_comes(
     )
     config: Any = {"schedule": {"type": "crontab", "value": "0 5 * * *"}}
     capture_checkin(monitor_slug="rebuild-search", status="error", duration=1.5, monitor_config=config)
-    sentry_sdk.flush(timeout=10)
+    sentry_sdk.flush(timeout=30)
 
     text = failing_message(slack, 1)  # held for the error event a while (ERROR_WAIT), then sent without
     assert "rebuild-search" in text

@@ -15,12 +15,18 @@ import pytest
 
 from ingest_helpers import create_monitor, http, stored
 from opswatch.server.testing import RunningServer, running_server
+from state_databases import ENGINES, state_url
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("pings"), retention_days=36500) as running:
-        yield running
+@pytest.fixture(scope="module", params=ENGINES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for the module, its state (the monitors) on SQLite and again on PostgreSQL."""
+    directory = tmp_path_factory.mktemp("pings")
+    for database_url in state_url(request.param, directory):
+        with running_server(
+            directory, retention_days=36500, database_url=database_url, leader_election="off"
+        ) as running:
+            yield running
 
 
 def runs(server: RunningServer, slug: str) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """``/api/0/rules``, ``/api/0/alerts``, ``/api/0/silences`` and the ``rules``/``alerts``/``silence``
-commands, against a real server with a rules file (the clock is injected, so rounds run by hand)."""
+commands, against a real server with a rules file, on SQLite and on PostgreSQL (the clock is injected and
+the background rule clock never starts, so the rounds run by hand and nothing races them)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,14 @@ NOW = T0 + 120
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningServer]:
+def server(tmp_path: Path, state_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningServer]:
     path = tmp_path / "rules.toml"
     path.write_text(RULES)
     fixed = datetime.datetime.fromtimestamp(NOW, datetime.UTC)
-    with running_server(tmp_path, now=lambda: fixed, rules_file=path, rules_ingest_delay=0) as running:
+    with running_server(
+        tmp_path, now=lambda: fixed, rules_file=path, rules_ingest_delay=0, database_url=state_url,
+        leader_election="off", rule_clock=False,  # one server, and the test runs the rounds
+    ) as running:
         running.ctx.store.append([request(T0 + 60 + i, level="error") for i in range(10)])
         rules_for(running.ctx).service.run_once(NOW)
         monkeypatch.setenv("OPSWATCH_URL", running.url)

@@ -122,7 +122,7 @@ def test_it_waits_for_the_lease_of_a_claim_that_may_still_be_delivering(
     notifier = Notifier([SlackChannel(slack.url)])
     with server(tmp_path, almost, notifier, state_url) as second:
         tick(second, almost)
-        assert notifier.flush(5)
+        assert notifier.flush(30)
         assert messages(second) == [(START, None)]
     assert slack.messages == []
 
@@ -135,7 +135,7 @@ def test_it_never_sends_a_delivered_message_again_after_a_restart(
         first.ctx.store.append([request(T0 + i, level="error") for i in range(5)])
         tick(first, START)
         slack.wait_for(1)
-        assert notifier.flush(5)
+        assert notifier.flush(30)
         tick(first, START + 1)
         assert messages(first) == [(START, START + 1)]
     later = START + 3 * LEASE

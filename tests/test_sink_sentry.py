@@ -207,7 +207,7 @@ def test_it_uses_the_apps_own_sentry_client_and_leaves_it_running(fake_sentry: F
     log.error("Through the app's client", operation="x")
     opswatch.shutdown()
     assert sentry_sdk.get_client() is app_client and app_client.is_active()
-    sentry_sdk.flush(5)
+    sentry_sdk.flush(30)
     assert fake_sentry.wait_for(lambda s: s.items_of("event"))
 
 

@@ -133,7 +133,7 @@ def free_port() -> int:
         return port
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -187,7 +187,7 @@ def test_it_posts_gzipped_ndjson_with_the_bearer_key(server: IngestServer, make_
     for n in range(3):
         sink.write(record(f"donation {n}", event_id=f"{n:032x}", amount=n))
 
-    assert sink.flush(5.0)
+    assert sink.flush(30)
 
     (request,) = server.requests
     assert request["path"] == "/api/1/events/"
@@ -204,7 +204,7 @@ def test_it_gives_an_event_id_to_a_record_without_one(server: IngestServer, make
     original = record("no id")
     sink.write(original)
 
-    assert sink.flush(5.0)
+    assert sink.flush(30)
 
     (event,) = server.events.values()
     assert len(event["event_id"]) == 32
@@ -218,7 +218,7 @@ def test_it_batches_by_count(server: IngestServer, make_sink: Any) -> None:
 
     assert wait_for(lambda: len(server.requests) == 2)
     assert [len(r["events"]) for r in server.requests] == [10, 10]
-    assert sink.flush(5.0)
+    assert sink.flush(30)
     assert [len(r["events"]) for r in server.requests] == [10, 10, 5]
     assert server.messages() == [f"r{n}" for n in range(25)]
 
@@ -228,7 +228,7 @@ def test_it_batches_by_bytes(server: IngestServer, make_sink: Any) -> None:
     for n in range(10):
         sink.write(record(f"r{n}", blob="x" * 300))
 
-    assert sink.flush(5.0)
+    assert sink.flush(30)
 
     assert all(len(r["events"]) <= 2 for r in server.requests)
     assert server.messages() == [f"r{n}" for n in range(10)]
@@ -254,7 +254,7 @@ def test_it_retries_5xx_with_the_same_event_ids_and_stores_nothing_twice(
     for n in range(5):
         sink.write(record(f"r{n}"))
 
-    assert sink.flush(5.0)
+    assert sink.flush(30)
 
     assert len(server.requests) == 3
     ids = [[e["event_id"] for e in r["events"]] for r in server.requests]
@@ -277,7 +277,7 @@ def test_it_stores_nothing_twice_when_an_answer_is_lost(server: IngestServer, ma
     for n in range(4):
         sink.write(record(f"r{n}"))
 
-    assert sink.flush(5.0)
+    assert sink.flush(30)
 
     assert len(server.stored) == 4
     assert sink.stats()["duplicates"] == 4
@@ -288,7 +288,7 @@ def test_it_honours_retry_after_on_429(server: IngestServer, make_sink: Any) -> 
     sink = make_sink(server.dsn, backoff_base=0.01)
     sink.write(record("patient"))
 
-    assert sink.flush(5.0)
+    assert sink.flush(30)
 
     first, second = server.requests
     assert second["time"] - first["time"] >= 0.3
@@ -300,7 +300,7 @@ def test_it_retries_a_408(server: IngestServer, make_sink: Any) -> None:
     sink = make_sink(server.dsn)
     sink.write(record("again"))
 
-    assert sink.flush(5.0)
+    assert sink.flush(30)
     assert server.messages() == ["again"]
 
 
@@ -321,7 +321,7 @@ def test_it_spools_while_the_server_is_down_and_replays_in_order_when_it_returns
 
     returned = IngestServer(port)
     try:
-        assert sink.flush(5.0)
+        assert sink.flush(30)
         assert returned.messages() == [f"first {n}" for n in range(3)] + [f"second {n}" for n in range(3)]
         assert spooled_files(tmp_path / "spool") == []
         assert sink.stats()["backlog_records"] == 0
@@ -340,7 +340,7 @@ def test_it_keeps_spooled_batches_for_the_next_run(tmp_path: Path, make_sink: An
     returned = IngestServer(port)
     try:
         second_run = make_sink(f"http://{KEY}@127.0.0.1:{port}/1")
-        assert second_run.flush(5.0)
+        assert second_run.flush(30)
         assert returned.messages() == ["from the first run"]
     finally:
         returned.stop()
@@ -365,7 +365,7 @@ def test_it_drops_the_oldest_spooled_batches_past_the_bound_and_counts_them(
     try:
         sink.close(0)  # stop retrying on the long backoff; the next run replays the spool
         replay = make_sink(f"http://{KEY}@127.0.0.1:{port}/1")
-        assert replay.flush(5.0)
+        assert replay.flush(30)
         messages = returned.messages()
         # The drop report may reach the spool before the close, or not: either way it counts the drops.
         reports = [m for m in messages if m.startswith("opswatch dropped")]
@@ -384,7 +384,7 @@ def test_it_keeps_failed_batches_in_memory_without_a_spool(make_sink: Any) -> No
 
     returned = IngestServer(port)
     try:
-        assert sink.flush(5.0)
+        assert sink.flush(30)
         assert returned.messages() == ["held"]
     finally:
         sink.close(1.0)
@@ -404,7 +404,7 @@ def test_it_drops_a_batch_refused_with_a_4xx_says_so_once_and_carries_on(
     sink.write(record("refused 2"))
     assert not sink.flush(5.0)
     sink.write(record("kept"))
-    assert sink.flush(5.0)  # nothing lost since the previous flush
+    assert sink.flush(30)  # nothing lost since the previous flush
 
     assert server.messages() == ["kept"]
     stats = sink.stats()
@@ -469,7 +469,7 @@ def test_it_counts_a_batch_of_only_invalid_records_as_rejected_and_moves_on(
     sink.write(record(""))
     assert not sink.flush(5.0)
     sink.write(record("valid"))
-    assert sink.flush(5.0)
+    assert sink.flush(30)
 
     assert server.messages() == ["valid"]
     stats = sink.stats()
@@ -483,7 +483,7 @@ def test_it_splits_a_batch_the_server_finds_too_large(server: IngestServer, make
     for n in range(7):
         sink.write(record(f"r{n}"))
 
-    assert sink.flush(5.0)
+    assert sink.flush(30)
 
     assert server.messages() == [f"r{n}" for n in range(7)]
     assert sink.stats()["refused"] == 0
@@ -506,7 +506,7 @@ def test_it_spills_a_full_queue_to_the_spool_instead_of_dropping(tmp_path: Path,
 
     returned = IngestServer(port)
     try:
-        assert sink.flush(5.0)
+        assert sink.flush(30)
         assert sorted(returned.messages()) == sorted(f"r{n}" for n in range(23))
         assert len(returned.stored) == 23
     finally:
@@ -535,7 +535,7 @@ def test_it_counts_every_drop_in_stats_stderr_flush_a_record_and_a_client_report
     returned = IngestServer(port)
     try:
         assert not sink.flush(5.0)  # everything left was delivered, but some records were lost
-        assert sink.flush(5.0)  # nothing lost since
+        assert sink.flush(30)  # nothing lost since
         reports = [e for e in returned.events.values() if e.get("operation") == "opswatch.dropped"]
         (report,) = reports
         assert report["dropped"] == dropped and report["dropped_spool_full"] == dropped
@@ -584,7 +584,7 @@ def test_it_flushes_at_a_stop_spools_what_is_left_and_stays_open(
     server.hang = None
     sink.write(record("after the stop"))  # sent at once now: no batch interval to wait for
     assert wait_for(lambda: "after the stop" in server.messages())
-    assert sink.flush(5.0)
+    assert sink.flush(30)
     assert sorted(server.messages()) == ["after the stop", "in flight", "queued"]
 
 
@@ -626,7 +626,7 @@ def test_it_never_raises_into_the_app_when_the_transport_breaks(
     assert "RuntimeError: transport bug" in capsys.readouterr().err
 
     broken = False
-    assert sink.flush(5.0)
+    assert sink.flush(30)
     assert sink.stats()["sent"] == 1
 
 
@@ -653,7 +653,7 @@ def test_it_names_its_thread_so_the_stdlib_bridge_ignores_its_logs(server: Inges
     logging.getLogger("httpcore").setLevel(logging.DEBUG)
     try:
         opswatch.get_logger("app").info("hello")
-        assert opswatch.flush(5.0)
+        assert opswatch.flush(30)
         assert any(t.name == THREAD_NAME for t in threading.enumerate())
         assert THREAD_NAME.startswith("opswatch-")
         assert {e["logger"] for e in server.events.values()} == {"app"}
@@ -699,7 +699,7 @@ def test_it_ships_redacted_records_logged_through_opswatch_init(server: IngestSe
     log.info("Donation created", operation="donations.create.success", amount=25, password="hunter2")
     log.debug("debug reaches the server too")
 
-    assert opswatch.flush(5.0)
+    assert opswatch.flush(30)
 
     first, second = server.events.values()
     assert first["operation"] == "donations.create.success"
@@ -714,7 +714,7 @@ def test_it_takes_only_records_at_the_server_level(server: IngestServer, tmp_pat
     log.info("stays home")
     log.error("goes out")
 
-    assert opswatch.flush(5.0)
+    assert opswatch.flush(30)
     assert server.messages() == ["goes out"]
 
 
@@ -731,7 +731,7 @@ FORK_SCRIPT = textwrap.dedent(
     sink.batch_interval = 60.0  # only flush sends, so what each process sends is exact
     log = opswatch.get_logger("app")
     log.info("parent before fork")
-    assert opswatch.flush(5)
+    assert opswatch.flush(30)
     log.info("parent queued at fork")
 
     pid = os.fork()
@@ -821,7 +821,7 @@ def test_it_stops_its_thread_when_a_later_sink_fails_init(tmp_path: Path) -> Non
             sentry_enabled=True,
         )
     assert caught.value.setting == "sentry_dsn"
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while any(t.name == THREAD_NAME for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not any(t.name == THREAD_NAME for t in threading.enumerate())
@@ -835,7 +835,7 @@ def test_it_tells_what_became_of_every_record_through_opswatch_stats(
 ) -> None:
     opswatch.init(dsn=server.dsn, console=False, spool_dir=str(tmp_path / "spool"))
     opswatch.get_logger("app").info("counted")
-    assert opswatch.flush(5.0)
+    assert opswatch.flush(30)
 
     stats = opswatch.stats()
     assert (stats["queued"], stats["spooled"], stats["sent"], stats["dropped"]) == (0, 0, 1, 0)

@@ -38,7 +38,7 @@ def sentry(server: RunningServer) -> Iterator[None]:
         default_integrations=False,
     )
     yield
-    sentry_sdk.flush(timeout=5)
+    sentry_sdk.flush(timeout=30)
     sentry_sdk.get_client().close(timeout=5)
     sentry_sdk.get_global_scope().set_client(None)
 
@@ -58,7 +58,7 @@ def test_a_sentry_sdk_transaction_becomes_its_root_span_and_one_span_per_child(
                 call.set_status("internal_error")
         with sentry_sdk.start_span(op="template.render", name="receipt.html"):
             pass
-    sentry_sdk.flush(timeout=5)
+    sentry_sdk.flush(timeout=30)
     found = sql(
         server,
         f"""

@@ -15,6 +15,10 @@ Sentry SDKs, ``server.admin_headers`` for the management API. Settings are ``Ser
 the process environment is ignored unless ``environ`` is given. Leaving the block stops the server the
 graceful way (everything acknowledged is durable, the stores are closed). Starting twice on the same
 ``tmp_path`` reopens the same data, as a restart would.
+
+``rule_clock=False`` keeps the rule clock from ever starting (not even its first tick), so a test that
+runs the rounds by hand (``rules_for(server.ctx).clock.run_once(at)``) has no background round racing
+its own, whatever the machine's load.
 """
 
 from __future__ import annotations
@@ -69,10 +73,11 @@ def running_server(
     now: Callable[[], datetime.datetime] | None = None,
     notifier: Any | None = None,
     start_timeout: float = 30.0,
+    rule_clock: bool = True,
     **settings: Any,
 ) -> Iterator[RunningServer]:
     """Start a server for the block; see the module docstring. ``store``/``now``/``notifier`` are
-    handed to ``open_context``."""
+    handed to ``open_context``; ``rule_clock=False`` leaves the rule clock stopped."""
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP; without it
     # every answer written in two parts waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -87,6 +92,8 @@ def running_server(
         ctx = open_context(resolved, store=store, now=now, notifier=notifier)
         try:
             app = create_app(ctx)
+            if not rule_clock:
+                _hold_rule_clock(ctx)
         except BaseException:
             ctx.close()
             raise
@@ -120,3 +127,16 @@ def running_server(
             ctx.close()  # already closed by the lifespan unless the server died
     finally:
         sock.close()
+
+
+def _hold_rule_clock(ctx: ServerContext) -> None:
+    """Take the rule clock out of the workers the server starts, and out of a ``Leadership``'s singletons
+    (leader election on): it then runs only when the test calls it."""
+    from .leader import Leadership
+    from .rules import rules_for
+
+    clock = rules_for(ctx).clock
+    ctx.background[:] = [worker for worker in ctx.background if worker is not clock]
+    for worker in ctx.background:
+        if isinstance(worker, Leadership):
+            worker.singletons = [singleton for singleton in worker.singletons if singleton is not clock]
