@@ -72,7 +72,7 @@ def test_the_notice_rules_send_to_their_rules_channels_only(tmp_path: Path, slac
             "email_to": ["ops@example.org"],
             "leader_election": "off",
         }
-        with running_server(tmp_path, now=lambda: T0, **settings) as started:
+        with running_server(tmp_path, now=lambda: T0, rule_clock=False, **settings) as started:
             running = stopped(started)
             headers = running.admin_headers
             created = httpx.post(

@@ -50,7 +50,7 @@ def slack() -> Iterator[SlackReceiver]:
 def server(tmp_path: Path, clock: Clock, **settings: Any) -> Iterator[RunningServer]:
     """A server on the test's files with every background worker stopped (nothing ticks by itself)."""
     with running_server(
-        tmp_path, now=clock, leader_election="off", rules_ingest_delay=0, **settings
+        tmp_path, now=clock, leader_election="off", rule_clock=False, rules_ingest_delay=0, **settings
     ) as running:
         for worker in running.ctx.background:
             worker.stop()
