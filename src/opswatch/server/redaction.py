@@ -156,17 +156,15 @@ class ServerRedactor(Redactor):
         # ``Redactor._walk_mapping`` at depth 1, line for line, but for the memo of flat nested dicts
         out: dict[str, Any] = {}
         seen = {id(value)}
-        key_cache = self._key_cache
-        key_names = self._key_names
+        plans = self._record_keys  # a key's verdict and name are those ``_walk_mapping`` works out
         str_cache = self._str_cache
         for key, item in value.items():
-            name = key if type(key) is str else str(key)
             kind = type(item)
-            verdict = key_cache.get(name)
-            if verdict is None:
-                verdict = self.key_verdict(name)
-            if key_names and name in key_names:
-                name = key_names[name]
+            plan = plans.get(key) if type(key) is str else None
+            if plan is None:
+                plan = self._plan_key(key if type(key) is str else str(key))
+            verdict = plan[1]
+            name = plan[2]
             if verdict and item is not None and kind is not bool:
                 if verdict == SECRET:
                     if not self.remove:
