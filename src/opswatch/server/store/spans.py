@@ -44,12 +44,16 @@ def span_key(span: dict[str, Any]) -> SpanKey:
 
 
 def insert_span_groups(
-    conn: Any, groups: Sequence[Sequence[dict[str, Any]]], catalog: KeyCatalog
+    conn: Any,
+    groups: Sequence[Sequence[dict[str, Any]]],
+    catalog: KeyCatalog,
+    prepared: Prepared | None = None,
 ) -> tuple[list[int], Plan, SchemaInfo | None]:
     """Insert the spans not stored yet (nor earlier in the batches), for several callers' batches at once
     (one look-up, one insert), inside the caller's transaction. Answers per batch how
     many of its spans were new (a span in two batches counts for the first); the catalog plan the
-    caller adopts once committed; and the ``spans`` view's new schema when it changed."""
+    caller adopts once committed; and the ``spans`` view's new schema when it changed. With
+    ``prepared`` (the connection's prepared statements) the insert is planned once per text."""
     fresh: dict[SpanKey, dict[str, Any]] = {}
     owner: dict[SpanKey, int] = {}
     for number, spans in enumerate(groups):
@@ -91,12 +95,16 @@ def insert_span_groups(
     # (a struct of them), rather than with one extraction per key.
     keys = orjson.dumps({info.name: layout.sql_type(info) for info in promoted}).decode()
     parsed = f"from_json(attributes, {layout.literal(keys)})" if promoted else "NULL"
-    conn.execute(
+    insert = (
         f"INSERT INTO {SPANS_TABLE} ({names}) SELECT {picks} FROM (SELECT *, {parsed} AS p FROM "
         f"(SELECT unnest(from_json(line, {layout.literal(structure)})) FROM "
-        "(SELECT unnest(string_split(?, chr(10))) AS line)))",
-        [json_lines(list(fresh.values())).decode()],
+        "(SELECT unnest(string_split($1, chr(10))) AS line)))"
     )
+    lines = json_lines(list(fresh.values())).decode()
+    if prepared is None:
+        conn.execute(insert, [lines])
+    else:
+        prepared.execute(conn, insert, lines)
     for key in fresh:
         counts[owner[key]] += 1
     return counts, plan, schema
@@ -133,6 +141,41 @@ def with_promoted(
     return out
 
 
+class Prepared:
+    """Statements of one connection prepared once per text and executed with one text parameter.
+
+    DuckDB binds and plans the wide span insert (a struct of every column, the promoted keys' struct)
+    on each ``execute``; for a batch of a few hundred spans that costs as much as the insert itself.
+    Prepared once (``PREPARE``), each batch only executes it, its parameter passed through a session
+    variable (``EXECUTE`` takes no bound parameters). A prepared statement outlives a rollback and
+    is bound again by DuckDB when the table gains a column. Only the insert whose text changes
+    (a key promoted) is prepared again; the previous one is deallocated.
+    """
+
+    _VARIABLE = "opswatch_span_lines"
+
+    def __init__(self) -> None:
+        self._conn: Any = None
+        self._names: dict[str, str] = {}
+        self._count = 0
+
+    def execute(self, conn: Any, sql: str, text: str) -> None:
+        """Run ``sql`` (its parameter written ``$1``) with ``text`` as that parameter, on ``conn``."""
+        if conn is not self._conn:  # another connection: its statements are its own
+            self._conn, self._names = conn, {}
+        name = self._names.get(sql)
+        if name is None:
+            for old in self._names.values():
+                conn.execute(f"DEALLOCATE {old}")
+            self._count += 1
+            name = f"opswatch_span_insert_{self._count}"
+            conn.execute(f"PREPARE {name} AS {sql}")
+            self._names = {sql: name}
+        conn.execute(f"SET VARIABLE {self._VARIABLE} = ?", [text])
+        conn.execute(f"EXECUTE {name}(getvariable('{self._VARIABLE}'))")
+        conn.execute(f"RESET VARIABLE {self._VARIABLE}")  # (after a failure, the next batch's replaces it)
+
+
 class SpanCommits:
     """Group commit for span batches: callers that arrive while a commit waits for the writer join it.
 
@@ -159,6 +202,7 @@ class SpanCommits:
         self._lock = threading.Lock()
         self._queued: list[tuple[Sequence[dict[str, Any]], Future[int]]] = []
         self._scheduled = False
+        self._prepared = Prepared()
         #: Transactions committed (a group counts once).
         self.commits = 0
 
@@ -195,7 +239,8 @@ class SpanCommits:
     def _commit_group(self, conn: Any, group: list[tuple[Sequence[dict[str, Any]], Future[int]]]) -> None:
         try:
             counts, plan, schema = _in_transaction(
-                conn, lambda: insert_span_groups(conn, [rows for rows, _ in group], self._catalog)
+                conn,
+                lambda: insert_span_groups(conn, [rows for rows, _ in group], self._catalog, self._prepared),
             )
         except BaseException as err:
             if len(group) == 1:
