@@ -18,12 +18,17 @@ def test_it_prepares_a_text_once_and_again_only_when_the_text_changes() -> None:
     conn = duckdb.connect()
     conn.execute("CREATE TABLE t (v VARCHAR)")
     prepared = Prepared()
-    prepared.execute(conn, INSERT, "a,b")
-    prepared.execute(conn, INSERT, "c")
-    prepared.execute(conn, "INSERT INTO t SELECT upper(unnest(string_split($1, ',')))", "d")
+    prepared.execute(conn, "insert", INSERT, ["a,b"])
+    prepared.execute(conn, "insert", INSERT, ["c"])
+    prepared.execute(conn, "insert", "INSERT INTO t SELECT upper(unnest(string_split($1, ',')))", ["d"])
     names = conn.execute("SELECT name FROM duckdb_prepared_statements()").fetchall()
     assert len(names) == 1  # the first text's statement was deallocated
     assert _values(conn) == ["D", "a", "b", "c"]
+    found = prepared.execute(
+        conn, "lookup", "SELECT count(*) FROM t WHERE v IN (SELECT unnest($1::VARCHAR[]))", [["a", "D"]]
+    )
+    assert found.fetchall() == [(2,)]
+    assert len(conn.execute("SELECT name FROM duckdb_prepared_statements()").fetchall()) == 2  # one per slot
 
 
 def test_it_keeps_working_after_a_rolled_back_failure() -> None:
@@ -32,9 +37,9 @@ def test_it_keeps_working_after_a_rolled_back_failure() -> None:
     prepared = Prepared()
     conn.execute("BEGIN TRANSACTION")
     with pytest.raises(duckdb.Error):
-        prepared.execute(conn, INSERT, "1,x")  # 'x' is not an integer: the transaction fails
+        prepared.execute(conn, "insert", INSERT, ["1,x"])  # 'x' is not an integer: the transaction fails
     conn.execute("ROLLBACK")
-    prepared.execute(conn, INSERT, "2,3")
+    prepared.execute(conn, "insert", INSERT, ["2,3"])
     assert _values(conn) == [2, 3]
 
 
@@ -43,5 +48,5 @@ def test_it_prepares_again_on_another_connection() -> None:
     for _ in range(2):
         conn = duckdb.connect()
         conn.execute("CREATE TABLE t (v VARCHAR)")
-        prepared.execute(conn, INSERT, "a")
+        prepared.execute(conn, "insert", INSERT, ["a"])
         assert _values(conn) == ["a"]

@@ -67,7 +67,7 @@ def insert_span_groups(
         return counts, Plan(keys=catalog.keys), None
     stamps = [str(span["timestamp"]) for span in fresh.values()]
     column = quote("timestamp")
-    found = conn.execute(
+    found = conn.execute(  # not prepared: setting its three parameters would cost what planning does
         f"SELECT project_id, trace_id, span_id FROM {SPANS_TABLE} "
         f"WHERE {column} >= ?::TIMESTAMP AND {column} <= ?::TIMESTAMP "
         "AND trace_id IN (SELECT unnest(?::VARCHAR[]))",
@@ -100,11 +100,12 @@ def insert_span_groups(
         f"(SELECT unnest(from_json(line, {layout.literal(structure)})) FROM "
         "(SELECT unnest(string_split($1, chr(10))) AS line)))"
     )
-    lines = json_lines(list(fresh.values())).decode()
-    if prepared is None:
-        conn.execute(insert, [lines])
+    lines = [json_lines(list(fresh.values())).decode()]
+    if prepared is not None:
+        prepared.execute(conn, "span_insert", insert, lines)
+        conn.execute("RESET VARIABLE opswatch_span_insert_0")  # (a failed batch: the next one replaces it)
     else:
-        prepared.execute(conn, insert, lines)
+        conn.execute(insert, lines)
     for key in fresh:
         counts[owner[key]] += 1
     return counts, plan, schema
@@ -142,38 +143,41 @@ def with_promoted(
 
 
 class Prepared:
-    """Statements of one connection prepared once per text and executed with one text parameter.
+    """Statements of one connection, each prepared once per text, executed with their parameters.
 
-    DuckDB binds and plans the wide span insert (a struct of every column, the promoted keys' struct)
-    on each ``execute``; for a batch of a few hundred spans that costs as much as the insert itself.
-    Prepared once (``PREPARE``), each batch only executes it, its parameter passed through a session
-    variable (``EXECUTE`` takes no bound parameters). A prepared statement outlives a rollback and
-    is bound again by DuckDB when the table gains a column. Only the insert whose text changes
-    (a key promoted) is prepared again; the previous one is deallocated.
+    DuckDB binds and plans a statement on each ``execute``; for the wide span insert (a struct of every
+    column, the promoted keys' struct) that costs, for a batch of a few hundred spans, about as much as
+    running it. Prepared once (``PREPARE``), each batch only executes it, the parameters passed
+    through session variables (``EXECUTE`` takes no bound parameters). A prepared statement outlives
+    a rollback and is bound again by DuckDB when the table gains a column. Each ``slot`` holds one
+    statement: when its text changes (a key promoted), the old one is deallocated and the new one
+    prepared.
     """
-
-    _VARIABLE = "opswatch_span_lines"
 
     def __init__(self) -> None:
         self._conn: Any = None
-        self._names: dict[str, str] = {}
+        self._slots: dict[str, tuple[str, str]] = {}
         self._count = 0
 
-    def execute(self, conn: Any, sql: str, text: str) -> None:
-        """Run ``sql`` (its parameter written ``$1``) with ``text`` as that parameter, on ``conn``."""
+    def execute(self, conn: Any, slot: str, sql: str, params: Sequence[Any]) -> Any:
+        """Run ``sql`` (parameters written ``$1``, ``$2`` ...) with ``params`` on ``conn``; returns the
+        connection, as ``conn.execute`` does, to fetch from."""
         if conn is not self._conn:  # another connection: its statements are its own
-            self._conn, self._names = conn, {}
-        name = self._names.get(sql)
-        if name is None:
-            for old in self._names.values():
-                conn.execute(f"DEALLOCATE {old}")
+            self._conn, self._slots = conn, {}
+        known = self._slots.get(slot)
+        if known is None or known[0] != sql:
+            if known is not None:
+                conn.execute(f"DEALLOCATE {known[1]}")
             self._count += 1
-            name = f"opswatch_span_insert_{self._count}"
-            conn.execute(f"PREPARE {name} AS {sql}")
-            self._names = {sql: name}
-        conn.execute(f"SET VARIABLE {self._VARIABLE} = ?", [text])
-        conn.execute(f"EXECUTE {name}(getvariable('{self._VARIABLE}'))")
-        conn.execute(f"RESET VARIABLE {self._VARIABLE}")  # (after a failure, the next batch's replaces it)
+            known = (sql, f"opswatch_{slot}_{self._count}")
+            conn.execute(f"PREPARE {known[1]} AS {sql}")
+            self._slots[slot] = known
+        variables = [f"opswatch_{slot}_{number}" for number in range(len(params))]
+        for variable, value in zip(variables, params, strict=True):
+            conn.execute(f"SET VARIABLE {variable} = ?", [value])
+        arguments = ", ".join(f"getvariable('{variable}')" for variable in variables)
+        result = conn.execute(f"EXECUTE {known[1]}({arguments})")
+        return result
 
 
 class SpanCommits:
