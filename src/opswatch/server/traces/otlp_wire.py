@@ -27,9 +27,10 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-#: Distinct attributes remembered (then the memo starts over), and the longest one remembered.
-MEMO_SIZE: Final = 50_000
-MEMO_MAX_BYTES: Final = 512
+#: Distinct attributes remembered (then the memo starts over), and the longest one remembered (at most
+#: about 10 MB held).
+MEMO_SIZE: Final = 20_000
+MEMO_MAX_BYTES: Final = 256
 
 _REQUEST: Final = "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"
 
