@@ -44,16 +44,12 @@ def span_key(span: dict[str, Any]) -> SpanKey:
 
 
 def insert_span_groups(
-    conn: Any,
-    groups: Sequence[Sequence[dict[str, Any]]],
-    catalog: KeyCatalog,
-    prepared: Prepared | None = None,
+    conn: Any, groups: Sequence[Sequence[dict[str, Any]]], catalog: KeyCatalog
 ) -> tuple[list[int], Plan, SchemaInfo | None]:
     """Insert the spans not stored yet (nor earlier in the batches), for several callers' batches at once
     (one look-up, one insert), inside the caller's transaction. Answers per batch how
     many of its spans were new (a span in two batches counts for the first); the catalog plan the
-    caller adopts once committed; and the ``spans`` view's new schema when it changed. With
-    ``prepared`` (the connection's prepared statements) the insert is planned once per text."""
+    caller adopts once committed; and the ``spans`` view's new schema when it changed."""
     fresh: dict[SpanKey, dict[str, Any]] = {}
     owner: dict[SpanKey, int] = {}
     for number, spans in enumerate(groups):
@@ -67,7 +63,7 @@ def insert_span_groups(
         return counts, Plan(keys=catalog.keys), None
     stamps = [str(span["timestamp"]) for span in fresh.values()]
     column = quote("timestamp")
-    found = conn.execute(  # not prepared: setting its three parameters would cost what planning does
+    found = conn.execute(
         f"SELECT project_id, trace_id, span_id FROM {SPANS_TABLE} "
         f"WHERE {column} >= ?::TIMESTAMP AND {column} <= ?::TIMESTAMP "
         "AND trace_id IN (SELECT unnest(?::VARCHAR[]))",
@@ -95,17 +91,12 @@ def insert_span_groups(
     # (a struct of them), rather than with one extraction per key.
     keys = orjson.dumps({info.name: layout.sql_type(info) for info in promoted}).decode()
     parsed = f"from_json(attributes, {layout.literal(keys)})" if promoted else "NULL"
-    insert = (
+    conn.execute(
         f"INSERT INTO {SPANS_TABLE} ({names}) SELECT {picks} FROM (SELECT *, {parsed} AS p FROM "
         f"(SELECT unnest(from_json(line, {layout.literal(structure)})) FROM "
-        "(SELECT unnest(string_split($1, chr(10))) AS line)))"
+        "(SELECT unnest(string_split(?, chr(10))) AS line)))",
+        [json_lines(list(fresh.values())).decode()],
     )
-    lines = [json_lines(list(fresh.values())).decode()]
-    if prepared is not None:
-        prepared.execute(conn, "span_insert", insert, lines)
-        conn.execute("RESET VARIABLE opswatch_span_insert_0")  # (a failed batch: the next one replaces it)
-    else:
-        conn.execute(insert, lines)
     for key in fresh:
         counts[owner[key]] += 1
     return counts, plan, schema
@@ -142,44 +133,6 @@ def with_promoted(
     return out
 
 
-class Prepared:
-    """Statements of one connection, each prepared once per text, executed with their parameters.
-
-    DuckDB binds and plans a statement on each ``execute``; for the wide span insert (a struct of every
-    column, the promoted keys' struct) that costs, for a batch of a few hundred spans, about as much as
-    running it. Prepared once (``PREPARE``), each batch only executes it, the parameters passed
-    through session variables (``EXECUTE`` takes no bound parameters). A prepared statement outlives
-    a rollback and is bound again by DuckDB when the table gains a column. Each ``slot`` holds one
-    statement: when its text changes (a key promoted), the old one is deallocated and the new one
-    prepared.
-    """
-
-    def __init__(self) -> None:
-        self._conn: Any = None
-        self._slots: dict[str, tuple[str, str]] = {}
-        self._count = 0
-
-    def execute(self, conn: Any, slot: str, sql: str, params: Sequence[Any]) -> Any:
-        """Run ``sql`` (parameters written ``$1``, ``$2`` ...) with ``params`` on ``conn``; returns the
-        connection, as ``conn.execute`` does, to fetch from."""
-        if conn is not self._conn:  # another connection: its statements are its own
-            self._conn, self._slots = conn, {}
-        known = self._slots.get(slot)
-        if known is None or known[0] != sql:
-            if known is not None:
-                conn.execute(f"DEALLOCATE {known[1]}")
-            self._count += 1
-            known = (sql, f"opswatch_{slot}_{self._count}")
-            conn.execute(f"PREPARE {known[1]} AS {sql}")
-            self._slots[slot] = known
-        variables = [f"opswatch_{slot}_{number}" for number in range(len(params))]
-        for variable, value in zip(variables, params, strict=True):
-            conn.execute(f"SET VARIABLE {variable} = ?", [value])
-        arguments = ", ".join(f"getvariable('{variable}')" for variable in variables)
-        result = conn.execute(f"EXECUTE {known[1]}({arguments})")
-        return result
-
-
 class SpanCommits:
     """Group commit for span batches: callers that arrive while a commit waits for the writer join it.
 
@@ -206,7 +159,6 @@ class SpanCommits:
         self._lock = threading.Lock()
         self._queued: list[tuple[Sequence[dict[str, Any]], Future[int]]] = []
         self._scheduled = False
-        self._prepared = Prepared()
         #: Transactions committed (a group counts once).
         self.commits = 0
 
@@ -243,8 +195,7 @@ class SpanCommits:
     def _commit_group(self, conn: Any, group: list[tuple[Sequence[dict[str, Any]], Future[int]]]) -> None:
         try:
             counts, plan, schema = _in_transaction(
-                conn,
-                lambda: insert_span_groups(conn, [rows for rows, _ in group], self._catalog, self._prepared),
+                conn, lambda: insert_span_groups(conn, [rows for rows, _ in group], self._catalog)
             )
         except BaseException as err:
             if len(group) == 1:
