@@ -201,12 +201,9 @@ class Pipeline:
 
     def prepare(self, project_id: int, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Redacted copies of ``records`` (when redaction is on), each stamped with ``project_id``."""
-        redact = self.redactor.redact_record
-        out: list[dict[str, Any]] = []
-        for record in records:
-            clean = redact(record) if self.redacting else dict(record)
+        out = self.redactor.redact_records(records) if self.redacting else [dict(r) for r in records]
+        for clean in out:
             clean["project_id"] = project_id
-            out.append(clean)
         return out
 
     # -- the committer --------------------------------------------------------------------------

@@ -190,12 +190,13 @@ class KeyCatalog:
         # Gather per key: joined type, rows, first and last timestamp, first spelling, first project.
         found: dict[str, list[Any]] = {}
         lower = self.lower
+        lowered = self._lower
         for position, (stamp, attributes) in enumerate(batch):
             for name, value in attributes.items():
-                kind = value_type(value)
+                kind = VARCHAR if type(value) is str else value_type(value)  # most values are text
                 if kind is None:
                     continue
-                key = lower(name)
+                key = lowered.get(name) or lower(name)
                 entry = found.get(key)
                 if entry is None:
                     found[key] = [kind, 1, stamp, stamp, name, projects[position] if projects else None]

@@ -120,5 +120,91 @@ def span_row(
     }
 
 
+#: A resource's ``service``, ``environment``, ``release`` and ``host`` columns (``resource_columns``).
+ResourceColumns = tuple[str | None, str | None, str | None, str | None]
+_ZERO_TRACE: Final = bytes(16)
+_ZERO_SPAN: Final = bytes(8)
+
+
+def resource_columns(resource: Mapping[str, Any]) -> ResourceColumns:
+    """The four resource columns of ``span_row`` for ``resource``, worked out once for its spans."""
+    return (
+        _text(resource.get("service")),
+        _text(resource.get("environment")),
+        _text(resource.get("release")),
+        _text(resource.get("host")),
+    )
+
+
+def binary_span_row(
+    *,
+    trace_id: bytes,
+    span_id: bytes,
+    parent_span_id: bytes,
+    name: str,
+    kind: str,
+    start_ns: int,
+    end_ns: int,
+    status: str,
+    status_message: str,
+    resource: Mapping[str, Any],
+    where: ResourceColumns,
+    attributes: dict[str, Any],
+    events: list[Any] | None,
+    links: list[Any] | None,
+    received_at: str,
+) -> dict[str, Any]:
+    """``span_row`` for binary ids (OTLP protobuf) and ``where = resource_columns(resource)``, with the
+    checks a well-formed span passes made first and cheaply; any other span goes through ``span_row``
+    (the same row, or the same refusal). Keeps ``attributes``, ``events`` and ``links`` as given."""
+    if (
+        len(trace_id) == 16
+        and trace_id != _ZERO_TRACE
+        and len(span_id) == 8
+        and span_id != _ZERO_SPAN
+        and (not parent_span_id or (len(parent_span_id) == 8 and parent_span_id != _ZERO_SPAN))
+        and len(name) <= limits.MAX_SPAN_NAME_CHARS
+        and kind in SPAN_KINDS
+        and status in STATUSES
+        and 0 < start_ns <= end_ns < _MAX_NS
+    ):
+        return {
+            "timestamp": format_nanos(start_ns),
+            "duration_ms": (end_ns - start_ns) / 1e6,
+            "trace_id": trace_id.hex(),
+            "span_id": span_id.hex(),
+            "parent_span_id": parent_span_id.hex() if parent_span_id else None,
+            "name": name,
+            "kind": kind,
+            "status": status,
+            "status_message": status_message or None,
+            "service": where[0],
+            "environment": where[1],
+            "release": where[2],
+            "host": where[3],
+            "received_at": received_at,
+            "attributes": attributes,
+            "events": events if events is not None else [],
+            "links": links if links is not None else [],
+        }
+    return span_row(
+        trace_id=trace_id.hex(),
+        span_id=span_id.hex(),
+        parent_span_id=parent_span_id.hex(),
+        name=name,
+        kind=kind,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        status=status,
+        status_message=status_message,
+        resource=resource,
+        attributes=attributes,
+        events=events,
+        links=links,
+        received_at=received_at,
+        owned=True,
+    )
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None

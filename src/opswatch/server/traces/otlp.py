@@ -1,8 +1,9 @@
 """OTLP traces (``ExportTraceServiceRequest``) to span rows, from protobuf or from OTLP/JSON.
 
 Protobuf is decoded with the generated classes of ``opentelemetry-proto`` (the specification's own
-``.proto`` files); OTLP/JSON is read with orjson and walked by hand, because its ids are hex and not the
-base64 that protobuf's JSON mapping would read them as. Both walks yield the same rows:
+``.proto`` files), span attributes from their raw bytes with a memo (``otlp_wire``); OTLP/JSON is read
+with orjson and walked by hand, because its ids are hex and not the base64 that protobuf's JSON mapping
+would read them as. Both walks yield the same rows:
 
 * resource attributes: ``service.name`` -> ``service``, ``deployment.environment.name`` (or the older
   ``deployment.environment``) -> ``environment``, ``service.version`` -> ``release``, ``host.name`` ->
@@ -20,21 +21,20 @@ answer's ``partial_success`` counts it and names the first reasons, as the OTLP 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import orjson
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from .. import limits
 from ..ingest.body import IngestError
 from ..ingest.records import Refused
-from .model import format_nanos, span_row
+from .model import ResourceColumns, binary_span_row, format_nanos, resource_columns, span_row
+from .otlp_wire import Attributes, ExportTraceServiceRequest
 
 #: Deepest nesting of array and key-value-list attribute values.
 MAX_VALUE_DEPTH: Final = 16
@@ -89,9 +89,9 @@ def decode_traces(body: bytes, *, json: bool, received_at: str) -> Decoded:
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
+        return _from_protobuf(request, received_at)  # a span's attributes are parsed as it is read
     except (DecodeError, RecursionError):
         raise IngestError(400, "invalid_protobuf", "the body is not an ExportTraceServiceRequest") from None
-    return _from_protobuf(request, received_at)
 
 
 def answer(decoded: Decoded, *, json: bool) -> bytes:
@@ -162,6 +162,10 @@ def pb_attributes(pairs: Iterable[Any], out: dict[str, Any] | None = None) -> di
     return out
 
 
+#: Span attributes arrive as raw ``KeyValue`` bytes (``otlp_wire``); each distinct one is decoded once.
+_SPAN_ATTRIBUTES: Final = Attributes(pb_value)
+
+
 def _from_protobuf(request: Any, received_at: str) -> Decoded:
     decoded = Decoded()
     for resource_spans in request.resource_spans:
@@ -169,37 +173,44 @@ def _from_protobuf(request: Any, received_at: str) -> Decoded:
             resource, rest = resource_fields(pb_attributes(resource_spans.resource.attributes))
         except Refused as refused:
             for scope_spans in resource_spans.scope_spans:
-                for _ in scope_spans.spans:
+                for span in scope_spans.spans:
+                    with contextlib.suppress(Refused):  # still parsed: bad bytes fail the request
+                        _SPAN_ATTRIBUTES.read(span.attributes, {})
                     decoded.reject(refused)
             continue
+        where = resource_columns(resource)
         for scope_spans in resource_spans.scope_spans:
             scope = _scope(scope_spans.scope.name, scope_spans.scope.version, rest)
             for span in scope_spans.spans:
                 try:
-                    decoded.rows.append(_pb_span(span, scope, resource, received_at))
+                    decoded.rows.append(_pb_span(span, scope, resource, where, received_at))
                 except Refused as refused:
                     decoded.reject(refused)
             _count(decoded)
     return decoded
 
 
-def _pb_span(span: Any, scope: dict[str, Any], resource: dict[str, Any], received_at: str) -> dict[str, Any]:
+def _pb_span(
+    span: Any, scope: dict[str, Any], resource: dict[str, Any], where: ResourceColumns, received_at: str
+) -> dict[str, Any]:
     status = span.status
     code = status.code
+    kind = span.kind
     events = span.events  # read once: each access makes a container object
     links = span.links
-    return span_row(
-        trace_id=span.trace_id.hex(),
-        span_id=span.span_id.hex(),
-        parent_span_id=span.parent_span_id.hex(),
+    return binary_span_row(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
         name=span.name,
-        kind=_KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "internal",
+        kind=_KINDS[kind] if 0 <= kind < len(_KINDS) else "internal",
         start_ns=span.start_time_unix_nano,
         end_ns=span.end_time_unix_nano,
         status=_STATUSES[code] if 0 <= code < len(_STATUSES) else "unset",
         status_message=status.message,
         resource=resource,
-        attributes=pb_attributes(span.attributes, dict(scope)),
+        where=where,
+        attributes=_SPAN_ATTRIBUTES.read(span.attributes, dict(scope)),
         events=[_event(e.name, e.time_unix_nano, pb_attributes(e.attributes)) for e in events]
         if events
         else None,
@@ -207,7 +218,6 @@ def _pb_span(span: Any, scope: dict[str, Any], resource: dict[str, Any], receive
         if links
         else None,
         received_at=received_at,
-        owned=True,
     )
 
 
