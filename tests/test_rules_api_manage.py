@@ -43,9 +43,8 @@ def server(tmp_path: Path, state_url: str, monkeypatch: pytest.MonkeyPatch) -> I
     fixed = datetime.datetime.fromtimestamp(NOW, datetime.UTC)
     with running_server(
         tmp_path, now=lambda: fixed, rules_file=path, rules_ingest_delay=0, database_url=state_url,
-        leader_election="off",  # one server: its clock starts with it, and stops here for good
+        leader_election="off", rule_clock=False,  # one server, whose rounds the test runs
     ) as running:
-        rules_for(running.ctx).clock.stop()  # the test runs the rounds
         monkeypatch.setenv("OPSWATCH_URL", running.url)
         monkeypatch.setenv("OPSWATCH_ADMIN_TOKEN", running.admin_token)
         monkeypatch.setenv("COLUMNS", "200")

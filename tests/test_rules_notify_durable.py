@@ -71,9 +71,9 @@ def server(tmp_path: Path, at: float, notifier: Notifier, state_url: str) -> Ite
         rules_ingest_delay=0,
         rules_group_wait=0,
         database_url=state_url,
-        leader_election="off",  # one server: its clock starts with it, and stops here for good
+        leader_election="off",
+        rule_clock=False,  # the test drives the rounds: the clock never starts
     ) as running:
-        rules_for(running.ctx).clock.stop()
         yield running
 
 
