@@ -126,6 +126,17 @@ def history(running: RunningServer, rule: str) -> list[tuple[str, int | None]]:
         return [(row.status, row.silence_id) for row in conn.execute(query)]
 
 
+def backup_fails_under_silence(running: RunningServer, clock: Clock, duration: str, **labels: str) -> int:
+    """The ``backup`` monitor fails at T0 under a new silence of ``cron-failing`` (matching ``labels``)
+    for ``duration``; one round held its message back. The silence's id."""
+    api(running, "POST", "/monitors", json={"slug": "backup", "config": {"schedule": "0 2 * * *"}})
+    muted = silence(running, duration, rule="cron-failing", **labels)
+    ping(running, "backup", "fail")
+    changes(running, 1)
+    settle(running, clock, T0 + 1)
+    return muted
+
+
 def crash(message: str) -> dict[str, Any]:
     error = {"type": "PaymentError", "message": message}
     return donation(level="error", kind="error", message=message, error=error)
@@ -136,11 +147,7 @@ def test_it_sends_a_held_back_cron_failure_once_when_its_silence_ends_while_the_
 ) -> None:
     clock = Clock(T0)
     with server(tmp_path, clock, slack_webhook_url=slack.url, database_url=state_url) as running:
-        api(running, "POST", "/monitors", json={"slug": "backup", "config": {"schedule": "0 2 * * *"}})
-        muted = silence(running, "30m", rule="cron-failing", monitor="backup")
-        ping(running, "backup", "fail")
-        changes(running, 1)
-        settle(running, clock, T0 + 1)
+        muted = backup_fails_under_silence(running, clock, "30m", monitor="backup")
         settle(running, clock, T0 + 600)  # the silence still holds
         assert slack.texts() == []
         assert history(running, "cron-failing") == [("silenced", muted)]
@@ -159,11 +166,7 @@ def test_it_does_not_send_a_held_back_cron_failure_when_the_monitor_recovered_be
 ) -> None:
     clock = Clock(T0)
     with server(tmp_path, clock, slack_webhook_url=slack.url) as running:
-        api(running, "POST", "/monitors", json={"slug": "backup", "config": {"schedule": "0 2 * * *"}})
-        muted = silence(running, "2h", rule="cron-failing", monitor="backup")
-        ping(running, "backup", "fail")
-        changes(running, 1)
-        settle(running, clock, T0 + 1)
+        muted = backup_fails_under_silence(running, clock, "2h", monitor="backup")
         clock.at = T0 + 300
         ping(running, "backup")  # recovered, still silenced: nothing was announced, nothing to resolve
         changes(running, 2)
@@ -182,11 +185,7 @@ def test_a_new_episode_is_announced_on_its_own_and_does_not_bring_back_the_held_
 ) -> None:
     clock = Clock(T0)
     with server(tmp_path, clock, slack_webhook_url=slack.url) as running:
-        api(running, "POST", "/monitors", json={"slug": "backup", "config": {"schedule": "0 2 * * *"}})
-        muted = silence(running, "10m", rule="cron-failing", monitor="backup")
-        ping(running, "backup", "fail")
-        changes(running, 1)
-        settle(running, clock, T0 + 1)
+        muted = backup_fails_under_silence(running, clock, "10m", monitor="backup")
         clock.at = T0 + 300
         ping(running, "backup")
         changes(running, 2)
@@ -202,7 +201,7 @@ def test_a_new_episode_is_announced_on_its_own_and_does_not_bring_back_the_held_
     assert log == [("silenced", muted), ("silenced", muted), ("sent", None)]
 
 
-def test_it_sends_a_held_back_new_issue_once_across_a_restart_when_its_silence_is_expired_by_hand(
+def test_it_sends_a_held_back_new_issue_once_from_a_reopened_server_when_its_silence_is_expired_by_hand(
     tmp_path: Path, slack: SlackReceiver, state_url: str
 ) -> None:
     clock = Clock(T0)
@@ -349,11 +348,7 @@ def test_a_recovery_right_after_the_silence_ended_is_not_sent_for_a_failure_neve
 ) -> None:
     clock = Clock(T0)
     with server(tmp_path, clock, slack_webhook_url=slack.url) as running:
-        api(running, "POST", "/monitors", json={"slug": "backup", "config": {"schedule": "0 2 * * *"}})
-        muted = silence(running, "10m", rule="cron-failing")
-        ping(running, "backup", "fail")
-        changes(running, 1)
-        settle(running, clock, T0 + 1)
+        muted = backup_fails_under_silence(running, clock, "10m")
         clock.at = T0 + 605  # the silence ended; the monitor recovers before any follow-up ran
         ping(running, "backup")
         changes(running, 2)
