@@ -97,9 +97,9 @@ class Queries:
         started = time.perf_counter()
         timer.start()
         thread = threading.Thread(target=run, name="opswatch-query", daemon=True)
-        with self._lock:
+        with self._lock:  # started under the lock: ``wait`` never sees a thread it cannot join yet
             self._threads.add(thread)
-        thread.start()
+            thread.start()
         stopped = (
             f"the query ran longer than {timeout:g} s and was stopped; "
             "narrow it (a time range, fewer columns) or allow more time"
