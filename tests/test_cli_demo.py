@@ -171,7 +171,10 @@ def watch_rule(
         if time.monotonic() >= since and states and (not seen or seen[-1] != states[0]):
             seen.append(states[0])
         kinds = [row["kind"] for row in reversed(answer["history"])]  # oldest first
-        if "firing" in kinds and "resolved" in kinds[kinds.index("firing") :]:
+        resolved = "firing" in kinds and "resolved" in kinds[kinds.index("firing") :]
+        # the answer reads the instances, then the history: a round may resolve in between, so the
+        # instance's own state is awaited too (the next poll shows it)
+        if resolved and seen and seen[-1] not in ("pending", "firing"):
             return seen
         assert time.monotonic() < deadline, f"{rule} never fired and resolved; states {seen}, {answer}"
         time.sleep(0.2)
